@@ -1,0 +1,3 @@
+from k3dtui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,77 @@
+"""argv → settings → either the TUI or a headless command.
+
+Every subcommand lives in ``k3dtui/commands/<module>.py`` and registers itself through
+``register(subparsers, common)``; ``common`` carries ``--sim`` and ``--name``.
+Errors of k3dtui's own (``K3dtuiError``) print one line and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from k3dtui import __version__
+from k3dtui.core.errors import K3dtuiError
+
+DEFAULT_NAME = "simple-app-cluster"
+
+COMMAND_MODULES = ("doctor", "sim", "cluster", "pool", "actions", "load")
+
+
+def common_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("cluster")
+    group.add_argument(
+        "--sim",
+        action="store_true",
+        help="use the embedded simulated cluster instead of k3d (the default when Docker or k3d is missing)",
+    )
+    group.add_argument(
+        "--name", default=DEFAULT_NAME, help=f"the cluster name (default: {DEFAULT_NAME})"
+    )
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_parser()
+    parser = argparse.ArgumentParser(
+        prog="k3dtui",
+        parents=[common],
+        description=(
+            "Build a multi-node k3d cluster with MetalLB and a load-balanced FastAPI app, then "
+            "watch Kubernetes balance traffic: pods per node, live, with the responses each pod "
+            "served. Without a subcommand, opens the terminal UI."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"k3dtui {__version__}")
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        help="TUI: disable every action that changes the cluster",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        importlib.import_module(f"k3dtui.commands.{module}").register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            from k3dtui.ui.app import run_tui
+
+            return run_tui(args)
+        code: int = args.func(args)
+        return code
+    except K3dtuiError as exc:
+        print(f"k3dtui: error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"k3dtui: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("k3dtui: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,113 @@
+"""Plain data the UI and the CLI render: the live cluster picture and load snapshots.
+
+Produced by ``core.state`` (watched cluster state) and ``core.load`` (the load
+generator); frozen so a snapshot can be handed across threads safely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+ConnectionMode = Literal["keep-alive", "new-connection"]
+
+
+@dataclass(frozen=True)
+class PodView:
+    uid: str
+    name: str
+    node: str  # "" while unscheduled
+    status: str  # as kubectl prints it: Pending, ContainerCreating, Running, Terminating, Completed, ErrImageNeverPull...
+    ready: bool
+    ready_text: str  # "1/1"
+    ip: str
+    restarts: int
+    created: float  # epoch seconds (age = now - created)
+    deleting: bool  # deletionTimestamp set
+
+
+@dataclass(frozen=True)
+class NodeView:
+    name: str
+    roles: str  # "control-plane,master" or "<none>"/"agent"
+    ip: str
+    ready: bool
+
+
+@dataclass(frozen=True)
+class ServiceView:
+    name: str
+    external_ip: str  # "" while pending
+    port: int
+    announcing_node: str  # from ServiceL2Status, "" when unknown
+
+
+@dataclass(frozen=True)
+class DeploymentView:
+    name: str
+    desired: int
+    ready: int
+    updated: int
+    available: int
+
+
+@dataclass(frozen=True)
+class ClusterEvent:
+    """A Kubernetes Event worth showing (Killing, SuccessfulCreate, Scheduled, IPAllocated...)."""
+
+    time: float
+    reason: str
+    object: str  # "pod/fastapi-...-abcde"
+    message: str
+    type: str = "Normal"
+
+
+@dataclass(frozen=True)
+class ClusterSnapshot:
+    nodes: tuple[NodeView, ...] = ()
+    pods: tuple[PodView, ...] = ()
+    deployment: DeploymentView | None = None
+    service: ServiceView | None = None
+    events: tuple[ClusterEvent, ...] = ()
+    connected: bool = True  # False while the watches are reconnecting
+    error: str = ""  # the last connection problem, when not connected
+
+    def pods_on(self, node: str) -> list[PodView]:
+        return sorted((p for p in self.pods if p.node == node), key=lambda p: (p.created, p.name))
+
+    @property
+    def unscheduled(self) -> list[PodView]:
+        return [p for p in self.pods if not p.node]
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    url: str = ""  # http://host:port/ to aim at (the dial address of the Service)
+    mode: ConnectionMode = "new-connection"
+    concurrency: int = 16
+    rate: float | None = None  # requests per second over all workers; None = as fast as possible
+    duration: float | None = 30.0  # seconds; at least one of duration/requests is set
+    requests: int | None = None
+    timeout: float = 2.0
+
+
+@dataclass(frozen=True)
+class LoadSnapshot:
+    """One aggregated tick of the load generator (published ~10 times a second)."""
+
+    running: bool
+    mode: ConnectionMode
+    concurrency: int
+    elapsed: float  # seconds since start
+    requests: int  # responses + errors
+    responses: int
+    rps: float  # over a sliding window
+    rps_history: tuple[float, ...] = ()  # one value per tick, oldest first
+    latency_ms: dict[str, float] = field(default_factory=dict)  # p50/p95/p99 over the window
+    latency_ms_total: dict[str, float] = field(default_factory=dict)  # p50/p95/p99 overall
+    status: dict[int, int] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # refused / reset / timeout / other
+    per_pod: dict[str, int] = field(default_factory=dict)
+    per_node: dict[str, int] = field(default_factory=dict)
+    gone_pods: frozenset[str] = frozenset()  # pods that died (kept with their counts)
+    finished_reason: str = ""  # "duration", "requests", "stopped", or an error

@@ -1,0 +1,253 @@
+"""The simulated cluster's object store.
+
+Objects are plain JSON dicts kept by (group, version, resource), namespace and name. One
+global integer resourceVersion is bumped on every write; a ring of recent events lets a
+watch resume from a resourceVersion (or be told 410 Expired when it is too old). Writes
+are fanned out synchronously to subscribers (controllers enqueue work; API watches
+filter and forward).
+
+All methods run on the simulator's event loop thread; nothing here is thread-safe.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class GVR:
+    group: str
+    version: str
+    resource: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def __str__(self) -> str:
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+
+class ApiError(Exception):
+    """A Kubernetes ``Status`` failure: code, reason, message and optional details."""
+
+    def __init__(
+        self,
+        code: int,
+        reason: str,
+        message: str,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details or {}
+
+    def status(self) -> Obj:
+        out: Obj = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
+        if self.details:
+            out["details"] = self.details
+        return out
+
+
+def not_found(gvr: GVR, name: str) -> ApiError:
+    return ApiError(404, "NotFound", f'{gvr} "{name}" not found', {"name": name, "group": gvr.group, "kind": gvr.resource})
+
+
+def now_rfc3339() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One change: ``type`` is ADDED, MODIFIED or DELETED; ``obj`` is the stored state."""
+
+    type: str
+    gvr: GVR
+    obj: Obj
+    rv: int
+    old: Obj | None = None
+
+    @property
+    def namespace(self) -> str:
+        return str(self.obj.get("metadata", {}).get("namespace", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.obj["metadata"]["name"])
+
+
+Key = tuple[GVR, str, str]
+Subscriber = Callable[[Event], None]
+
+
+class Store:
+    def __init__(self, window: int = 4000) -> None:
+        self._objects: dict[Key, Obj] = {}
+        self._rv = 1
+        self._ring: collections.deque[Event] = collections.deque(maxlen=window)
+        self._subscribers: list[Subscriber] = []
+
+    # -- reads ---------------------------------------------------------------
+    @property
+    def resource_version(self) -> int:
+        return self._rv
+
+    def get(self, gvr: GVR, namespace: str, name: str) -> Obj | None:
+        obj = self._objects.get((gvr, namespace, name))
+        return copy.deepcopy(obj) if obj is not None else None
+
+    def peek(self, gvr: GVR, namespace: str, name: str) -> Obj | None:
+        """Like ``get`` without the copy: the caller must not mutate the result."""
+        return self._objects.get((gvr, namespace, name))
+
+    def require(self, gvr: GVR, namespace: str, name: str) -> Obj:
+        obj = self.get(gvr, namespace, name)
+        if obj is None:
+            raise not_found(gvr, name)
+        return obj
+
+    def iter(self, gvr: GVR, namespace: str | None = None) -> Iterator[Obj]:
+        """Stored objects of one resource (not copied: do not mutate)."""
+        for (g, ns, _), obj in list(self._objects.items()):
+            if g == gvr and (namespace is None or ns == namespace):
+                yield obj
+
+    def list_objects(self, gvr: GVR, namespace: str | None = None) -> tuple[list[Obj], int]:
+        items = [copy.deepcopy(o) for o in self.iter(gvr, namespace)]
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return items, self._rv
+
+    def resources(self) -> set[GVR]:
+        return {k[0] for k in self._objects}
+
+    # -- writes --------------------------------------------------------------
+    def create(self, gvr: GVR, obj: Obj) -> Obj:
+        meta = obj.setdefault("metadata", {})
+        ns = str(meta.get("namespace", ""))
+        name = meta.get("name")
+        if not name:
+            raise ApiError(422, "Invalid", "metadata.name: Required value: name or generateName is required")
+        key = (gvr, ns, str(name))
+        if key in self._objects:
+            raise ApiError(
+                409, "AlreadyExists", f'{gvr} "{name}" already exists',
+                {"name": name, "group": gvr.group, "kind": gvr.resource},
+            )
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", now_rfc3339())
+        meta.setdefault("generation", 1)
+        stored = self._bump(obj)
+        self._objects[key] = stored
+        self._emit(Event("ADDED", gvr, copy.deepcopy(stored), self._rv))
+        return copy.deepcopy(stored)
+
+    def update(self, gvr: GVR, obj: Obj, *, expect_rv: str | None = None) -> Obj:
+        """Replace a stored object. ``expect_rv`` (when given) must match, else 409."""
+        meta = obj["metadata"]
+        ns = str(meta.get("namespace", ""))
+        name = str(meta["name"])
+        key = (gvr, ns, name)
+        old = self._objects.get(key)
+        if old is None:
+            raise not_found(gvr, name)
+        if expect_rv and expect_rv != old["metadata"]["resourceVersion"]:
+            raise ApiError(
+                409, "Conflict",
+                f'Operation cannot be fulfilled on {gvr} "{name}": the object has been modified; '
+                "please apply your changes to the latest version and try again",
+                {"name": name, "group": gvr.group, "kind": gvr.resource},
+            )
+        # identity fields are the server's
+        for field in ("uid", "creationTimestamp"):
+            meta[field] = old["metadata"][field]
+        gen = int(old["metadata"].get("generation", 1))
+        if _spec_of(obj) != _spec_of(old):
+            gen += 1
+        meta["generation"] = gen
+        if obj == old:
+            return copy.deepcopy(old)
+        stored = self._bump(obj)
+        self._objects[key] = stored
+        self._emit(Event("MODIFIED", gvr, copy.deepcopy(stored), self._rv, old=copy.deepcopy(old)))
+        return copy.deepcopy(stored)
+
+    def mutate(self, gvr: GVR, namespace: str, name: str, fn: Callable[[Obj], None]) -> Obj | None:
+        """Read-modify-write for controllers: ``fn`` edits a copy; no-op when unchanged.
+
+        Returns the stored object, or ``None`` when it no longer exists.
+        """
+        current = self.get(gvr, namespace, name)
+        if current is None:
+            return None
+        before = copy.deepcopy(current)
+        fn(current)
+        if current == before:
+            return current
+        return self.update(gvr, current)
+
+    def delete(self, gvr: GVR, namespace: str, name: str) -> Obj:
+        key = (gvr, namespace, name)
+        old = self._objects.pop(key, None)
+        if old is None:
+            raise not_found(gvr, name)
+        gone = self._bump(copy.deepcopy(old))
+        self._emit(Event("DELETED", gvr, copy.deepcopy(gone), self._rv, old=old))
+        return gone
+
+    # -- events --------------------------------------------------------------
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        """Call ``fn`` after every write (synchronously). Returns an unsubscribe function."""
+        self._subscribers.append(fn)
+
+        def unsubscribe() -> None:
+            if fn in self._subscribers:
+                self._subscribers.remove(fn)
+
+        return unsubscribe
+
+    def events_since(self, rv: int) -> list[Event] | None:
+        """Events with resourceVersion > ``rv``, or ``None`` when ``rv`` is older than the ring."""
+        if rv >= self._rv:
+            return []
+        if not self._ring or self._ring[0].rv > rv + 1:
+            oldest = self._ring[0].rv - 1 if self._ring else self._rv
+            if rv < oldest:
+                return None
+        return [e for e in self._ring if e.rv > rv]
+
+    @property
+    def oldest_rv(self) -> int:
+        return self._ring[0].rv - 1 if self._ring else self._rv
+
+    def _bump(self, obj: Obj) -> Obj:
+        self._rv += 1
+        obj["metadata"]["resourceVersion"] = str(self._rv)
+        return obj
+
+    def _emit(self, event: Event) -> None:
+        self._ring.append(event)
+        for fn in list(self._subscribers):
+            fn(event)
+
+
+def _spec_of(obj: Obj) -> Any:
+    """What bumps ``generation``: everything but metadata and status."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}

@@ -1,0 +1,1 @@
+"""k3dtui ui.widgets."""
