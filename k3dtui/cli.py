@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             from k3dtui.ui.app import run_tui
 
-            return run_tui(args)
+            return int(run_tui(args))
         code: int = args.func(args)
         return code
     except K3dtuiError as exc:
