@@ -1,0 +1,227 @@
+"""Server-side apply and reads through the kubernetes ``DynamicClient`` (the setup pipeline's
+one way of writing to a cluster).
+
+Everything here is synchronous (the kubernetes client is); the pipeline runs these calls in
+worker threads. Failures become ``K3dtuiError`` with one line saying what failed: an API
+refusal keeps the server's message, an unreachable API server says so and what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubernetes.client import ApiClient
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import (
+    DynamicApiError,
+    ResourceNotFoundError,
+)
+
+from k3dtui.core import paths
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.kube import make_api_client
+
+Obj = dict[str, Any]
+T = TypeVar("T")
+
+FIELD_MANAGER = "k3dtui"
+
+
+class ApiRefused(K3dtuiError):
+    """The API server answered with an error status (``status``, ``reason``, ``body``)."""
+
+    def __init__(self, message: str, *, status: int, reason: str, body: str, hint: str = "") -> None:
+        super().__init__(message, hint)
+        self.status = status
+        self.reason = reason
+        self.body = body
+
+
+class ApiUnreachable(K3dtuiError):
+    """The API server could not be reached at all."""
+
+
+def describe(obj: Obj) -> str:
+    """``Kind namespace/name`` (or ``Kind name`` when cluster-scoped)."""
+    meta = obj.get("metadata") or {}
+    ns = meta.get("namespace")
+    name = meta.get("name", "?")
+    return f"{obj.get('kind', '?')} {ns}/{name}" if ns else f"{obj.get('kind', '?')} {name}"
+
+
+def status_message(body: str | bytes | None) -> str:
+    """The ``message`` of a Kubernetes ``Status`` body, else the body itself (shortened)."""
+    if body is None:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+    try:
+        data = json.loads(text)
+        if isinstance(data, dict) and data.get("message"):
+            return str(data["message"])
+    except ValueError:
+        pass
+    return text.strip()[:300]
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import urllib3.exceptions
+
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(
+            cur,
+            urllib3.exceptions.MaxRetryError
+            | urllib3.exceptions.NewConnectionError
+            | urllib3.exceptions.ProtocolError
+            | urllib3.exceptions.TimeoutError
+            | ConnectionError
+            | TimeoutError,
+        ):
+            return True
+        cur = cur.__cause__ or cur.__context__
+    return False
+
+
+class Kube:
+    """A DynamicClient bound to one kubeconfig/context, with the calls the pipeline needs."""
+
+    def __init__(self, kubeconfig: Path, context: str | None = None) -> None:
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.api_client: ApiClient = make_api_client(kubeconfig, context)
+        self.api_client.configuration.retries = 0
+        self.host = str(self.api_client.configuration.host)
+        digest = hashlib.sha256(self.host.encode()).hexdigest()[:16]
+        cache = paths.cache_dir() / "discovery"
+        cache.mkdir(parents=True, exist_ok=True)
+        self._cache_file = cache / f"{digest}.json"
+        self._dyn: DynamicClient | None = None
+
+    # -- plumbing -------------------------------------------------------------------------
+    def guard(self, doing: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` turning client exceptions into k3dtui errors that say what was being done."""
+        try:
+            return fn()
+        except K3dtuiError:
+            raise
+        except (ApiException, DynamicApiError) as exc:
+            status = int(getattr(exc, "status", 0) or 0)
+            reason = str(getattr(exc, "reason", "") or "")
+            body = getattr(exc, "body", None)
+            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+            msg = status_message(text) or reason or str(exc)
+            raise ApiRefused(
+                f"{doing}: the API server refused ({status} {reason}): {msg}",
+                status=status,
+                reason=reason,
+                body=text,
+            ) from exc
+        except Exception as exc:
+            if _is_connection_error(exc):
+                raise ApiUnreachable(
+                    f"{doing}: cannot reach the Kubernetes API server at {self.host}",
+                    "check the cluster is running (`k3dtui status`), then run `k3dtui up` again",
+                ) from exc
+            raise
+
+    @property
+    def dyn(self) -> DynamicClient:
+        if self._dyn is None:
+            self._dyn = self.guard(
+                "reading the API server's discovery",
+                lambda: DynamicClient(self.api_client, cache_file=str(self._cache_file)),
+            )
+        return self._dyn
+
+    def resource(self, api_version: str, kind: str) -> Any:
+        def find() -> Any:
+            try:
+                return self.dyn.resources.get(api_version=api_version, kind=kind)
+            except ResourceNotFoundError as exc:
+                raise K3dtuiError(
+                    f"the API server does not serve {kind} ({api_version})",
+                    "for a custom resource, its CustomResourceDefinition must be established first",
+                ) from exc
+
+        return self.guard(f"looking up {kind} ({api_version})", find)
+
+    # -- calls -----------------------------------------------------------------------------
+    def apply(self, obj: Obj) -> Obj:
+        """Server-side apply ``obj`` (field manager ``k3dtui``, force on conflicts)."""
+        res = self.resource(str(obj["apiVersion"]), str(obj["kind"]))
+        meta = obj.get("metadata") or {}
+
+        def call() -> Obj:
+            out = self.dyn.server_side_apply(
+                res,
+                body=obj,
+                name=meta.get("name"),
+                namespace=meta.get("namespace") if res.namespaced else None,
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+            return dict(out.to_dict())
+
+        return self.guard(f"applying {describe(obj)}", call)
+
+    def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        res = self.resource(api_version, kind)
+
+        def call() -> Obj | None:
+            try:
+                out = res.get(name=name, namespace=namespace) if res.namespaced else res.get(name=name)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            except DynamicApiError as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            return dict(out.to_dict())
+
+        where = f"{namespace}/{name}" if namespace else name
+        return self.guard(f"reading {kind} {where}", call)
+
+    def list(
+        self,
+        api_version: str,
+        kind: str,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Obj]:
+        res = self.resource(api_version, kind)
+
+        def call() -> list[Obj]:
+            kwargs: dict[str, Any] = {}
+            if namespace is not None and res.namespaced:
+                kwargs["namespace"] = namespace
+            if label_selector:
+                kwargs["label_selector"] = label_selector
+            out = res.get(**kwargs)
+            return [dict(item) for item in out.to_dict().get("items") or []]
+
+        return self.guard(f"listing {kind}", call)
+
+    def try_get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        """Like ``get`` but a kind the server does not serve (yet) is simply absent."""
+        try:
+            return self.get(api_version, kind, name, namespace)
+        except ApiUnreachable:
+            raise
+        except ApiRefused:
+            raise
+        except K3dtuiError:
+            return None
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.api_client.close()
