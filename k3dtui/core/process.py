@@ -1,0 +1,143 @@
+"""The one way k3dtui runs a program: an argv list (never a shell), output streamed line by
+line as it comes, an optional timeout, and clear errors for a non-zero exit or a missing
+executable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.provider import LineSink
+
+TAIL_LINES = 20
+
+INSTALL_HINTS: dict[str, str] = {
+    "k3d": "install k3d v5 (https://k3d.io/#installation) and make sure it is on PATH, "
+    "or run with --sim for the simulated cluster",
+    "docker": "install Docker (https://docs.docker.com/engine/install/) and start it",
+    "kubectl": "install kubectl (https://kubernetes.io/docs/tasks/tools/)",
+}
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+class CommandError(K3dtuiError):
+    """A program exited non-zero (or timed out). Carries the command and its stderr tail."""
+
+    def __init__(
+        self, argv: list[str], returncode: int | None, stderr: str, hint: str = ""
+    ) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        lines = [ln for ln in stderr.splitlines() if ln.strip()]
+        self.stderr_tail = "\n".join(lines[-TAIL_LINES:])
+        last = lines[-1].strip() if lines else ""
+        shown = shlex.join(argv[:4]) + (" ..." if len(argv) > 4 else "")
+        if returncode is None:
+            what = f"`{shown}` timed out"
+        else:
+            what = f"`{shown}` failed (exit {returncode})"
+        message = f"{what}: {last}" if last else what
+        if not hint:
+            hint = "its output is above" if lines else "it printed nothing on stderr"
+        super().__init__(message, hint)
+
+
+def missing_executable(name: str) -> K3dtuiError:
+    hint = INSTALL_HINTS.get(os.path.basename(name), f"install {name} and make sure it is on PATH")
+    return K3dtuiError(f"{name} is not installed (not found on PATH)", hint)
+
+
+def which(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    path = (env or os.environ).get("PATH")
+    return shutil.which(name, path=path)
+
+
+async def _pump(
+    stream: asyncio.StreamReader | None, sink: list[str], on_line: LineSink | None
+) -> None:
+    if stream is None:
+        return
+    while True:
+        raw = await stream.readline()
+        if not raw:
+            return
+        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        sink.append(line)
+        if on_line is not None:
+            on_line(line)
+
+
+async def run(
+    argv: list[str],
+    *,
+    on_line: LineSink | None = None,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    hint: str = "",
+    stdin: bytes | None = None,
+) -> ProcessResult:
+    """Run ``argv``; every stdout and stderr line goes to ``on_line`` as it arrives.
+
+    Non-zero exit → ``CommandError`` (unless ``check=False``); a timeout kills the program
+    and raises ``CommandError`` with ``returncode`` None; a missing program → ``K3dtuiError``
+    saying how to install it.
+    """
+    if not argv:
+        raise ValueError("empty argv")
+    full_env = dict(os.environ if env is None else env)
+    exe = argv[0]
+    if os.sep not in exe and which(exe, full_env) is None:
+        raise missing_executable(exe)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=full_env,
+        )
+    except FileNotFoundError:
+        raise missing_executable(exe) from None
+    except PermissionError:
+        raise K3dtuiError(f"{exe} is not executable", f"check the permissions of {exe}") from None
+    out: list[str] = []
+    err: list[str] = []
+
+    async def communicate() -> int:
+        if stdin is not None and proc.stdin is not None:
+            proc.stdin.write(stdin)
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                await proc.stdin.drain()
+            proc.stdin.close()
+        await asyncio.gather(_pump(proc.stdout, out, on_line), _pump(proc.stderr, err, on_line))
+        return await proc.wait()
+
+    try:
+        code = await asyncio.wait_for(communicate(), timeout)
+    except (TimeoutError, asyncio.CancelledError) as exc:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(proc.wait(), 5)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        raise CommandError(
+            argv, None, "\n".join(err), hint or f"it did not finish within {timeout:g} s"
+        ) from None
+    result = ProcessResult(code, "\n".join(out), "\n".join(err))
+    if check and code != 0:
+        raise CommandError(argv, code, result.stderr or result.stdout, hint)
+    return result

@@ -1,0 +1,58 @@
+"""Which provider k3dtui uses: k3d when Docker answers and k3d v5 is on PATH, else the
+embedded simulated cluster, with the reason either way."""
+
+from __future__ import annotations
+
+from k3dtui.core import docker as dockerx
+from k3dtui.core import k3d
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.provider import Provider
+
+
+def probe_docker(timeout: float = 3.0) -> tuple[bool, str]:
+    """(answers, one line: the engine version or why not)."""
+    try:
+        cli = dockerx.connect(timeout=timeout)
+        version = cli.version().get("Version", "?")
+    except K3dtuiError as exc:
+        return False, exc.message
+    except Exception as exc:  # any SDK/transport failure is "not reachable"
+        return False, dockerx.not_reachable(exc).message
+    return True, f"Docker {version} at {dockerx.engine_address()}"
+
+
+def probe_k3d(timeout: float = 10.0) -> tuple[bool, str]:
+    """(k3d v5 usable, one line: the version or why not)."""
+    try:
+        version = k3d.version_sync(timeout=timeout)
+        k3d.require_v5(version)
+    except K3dtuiError as exc:
+        return False, exc.message
+    return True, f"k3d {version}"
+
+
+def k3d_usable() -> tuple[bool, str]:
+    """(the k3d provider can be used, the reason)."""
+    docker_ok, docker_why = probe_docker()
+    if not docker_ok:
+        return False, docker_why
+    k3d_ok, k3d_why = probe_k3d()
+    if not k3d_ok:
+        return False, k3d_why
+    return True, f"{docker_why} and {k3d_why} on PATH"
+
+
+def select_provider(name: str, force_sim: bool) -> tuple[Provider, str]:
+    """(provider, one-line reason it was chosen)."""
+    if not force_sim:
+        ok, why = k3d_usable()
+        if ok:
+            from k3dtui.core.k3d_provider import K3dProvider
+
+            return K3dProvider(name), f"k3d: {why}"
+        reason = f"simulated cluster: {why}"
+    else:
+        reason = "simulated cluster: --sim given"
+    from k3dtui.sim.provider import SimProvider
+
+    return SimProvider(name), reason
