@@ -1,0 +1,706 @@
+"""The load generator's worker: runs in its own process with its own event loop.
+
+The hot loop is a minimal HTTP/1.1 client on asyncio protocols (uvloop when installed):
+it writes one fixed GET per request and parses only the status line, Content-Length /
+chunked framing, ``Connection`` and the ``X-Pod``/``X-Node`` headers. Every response or
+error lands in cumulative counters and a latency histogram; about ten times a second the
+worker sends one aggregated snapshot (a plain dict) to the parent over a pipe, and only
+while the parent keeps acknowledging them, so a parent that stops reading never blocks
+the loop.
+
+Messages from the parent: ``("update", {field: value})``, ``("reset",)``, ``("ack", n)``,
+``("stop",)``. The run ends by itself at its deadline or request count, on ``stop``, on the
+stop event, when the pipe reaches EOF or when the parent process is gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import math
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+TICK = 0.1  # seconds between snapshots
+RPS_WINDOW = 1.0  # seconds: sliding window of the requests-per-second figure
+LATENCY_WINDOW = 5.0  # seconds: sliding window of the windowed percentiles
+HISTORY = 300  # rps values kept for a sparkline (one per tick)
+MAX_UNACKED = 4  # snapshots in flight before the worker waits for the parent
+MAX_HEAD = 65536  # bytes of response head accepted
+LINGER = 1.0  # seconds a closed-by-us connection may wait for the server's FIN
+
+# Latency histogram: logarithmic buckets of about 2% width, from 1 µs up.
+_BASE = 1.02
+_INV_LOG_BASE = 1.0 / math.log(_BASE)
+_BUCKETS = int(math.log(600e6) * _INV_LOG_BASE) + 2  # up to 10 minutes
+
+ERROR_KINDS = ("refused", "reset", "timeout", "other")
+
+
+class _Conn(Protocol):
+    def send(self, obj: Any) -> None: ...
+    def recv(self) -> Any: ...
+    def poll(self, timeout: float | None = ...) -> bool: ...
+    def fileno(self) -> int: ...
+    def close(self) -> None: ...
+
+
+class _Event(Protocol):
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where requests go, resolved once: a numeric address, the port and the request bytes."""
+
+    host: str
+    port: int
+    keep_alive_request: bytes
+    close_request: bytes
+
+    @classmethod
+    def from_url(cls, url: str) -> Target:
+        host, port, path, netloc = parse_url(url)
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        address = str(infos[0][4][0])
+        head = f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\nUser-Agent: k3dtui-load\r\nAccept: */*\r\n"
+        return cls(
+            host=address,
+            port=port,
+            keep_alive_request=(head + "\r\n").encode("latin-1"),
+            close_request=(head + "Connection: close\r\n\r\n").encode("latin-1"),
+        )
+
+
+def parse_url(url: str) -> tuple[str, int, str, str]:
+    """``http://host[:port][/path]`` → (host, port, path with query, netloc). Raises ValueError."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"malformed URL {url!r}: {exc}") from None
+    if parts.scheme != "http":
+        raise ValueError(f"URL {url!r} must start with http:// (https is not supported)")
+    if not parts.hostname:
+        raise ValueError(f"URL {url!r} has no host")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return parts.hostname, port or 80, path, parts.netloc
+
+
+def bucket_of(seconds: float) -> int:
+    us = seconds * 1e6
+    if us <= 1.0:
+        return 0
+    index = int(math.log(us) * _INV_LOG_BASE) + 1
+    return index if index < _BUCKETS else _BUCKETS - 1
+
+
+def bucket_value_ms(index: int) -> float:
+    """The representative latency of a bucket (geometric middle), in milliseconds."""
+    if index <= 0:
+        return 0.001
+    return float(_BASE ** (index - 0.5)) / 1000.0
+
+
+def percentiles(hist: list[int] | dict[int, int], total: int) -> dict[str, float]:
+    """p50/p95/p99 in ms from bucket counts (empty dict when there are no samples)."""
+    if total <= 0:
+        return {}
+    items = sorted(hist.items()) if isinstance(hist, dict) else list(enumerate(hist))
+    wanted = [("p50", 0.50), ("p95", 0.95), ("p99", 0.99)]
+    out: dict[str, float] = {}
+    seen = 0
+    k = 0
+    for index, count in items:
+        if not count:
+            continue
+        seen += count
+        while k < len(wanted) and seen >= math.ceil(wanted[k][1] * total):
+            out[wanted[k][0]] = round(bucket_value_ms(index), 4)
+            k += 1
+        if k == len(wanted):
+            break
+    return out
+
+
+def classify(exc: BaseException) -> str:
+    """refused / reset / timeout / other."""
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError | EOFError):
+        return "reset"
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ECONNREFUSED:
+            return "refused"
+        if exc.errno in (errno.ECONNRESET, errno.EPIPE, errno.ECONNABORTED):
+            return "reset"
+        if exc.errno == errno.ETIMEDOUT:
+            return "timeout"
+    return "other"
+
+
+class BadResponse(Exception):
+    """The peer answered something that is not HTTP/1.x."""
+
+
+_CL = b"\r\ncontent-length:"
+_TE = b"\r\ntransfer-encoding:"
+_CONN = b"\r\nconnection:"
+_XPOD = b"\r\nx-pod:"
+_XNODE = b"\r\nx-node:"
+_UNKNOWN = b"unknown"
+
+
+def _header(head: bytes, lower: bytes, name: bytes) -> bytes | None:
+    i = lower.find(name)
+    if i < 0:
+        return None
+    start = i + len(name)
+    end = head.find(b"\r\n", start)
+    return (head[start:] if end < 0 else head[start:end]).strip()
+
+
+class HttpConnection(asyncio.Protocol):
+    """One HTTP/1.1 client connection: one request at a time, responses parsed minimally."""
+
+    __slots__ = (
+        "_body_left",
+        "_buf",
+        "_chunked",
+        "_eof",
+        "_linger",
+        "_loop",
+        "_result",
+        "_until_close",
+        "closed",
+        "keep",
+        "transport",
+        "waiter",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.waiter: asyncio.Future[tuple[int, bytes, bytes]] | None = None
+        self._buf = b""
+        self._result: tuple[int, bytes, bytes] | None = None
+        self._body_left = 0
+        self._chunked = False
+        self._until_close = False
+        self._eof = False
+        self._linger: asyncio.TimerHandle | None = None
+        self.closed = False
+        self.keep = True
+
+    # --- asyncio.Protocol ---
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        if self.waiter is None:
+            return  # nothing asked for: ignore (the connection is then not reused)
+        self._buf = self._buf + data if self._buf else data
+        try:
+            self._parse()
+        except BadResponse as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool | None:
+        self._eof = True
+        self.keep = False
+        if self.waiter is not None and self._until_close and self._result is not None:
+            self._complete()
+        return None  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.keep = False
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        if self.waiter is not None:
+            if self._until_close and self._result is not None:
+                self._complete()
+            else:
+                self._fail(exc if exc is not None else ConnectionResetError("connection closed"))
+
+    # --- requests ---
+    def request(self, data: bytes) -> asyncio.Future[tuple[int, bytes, bytes]]:
+        """Send one request; the future gives (status, x-pod, x-node)."""
+        fut: asyncio.Future[tuple[int, bytes, bytes]] = self._loop.create_future()
+        if self.closed or self.transport is None or self.transport.is_closing():
+            fut.set_exception(ConnectionResetError("connection closed"))
+            return fut
+        self.waiter = fut
+        self._buf = b""
+        self._result = None
+        self._until_close = False
+        self.transport.write(data)
+        return fut
+
+    def finish(self) -> None:
+        """Done with the connection: let the server close first (no TIME_WAIT on our side)."""
+        if self.closed or self.transport is None:
+            return
+        if self._eof:
+            self.transport.close()
+        else:
+            self._linger = self._loop.call_later(LINGER, self.abort)
+
+    def abort(self) -> None:
+        self.keep = False
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    # --- parsing ---
+    def _fail(self, exc: BaseException) -> None:
+        waiter, self.waiter = self.waiter, None
+        self.keep = False
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(exc)
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _complete(self) -> None:
+        waiter, self.waiter = self.waiter, None
+        result, self._result = self._result, None
+        if waiter is not None and not waiter.done() and result is not None:
+            waiter.set_result(result)
+
+    def _parse(self) -> None:
+        buf = self._buf
+        if self._result is None:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEAD:
+                    raise BadResponse("response head too large")
+                return
+            head = buf[:end]
+            if not head.startswith(b"HTTP/1."):
+                raise BadResponse("not an HTTP/1.x response")
+            try:
+                status = int(head[9:12])
+            except ValueError:
+                raise BadResponse("bad status line") from None
+            lower = head.lower()
+            pod = _header(head, lower, _XPOD) or _UNKNOWN
+            node = _header(head, lower, _XNODE) or _UNKNOWN
+            conn = _header(head, lower, _CONN)
+            if (conn is not None and conn.lower() == b"close") or head[5:8] == b"1.0":
+                self.keep = False
+            if 100 <= status < 200:
+                # an interim response: skip it and wait for the final one
+                self._buf = buf[end + 4 :]
+                if self._buf:
+                    self._parse()
+                return
+            self._result = (status, pod, node)
+            buf = buf[end + 4 :]
+            te = _header(head, lower, _TE)
+            cl = _header(head, lower, _CL)
+            if te is not None and b"chunked" in te.lower():
+                self._chunked = True
+            elif cl is not None:
+                self._chunked = False
+                try:
+                    self._body_left = int(cl)
+                except ValueError:
+                    raise BadResponse("bad Content-Length") from None
+            elif status in (204, 304):
+                self._chunked = False
+                self._body_left = 0
+            else:
+                self._chunked = False
+                self._until_close = True
+                self.keep = False
+                self._buf = b""
+                if self._eof:
+                    self._complete()
+                return
+        if self._until_close:
+            self._buf = b""
+            return
+        if self._chunked:
+            self._buf = buf
+            self._parse_chunks()
+            return
+        if len(buf) >= self._body_left:
+            self._buf = b""
+            if len(buf) > self._body_left:
+                self.keep = False  # unexpected extra bytes: do not reuse
+            self._complete()
+        else:
+            self._body_left -= len(buf)
+            self._buf = b""
+
+    def _parse_chunks(self) -> None:
+        buf = self._buf
+        pos = 0
+        while True:
+            line_end = buf.find(b"\r\n", pos)
+            if line_end < 0:
+                break
+            size_text = buf[pos:line_end].split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise BadResponse("bad chunk size") from None
+            if size == 0:
+                # the last chunk, then optional trailers, then an empty line
+                if buf.find(b"\r\n\r\n", line_end) < 0:
+                    break
+                self._buf = b""
+                self._chunked = False
+                self._complete()
+                return
+            chunk_end = line_end + 2 + size + 2
+            if len(buf) < chunk_end:
+                break
+            pos = chunk_end
+        self._buf = buf[pos:]
+
+
+class Stats:
+    """Cumulative counters, a latency histogram, and per-tick windows for the sliding figures."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.requests = 0
+        self.responses = 0
+        self.status: dict[int, int] = {}
+        self.errors: dict[str, int] = {}
+        self.pairs: dict[tuple[bytes, bytes], int] = {}
+        self.hist_total = [0] * _BUCKETS
+        self.tick_hist: dict[int, int] = {}
+        self.tick_count = 0
+        # (time, requests in the tick, histogram of the tick)
+        self.windows: deque[tuple[float, int, dict[int, int]]] = deque()
+        self.history: deque[float] = deque(maxlen=HISTORY)
+        self.epoch = time.monotonic()
+
+    def response(self, status: int, pod: bytes, node: bytes, seconds: float) -> None:
+        self.requests += 1
+        self.responses += 1
+        self.tick_count += 1
+        st = self.status
+        st[status] = st.get(status, 0) + 1
+        key = (pod, node)
+        pairs = self.pairs
+        pairs[key] = pairs.get(key, 0) + 1
+        b = bucket_of(seconds)
+        th = self.tick_hist
+        th[b] = th.get(b, 0) + 1
+
+    def error(self, kind: str) -> None:
+        self.requests += 1
+        self.tick_count += 1
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def tick(self, now: float) -> dict[str, Any]:
+        """Close the current tick; the figures of the snapshot."""
+        hist = self.tick_hist
+        total = self.hist_total
+        for index, count in hist.items():
+            total[index] += count
+        self.windows.append((now, self.tick_count, hist))
+        self.tick_hist = {}
+        self.tick_count = 0
+        while self.windows and self.windows[0][0] < now - LATENCY_WINDOW:
+            self.windows.popleft()
+        since = now - RPS_WINDOW
+        in_window = sum(n for t, n, _ in self.windows if t > since)
+        span = min(RPS_WINDOW, max(now - self.epoch, TICK))
+        rps = in_window / span if span > 0 else 0.0
+        self.history.append(round(rps, 1))
+        window_hist: dict[int, int] = {}
+        for _, _, h in self.windows:
+            for index, count in h.items():
+                window_hist[index] = window_hist.get(index, 0) + count
+        per_pod: dict[str, int] = {}
+        per_node: dict[str, int] = {}
+        for (pod, node), n in self.pairs.items():
+            p = pod.decode("latin-1")
+            d = node.decode("latin-1")
+            per_pod[p] = per_pod.get(p, 0) + n
+            per_node[d] = per_node.get(d, 0) + n
+        return {
+            "requests": self.requests,
+            "responses": self.responses,
+            "rps": round(rps, 1),
+            "rps_history": tuple(self.history),
+            "latency_ms": percentiles(window_hist, sum(window_hist.values())),
+            "latency_ms_total": percentiles(total, self.responses),
+            "status": dict(self.status),
+            "errors": dict(self.errors),
+            "per_pod": per_pod,
+            "per_node": per_node,
+        }
+
+
+@dataclass
+class RunSettings:
+    url: str
+    mode: str
+    concurrency: int
+    rate: float | None
+    duration: float | None
+    requests: int | None
+    timeout: float
+
+
+class Worker:
+    """One run: ``concurrency`` request slots, a ticker, and the parent's commands."""
+
+    def __init__(
+        self,
+        settings: RunSettings,
+        conn: _Conn | None,
+        stop_event: _Event | None = None,
+        parent_pid: int | None = None,
+        publish: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.s = settings
+        self.conn = conn
+        self.stop_event = stop_event
+        self.parent_pid = parent_pid
+        self.publish = publish
+        self.stats = Stats()
+        self.target = Target.from_url(settings.url)
+        self.target_gen = 0
+        self.issued = 0
+        self.unacked = 0
+        self.started = 0.0
+        self.next_slot = 0.0
+        self.slots: dict[int, asyncio.Task[None]] = {}
+        self.active = 0
+        self.finished_reason = ""
+        self.done: asyncio.Event | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    # --- the parent's side of the conversation ---
+    def _on_readable(self) -> None:
+        assert self.conn is not None
+        try:
+            while self.conn.poll(0):
+                self._command(self.conn.recv())
+        except (EOFError, OSError):
+            self._finish("parent gone")
+
+    def _command(self, msg: tuple[Any, ...]) -> None:
+        kind = msg[0]
+        if kind == "ack":
+            self.unacked = max(0, self.unacked - int(msg[1]))
+        elif kind == "stop":
+            self._finish("stopped")
+        elif kind == "reset":
+            self.stats.reset()
+        elif kind == "update":
+            self._update(dict(msg[1]))
+
+    def _update(self, changes: dict[str, Any]) -> None:
+        for key, value in changes.items():
+            if hasattr(self.s, key):
+                setattr(self.s, key, value)
+        if "url" in changes:
+            self.target = Target.from_url(self.s.url)
+            self.target_gen += 1
+        if "concurrency" in changes:
+            self._spawn_slots()
+
+    def _finish(self, reason: str) -> None:
+        if not self.finished_reason:
+            self.finished_reason = reason
+        if self.done is not None:
+            self.done.set()
+
+    # --- the run ---
+    def _spawn_slots(self) -> None:
+        assert self.loop is not None
+        for index in range(self.s.concurrency):
+            task = self.slots.get(index)
+            if task is None or task.done():
+                self.slots[index] = self.loop.create_task(self._slot(index))
+
+    def snapshot(self, final: bool = False) -> dict[str, Any]:
+        now = time.monotonic()
+        figures = self.stats.tick(now)
+        figures.update(
+            running=not final,
+            mode=self.s.mode,
+            concurrency=self.s.concurrency,
+            elapsed=round(now - self.started, 3),
+            finished_reason=self.finished_reason if final else "",
+            final=final,
+        )
+        return figures
+
+    def _send(self, snap: dict[str, Any], force: bool = False) -> None:
+        if self.publish is not None:
+            self.publish(snap)
+        if self.conn is None:
+            return
+        if self.unacked >= MAX_UNACKED and not force:
+            return
+        try:
+            self.conn.send(snap)
+            self.unacked += 1
+        except (OSError, EOFError, ValueError):
+            self._finish("parent gone")
+
+    def _checks(self, now: float) -> None:
+        if self.stop_event is not None and self.stop_event.is_set():
+            self._finish("stopped")
+        if self.parent_pid is not None and os.getppid() != self.parent_pid:
+            self._finish("parent gone")
+        if self.s.duration is not None and now - self.started >= self.s.duration:
+            self._finish("duration")
+
+    async def run(self) -> dict[str, Any]:
+        self.loop = asyncio.get_running_loop()
+        self.done = asyncio.Event()
+        self.started = time.monotonic()
+        self.stats.epoch = self.started
+        if self.conn is not None:
+            self.loop.add_reader(self.conn.fileno(), self._on_readable)
+        self._spawn_slots()
+        try:
+            next_tick = self.started + TICK
+            while not self.done.is_set():
+                timeout = max(0.0, next_tick - time.monotonic())
+                if self.s.duration is not None:
+                    timeout = min(timeout, max(0.0, self.started + self.s.duration - time.monotonic()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.done.wait(), timeout)
+                now = time.monotonic()
+                self._checks(now)
+                self._check_count()
+                if now >= next_tick and not self.done.is_set():
+                    self._send(self.snapshot())
+                    next_tick = max(next_tick + TICK, now + TICK / 2)
+        finally:
+            tasks = list(self.slots.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.conn is not None:
+                with contextlib.suppress(Exception):
+                    self.loop.remove_reader(self.conn.fileno())
+        final = self.snapshot(final=True)
+        self._send(final, force=True)
+        return final
+
+    def _check_count(self) -> None:
+        limit = self.s.requests
+        if limit is not None and self.active == 0 and self.issued >= limit:
+            self._finish("requests")
+
+    def _may_issue(self, index: int) -> bool:
+        if index >= self.s.concurrency or self.finished_reason:
+            return False
+        limit = self.s.requests
+        return limit is None or self.issued < limit
+
+    async def _slot(self, index: int) -> None:
+        loop = self.loop
+        assert loop is not None
+        stats = self.stats
+        conn: HttpConnection | None = None
+        gen = -1
+        failures = 0
+        monotonic = time.monotonic
+        self.active += 1
+        try:
+            while self._may_issue(index):
+                self.issued += 1
+                s = self.s
+                if s.rate:
+                    now = monotonic()
+                    slot = self.next_slot if self.next_slot > now else now
+                    self.next_slot = slot + 1.0 / s.rate
+                    if slot > now:
+                        await asyncio.sleep(slot - now)
+                keep_alive = s.mode == "keep-alive"
+                if conn is not None and (not keep_alive or gen != self.target_gen or not conn.keep):
+                    conn.finish()
+                    conn = None
+                target = self.target
+                t0 = monotonic()
+                try:
+                    async with asyncio.timeout(s.timeout):
+                        if conn is None:
+                            _, conn = await loop.create_connection(
+                                lambda: HttpConnection(loop), target.host, target.port
+                            )
+                            gen = self.target_gen
+                        fut = conn.request(
+                            target.keep_alive_request if keep_alive else target.close_request
+                        )
+                        status, pod, node = await fut
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:
+                    stats.error(classify(exc))
+                    if conn is not None:
+                        conn.abort()
+                        conn = None
+                    failures += 1
+                    # back off a little while the target keeps failing (a pod just died)
+                    await asyncio.sleep(min(0.1, 0.002 * failures))
+                    continue
+                stats.response(status, pod, node, monotonic() - t0)
+                failures = 0
+                if not keep_alive or not conn.keep:
+                    conn.finish()
+                    conn = None
+        finally:
+            if conn is not None:
+                conn.abort()
+            self.active -= 1
+            self._check_count()
+
+
+def settings_from(obj: Any) -> RunSettings:
+    return RunSettings(
+        url=str(obj.url),
+        mode=str(obj.mode),
+        concurrency=int(obj.concurrency),
+        rate=None if obj.rate is None else float(obj.rate),
+        duration=None if obj.duration is None else float(obj.duration),
+        requests=None if obj.requests is None else int(obj.requests),
+        timeout=float(obj.timeout),
+    )
+
+
+def _runner() -> asyncio.Runner:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional
+        return asyncio.Runner()
+    return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+
+
+def worker_main(settings: Any, conn: _Conn, stop_event: _Event, parent_pid: int) -> None:
+    """The process entry point (``multiprocessing`` spawn target)."""
+    try:
+        worker = Worker(settings_from(settings), conn, stop_event, parent_pid)
+    except (OSError, ValueError) as exc:
+        with contextlib.suppress(Exception):
+            conn.send({"final": True, "running": False, "failed": f"{exc}"})
+        return
+    with _runner() as runner, contextlib.suppress(KeyboardInterrupt):
+        runner.run(worker.run())
+    with contextlib.suppress(Exception):
+        conn.close()
