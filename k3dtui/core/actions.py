@@ -1,0 +1,265 @@
+"""What a person can do to the running app: kill a pod, kill a random one, scale.
+
+Every action is confined to the app: its namespace, pods carrying its ``app`` label and its
+one Deployment (scaled through the ``scale`` subresource). Anything else is refused before a
+request that changes something is made. Every action returns an ``ActionResult`` (ok and a
+one-line message saying what happened or why not); none raises for a cluster-side problem.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.watch import describe_error
+
+Obj = dict[str, Any]
+
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_SCALE_TEXT = re.compile(r"^([+-]?)(\d{1,6})$")
+
+REQUEST_TIMEOUT = (3.0, 10.0)  # connect, read
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    ok: bool
+    message: str
+
+
+def valid_pod_name(name: str) -> bool:
+    """A Kubernetes object name (DNS-1123 subdomain, at most 253 characters)."""
+    return 0 < len(name) <= 253 and bool(_DNS_SUBDOMAIN.match(name))
+
+
+def parse_scale(text: str) -> tuple[Literal["to", "by"], int]:
+    """``"5"`` → ("to", 5); ``"+1"`` → ("by", 1); ``"-2"`` → ("by", -2). ValueError otherwise."""
+    match = _SCALE_TEXT.match(text.strip())
+    if not match:
+        raise ValueError(
+            f"{text!r} is not a replica count: use N (e.g. 5) to scale to N, or +N/-N to scale by N"
+        )
+    sign, digits = match.groups()
+    value = int(digits)
+    if sign == "":
+        return "to", value
+    return "by", -value if sign == "-" else value
+
+
+def _body(resp: Any) -> Obj:
+    data = json.loads(resp.data)
+    return data if isinstance(data, dict) else {}
+
+
+def _api_message(exc: ApiException) -> str:
+    try:
+        data = json.loads(exc.body or "")
+        if isinstance(data, dict) and data.get("message"):
+            return str(data["message"])
+    except (ValueError, TypeError):
+        pass
+    return f"{exc.status} {exc.reason or ''}".strip()
+
+
+class Actions:
+    """The app's actions against the API server (one ``ApiClient`` from ``api``)."""
+
+    def __init__(
+        self,
+        api: Callable[[], client.ApiClient],
+        *,
+        namespace: str = "default",
+        app_label: str = "fastapi",
+        deployment: str = "fastapi",
+        max_replicas: int = 50,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._api = api
+        self.namespace = namespace
+        self.app_label = app_label
+        self.deployment = deployment
+        self.max_replicas = max_replicas
+        self._rng = rng or random.Random()
+
+    # -- kill ------------------------------------------------------------------------------
+    def kill(self, pod: str, *, force: bool = False) -> ActionResult:
+        if not valid_pod_name(pod):
+            return ActionResult(False, f"refused: {pod!r} is not a valid pod name")
+        try:
+            core = client.CoreV1Api(self._api())
+            try:
+                current = _body(
+                    core.read_namespaced_pod(
+                        pod, self.namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                    )
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return self._gone(pod)
+                raise
+            refusal = self._refuse_pod(current)
+            if refusal:
+                return ActionResult(False, refusal)
+            meta = current.get("metadata") or {}
+            node = (current.get("spec") or {}).get("nodeName") or ""
+            if meta.get("deletionTimestamp") and not force:
+                return ActionResult(
+                    False,
+                    f"pod {pod} is already terminating; nothing changed (force-kill removes it now)",
+                )
+            try:
+                deleted = _body(
+                    core.delete_namespaced_pod(
+                        pod,
+                        self.namespace,
+                        grace_period_seconds=0 if force else None,
+                        propagation_policy="Background",
+                        _preload_content=False,
+                        _request_timeout=REQUEST_TIMEOUT,
+                    )
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return self._gone(pod)
+                raise
+        except Exception as exc:
+            return self._failure(exc, f"kill pod {pod}")
+        where = f" on {node}" if node else ""
+        if force:
+            return ActionResult(True, f"pod {pod}{where} deleted now (grace period 0)")
+        grace = (deleted.get("metadata") or {}).get("deletionGracePeriodSeconds")
+        if grace is None:
+            grace = (current.get("spec") or {}).get("terminationGracePeriodSeconds")
+        grace_text = f" (grace period {grace}s)" if grace is not None else ""
+        if not (deleted.get("metadata") or {}).get("deletionTimestamp"):
+            # Unscheduled or finished pods are removed at once.
+            return ActionResult(True, f"pod {pod}{where} deleted")
+        return ActionResult(
+            True,
+            f"pod {pod}{where} is terminating{grace_text}; the Deployment starts a replacement",
+        )
+
+    def kill_random(self, *, force: bool = False) -> ActionResult:
+        try:
+            core = client.CoreV1Api(self._api())
+            listing = _body(
+                core.list_namespaced_pod(
+                    self.namespace,
+                    label_selector=f"app={self.app_label}",
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+            )
+        except Exception as exc:
+            return self._failure(exc, "list the app's pods")
+        candidates = sorted(
+            str(p["metadata"]["name"])
+            for p in listing.get("items") or []
+            if isinstance(p, dict)
+            and (p.get("status") or {}).get("phase") == "Running"
+            and not (p.get("metadata") or {}).get("deletionTimestamp")
+            and self._refuse_pod(p) == ""
+        )
+        if not candidates:
+            return ActionResult(
+                False, f"no Running pod of the app (app={self.app_label}) to kill; nothing changed"
+            )
+        return self.kill(self._rng.choice(candidates), force=force)
+
+    # -- scale -----------------------------------------------------------------------------
+    def scale_to(self, replicas: int) -> ActionResult:
+        if not 0 <= replicas <= self.max_replicas:
+            return ActionResult(
+                False,
+                f"refused: {replicas} replicas is outside 0..{self.max_replicas}; nothing changed",
+            )
+        return self._scale(lambda current: replicas)
+
+    def scale_by(self, delta: int) -> ActionResult:
+        return self._scale(lambda current: current + delta, delta=delta)
+
+    def _scale(self, target: Callable[[int], int], delta: int | None = None) -> ActionResult:
+        name = self.deployment
+        try:
+            apps = client.AppsV1Api(self._api())
+            try:
+                scale = _body(
+                    apps.read_namespaced_deployment_scale(
+                        name, self.namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                    )
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return ActionResult(
+                        False,
+                        f"deployment {name} not found in namespace {self.namespace}; deploy the app first (k3dtui up)",
+                    )
+                raise
+            spec_replicas = (scale.get("spec") or {}).get("replicas")
+            current = int(spec_replicas) if isinstance(spec_replicas, int) else 0
+            wanted = target(current)
+            if not 0 <= wanted <= self.max_replicas:
+                how = f"{current}{delta:+d} = {wanted}" if delta is not None else str(wanted)
+                return ActionResult(
+                    False,
+                    f"refused: {how} replicas is outside 0..{self.max_replicas}; nothing changed",
+                )
+            if wanted == current:
+                return ActionResult(True, f"deployment {name} already has {current} replicas; nothing to do")
+            apps.patch_namespaced_deployment_scale(
+                name,
+                self.namespace,
+                {"spec": {"replicas": wanted}},
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except Exception as exc:
+            return self._failure(exc, f"scale deployment {name}")
+        return ActionResult(True, f"scaled deployment {name} from {current} to {wanted} replicas")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _refuse_pod(self, pod: Obj) -> str:
+        """Why this pod is not the app's to touch ("" when it is)."""
+        meta = pod.get("metadata") or {}
+        name = meta.get("name", "?")
+        namespace = meta.get("namespace") or self.namespace
+        if namespace != self.namespace:
+            return f"refused: pod {name} is in namespace {namespace}, not the app's ({self.namespace})"
+        app = (meta.get("labels") or {}).get("app")
+        if app != self.app_label:
+            owner = f"app={app}" if app else "no app label"
+            return f"refused: pod {name} is not part of the app (it has {owner}, the app's pods have app={self.app_label})"
+        return ""
+
+    def _gone(self, pod: str) -> ActionResult:
+        return ActionResult(False, f"pod {pod} not found in namespace {self.namespace} (already gone?)")
+
+    def _failure(self, exc: BaseException, what: str) -> ActionResult:
+        if isinstance(exc, K3dtuiError):
+            return ActionResult(False, f"could not {what}: {exc}")
+        if isinstance(exc, ApiException) and exc.status:
+            return ActionResult(False, f"could not {what}: {_api_message(exc)}")
+        if isinstance(exc, urllib3.exceptions.HTTPError | OSError) or (
+            isinstance(exc, ApiException) and not exc.status
+        ):
+            host = ""
+            try:
+                host = str(self._api().configuration.host)
+            except Exception:
+                host = ""
+            where = f" at {host}" if host else ""
+            return ActionResult(
+                False,
+                f"could not {what}: {describe_error(exc)}{where}; is the cluster running?",
+            )
+        return ActionResult(False, f"could not {what}: {describe_error(exc)}")

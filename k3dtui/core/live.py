@@ -1,0 +1,183 @@
+"""``LiveCluster``: the one facade the TUI and the CLI use for the running app.
+
+``start(on_change)`` opens one watcher thread per kind (nodes, the app's pods, its
+Deployment and Service, MetalLB's ServiceL2Status objects, Events in the namespace); every
+change lands in a ``ClusterState`` and ``on_change`` receives a fresh ``ClusterSnapshot``,
+coalesced (the first at once, then at most one per ``coalesce_interval``), from a thread of
+the LiveCluster's own. The actions (kill, scale) work without ``start()``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from kubernetes import client
+from kubernetes.config.config_exception import ConfigException
+
+from k3dtui.core import state as st
+from k3dtui.core.actions import ActionResult, Actions
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.kube import make_api_client
+from k3dtui.core.models import ClusterSnapshot
+from k3dtui.core.watch import ListCall, Watcher, WatchSettings
+
+METALLB_NAMESPACE = "metallb-system"
+
+
+class LiveCluster:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        *,
+        context: str | None = None,
+        namespace: str = "default",
+        app_label: str = "fastapi",
+        deployment: str = "fastapi",
+        service: str = "fastapi-service",
+        max_replicas: int = 50,
+        watch_settings: WatchSettings | None = None,
+        coalesce_interval: float = 0.05,
+    ) -> None:
+        self.kubeconfig = Path(kubeconfig)
+        self.context = context
+        self.namespace = namespace
+        self.app_label = app_label
+        self.deployment = deployment
+        self.service = service
+        self.max_replicas = max_replicas
+        self.watch_settings = watch_settings or WatchSettings()
+        self.state = st.ClusterState(
+            namespace=namespace, app_label=app_label, deployment=deployment, service=service
+        )
+        self._coalescer: st.Coalescer | None = None
+        self._coalesce_interval = coalesce_interval
+        self._watchers: list[Watcher] = []
+        self._clients: list[client.ApiClient] = []
+        self._local = threading.local()
+        self._actions = Actions(
+            self._action_client,
+            namespace=namespace,
+            app_label=app_label,
+            deployment=deployment,
+            max_replicas=max_replicas,
+        )
+
+    # -- watching --------------------------------------------------------------------------
+    def start(self, on_change: Callable[[ClusterSnapshot], None]) -> None:
+        if self._watchers:
+            raise RuntimeError("LiveCluster already started")
+        coalescer = st.Coalescer(lambda: on_change(self.state.snapshot()), self._coalesce_interval)
+        self._coalescer = coalescer
+        self.state.on_update = coalescer.notify
+        coalescer.start()
+        for kind, make_call, absent_ok in self._sources():
+            api = self._new_client()
+            self._clients.append(api)
+            watcher = Watcher(
+                kind, make_call(api), self.state, settings=self.watch_settings, absent_ok=absent_ok
+            )
+            self._watchers.append(watcher)
+        for watcher in self._watchers:
+            watcher.start()
+
+    def snapshot(self) -> ClusterSnapshot:
+        return self.state.snapshot()
+
+    @property
+    def watchers(self) -> tuple[Watcher, ...]:
+        return tuple(self._watchers)
+
+    def stop(self) -> None:
+        for watcher in self._watchers:
+            watcher.stop(timeout=0)
+        for watcher in self._watchers:
+            watcher.stop(timeout=2.0)
+        if self._coalescer is not None:
+            self._coalescer.stop()
+        self.state.on_update = None
+        for api in self._clients:
+            with contextlib.suppress(Exception):
+                api.close()
+        self._watchers = []
+        self._clients = []
+        self._coalescer = None
+
+    def _sources(self) -> list[tuple[str, Callable[[client.ApiClient], ListCall], bool]]:
+        ns = self.namespace
+
+        def nodes(api: client.ApiClient) -> ListCall:
+            return functools.partial(client.CoreV1Api(api).list_node)
+
+        def pods(api: client.ApiClient) -> ListCall:
+            return functools.partial(
+                client.CoreV1Api(api).list_namespaced_pod, ns, label_selector=f"app={self.app_label}"
+            )
+
+        def deployments(api: client.ApiClient) -> ListCall:
+            return functools.partial(
+                client.AppsV1Api(api).list_namespaced_deployment,
+                ns,
+                field_selector=f"metadata.name={self.deployment}",
+            )
+
+        def services(api: client.ApiClient) -> ListCall:
+            return functools.partial(
+                client.CoreV1Api(api).list_namespaced_service,
+                ns,
+                field_selector=f"metadata.name={self.service}",
+            )
+
+        def l2(api: client.ApiClient) -> ListCall:
+            return functools.partial(
+                client.CustomObjectsApi(api).list_namespaced_custom_object,
+                "metallb.io",
+                "v1beta1",
+                METALLB_NAMESPACE,
+                "servicel2statuses",
+            )
+
+        def events(api: client.ApiClient) -> ListCall:
+            return functools.partial(client.CoreV1Api(api).list_namespaced_event, ns)
+
+        return [
+            (st.NODES, nodes, False),
+            (st.PODS, pods, False),
+            (st.DEPLOYMENTS, deployments, False),
+            (st.SERVICES, services, False),
+            (st.L2STATUSES, l2, True),
+            (st.EVENTS, events, False),
+        ]
+
+    # -- actions ---------------------------------------------------------------------------
+    def kill(self, pod: str, *, force: bool = False) -> ActionResult:
+        return self._actions.kill(pod, force=force)
+
+    def kill_random(self, *, force: bool = False) -> ActionResult:
+        return self._actions.kill_random(force=force)
+
+    def scale_to(self, replicas: int) -> ActionResult:
+        return self._actions.scale_to(replicas)
+
+    def scale_by(self, delta: int) -> ActionResult:
+        return self._actions.scale_by(delta)
+
+    # -- clients ---------------------------------------------------------------------------
+    def _new_client(self) -> client.ApiClient:
+        try:
+            return make_api_client(self.kubeconfig, self.context)
+        except (ConfigException, OSError, ValueError) as exc:
+            raise K3dtuiError(
+                f"cannot use the kubeconfig {self.kubeconfig}: {exc}",
+                "create or start the cluster first (k3dtui up, or k3dtui sim start)",
+            ) from exc
+
+    def _action_client(self) -> client.ApiClient:
+        api: client.ApiClient | None = getattr(self._local, "api", None)
+        if api is None:
+            api = self._new_client()
+            self._local.api = api
+        return api

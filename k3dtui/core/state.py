@@ -1,0 +1,468 @@
+"""The in-memory picture of the cluster that the UI renders, fed by the watchers.
+
+``ClusterState`` is a ``WatchSink`` for every watched kind (nodes, the app's pods, its
+Deployment and Service, MetalLB's ServiceL2Status objects, recent Events) and turns what
+it holds into a frozen ``ClusterSnapshot`` on demand. Every change calls ``on_update``;
+``Coalescer`` turns a burst of those into one callback (the first at once, then at most
+one per interval).
+
+The pure helpers (``pod_status`` and friends) read the JSON objects as the API server
+sends them; a missing field means its zero value (the API omits zero counts).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from k3dtui.core.models import (
+    ClusterEvent,
+    ClusterSnapshot,
+    DeploymentView,
+    NodeView,
+    PodView,
+    ServiceView,
+)
+
+log = logging.getLogger(__name__)
+
+Obj = dict[str, Any]
+
+NODES = "nodes"
+PODS = "pods"
+DEPLOYMENTS = "deployments"
+SERVICES = "services"
+L2STATUSES = "servicel2statuses"
+EVENTS = "events"
+KINDS = (NODES, PODS, DEPLOYMENTS, SERVICES, L2STATUSES, EVENTS)
+
+TERMINAL_PHASES = ("Succeeded", "Failed")
+NODE_UNREACHABLE_REASON = "NodeLost"
+
+
+# -- small readers ---------------------------------------------------------------------------
+def _d(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def parse_time(value: Any) -> float:
+    """RFC 3339 (``2026-01-01T00:00:00Z``, with or without fraction) → epoch seconds; 0 if unset."""
+    if not value or not isinstance(value, str):
+        return 0.0
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        parsed = dt.datetime.fromisoformat(text)
+    except ValueError:
+        return 0.0
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+# -- pods ------------------------------------------------------------------------------------
+def _is_restartable_init(container: Mapping[str, Any] | None) -> bool:
+    return bool(container) and _d(container).get("restartPolicy") == "Always"
+
+
+def _has_condition(status: Mapping[str, Any], type_: str) -> bool:
+    return any(
+        _d(c).get("type") == type_ and _d(c).get("status") == "True"
+        for c in _l(status.get("conditions"))
+    )
+
+
+def pod_summary(pod: Mapping[str, Any]) -> tuple[str, int, int, int]:
+    """(status, ready containers, total containers, restarts) as ``kubectl get pods`` prints them."""
+    meta = _d(pod.get("metadata"))
+    spec = _d(pod.get("spec"))
+    status = _d(pod.get("status"))
+    containers = _l(spec.get("containers"))
+    init_specs = {str(_d(c).get("name")): _d(c) for c in _l(spec.get("initContainers"))}
+    total = len(containers) + sum(1 for c in init_specs.values() if _is_restartable_init(c))
+    ready = 0
+    restarts = 0
+    restartable_init_restarts = 0
+
+    phase = str(status.get("phase") or "")
+    reason = str(status.get("reason") or "") or phase
+    for cond in _l(status.get("conditions")):
+        c = _d(cond)
+        if c.get("type") == "PodScheduled" and c.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+
+    initializing = False
+    init_statuses = _l(status.get("initContainerStatuses"))
+    for i, raw in enumerate(init_statuses):
+        cs = _d(raw)
+        count = _int(cs.get("restartCount"))
+        restarts += count
+        init_spec = init_specs.get(str(cs.get("name")))
+        restartable = _is_restartable_init(init_spec)
+        if restartable:
+            restartable_init_restarts += count
+        state = _d(cs.get("state"))
+        terminated = _d(state.get("terminated"))
+        waiting = _d(state.get("waiting"))
+        if state.get("terminated") is not None and _int(terminated.get("exitCode")) == 0:
+            continue
+        if restartable and cs.get("started"):
+            if cs.get("ready"):
+                ready += 1
+            continue
+        if state.get("terminated") is not None:
+            if terminated.get("reason"):
+                reason = f"Init:{terminated['reason']}"
+            elif _int(terminated.get("signal")):
+                reason = f"Init:Signal:{_int(terminated.get('signal'))}"
+            else:
+                reason = f"Init:ExitCode:{_int(terminated.get('exitCode'))}"
+        elif waiting.get("reason") and waiting.get("reason") != "PodInitializing":
+            reason = f"Init:{waiting['reason']}"
+        else:
+            reason = f"Init:{i}/{len(init_specs)}"
+        initializing = True
+        break
+
+    if not initializing or _has_condition(status, "Initialized"):
+        restarts = restartable_init_restarts
+        has_running = False
+        for raw in reversed(_l(status.get("containerStatuses"))):
+            cs = _d(raw)
+            restarts += _int(cs.get("restartCount"))
+            state = _d(cs.get("state"))
+            waiting = _d(state.get("waiting"))
+            terminated = _d(state.get("terminated"))
+            if state.get("waiting") is not None and waiting.get("reason"):
+                reason = str(waiting["reason"])
+            elif state.get("terminated") is not None and terminated.get("reason"):
+                reason = str(terminated["reason"])
+            elif state.get("terminated") is not None:
+                if _int(terminated.get("signal")):
+                    reason = f"Signal:{_int(terminated.get('signal'))}"
+                else:
+                    reason = f"ExitCode:{_int(terminated.get('exitCode'))}"
+            elif cs.get("ready") and state.get("running") is not None:
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            reason = "Running" if _has_condition(status, "Ready") else "NotReady"
+
+    if meta.get("deletionTimestamp") and status.get("reason") == NODE_UNREACHABLE_REASON:
+        reason = "Unknown"
+    elif meta.get("deletionTimestamp") and phase not in TERMINAL_PHASES:
+        reason = "Terminating"
+    return reason, ready, total, restarts
+
+
+def pod_status(pod: Mapping[str, Any]) -> str:
+    """The STATUS column of ``kubectl get pods``."""
+    return pod_summary(pod)[0]
+
+
+def pod_view(pod: Mapping[str, Any]) -> PodView:
+    meta = _d(pod.get("metadata"))
+    spec = _d(pod.get("spec"))
+    status = _d(pod.get("status"))
+    text, ready, total, restarts = pod_summary(pod)
+    conditions = [_d(c) for c in _l(status.get("conditions"))]
+    ready_cond = next((c for c in conditions if c.get("type") == "Ready"), None)
+    is_ready = (
+        ready_cond.get("status") == "True" if ready_cond is not None else total > 0 and ready == total
+    )
+    ips = [str(_d(i).get("ip")) for i in _l(status.get("podIPs")) if _d(i).get("ip")]
+    ip = ips[0] if ips else str(status.get("podIP") or "")
+    return PodView(
+        uid=str(meta.get("uid") or meta.get("name") or ""),
+        name=str(meta.get("name") or ""),
+        node=str(spec.get("nodeName") or ""),
+        status=text,
+        ready=bool(is_ready),
+        ready_text=f"{ready}/{total}",
+        ip=ip,
+        restarts=restarts,
+        created=parse_time(meta.get("creationTimestamp")),
+        deleting=bool(meta.get("deletionTimestamp")),
+    )
+
+
+# -- nodes, deployment, service, events -------------------------------------------------------
+def node_roles(node: Mapping[str, Any]) -> str:
+    labels = _d(_d(node.get("metadata")).get("labels"))
+    roles: set[str] = set()
+    for key, value in labels.items():
+        if key.startswith("node-role.kubernetes.io/"):
+            role = key.split("/", 1)[1]
+            if role:
+                roles.add(role)
+        elif key == "kubernetes.io/role" and value:
+            roles.add(str(value))
+    return ",".join(sorted(roles)) if roles else "<none>"
+
+
+def node_view(node: Mapping[str, Any]) -> NodeView:
+    meta = _d(node.get("metadata"))
+    status = _d(node.get("status"))
+    addresses = [_d(a) for a in _l(status.get("addresses"))]
+    ip = next((str(a.get("address")) for a in addresses if a.get("type") == "InternalIP"), "")
+    return NodeView(
+        name=str(meta.get("name") or ""),
+        roles=node_roles(node),
+        ip=ip,
+        ready=_has_condition(status, "Ready"),
+    )
+
+
+def deployment_view(deployment: Mapping[str, Any]) -> DeploymentView:
+    meta = _d(deployment.get("metadata"))
+    spec = _d(deployment.get("spec"))
+    status = _d(deployment.get("status"))
+    desired = spec.get("replicas")
+    return DeploymentView(
+        name=str(meta.get("name") or ""),
+        desired=1 if desired is None else _int(desired),
+        ready=_int(status.get("readyReplicas")),
+        updated=_int(status.get("updatedReplicas")),
+        available=_int(status.get("availableReplicas")),
+    )
+
+
+def announcing_node(l2statuses: Sequence[Mapping[str, Any]], service: str, namespace: str) -> str:
+    """The node MetalLB announces ``namespace/service`` from (``ServiceL2Status``), or ""."""
+    for obj in l2statuses:
+        status = _d(obj.get("status"))
+        labels = _d(_d(obj.get("metadata")).get("labels"))
+        name = status.get("serviceName") or labels.get("metallb.io/service-name")
+        ns = status.get("serviceNamespace") or labels.get("metallb.io/service-namespace")
+        node = status.get("node") or labels.get("metallb.io/node")
+        if name == service and ns == namespace and node:
+            return str(node)
+    return ""
+
+
+def service_view(
+    service: Mapping[str, Any], l2statuses: Sequence[Mapping[str, Any]] | None = None
+) -> ServiceView:
+    meta = _d(service.get("metadata"))
+    spec = _d(service.get("spec"))
+    ingress = [_d(i) for i in _l(_d(_d(service.get("status")).get("loadBalancer")).get("ingress"))]
+    external = next((str(i.get("ip") or i.get("hostname")) for i in ingress if i.get("ip") or i.get("hostname")), "")
+    ports = [_d(p) for p in _l(spec.get("ports"))]
+    name = str(meta.get("name") or "")
+    return ServiceView(
+        name=name,
+        external_ip=external,
+        port=_int(ports[0].get("port")) if ports else 0,
+        announcing_node=announcing_node(list(l2statuses or []), name, str(meta.get("namespace") or "")),
+    )
+
+
+def event_time(event: Mapping[str, Any]) -> float:
+    series = _d(event.get("series"))
+    for value in (
+        series.get("lastObservedTime"),
+        event.get("lastTimestamp"),
+        event.get("eventTime"),
+        event.get("firstTimestamp"),
+        _d(event.get("metadata")).get("creationTimestamp"),
+    ):
+        t = parse_time(value)
+        if t:
+            return t
+    return 0.0
+
+
+def cluster_event(event: Mapping[str, Any]) -> ClusterEvent:
+    involved = _d(event.get("involvedObject")) or _d(event.get("regarding"))
+    kind = str(involved.get("kind") or "").lower()
+    name = str(involved.get("name") or "")
+    return ClusterEvent(
+        time=event_time(event),
+        reason=str(event.get("reason") or ""),
+        object=f"{kind}/{name}" if kind else name,
+        message=str(event.get("message") or event.get("note") or ""),
+        type=str(event.get("type") or "Normal"),
+    )
+
+
+# -- the state ---------------------------------------------------------------------------------
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = _d(obj.get("metadata"))
+    return str(meta.get("uid") or f"{meta.get('namespace', '')}/{meta.get('name', '')}")
+
+
+class ClusterState:
+    """What the watchers have seen, kept per kind by uid. Thread-safe."""
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "default",
+        app_label: str = "fastapi",
+        deployment: str = "fastapi",
+        service: str = "fastapi-service",
+        max_events: int = 50,
+        on_update: Callable[[], None] | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.app_label = app_label
+        self.deployment = deployment
+        self.service = service
+        self.max_events = max_events
+        self.on_update = on_update
+        self._lock = threading.Lock()
+        self._objects: dict[str, dict[str, Obj]] = {kind: {} for kind in KINDS}
+        self._status: dict[str, tuple[bool, str]] = {}
+        self.changes = 0  # how many changes were applied (for tests and benchmarks)
+
+    # -- WatchSink ------------------------------------------------------------------------
+    def resync(self, kind: str, items: list[Obj]) -> None:
+        with self._lock:
+            self._objects[kind] = {_key(o): o for o in items if self._wanted(kind, o)}
+            self.changes += 1
+        self._updated()
+
+    def event(self, kind: str, type_: str, obj: Obj) -> None:
+        with self._lock:
+            table = self._objects.setdefault(kind, {})
+            key = _key(obj)
+            if type_ == "DELETED" or not self._wanted(kind, obj):
+                if table.pop(key, None) is None:
+                    return
+            else:
+                table[key] = obj
+                if kind == EVENTS and len(table) > self.max_events * 2:
+                    self._trim_events(table)
+            self.changes += 1
+        self._updated()
+
+    def status(self, kind: str, connected: bool, reason: str) -> None:
+        with self._lock:
+            if self._status.get(kind) == (connected, reason):
+                return
+            self._status[kind] = (connected, reason)
+        self._updated()
+
+    # -- reading --------------------------------------------------------------------------
+    def snapshot(self) -> ClusterSnapshot:
+        with self._lock:
+            nodes = [node_view(n) for n in self._objects[NODES].values()]
+            pods = [pod_view(p) for p in self._objects[PODS].values()]
+            deployments = [deployment_view(d) for d in self._objects[DEPLOYMENTS].values()]
+            l2 = list(self._objects[L2STATUSES].values())
+            services = [service_view(s, l2) for s in self._objects[SERVICES].values()]
+            events = [cluster_event(e) for e in self._objects[EVENTS].values()]
+            statuses = dict(self._status)
+        nodes.sort(key=lambda n: ("control-plane" not in n.roles and "master" not in n.roles, n.name))
+        pods.sort(key=lambda p: (p.created, p.name))
+        events.sort(key=lambda e: e.time)
+        problems = [reason for ok, reason in statuses.values() if not ok]
+        if not statuses:
+            connected, error = False, "connecting to the API server"
+        else:
+            connected, error = not problems, (problems[0] if problems else "")
+        return ClusterSnapshot(
+            nodes=tuple(nodes),
+            pods=tuple(pods),
+            deployment=deployments[0] if deployments else None,
+            service=services[0] if services else None,
+            events=tuple(events[-self.max_events :]),
+            connected=connected,
+            error=error,
+        )
+
+    def pod_objects(self) -> list[Obj]:
+        with self._lock:
+            return list(self._objects[PODS].values())
+
+    # -- internals ------------------------------------------------------------------------
+    def _wanted(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        meta = _d(obj.get("metadata"))
+        if kind == PODS:
+            return (
+                meta.get("namespace", self.namespace) == self.namespace
+                and _d(meta.get("labels")).get("app") == self.app_label
+            )
+        if kind == DEPLOYMENTS:
+            return meta.get("name") == self.deployment and meta.get("namespace", self.namespace) == self.namespace
+        if kind == SERVICES:
+            return meta.get("name") == self.service and meta.get("namespace", self.namespace) == self.namespace
+        return True
+
+    def _trim_events(self, table: dict[str, Obj]) -> None:
+        ordered = sorted(table.items(), key=lambda kv: event_time(kv[1]))
+        for key, _ in ordered[: len(ordered) - self.max_events]:
+            del table[key]
+
+    def _updated(self) -> None:
+        callback = self.on_update
+        if callback is not None:
+            try:
+                callback()
+            except Exception:
+                log.exception("state update callback failed")
+
+
+class Coalescer:
+    """Turns bursts of ``notify()`` into calls of ``fire()`` on a thread of its own: the first
+    at once, then at most one per ``interval`` seconds, always after the latest notify."""
+
+    def __init__(self, fire: Callable[[], None], interval: float = 0.05) -> None:
+        self._fire = fire
+        self.interval = interval
+        self._pending = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last = float("-inf")
+        self.fired = 0
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="state-coalescer", daemon=True)
+            self._thread.start()
+
+    def notify(self) -> None:
+        self._pending.set()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopping.set()
+        self._pending.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            self._pending.wait()
+            if self._stopping.is_set():
+                return
+            wait = self._last + self.interval - time.monotonic()
+            if wait > 0 and self._stopping.wait(wait):
+                return
+            self._pending.clear()
+            self._last = time.monotonic()
+            self.fired += 1
+            try:
+                self._fire()
+            except Exception:
+                log.exception("change callback failed")
