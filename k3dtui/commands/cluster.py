@@ -1,10 +1,267 @@
-"""`k3dtui cluster`: not built yet (owned by its issue)."""
+"""`k3dtui up`, `k3dtui down`, `k3dtui status`: the setup pipeline, headless."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from k3dtui.core.errors import K3dtuiError, UsageError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    return None
+    up = sub.add_parser(
+        "up",
+        parents=[common],
+        help="create the cluster, install MetalLB and the pool, build and deploy the app (reuses what exists)",
+        description=(
+            "From nothing to the app answering behind a MetalLB address: create the cluster "
+            "(ServiceLB off), install MetalLB v0.15.2 (pinned, sha256-checked), apply an address "
+            "pool from the cluster's network, build and import the app image, deploy it and wait "
+            "for its external IP. Re-running finishes what is missing and never recreates the cluster."
+        ),
+    )
+    up.add_argument("--servers", type=int, default=1, metavar="N", help="server nodes (default 1)")
+    up.add_argument("--agents", type=int, default=2, metavar="N", help="agent nodes (default 2)")
+    up.add_argument("--replicas", type=int, default=3, metavar="N", help="app replicas (default 3)")
+    up.add_argument("--pool", metavar="A-B", help="the MetalLB address range (default: suggested from the network)")
+    up.add_argument(
+        "--metallb-manifest",
+        metavar="PATH",
+        help="a local metallb-native.yaml v0.15.2 (for offline use; sha256-checked)",
+    )
+    up.add_argument(
+        "--insecure-skip-verify",
+        action="store_true",
+        help="do not check the sha256 of --metallb-manifest",
+    )
+    up.add_argument("--json", action="store_true", help="one JSON object per line per event")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", parents=[common], help="delete the cluster (asks first)")
+    down.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    down.set_defaults(func=cmd_down)
+
+    status = sub.add_parser(
+        "status", parents=[common], help="nodes with their pods, the Deployment, the Service and its external IP"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(func=cmd_status)
+
+
+# -- output -----------------------------------------------------------------------------------
+
+
+class EventPrinter:
+    """Prints pipeline events: readable lines, or one JSON object per line."""
+
+    def __init__(self, as_json: bool, out: TextIO | None = None) -> None:
+        self.as_json = as_json
+        self.out = out or sys.stdout
+
+    def __call__(self, event: Any) -> None:
+        if self.as_json:
+            self.out.write(json.dumps(event.to_json(), default=str) + "\n")
+        else:
+            line = self.format(event)
+            if line is None:
+                return
+            self.out.write(line + "\n")
+        self.out.flush()
+
+    @staticmethod
+    def format(event: Any) -> str | None:
+        step = f"{event.step:<8}"
+        if event.kind == "start":
+            return f"==> {step} {event.message}"
+        if event.kind == "done":
+            return f" ok {step} {event.elapsed:6.2f}s"
+        if event.kind == "failed":
+            return f"!!! {step} failed after {event.elapsed:.2f}s: {event.message}"
+        if event.kind == "warning":
+            return f"    {step} warning: {event.message}"
+        return f"    {step} {event.message}"
+
+    def line(self, text: str) -> None:
+        if not self.as_json:
+            self.out.write(text + "\n")
+            self.out.flush()
+
+    def record(self, obj: dict[str, Any]) -> None:
+        if self.as_json:
+            self.out.write(json.dumps(obj, default=str) + "\n")
+            self.out.flush()
+
+
+def _error_record(exc: K3dtuiError) -> dict[str, Any]:
+    return {"event": "error", "message": exc.message, "hint": exc.hint, "exit_code": exc.exit_code}
+
+
+# -- up -----------------------------------------------------------------------------------------
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from k3dtui.core.pipeline import Pipeline
+    from k3dtui.core.spec import ClusterSpec, validate_spec
+
+    printer = EventPrinter(bool(args.json))
+    spec = ClusterSpec(
+        name=args.name, servers=args.servers, agents=args.agents, replicas=args.replicas, pool=args.pool
+    )
+    manifest = Path(args.metallb_manifest).expanduser() if args.metallb_manifest else None
+    try:
+        # Everything that can be checked without a cluster, before choosing or touching one.
+        validate_spec(spec)
+        if manifest is not None:
+            from k3dtui.core.metallb import read_user_manifest
+
+            read_user_manifest(manifest, verify=not args.insecure_skip_verify)
+        elif args.insecure_skip_verify:
+            raise UsageError(
+                "--insecure-skip-verify only applies to --metallb-manifest PATH",
+                "give --metallb-manifest PATH, or leave --insecure-skip-verify out",
+            )
+        from k3dtui.providers import select_provider
+
+        provider, reason = select_provider(spec.name, bool(args.sim))
+        printer.line(f"k3dtui up: {spec.name} on {reason}")
+        printer.record({"event": "provider", "provider": provider.kind, "reason": reason})
+        pipeline = Pipeline(
+            provider,
+            spec,
+            printer,
+            metallb_manifest=manifest,
+            insecure_skip_verify=bool(args.insecure_skip_verify),
+        )
+
+        async def run() -> Any:
+            try:
+                return await pipeline.up()
+            finally:
+                pipeline.close()
+
+        try:
+            result = asyncio.run(run())
+        except K3dtuiError as exc:
+            if "cluster" in pipeline.durations and exc.exit_code != 2:
+                done = [s for s in ("cluster", "pool", "metallb", "image", "deploy", "probe") if s in pipeline.durations]
+                kept = (
+                    f"the cluster {spec.name} is kept with what was done ({', '.join(done)}); "
+                    f"run `k3dtui up{' --sim' if provider.kind == 'sim' else ''} --name {spec.name}` again to finish, "
+                    f"or `k3dtui down{' --sim' if provider.kind == 'sim' else ''} --name {spec.name}` to remove it"
+                )
+                exc.hint = f"{exc.hint}; {kept}" if exc.hint else kept
+            raise
+    except K3dtuiError as exc:
+        printer.record(_error_record(exc))
+        raise
+    if args.json:
+        printer.record(result.to_json())
+    else:
+        steps = "  ".join(f"{k} {v:.2f}s" for k, v in result.durations.items())
+        printer.line(f"done in {result.total:.2f}s: {steps}")
+        printer.line(f"external IP: {result.external_ip}  (pool {result.pool})")
+        printer.line(f"open:        {result.url}")
+        if result.dial_url != result.url:
+            printer.line(f"dial:        {result.dial_url}  (this machine's address for {result.url})")
+    return 0
+
+
+# -- down ---------------------------------------------------------------------------------------
+
+
+def _confirm(prompt: str) -> bool:
+    try:
+        answer = input(prompt)
+    except EOFError:
+        return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from k3dtui.core.spec import validate_name
+
+    validate_name(args.name)
+    from k3dtui.providers import select_provider
+
+    provider, _reason = select_provider(args.name, bool(args.sim))
+    info = asyncio.run(provider.find())
+    if info is None:
+        print(f"k3dtui: no {provider.kind} cluster named {args.name}; nothing to delete")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"refusing to delete the {provider.kind} cluster {args.name} without confirmation "
+                "(stdin is not a terminal)",
+                "pass --yes to delete it",
+            )
+        nodes = f"{info.servers} server(s), {info.agents} agent(s)"
+        if not _confirm(f"Delete the {provider.kind} cluster '{args.name}' ({nodes}) and everything in it? [y/N] "):
+            print("k3dtui: not deleted")
+            return 1
+    from k3dtui.core.pipeline import Pipeline
+    from k3dtui.core.spec import ClusterSpec
+
+    printer = EventPrinter(False)
+    pipeline = Pipeline(provider, ClusterSpec(name=args.name), printer)
+    asyncio.run(pipeline.down())
+    print(f"k3dtui: deleted the {provider.kind} cluster {args.name}")
+    return 0
+
+
+# -- status -------------------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from k3dtui.core.pipeline import Pipeline
+    from k3dtui.core.spec import ClusterSpec, validate_name
+
+    validate_name(args.name)
+    from k3dtui.providers import select_provider
+
+    provider, _reason = select_provider(args.name, bool(args.sim))
+    pipeline = Pipeline(provider, ClusterSpec(name=args.name), lambda event: None)
+
+    async def run() -> dict[str, Any]:
+        try:
+            return await pipeline.status()
+        finally:
+            pipeline.close()
+
+    data = asyncio.run(run())
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0 if data["stage"] not in ("absent",) else 1
+    print(f"cluster {data['cluster']} ({data['provider']}, context {data['context']}): {data['stage']}")
+    if data["stage"] == "absent":
+        print(f"  no cluster named {data['cluster']}; create it with `k3dtui up`")
+        return 1
+    if data["stage"] == "stopped":
+        print("  the cluster exists but is not running")
+        return 0
+    for node in data["nodes"]:
+        roles = ",".join(node["roles"])
+        ready = "Ready" if node["ready"] else "NotReady"
+        print(f"  node {node['name']:<28} {roles:<22} {ready:<9} {node['ip']}")
+        for pod in node["pods"]:
+            flag = "ready" if pod["ready"] else "not ready"
+            print(f"      pod {pod['name']:<34} {pod['status']:<18} {flag:<10} {pod['ip']}")
+    for pod in data.get("unscheduled") or []:
+        print(f"  unscheduled pod {pod['name']} {pod['status']}")
+    dep = data.get("deployment")
+    if dep:
+        print(f"  deployment {dep['name']}: {dep['ready']}/{dep['replicas']} ready")
+    else:
+        print("  deployment: not deployed")
+    svc = data.get("service")
+    if svc:
+        ip = svc["external_ip"] or "<pending>"
+        dial = f"  dial {svc['dial']} -> {svc['url']}" if svc.get("dial") else ""
+        print(f"  service {svc['name']}: EXTERNAL-IP {ip} port {svc['port']}{dial}")
+    if data.get("pool"):
+        print(f"  MetalLB pool: {data['pool']}")
+    return 0

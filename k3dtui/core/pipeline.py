@@ -1,0 +1,529 @@
+"""The setup pipeline: the ordered steps from nothing to the app answering behind MetalLB,
+reported as events. The headless CLI (`k3dtui up/down/status`) and the TUI both drive it.
+
+Steps: cluster → pool (network inspection + range) → metallb (install, waits, pool
+through the webhook) → image (build + import) → deploy (apply, replicas Ready, external
+IP) → probe (the app answers through the provider's dial address).
+
+Everything is checked before the first change (spec, manifest path and checksum, the
+pool when the network is known). A re-run reuses what exists and says so: an existing
+cluster is never recreated, an installed MetalLB is not re-applied, the Deployment keeps
+the replica count it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from k3dtui.core.deploy import (
+    APP_LABEL,
+    DEPLOYMENT,
+    IMAGE_TAG,
+    NAMESPACE,
+    SERVICE,
+    SERVICE_PORT,
+    AppDeployer,
+    DeployTimeouts,
+    pod_ready,
+    service_ip,
+)
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.kubeapply import ApiUnreachable, Kube
+from k3dtui.core.metallb import (
+    NAMESPACE as METALLB_NAMESPACE,
+)
+from k3dtui.core.metallb import (
+    Manifest,
+    MetalLBInstaller,
+    Timeouts,
+    read_user_manifest,
+    resolve_manifest,
+)
+from k3dtui.core.network import NetworkInfo
+from k3dtui.core.provider import Provider
+from k3dtui.core.spec import ClusterSpec, validate_spec
+
+Step = Literal["cluster", "metallb", "pool", "image", "deploy", "probe"]
+EventKind = Literal["start", "log", "progress", "done", "failed", "warning"]
+Stage = Literal["absent", "stopped", "cluster", "metallb", "deployed"]
+STEPS: tuple[Step, ...] = ("cluster", "pool", "metallb", "image", "deploy", "probe")
+_STAGE_ORDER: tuple[Stage, ...] = ("absent", "stopped", "cluster", "metallb", "deployed")
+
+
+@dataclass(frozen=True)
+class PipelineEvent:
+    step: Step
+    kind: EventKind
+    message: str
+    elapsed: float  # seconds since the step started
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "event": self.kind,
+            "step": self.step,
+            "message": self.message,
+            "elapsed": round(self.elapsed, 3),
+        }
+        if self.data:
+            out["data"] = dict(self.data)
+        return out
+
+
+@dataclass(frozen=True)
+class UpResult:
+    cluster: str
+    provider: str
+    context: str
+    external_ip: str
+    url: str  # http://<external ip>/
+    dial_url: str  # the URL that answered (through the provider's dial address)
+    dial: str  # "host:port"
+    pool: str
+    stage_before: Stage
+    kubeconfig: str
+    durations: Mapping[str, float] = field(default_factory=dict)
+    total: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "event": "done",
+            "cluster": self.cluster,
+            "provider": self.provider,
+            "context": self.context,
+            "external_ip": self.external_ip,
+            "url": self.url,
+            "dial": self.dial,
+            "dial_url": self.dial_url,
+            "pool": self.pool,
+            "stage_before": self.stage_before,
+            "kubeconfig": self.kubeconfig,
+            "durations": {k: round(v, 3) for k, v in self.durations.items()},
+            "total": round(self.total, 3),
+        }
+
+
+def stage_at_least(stage: Stage, wanted: Stage) -> bool:
+    return _STAGE_ORDER.index(stage) >= _STAGE_ORDER.index(wanted)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        provider: Provider,
+        spec: ClusterSpec,
+        emit: Callable[[PipelineEvent], None],
+        *,
+        metallb_manifest: Path | None = None,
+        insecure_skip_verify: bool = False,
+        metallb_timeouts: Timeouts | None = None,
+        deploy_timeouts: DeployTimeouts | None = None,
+    ) -> None:
+        self.provider = provider
+        self.spec = spec
+        self._emit = emit
+        self.metallb_manifest = metallb_manifest
+        self.insecure_skip_verify = insecure_skip_verify
+        self.metallb_timeouts = metallb_timeouts or Timeouts()
+        self.deploy_timeouts = deploy_timeouts or DeployTimeouts()
+        self.durations: dict[str, float] = {}
+        self._manifest: Manifest | None = None
+        self._kube: Kube | None = None
+        self._network: NetworkInfo | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._step_start: dict[str, float] = {}
+        self._current: Step = "cluster"
+
+    # -- events ------------------------------------------------------------------------------
+    def _send(self, event: PipelineEvent) -> None:
+        """Deliver on the pipeline's loop thread, in order, whoever reports it."""
+        loop = self._loop
+        if loop is None or threading.get_ident() == self._loop_thread or loop.is_closed():
+            self._emit(event)
+        else:
+            loop.call_soon_threadsafe(self._emit, event)
+
+    def event(self, step: Step, kind: EventKind, message: str, data: Mapping[str, Any] | None = None) -> None:
+        start = self._step_start.get(step)
+        elapsed = time.monotonic() - start if start is not None else 0.0
+        self._send(PipelineEvent(step, kind, message, elapsed, dict(data or {})))
+
+    def _progress(self, step: Step) -> Callable[[str, str, Mapping[str, Any]], None]:
+        def report(kind: str, message: str, data: Mapping[str, Any]) -> None:
+            ev: EventKind = kind if kind in ("log", "progress", "warning") else "log"  # type: ignore[assignment]
+            self.event(step, ev, message, data)
+
+        return report
+
+    def _lines(self, step: Step) -> Callable[[str], None]:
+        def line(text: str) -> None:
+            text = text.rstrip()
+            if text:
+                self.event(step, "log", text)
+
+        return line
+
+    def _bind_loop(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+
+    @asynccontextmanager
+    async def _step(self, step: Step, message: str) -> AsyncIterator[None]:
+        self._bind_loop()
+        self._current = step
+        self._step_start[step] = time.monotonic()
+        self.event(step, "start", message)
+        try:
+            yield
+        except BaseException as exc:
+            took = time.monotonic() - self._step_start[step]
+            self.durations[step] = self.durations.get(step, 0.0) + took
+            text = exc.message if isinstance(exc, K3dtuiError) else (str(exc) or type(exc).__name__)
+            if isinstance(exc, asyncio.CancelledError | KeyboardInterrupt):
+                text = "cancelled"
+            data: dict[str, Any] = {"done": [s for s in STEPS if s in self.durations and s != step]}
+            if isinstance(exc, K3dtuiError) and exc.hint:
+                data["hint"] = exc.hint
+            self.event(step, "failed", text, data)
+            raise
+        took = time.monotonic() - self._step_start[step]
+        self.durations[step] = self.durations.get(step, 0.0) + took
+        self.event(step, "done", f"{step} done in {took:.2f}s", {"duration": round(took, 3)})
+
+    # -- preparation ---------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Every check that needs no cluster: the spec, and the user's manifest (exists, sha256)."""
+        validate_spec(self.spec)
+        if self.metallb_manifest is not None and self._manifest is None:
+            self._manifest = read_user_manifest(self.metallb_manifest, verify=not self.insecure_skip_verify)
+
+    async def _get_kube(self) -> Kube:
+        if self._kube is None:
+            kubeconfig = await self.provider.kubeconfig()
+            self._kube = await asyncio.to_thread(Kube, kubeconfig, self.provider.context)
+        return self._kube
+
+    def close(self) -> None:
+        if self._kube is not None:
+            self._kube.close()
+            self._kube = None
+
+    async def detect_stage(self) -> Stage:
+        """How far an existing cluster of this name got."""
+        info = await self.provider.find()
+        if info is None:
+            return "absent"
+        if not info.running:
+            return "stopped"
+        kube = await self._get_kube()
+        installer = MetalLBInstaller(kube)
+        if not await installer.installed():
+            return "cluster"
+
+        def deployed() -> bool:
+            dep = kube.try_get("apps/v1", "Deployment", DEPLOYMENT, NAMESPACE)
+            svc = kube.try_get("v1", "Service", SERVICE, NAMESPACE)
+            return dep is not None and svc is not None
+
+        return "deployed" if await asyncio.to_thread(deployed) else "metallb"
+
+    async def _resolve_manifest(self) -> Manifest:
+        if self._manifest is None:
+            allow_minimal = self.provider.kind == "sim"
+            self._manifest = await asyncio.to_thread(
+                resolve_manifest,
+                self.metallb_manifest,
+                insecure_skip_verify=self.insecure_skip_verify,
+                allow_minimal=allow_minimal,
+                progress=self._progress("metallb"),
+            )
+        return self._manifest
+
+    # -- the steps -----------------------------------------------------------------------------
+    async def create_cluster(self, *, reuse: bool = True) -> None:
+        spec = self.spec
+        async with self._step("cluster", f"cluster {spec.name} ({self.provider.kind})"):
+            info = await self.provider.find()
+            if info is not None:
+                if not reuse:
+                    raise K3dtuiError(
+                        f"a {self.provider.kind} cluster named {spec.name} already exists",
+                        f"reuse it with `k3dtui up`, or delete it first with `k3dtui down --name {spec.name}`",
+                    )
+                if not info.running:
+                    raise K3dtuiError(
+                        f"the {self.provider.kind} cluster {spec.name} exists but is not running "
+                        f"({info.servers_running}/{info.servers} servers, {info.agents_running}/{info.agents} agents)",
+                        f"start it (`k3d cluster start {spec.name}`) or delete it with `k3dtui down --name {spec.name}`",
+                    )
+                self.event(
+                    "cluster",
+                    "log",
+                    f"reusing the existing cluster {spec.name} ({info.servers} server(s), {info.agents} agent(s))",
+                    {"reused": True, "servers": info.servers, "agents": info.agents},
+                )
+                if (info.servers, info.agents) != (spec.servers, spec.agents):
+                    self.event(
+                        "cluster",
+                        "warning",
+                        f"the existing cluster has {info.servers} server(s) and {info.agents} agent(s), "
+                        f"not the {spec.servers}/{spec.agents} asked for; delete it with `k3dtui down` to change that",
+                    )
+                return
+            self.event(
+                "cluster",
+                "log",
+                f"creating {spec.name}: {spec.servers} server(s), {spec.agents} agent(s), ServiceLB off",
+            )
+            await self.provider.create(spec.servers, spec.agents, self._lines("cluster"))
+            self._kube = None
+
+    async def inspect_network(self) -> NetworkInfo:
+        net = await self.provider.network()
+        self._network = net
+        return net
+
+    async def choose_pool(self) -> str:
+        """The pool range: the spec's (validated against the network) or a suggested one."""
+        from k3dtui.core.pool import suggest_range, validate_range
+
+        async with self._step("pool", "choosing the MetalLB address pool"):
+            net = await self.inspect_network()
+            self.event(
+                "pool",
+                "log",
+                f"network {net.name}: subnet {net.subnet}, gateway {net.gateway or '-'}, "
+                f"{len(net.members)} node(s) on it",
+                net.to_json(),
+            )
+            if self.spec.pool:
+                choice = validate_range(self.spec.pool, net.subnet, net.used)
+                self.event("pool", "progress", f"using the given range {choice.range} ({choice.size} addresses)")
+            else:
+                choice = suggest_range(net.subnet, net.used)
+                note = f"; {choice.note}" if choice.note else ""
+                self.event("pool", "progress", f"range {choice.range} ({choice.size} addresses){note}")
+            return choice.range
+
+    async def install_metallb(self) -> None:
+        async with self._step("metallb", "installing MetalLB"):
+            kube = await self._get_kube()
+            installer = MetalLBInstaller(kube, self._progress("metallb"), self.metallb_timeouts)
+            if await installer.installed():
+                self.event("metallb", "log", "MetalLB is already installed; checking it is ready")
+                await installer.check_servicelb()
+                await installer.wait_ready()
+                return
+            manifest = await self._resolve_manifest()
+            where = {
+                "path": f"from {manifest.location}",
+                "cache": "pinned v0.15.2, from the cache",
+                "download": "pinned v0.15.2, downloaded",
+                "minimal": "k3dtui's minimal manifest (the upstream one could not be had)",
+            }[manifest.origin]
+            verified = "sha256 verified" if manifest.verified else "not verified"
+            self.event(
+                "metallb",
+                "log",
+                f"{len(manifest.documents)} objects, {where} ({verified})",
+                {"origin": manifest.origin, "sha256": manifest.sha256, "objects": len(manifest.documents)},
+            )
+            await installer.install(manifest)
+
+    async def apply_pool(self, pool_range: str) -> None:
+        async with self._step("pool", f"applying the address pool {pool_range}"):
+            kube = await self._get_kube()
+            installer = MetalLBInstaller(kube, self._progress("pool"), self.metallb_timeouts)
+            await installer.apply_pool(pool_range)
+
+    async def build_and_import(self) -> None:
+        from k3dtui.resources import app_dir
+
+        async with self._step("image", f"building and importing {IMAGE_TAG}"):
+            with app_dir() as context:
+                self.event("image", "log", f"building {IMAGE_TAG} from {context}")
+                await self.provider.build_image(IMAGE_TAG, self._lines("image"))
+            self.event("image", "log", f"importing {IMAGE_TAG} into {self.spec.name}")
+            await self.provider.import_image(IMAGE_TAG, self._lines("image"))
+
+    async def deploy_app(self, replicas: int) -> str:
+        async with self._step("deploy", f"deploying the app ({replicas} replicas asked)"):
+            kube = await self._get_kube()
+            deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts)
+            await deployer.apply(replicas)
+            await deployer.wait_ready()
+            return await deployer.wait_external_ip()
+
+    async def probe(self, ip: str) -> str:
+        async with self._step("probe", f"probing http://{ip}/"):
+            kube = await self._get_kube()
+            deployer = AppDeployer(kube, self._progress("probe"), self.deploy_timeouts)
+            return await deployer.probe(ip, self.provider.dial)
+
+    async def up(self) -> UpResult:
+        """Everything, in order, reusing what exists."""
+        self._bind_loop()
+        started = time.monotonic()
+        self.validate()
+        stage = await self.detect_stage()
+        if stage == "stopped":
+            raise K3dtuiError(
+                f"the {self.provider.kind} cluster {self.spec.name} exists but is not running",
+                f"start it (`k3d cluster start {self.spec.name}`) or delete it with `k3dtui down --name {self.spec.name}`",
+            )
+        if stage in ("cluster", "metallb", "deployed") and self.spec.pool:
+            # The network is known: refuse a bad range before changing anything.
+            from k3dtui.core.pool import validate_range
+
+            net = await self.inspect_network()
+            validate_range(self.spec.pool, net.subnet, net.used)
+        if not stage_at_least(stage, "metallb"):
+            await self._resolve_manifest()  # fetched (or refused) before anything is created
+        await self.create_cluster(reuse=True)
+        pool_range = await self.choose_pool()
+        await self.install_metallb()
+        await self.apply_pool(pool_range)
+        await self.build_and_import()
+        ip = await self.deploy_app(self.spec.replicas)
+        dial_url = await self.probe(ip)
+        host, port = self.provider.dial(ip, SERVICE_PORT)
+        kubeconfig = await self.provider.kubeconfig()
+        return UpResult(
+            cluster=self.spec.name,
+            provider=self.provider.kind,
+            context=self.provider.context,
+            external_ip=ip,
+            url=f"http://{ip}/",
+            dial_url=dial_url,
+            dial=f"{host}:{port}",
+            pool=pool_range,
+            stage_before=stage,
+            kubeconfig=str(kubeconfig),
+            durations=dict(self.durations),
+            total=time.monotonic() - started,
+        )
+
+    async def down(self) -> None:
+        async with self._step("cluster", f"deleting cluster {self.spec.name} ({self.provider.kind})"):
+            info = await self.provider.find()
+            if info is None:
+                raise K3dtuiError(
+                    f"no {self.provider.kind} cluster named {self.spec.name}: nothing deleted",
+                    "see which clusters exist with `k3d cluster list` (or `k3dtui sim status` for the simulated one)",
+                )
+            self.close()
+            await self.provider.delete(self._lines("cluster"))
+
+    # -- status --------------------------------------------------------------------------------
+    async def status(self) -> dict[str, Any]:
+        """The cluster as `k3dtui status --json` prints it."""
+        self._bind_loop()
+        stage = await self.detect_stage()
+        out: dict[str, Any] = {
+            "cluster": self.spec.name,
+            "provider": self.provider.kind,
+            "context": self.provider.context,
+            "stage": stage,
+            "nodes": [],
+            "deployment": None,
+            "service": None,
+        }
+        if not stage_at_least(stage, "cluster"):
+            return out
+        kube = await self._get_kube()
+
+        def collect() -> dict[str, Any]:
+            nodes = kube.list("v1", "Node")
+            pods = kube.list("v1", "Pod", NAMESPACE, APP_LABEL)
+            by_node: dict[str, list[dict[str, Any]]] = {}
+            for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
+                node = str((pod.get("spec") or {}).get("nodeName") or "")
+                by_node.setdefault(node, []).append(
+                    {
+                        "name": pod["metadata"]["name"],
+                        "status": pod_status(pod),
+                        "ip": (pod.get("status") or {}).get("podIP") or "",
+                        "ready": pod_ready(pod),
+                    }
+                )
+            node_rows = []
+            for nd in sorted(nodes, key=lambda n: str(n["metadata"]["name"])):
+                name = str(nd["metadata"]["name"])
+                labels = (nd.get("metadata") or {}).get("labels") or {}
+                roles = sorted(
+                    k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")
+                ) or ["agent"]
+                addresses = (nd.get("status") or {}).get("addresses") or []
+                ip = next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), "")
+                ready = any(
+                    c.get("type") == "Ready" and c.get("status") == "True"
+                    for c in (nd.get("status") or {}).get("conditions") or []
+                )
+                node_rows.append(
+                    {"name": name, "roles": roles, "ready": ready, "ip": ip or "", "pods": by_node.pop(name, [])}
+                )
+            unscheduled = [p for pods_ in by_node.values() for p in pods_]
+            dep = kube.try_get("apps/v1", "Deployment", DEPLOYMENT, NAMESPACE)
+            svc = kube.try_get("v1", "Service", SERVICE, NAMESPACE)
+            result: dict[str, Any] = {"nodes": node_rows}
+            if unscheduled:
+                result["unscheduled"] = unscheduled
+            if dep is not None:
+                result["deployment"] = {
+                    "name": DEPLOYMENT,
+                    "replicas": int((dep.get("spec") or {}).get("replicas") or 0),
+                    "ready": int((dep.get("status") or {}).get("readyReplicas") or 0),
+                }
+            if svc is not None:
+                ip = service_ip(svc)
+                dial = ""
+                if ip:
+                    try:
+                        host, port = self.provider.dial(ip, SERVICE_PORT)
+                        dial = f"{host}:{port}"
+                    except K3dtuiError:
+                        dial = ""
+                    except OSError:
+                        dial = ""
+                result["service"] = {
+                    "name": SERVICE,
+                    "external_ip": ip,
+                    "port": SERVICE_PORT,
+                    "dial": dial,
+                    "url": f"http://{dial}/" if dial else None,
+                }
+            pool = kube.try_get("metallb.io/v1beta1", "IPAddressPool", "k3dtui-pool", METALLB_NAMESPACE)
+            if pool is not None:
+                result["pool"] = ",".join((pool.get("spec") or {}).get("addresses") or [])
+            return result
+
+        try:
+            out.update(await asyncio.to_thread(collect))
+        except ApiUnreachable:
+            raise
+        return out
+
+
+def pod_status(pod: dict[str, Any]) -> str:
+    """What `kubectl get pods` shows in STATUS, roughly."""
+    meta = pod.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return "Terminating"
+    pstatus: dict[str, Any] = pod.get("status") or {}
+    for cs in pstatus.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        waiting = state.get("waiting")
+        if waiting and waiting.get("reason"):
+            return str(waiting["reason"])
+        terminated = state.get("terminated")
+        if terminated and terminated.get("reason"):
+            return str(terminated["reason"])
+    return str(pstatus.get("phase") or "Pending")
