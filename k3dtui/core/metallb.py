@@ -97,7 +97,7 @@ def parse_documents(text: str, where: str) -> tuple[Obj, ...]:
     for i, doc in enumerate(raw):
         if doc is None:
             continue
-        if doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+        if isinstance(doc, dict) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
             docs.extend(dict(item) for item in doc["items"])
             continue
         if (
