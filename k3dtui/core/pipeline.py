@@ -34,7 +34,7 @@ from k3dtui.core.deploy import (
     pod_ready,
     service_ip,
 )
-from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.kubeapply import ApiUnreachable, Kube
 from k3dtui.core.metallb import (
     NAMESPACE as METALLB_NAMESPACE,
@@ -388,7 +388,16 @@ class Pipeline:
         if not stage_at_least(stage, "metallb"):
             await self._resolve_manifest()  # fetched (or refused) before anything is created
         await self.create_cluster(reuse=True)
-        pool_range = await self.choose_pool()
+        try:
+            pool_range = await self.choose_pool()
+        except UsageError:
+            if stage == "absent":
+                # The network only exists now: the given range does not fit it. Leave
+                # nothing behind: the cluster was created by this run, remove it.
+                self.event("pool", "warning", f"removing the cluster {self.spec.name} this run created")
+                self.close()
+                await self.provider.delete(self._lines("pool"))
+            raise
         await self.install_metallb()
         await self.apply_pool(pool_range)
         await self.build_and_import()
