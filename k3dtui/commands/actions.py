@@ -1,10 +1,102 @@
-"""`k3dtui actions`: not built yet (owned by its issue)."""
+"""`k3dtui scale N|+N|-N` and `k3dtui kill POD | --random [--force]`: change the running app.
+
+Both act only on the app (its namespace, its Deployment, pods labelled ``app=fastapi``),
+print what happened, and exit 1 with the reason when the cluster refused or could not be
+reached, 2 for malformed input (nothing is sent then).
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import sys
 from typing import Any
+
+from k3dtui.core.actions import ActionResult, parse_scale, valid_pod_name
+from k3dtui.core.errors import UsageError
+
+DEFAULT_MAX_REPLICAS = 50
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    return None
+    scale = sub.add_parser(
+        "scale",
+        parents=[common],
+        help="scale the app's Deployment: to N replicas, or by +N / -N",
+        description=(
+            "Scale the app's Deployment through its scale subresource. COUNT is N (scale to N), "
+            "+N (N more) or -N (N fewer); the result must stay within 0..--max-replicas."
+        ),
+    )
+    scale.add_argument("count", metavar="COUNT", help="N, +N or -N (e.g. 5, +1, -1)")
+    scale.add_argument(
+        "--max-replicas",
+        type=int,
+        default=DEFAULT_MAX_REPLICAS,
+        help=f"refuse to go above this many replicas (default: {DEFAULT_MAX_REPLICAS})",
+    )
+    scale.set_defaults(func=scale_command)
+
+    kill = sub.add_parser(
+        "kill",
+        parents=[common],
+        help="delete one of the app's pods (graceful; --force for grace 0), or a random Running one",
+        description=(
+            "Delete a pod of the app. The Deployment replaces it; watch it with `k3dtui` or "
+            "`kubectl get pods -w`. Pods that are not the app's are refused."
+        ),
+    )
+    kill.add_argument("pod", nargs="?", metavar="POD", help="the pod's name (see `kubectl get pods`)")
+    kill.add_argument("--random", action="store_true", help="kill a random Running pod of the app")
+    kill.add_argument(
+        "--force", action="store_true", help="delete at once (grace period 0): no Terminating phase"
+    )
+    kill.set_defaults(func=kill_command)
+
+
+def _live(args: argparse.Namespace, max_replicas: int = DEFAULT_MAX_REPLICAS) -> Any:
+    from k3dtui.core.live import LiveCluster
+    from k3dtui.providers import select_provider
+
+    provider, _reason = select_provider(args.name, args.sim)
+    kubeconfig = asyncio.run(provider.kubeconfig())
+    return LiveCluster(kubeconfig, max_replicas=max_replicas)
+
+
+def _report(result: ActionResult) -> int:
+    if result.ok:
+        print(result.message)
+        return 0
+    print(f"k3dtui: {result.message}", file=sys.stderr)
+    return 1
+
+
+def scale_command(args: argparse.Namespace) -> int:
+    try:
+        how, value = parse_scale(args.count)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    if args.max_replicas < 0:
+        raise UsageError(f"--max-replicas must be 0 or more (got {args.max_replicas})")
+    if how == "to" and value > args.max_replicas:
+        raise UsageError(
+            f"{value} replicas is above the limit of {args.max_replicas}; "
+            "choose a smaller count or raise --max-replicas"
+        )
+    live = _live(args, args.max_replicas)
+    result = live.scale_to(value) if how == "to" else live.scale_by(value)
+    return _report(result)
+
+
+def kill_command(args: argparse.Namespace) -> int:
+    if args.random and args.pod:
+        raise UsageError("give either a POD name or --random, not both")
+    if not args.random and not args.pod:
+        raise UsageError("name the pod to kill (k3dtui kill POD) or use --random")
+    if args.pod and not valid_pod_name(args.pod):
+        raise UsageError(
+            f"{args.pod!r} is not a valid pod name (lowercase letters, digits, '-' and '.')"
+        )
+    live = _live(args)
+    result = live.kill_random(force=args.force) if args.random else live.kill(args.pod, force=args.force)
+    return _report(result)
