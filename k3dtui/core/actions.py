@@ -257,9 +257,8 @@ class Actions:
                 host = str(self._api().configuration.host)
             except Exception:
                 host = ""
-            where = f" at {host}" if host else ""
-            return ActionResult(
-                False,
-                f"could not {what}: {describe_error(exc)}{where}; is the cluster running?",
-            )
+            text = describe_error(exc)
+            if host:
+                text = text.replace("the API server", f"the API server at {host}", 1)
+            return ActionResult(False, f"could not {what}: {text}; is the cluster running?")
         return ActionResult(False, f"could not {what}: {describe_error(exc)}")
