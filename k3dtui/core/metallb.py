@@ -40,6 +40,8 @@ POOL_NAME = "k3dtui-pool"
 L2_NAME = "k3dtui-l2"
 MINIMAL_MANIFEST = "metallb-minimal.yaml"
 
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 Origin = Literal["path", "cache", "download", "minimal"]
 Progress = Callable[[str, str, Mapping[str, Any]], None]
 """(kind, message, data): kind is "log", "progress" or "warning"."""
@@ -90,7 +92,7 @@ def sha256_hex(data: bytes) -> str:
 def parse_documents(text: str, where: str) -> tuple[Obj, ...]:
     """The YAML documents of a manifest (empty ones dropped), each a Kubernetes object."""
     try:
-        raw = list(yaml.safe_load_all(text))
+        raw = list(yaml.load_all(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         raise K3dtuiError(f"{where} is not valid YAML: {exc}".splitlines()[0]) from exc
     docs: list[Obj] = []
