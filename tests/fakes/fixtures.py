@@ -33,13 +33,19 @@ def ensure_busybox(client: Any) -> str:
     return BUSYBOX
 
 
+def _remove(c: Any) -> None:
+    try:
+        c.remove(force=True)
+    except Exception:
+        pass
+
+
 def cleanup_run(client: Any, run_id: str) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
     flt = {"label": [f"{RUN_LABEL}={run_id}"]}
-    for c in client.containers.list(all=True, filters=flt):
-        try:
-            c.remove(force=True)
-        except Exception:
-            pass
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(_remove, client.containers.list(all=True, filters=flt)))
     for n in client.networks.list(filters=flt):
         try:
             n.remove()
@@ -72,6 +78,35 @@ class DockerLab:
         net.reload()
         return net
 
+    def free_network(
+        self, what: str, prefix: int, *, gateway_offset: int | None = 1, ipv6_first: bool = False
+    ) -> Any:
+        """A network on a random 10.x IPv4 subnet of ``prefix`` (retrying past any overlap with
+        networks that already exist). ``gateway_offset`` None leaves the gateway implicit."""
+        import ipaddress
+        import random
+
+        import docker.errors
+
+        last: Exception | None = None
+        for _ in range(20):
+            base = ipaddress.IPv4Address(
+                f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.{random.randint(0, 255)}"
+            )
+            net = ipaddress.ip_network(f"{base}/{prefix}", strict=False)
+            gw = str(net.network_address + gateway_offset) if gateway_offset else None
+            subnets: list[tuple[str, str | None]] = [(str(net), gw)]
+            if ipv6_first:
+                v6 = f"fd00:6b33:{random.randint(0, 0xffff):x}:{random.randint(0, 0xffff):x}::/64"
+                subnets.insert(0, (v6, None))
+            try:
+                return self.network(what, subnets, ipv6=ipv6_first)
+            except docker.errors.APIError as exc:
+                last = exc
+                if "overlap" not in str(exc).lower():
+                    raise
+        raise RuntimeError(f"no free test subnet found: {last}")
+
     def container(self, network: str, ip: str | None = None, what: str = "c") -> Any:
         ensure_busybox(self.client)
         config = None
@@ -83,6 +118,12 @@ class DockerLab:
         )
         c.start()
         return c
+
+    def containers(self, network: str, count: int) -> list[Any]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(lambda _: self.container(network), range(count)))
 
 
 @pytest.fixture
