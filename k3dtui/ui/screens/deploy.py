@@ -1,0 +1,220 @@
+"""Deploy: replicas, then image build (streaming), import, apply, per-replica readiness,
+the external IP as soon as MetalLB assigns it, and a reachability probe; a clear panel
+when the IP is not routable from this host."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Button, Footer, Input, Label, Static
+
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.provider import Reachability
+from k3dtui.ui.backend import StepEvent
+from k3dtui.ui.screens.setup import error_text
+from k3dtui.ui.screens.steps import PipelineScreen
+from k3dtui.ui.widgets.progress import StepProgress
+
+STEP_TITLES = {
+    "image": "build the image and import it into the nodes",
+    "deploy": "apply the Deployment and the LoadBalancer Service",
+    "probe": "probe the external IP",
+}
+
+
+class DeployScreen(PipelineScreen):
+    PAGE = "3 deploy"
+    CSS_PATH = "deploy.tcss"
+    STEPS = ["image", "deploy", "probe"]
+    CHANGING = frozenset({"deploy"})
+    BINDINGS = [
+        Binding("ctrl+s", "deploy", "deploy", id="deploy.deploy", tooltip="Build, import and deploy the app"),
+        Binding("ctrl+n", "next", "live view", id="deploy.next", tooltip="Open the live view"),
+    ]
+    COMMAND_TITLES = {"deploy": "Build, import and deploy the app", "next": "Open the live view"}
+
+    @dataclass
+    class Deployed(Message):
+        ip: str
+        url: str
+        reach: Reachability
+
+    class Done(Message):
+        """Deployed: the app moves on to the live view."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.busy = False
+        self.deployed = False
+        self.states: dict[str, str] = dict.fromkeys(self.STEPS, "waiting")
+        self.ready: tuple[int, int] | None = None
+        self.pods: Mapping[str, Any] = {}
+        self.ip = ""
+        self.url = ""
+
+    def compose(self) -> ComposeResult:
+        yield self.header_widget()
+        with Horizontal(id="top"):
+            with Vertical(id="form"):
+                yield Label("Replicas", classes="field-label")
+                yield Input("3", id="replicas", type="integer")
+                yield Static("", id="replicas-error", classes="field-error")
+                with Horizontal(id="deploy-buttons"):
+                    yield Button("Deploy", id="deploy", variant="primary")
+                    yield Button("Live view →", id="next", variant="success")
+            with Vertical(id="status"):
+                yield Label("Steps", classes="section")
+                yield Static(id="steps")
+                yield Static(id="reach", classes="reach")
+        yield self.progress()
+        yield self.log_widget()
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#next").display = False
+        self.query_one("#reach").display = False
+        if self.k3d.read_only:
+            self.query_one("#deploy", Button).disabled = True
+        self.query_one("#replicas", Input).focus()
+        self.render_steps()
+
+    def replicas(self) -> int | None:
+        text = self.query_one("#replicas", Input).value.strip()
+        problem = ""
+        value: int | None = None
+        try:
+            value = int(text)
+            self.backend.validate_replicas(value)
+        except ValueError:
+            problem, value = "replicas must be a whole number, e.g. 3", None
+        except K3dtuiError as exc:
+            problem, value = error_text(exc), None
+        self.query_one("#replicas-error", Static).update(problem)
+        self.query_one("#replicas", Input).set_class(bool(problem), "-invalid")
+        return value
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.replicas()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.call_after_refresh(self.run_action, "deploy")
+
+    def render_steps(self) -> None:
+        marks = {"waiting": ("○", "dim"), "running": ("●", "bold yellow"), "done": ("✓", "bold green"),
+                 "failed": ("✗", "bold red"), "skipped": ("-", "yellow")}
+        text = Text()
+        for i, step in enumerate(self.STEPS):
+            if i:
+                text.append("\n")
+            mark, style = marks[self.states[step]]
+            text.append(f"{mark} ", style=style)
+            text.append(STEP_TITLES[step], style="" if self.states[step] != "waiting" else "dim")
+            if step == "deploy" and self.ready is not None:
+                ready, desired = self.ready
+                text.append("\n    replicas ready ")
+                text.append("■" * ready, style="green")
+                text.append("□" * max(0, desired - ready), style="grey50")
+                text.append(f" {ready}/{desired}", style="bold")
+                for pod, state in sorted(self.pods.items()):
+                    text.append(f"\n      {pod} ", style="dim")
+                    text.append(str(state))
+            if step == "deploy":
+                text.append("\n    external IP ")
+                text.append(self.ip or "pending…", style="bold magenta" if self.ip else "dim")
+            if step == "probe" and self.url:
+                text.append(f"\n    {self.url} answered", style="green")
+        self.query_one("#steps", Static).update(text)
+
+    def step_event(self, event: StepEvent) -> None:
+        if event.step in self.states:
+            if event.kind == "start":
+                self.states[event.step] = "running"
+            elif event.kind == "done":
+                self.states[event.step] = "done"
+            elif event.kind == "failed":
+                self.states[event.step] = "failed"
+        data = event.data or {}
+        if "ready" in data and "desired" in data:
+            self.ready = (int(data["ready"]), int(data["desired"]))
+        if isinstance(data.get("pods"), Mapping):
+            self.pods = data["pods"]
+        if data.get("ip"):
+            self.ip = str(data["ip"])
+        self.render_steps()
+
+    def action_state(self, action: str) -> bool | None:
+        if action == "next":
+            return self.deployed
+        if action == "deploy":
+            return not self.busy
+        return True
+
+    def action_deploy(self) -> None:
+        if self.busy or not self.allowed("deploy"):
+            return
+        replicas = self.replicas()
+        if replicas is None:
+            return
+        self.busy = True
+        self.query_one("#deploy", Button).disabled = True
+        self.states = dict.fromkeys(self.STEPS, "waiting")
+        self.query_one(StepProgress).begin()
+        self.refresh_bindings()
+        backend = self.backend
+
+        def work() -> None:
+            backend.build_and_import(self.emit)
+            ip = backend.deploy_app(replicas, self.emit)
+            reach = backend.reachability()
+            url = backend.probe(ip, self.emit) if reach.routable else ""
+            self.post_message(self.Deployed(ip, url, reach))
+
+        self.run_io(work, name="deploy")
+
+    def on_deploy_screen_deployed(self, message: Deployed) -> None:
+        self.busy = False
+        self.deployed = True
+        self.ip, self.url = message.ip, message.url
+        self.states["deploy"] = "done"
+        reach = self.query_one("#reach", Static)
+        if message.reach.routable:
+            self.states["probe"] = "done"
+            self.query_one(StepProgress).finish(True, f"the app answers at {message.url}")
+        else:
+            self.states["probe"] = "skipped"
+            panel = Text()
+            panel.append(f"{message.ip} is not routable from this host\n", style="bold")
+            panel.append(message.reach.explanation)
+            panel.append("\nThe live view still shows pods, kills and scaling; load needs a route.", style="dim")
+            reach.update(panel)
+            reach.display = True
+            self.query_one(StepProgress).finish(True, f"deployed; {message.ip} is not reachable from here")
+        self.render_steps()
+        nxt = self.query_one("#next", Button)
+        nxt.display = True
+        nxt.focus()
+        self.refresh_bindings()
+
+    def action_next(self) -> None:
+        if self.deployed:
+            self.post_message(self.Done())
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id in ("deploy", "next"):
+            self.call_after_refresh(self.run_action, event.button.id)
+
+    def failed(self, what: str) -> None:
+        self.busy = False
+        self.query_one("#deploy", Button).disabled = self.k3d.read_only
+        for step, state in self.states.items():
+            if state == "running":
+                self.states[step] = "failed"
+        self.render_steps()
+        self.refresh_bindings()

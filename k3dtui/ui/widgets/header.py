@@ -1,0 +1,52 @@
+"""The header every screen shows: provider (k3d or SIMULATED, unmistakably), cluster, context."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+from k3dtui.ui.backend import HeaderInfo
+
+
+class ProviderHeader(Widget):
+    """One line: ``k3dtui ▌SIMULATED▐ cluster … context … [read-only]``."""
+
+    DEFAULT_CSS = """
+    ProviderHeader {
+        dock: top;
+        height: 1;
+        background: $panel;
+    }
+    """
+
+    info: reactive[HeaderInfo | None] = reactive(None)
+    read_only: reactive[bool] = reactive(False)
+    page: reactive[str] = reactive("")
+
+    def __init__(self, info: HeaderInfo | None = None, *, read_only: bool = False, page: str = "") -> None:
+        super().__init__()
+        self.set_reactive(ProviderHeader.info, info)
+        self.set_reactive(ProviderHeader.read_only, read_only)
+        self.set_reactive(ProviderHeader.page, page)
+
+    def render(self) -> Text:
+        text = Text(" k3dtui ", style="bold")
+        info = self.info
+        if info is None:
+            text.append(" … ", style="dim")
+            return text
+        if info.provider == "sim":
+            text.append(" SIMULATED CLUSTER ", style="bold white on dark_magenta")
+        else:
+            text.append(f" {info.provider} ", style="bold black on green3")
+        text.append("   cluster ", style="dim")
+        text.append(info.name, style="bold")
+        text.append("  context ", style="dim")
+        text.append(info.context, style="bold")
+        if self.read_only:
+            text.append("  ")
+            text.append(" READ-ONLY ", style="bold black on yellow")
+        if self.page:
+            text.append(f"  │ {self.page}", style="dim")
+        return text

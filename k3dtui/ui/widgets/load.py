@@ -1,0 +1,130 @@
+"""The load panel: state, mode (explained), concurrency/rate, req/s sparkline, latency, errors, bars."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Sparkline, Static
+
+from k3dtui.core.models import LoadSettings, LoadSnapshot
+from k3dtui.ui.widgets.pods import short_node_name, short_pod_name
+
+MODE_EXPLANATION = {
+    "new-connection": "a new connection per request: kube-proxy picks a pod each time, a fair spread",
+    "keep-alive": "keep-alive: each connection stays pinned to the pod kube-proxy picked: skew",
+}
+
+
+def bar_lines(counts: dict[str, int], gone: frozenset[str], *, label: int, width: int) -> Text:
+    """One line per key: ``name ████████░░ 1,234 33%``; gone keys greyed with their final count."""
+    text = Text(no_wrap=True, overflow="ellipsis")
+    total = sum(counts.values()) or 1
+    top = max(counts.values(), default=0) or 1
+    for i, (name, count) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))):
+        dead = name in gone
+        filled = round(width * count / top)
+        if i:
+            text.append("\n")
+        text.append(f"{name[:label]:<{label}} ", style="dim strike" if dead else "")
+        text.append("█" * filled, style="grey42" if dead else "green")
+        text.append("░" * (width - filled), style="grey23")
+        text.append(f" {count:>7,} {count / total:>4.0%}", style="grey50" if dead else "bold")
+        if dead:
+            text.append(" gone", style="grey50 italic")
+    return text
+
+
+class LoadPanel(Vertical):
+    """Attributes down: the live screen sets ``settings`` and calls ``show(snapshot)``."""
+
+    DEFAULT_CSS = """
+    LoadPanel { border: round $secondary; border-title-style: bold; padding: 0 1; height: 1fr; }
+    LoadPanel > #load-state { height: 1; }
+    LoadPanel > #load-mode { height: 1; color: $text-muted; }
+    LoadPanel > Sparkline { height: 2; margin: 0 0; }
+    LoadPanel > #load-latency { height: 1; }
+    LoadPanel > #load-bars { height: 1fr; }
+    LoadPanel #load-pods { width: 3fr; }
+    LoadPanel #load-nodes { width: 2fr; margin-left: 2; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.border_title = "load"
+        self.settings = LoadSettings()
+        self.snapshot: LoadSnapshot | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="load-state")
+        yield Static(id="load-mode")
+        yield Sparkline([0.0], id="load-spark")
+        yield Static(id="load-latency")
+        with Horizontal(id="load-bars"):
+            yield Static(id="load-pods")
+            yield Static(id="load-nodes")
+
+    def on_mount(self) -> None:
+        self.show(None)
+
+    def show(self, snap: LoadSnapshot | None) -> None:
+        self.snapshot = snap
+        s = self.settings
+        state = Text(no_wrap=True, overflow="ellipsis")
+        running = snap is not None and snap.running
+        if running and snap is not None:
+            state.append("● RUNNING ", style="bold green")
+            state.append(f"{snap.elapsed:5.1f}s ")
+        else:
+            state.append("○ stopped ", style="bold")
+            if snap is not None and snap.finished_reason:
+                state.append(f"({snap.finished_reason}) ", style="dim")
+        mode = snap.mode if running and snap is not None else s.mode
+        conc = snap.concurrency if running and snap is not None else s.concurrency
+        state.append("│ mode ", style="dim")
+        state.append(mode, style="bold")
+        state.append(" │ concurrency ", style="dim")
+        state.append(str(conc), style="bold")
+        state.append(" │ rate ", style="dim")
+        state.append(f"{s.rate:g}/s" if s.rate else "max", style="bold")
+        if snap is not None:
+            state.append(" │ ", style="dim")
+            state.append(f"{snap.rps:,.0f} req/s", style="bold cyan")
+            state.append(f"  {snap.responses:,} ok", style="dim")
+        self.query_one("#load-state", Static).update(state)
+        self.query_one("#load-mode", Static).update(
+            Text(MODE_EXPLANATION.get(mode, mode), no_wrap=True, overflow="ellipsis")
+        )
+        spark = self.query_one(Sparkline)
+        history = list(snap.rps_history[-120:]) if snap is not None and snap.rps_history else [0.0]
+        if list(spark.data or []) != history:
+            spark.data = history
+        lat = Text(no_wrap=True, overflow="ellipsis")
+        if snap is not None and snap.latency_ms:
+            lat.append("latency ", style="dim")
+            for key in ("p50", "p95", "p99"):
+                if key in snap.latency_ms:
+                    lat.append(f"{key} ", style="dim")
+                    lat.append(f"{snap.latency_ms[key]:.1f}ms  ", style="bold")
+        else:
+            lat.append("latency —  ", style="dim")
+        lat.append("│ errors ", style="dim")
+        errors = {k: v for k, v in (snap.errors if snap else {}).items() if v}
+        if errors:
+            lat.append(" ".join(f"{k} {v:,}" for k, v in sorted(errors.items())), style="bold red")
+        else:
+            lat.append("none", style="green")
+        self.query_one("#load-latency", Static).update(lat)
+        if snap is None or not snap.per_pod:
+            self.query_one("#load-pods", Static).update(
+                Text("press l to start load, m to switch mode, [ ] for concurrency", style="dim")
+            )
+            self.query_one("#load-nodes", Static).update("")
+            return
+        pods = {short_pod_name(k): v for k, v in snap.per_pod.items()}
+        gone = frozenset(short_pod_name(k) for k in snap.gone_pods)
+        nodes = {short_node_name(k): v for k, v in snap.per_node.items()}
+        pod_width = max(4, self.query_one("#load-pods").size.width - 14 - 20)
+        node_width = max(4, self.query_one("#load-nodes").size.width - 9 - 15)
+        self.query_one("#load-pods", Static).update(bar_lines(pods, gone, label=14, width=pod_width))
+        self.query_one("#load-nodes", Static).update(bar_lines(nodes, frozenset(), label=9, width=node_width))
