@@ -40,6 +40,8 @@ __all__ = ["ERROR_KINDS", "LoadGenerator", "validate_settings"]
 
 MODES = ("keep-alive", "new-connection")
 MAX_CONCURRENCY = 4096
+FRESH = 0.35  # seconds: a snapshot older than this is stale (the worker ticks every 0.1 s)
+FRESH_WAIT = 0.25  # seconds latest() waits at most for a fresh snapshot after a pause
 STOP_GRACE = 2.0  # seconds the worker gets to send its final snapshot and leave
 
 
@@ -101,6 +103,7 @@ class LoadGenerator:
         self._gone: set[str] = set()
         self._last = _empty(settings)
         self._closed = False
+        self._sent_at = 0.0  # the worker's monotonic clock (system-wide) of the newest snapshot
 
     # --- lifecycle ---
     @property
@@ -132,6 +135,7 @@ class LoadGenerator:
             child_conn.close()
             self._proc, self._conn, self._stop_event = proc, parent_conn, stop_event
             self.running = True
+            self._sent_at = time.monotonic() + 5.0  # no staleness wait before the first snapshot
             self._last = _empty(self.settings, running=True)
 
     def stop(self) -> None:
@@ -214,12 +218,16 @@ class LoadGenerator:
     # --- internals ---
     def _poll(self) -> None:
         self._drain_until_final(0.0)
+        if self.running and time.monotonic() - self._sent_at > FRESH:
+            # we had not read for a while: the worker paused its snapshots and sends a
+            # fresh one as soon as it sees our acknowledgement
+            self._drain_until_final(FRESH_WAIT, until_fresh=True)
         if self.running and self._proc is not None and not self._proc.is_alive():
             self._drain_until_final(0.0)
             if self.running:
                 self._finish_without_final("worker exited")
 
-    def _drain_until_final(self, timeout: float | None) -> None:
+    def _drain_until_final(self, timeout: float | None, until_fresh: bool = False) -> None:
         """Read snapshots until the final one or until ``timeout`` (None = no limit)."""
         conn = self._conn
         if conn is None or not self.running:
@@ -240,6 +248,12 @@ class LoadGenerator:
                 msg = conn.recv()
                 received += 1
                 self._accept(msg)
+                if until_fresh and time.monotonic() - self._sent_at <= FRESH:
+                    break
+                if until_fresh and received:
+                    with contextlib.suppress(OSError, ValueError):
+                        conn.send(("ack", received))
+                    received = 0
         except (EOFError, OSError):
             if self.running:
                 self._finish_without_final("worker exited")
@@ -253,6 +267,7 @@ class LoadGenerator:
             self.running = False
             return
         final = bool(msg.get("final"))
+        self._sent_at = float(msg.get("sent_at", time.monotonic()))
         self._last = LoadSnapshot(
             running=not final,
             mode=msg["mode"],

@@ -482,10 +482,13 @@ class Worker:
         self.target_gen = 0
         self.issued = 0
         self.unacked = 0
+        self.stale = False  # a snapshot was skipped because the parent was not reading
         self.started = 0.0
         self.next_slot = 0.0
         self.slots: dict[int, asyncio.Task[None]] = {}
         self.active = 0
+        self.busy: dict[int, float] = {}  # slot → when its request started
+        self.expired: set[int] = set()  # slots whose request the sweep cancelled
         self.finished_reason = ""
         self.done: asyncio.Event | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -503,6 +506,9 @@ class Worker:
         kind = msg[0]
         if kind == "ack":
             self.unacked = max(0, self.unacked - int(msg[1]))
+            if self.stale and self.unacked == 0 and not self.finished_reason:
+                # the parent fell behind and caught up: give it a fresh picture now
+                self._send(self.snapshot())
         elif kind == "stop":
             self._finish("stopped")
         elif kind == "reset":
@@ -542,6 +548,7 @@ class Worker:
             mode=self.s.mode,
             concurrency=self.s.concurrency,
             elapsed=round(now - self.started, 3),
+            sent_at=now,
             finished_reason=self.finished_reason if final else "",
             final=final,
         )
@@ -553,10 +560,12 @@ class Worker:
         if self.conn is None:
             return
         if self.unacked >= MAX_UNACKED and not force:
+            self.stale = True
             return
         try:
             self.conn.send(snap)
             self.unacked += 1
+            self.stale = False
         except (OSError, EOFError, ValueError):
             self._finish("parent gone")
 
@@ -578,15 +587,20 @@ class Worker:
         self._spawn_slots()
         try:
             next_tick = self.started + TICK
+            next_sweep = self.started + self._sweep_every()
             while not self.done.is_set():
-                timeout = max(0.0, next_tick - time.monotonic())
+                wake = min(next_tick, next_sweep)
                 if self.s.duration is not None:
-                    timeout = min(timeout, max(0.0, self.started + self.s.duration - time.monotonic()))
+                    wake = min(wake, self.started + self.s.duration)
+                timeout = max(0.0, wake - time.monotonic())
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.done.wait(), timeout)
                 now = time.monotonic()
                 self._checks(now)
                 self._check_count()
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + self._sweep_every()
                 if now >= next_tick and not self.done.is_set():
                     self._send(self.snapshot())
                     next_tick = max(next_tick + TICK, now + TICK / 2)
@@ -601,6 +615,19 @@ class Worker:
         final = self.snapshot(final=True)
         self._send(final, force=True)
         return final
+
+    def _sweep_every(self) -> float:
+        return max(0.01, min(TICK, self.s.timeout / 5))
+
+    def _sweep(self, now: float) -> None:
+        """Cancel the requests that ran past the timeout (cheaper than a timer per request)."""
+        limit = self.s.timeout
+        for index, t0 in list(self.busy.items()):
+            if now - t0 >= limit and index not in self.expired:
+                task = self.slots.get(index)
+                if task is not None and not task.done():
+                    self.expired.add(index)
+                    task.cancel()
 
     def _check_count(self) -> None:
         limit = self.s.requests
@@ -621,6 +648,7 @@ class Worker:
         gen = -1
         failures = 0
         monotonic = time.monotonic
+        busy = self.busy
         self.active += 1
         try:
             while self._may_issue(index):
@@ -638,20 +666,29 @@ class Worker:
                     conn = None
                 target = self.target
                 t0 = monotonic()
+                busy[index] = t0
                 try:
-                    async with asyncio.timeout(s.timeout):
-                        if conn is None:
-                            _, conn = await loop.create_connection(
-                                lambda: HttpConnection(loop), target.host, target.port
-                            )
-                            gen = self.target_gen
-                        fut = conn.request(
-                            target.keep_alive_request if keep_alive else target.close_request
+                    if conn is None:
+                        _, conn = await loop.create_connection(
+                            lambda: HttpConnection(loop), target.host, target.port
                         )
-                        status, pod, node = await fut
-                except asyncio.CancelledError:
-                    raise
+                        gen = self.target_gen
+                    fut = conn.request(
+                        target.keep_alive_request if keep_alive else target.close_request
+                    )
+                    status, pod, node = await fut
+                    del busy[index]
                 except BaseException as exc:
+                    busy.pop(index, None)
+                    if isinstance(exc, asyncio.CancelledError):
+                        if index not in self.expired:
+                            raise
+                        # the sweep cancelled this request: it ran past the timeout
+                        self.expired.discard(index)
+                        task = asyncio.current_task()
+                        if task is not None:
+                            task.uncancel()
+                        exc = TimeoutError()
                     stats.error(classify(exc))
                     if conn is not None:
                         conn.abort()
