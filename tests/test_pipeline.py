@@ -352,3 +352,14 @@ async def test_status_shape(app_server: AppServer) -> None:
     assert data["deployment"] == {"name": "fastapi", "replicas": 3, "ready": 3}
     assert data["service"]["external_ip"] == "172.28.255.200"
     assert data["service"]["dial"] == f"127.0.0.1:{app_server.port}"
+
+
+async def test_pool_checked_against_planned_network_before_create(app_server: AppServer) -> None:
+    class Planned(FakeProvider):
+        def planned_network(self, servers: int, agents: int) -> NetworkInfo:
+            return NetworkInfo("k3d-demo", "172.28.0.0/16", "172.28.0.1")
+
+    provider, kube = Planned("demo", app_server.port), FakeKube()
+    with pytest.raises(UsageError, match="not inside the subnet"):
+        await make(provider, kube, [], spec=ClusterSpec(name="demo", pool="10.9.0.1-10.9.0.9")).up()
+    assert provider.calls == [] and kube.applied == []

@@ -379,12 +379,19 @@ class Pipeline:
                 f"the {self.provider.kind} cluster {self.spec.name} exists but is not running",
                 f"start it (`k3d cluster start {self.spec.name}`) or delete it with `k3dtui down --name {self.spec.name}`",
             )
-        if stage in ("cluster", "metallb", "deployed") and self.spec.pool:
-            # The network is known: refuse a bad range before changing anything.
+        if self.spec.pool:
+            # Refuse a bad range before changing anything, when the network is known.
             from k3dtui.core.pool import validate_range
 
-            net = await self.inspect_network()
-            validate_range(self.spec.pool, net.subnet, net.used)
+            net: NetworkInfo | None = None
+            if stage != "absent":
+                net = await self.inspect_network()
+            else:
+                planned = getattr(self.provider, "planned_network", None)
+                if callable(planned):
+                    net = planned(self.spec.servers, self.spec.agents)
+            if net is not None:
+                validate_range(self.spec.pool, net.subnet, net.used)
         if not stage_at_least(stage, "metallb"):
             await self._resolve_manifest()  # fetched (or refused) before anything is created
         await self.create_cluster(reuse=True)
