@@ -159,8 +159,16 @@ class Store:
         self._emit(Event("ADDED", gvr, copy.deepcopy(stored), self._rv))
         return copy.deepcopy(stored)
 
-    def update(self, gvr: GVR, obj: Obj, *, expect_rv: str | None = None) -> Obj:
-        """Replace a stored object. ``expect_rv`` (when given) must match, else 409."""
+    def update(
+        self, gvr: GVR, obj: Obj, *, expect_rv: str | None = None, bump_generation: bool = False
+    ) -> Obj:
+        """Replace a stored object. ``expect_rv`` (when given) must match, else 409.
+
+        ``generation`` goes up when anything but metadata and status changes (or when
+        ``bump_generation``). An object being deleted (``deletionTimestamp``) whose last
+        finalizer this update removes is deleted, as the API server does (pods excepted:
+        the kubelet finishes those).
+        """
         meta = obj["metadata"]
         ns = str(meta.get("namespace", ""))
         name = str(meta["name"])
@@ -179,11 +187,18 @@ class Store:
         for field in ("uid", "creationTimestamp"):
             meta[field] = old["metadata"][field]
         gen = int(old["metadata"].get("generation", 1))
-        if _spec_of(obj) != _spec_of(old):
+        if _spec_of(obj) != _spec_of(old) or bump_generation:
             gen += 1
         meta["generation"] = gen
         if obj == old:
             return copy.deepcopy(old)
+        if (
+            meta.get("deletionTimestamp")
+            and not meta.get("finalizers")
+            and old["metadata"].get("finalizers")
+            and gvr.resource != "pods"
+        ):
+            return self.delete(gvr, ns, name)
         stored = self._bump(obj)
         self._objects[key] = stored
         self._emit(Event("MODIFIED", gvr, copy.deepcopy(stored), self._rv, old=copy.deepcopy(old)))
