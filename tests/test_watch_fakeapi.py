@@ -180,6 +180,9 @@ class FakeApi:
                 elif what == "hang":
                     while not self._stopping.wait(0.05):
                         pass
+                    # The server goes away: so do its connections.
+                    h.close_connection = True
+                    h.connection.shutdown(socket.SHUT_RDWR)
                     return
             h.wfile.write(b"0\r\n\r\n")
             h.wfile.flush()
