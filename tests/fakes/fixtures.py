@@ -4,6 +4,7 @@ per-test run id and removed afterwards."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -34,10 +35,8 @@ def ensure_busybox(client: Any) -> str:
 
 
 def _remove(c: Any) -> None:
-    try:
+    with contextlib.suppress(Exception):
         c.remove(force=True)
-    except Exception:
-        pass
 
 
 def cleanup_run(client: Any, run_id: str) -> None:
@@ -47,10 +46,8 @@ def cleanup_run(client: Any, run_id: str) -> None:
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(_remove, client.containers.list(all=True, filters=flt)))
     for n in client.networks.list(filters=flt):
-        try:
+        with contextlib.suppress(Exception):
             n.remove()
-        except Exception:
-            pass
 
 
 @dataclass
