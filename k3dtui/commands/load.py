@@ -1,10 +1,282 @@
-"""`k3dtui load`: not built yet (owned by its issue)."""
+"""`k3dtui load`: send a bounded run of GETs to the app and count the responses per pod and node.
+
+Without ``--url`` the target is the cluster's Service ``fastapi-service`` (namespace
+``default``): its external IP, turned by the provider into an address this machine can dial.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import json
+import math
+import socket
+import sys
 from typing import Any
+
+from k3dtui.core.errors import K3dtuiError, UsageError
+from k3dtui.core.models import ConnectionMode, LoadSettings, LoadSnapshot
+
+SERVICE = "fastapi-service"
+NAMESPACE = "default"
+DEFAULT_DURATION = 10.0
+DEFAULT_CONCURRENCY = 16
+ERROR_KINDS = ("refused", "reset", "timeout", "other")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    return None
+    parser = sub.add_parser(
+        "load",
+        parents=[common],
+        help="send bounded HTTP load to the app; count responses per pod and per node",
+        description=(
+            "Send GETs to the app's Service (or --url) for a duration or a number of requests, "
+            "then print the responses per pod and per node, errors, req/s and latency. "
+            "keep-alive (the default) keeps each connection, and a Service balances per "
+            "connection, so each connection stays on one pod; --new-connections opens one "
+            "connection per request and shows the even spread."
+        ),
+    )
+    bound = parser.add_argument_group("bound (one of; default --duration 10)")
+    bound.add_argument("--duration", metavar="S", help="run for S seconds")
+    bound.add_argument("--requests", metavar="N", help="send exactly N requests")
+    parser.add_argument(
+        "--concurrency", metavar="N", default=str(DEFAULT_CONCURRENCY),
+        help=f"connections / requests in flight (default {DEFAULT_CONCURRENCY})",
+    )
+    parser.add_argument("--rate", metavar="R", help="at most R requests per second in total")
+    parser.add_argument("--timeout", metavar="S", default="2", help="per request (default 2 s)")
+    parser.add_argument(
+        "--new-connections", action="store_true",
+        help="one connection per request (Connection: close) instead of keep-alive",
+    )
+    parser.add_argument("--url", help="any http:// endpoint instead of the cluster's Service")
+    parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    parser.set_defaults(func=run)
+
+
+# --- input ---
+def _number(text: str | None, flag: str, *, whole: bool = False) -> float | int | None:
+    if text is None:
+        return None
+    try:
+        value: float | int = int(text) if whole else float(text)
+    except ValueError:
+        kind = "a whole number" if whole else "a number"
+        raise UsageError(f"{flag} must be {kind}, not {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise UsageError(f"{flag} must be greater than 0, not {text}")
+    return value
+
+
+def settings_from_args(args: argparse.Namespace, url: str = "") -> LoadSettings:
+    """The run's settings from the command line; ``UsageError`` (exit 2) on bad input."""
+    if args.duration is not None and args.requests is not None:
+        raise UsageError("give either --duration or --requests, not both")
+    duration = _number(args.duration, "--duration")
+    requests = _number(args.requests, "--requests", whole=True)
+    if duration is None and requests is None:
+        duration = DEFAULT_DURATION
+    concurrency = _number(args.concurrency, "--concurrency", whole=True)
+    rate = _number(args.rate, "--rate")
+    timeout = _number(args.timeout, "--timeout")
+    mode: ConnectionMode = "new-connection" if args.new_connections else "keep-alive"
+    settings = LoadSettings(
+        url=url,
+        mode=mode,
+        concurrency=int(concurrency or DEFAULT_CONCURRENCY),
+        rate=None if rate is None else float(rate),
+        duration=None if duration is None else float(duration),
+        requests=None if requests is None else int(requests),
+        timeout=float(timeout or 2.0),
+    )
+    from k3dtui.core.load import validate_settings
+
+    validate_settings(settings, need_url=bool(url))
+    return settings
+
+
+# --- the target ---
+def read_external_ip(kubeconfig: Any, context: str | None = None) -> str:
+    """The external IP (or hostname) of the app's Service, or a clear error."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from k3dtui.core.kube import make_api_client
+
+    try:
+        api = make_api_client(kubeconfig, context)
+    except Exception as exc:
+        raise K3dtuiError(f"cannot read the cluster's kubeconfig {kubeconfig}: {exc}") from None
+    try:
+        with api:
+            svc = client.CoreV1Api(api).read_namespaced_service(
+                SERVICE, NAMESPACE, _request_timeout=10
+            )
+    except ApiException as exc:
+        if exc.status == 404:
+            raise K3dtuiError(
+                f"the app is not deployed: no Service {SERVICE} in namespace {NAMESPACE}",
+                hint="deploy it with `k3dtui up`, or aim at any endpoint with --url",
+            ) from None
+        raise K3dtuiError(f"the cluster's API refused to read Service {SERVICE}: {exc.status} {exc.reason}") from None
+    except Exception as exc:
+        raise K3dtuiError(
+            f"cannot reach the cluster's API: {exc.__class__.__name__}: {exc}",
+            hint="is the cluster running? check with `k3dtui status`",
+        ) from None
+    ingress = (svc.status and svc.status.load_balancer and svc.status.load_balancer.ingress) or []
+    for entry in ingress:
+        if entry.ip or entry.hostname:
+            return str(entry.ip or entry.hostname)
+    raise K3dtuiError(
+        f"Service {SERVICE} has no external IP yet",
+        hint="MetalLB assigns it: run `k3dtui up` (installs MetalLB and an address pool) or wait a few seconds",
+    )
+
+
+async def discover_url(name: str, sim: bool) -> str:
+    """``http://host:port/`` that reaches the cluster's Service from this machine."""
+    from k3dtui.providers import select_provider
+
+    provider, _reason = select_provider(name, sim)
+    info = await provider.find()
+    flag = " --sim" if provider.kind == "sim" else ""
+    if info is None:
+        raise K3dtuiError(
+            f"no {provider.kind} cluster named {name!r}",
+            hint=f"create it with `k3dtui up{flag} --name {name}`, or aim at any endpoint with --url",
+        )
+    if not info.running:
+        raise K3dtuiError(
+            f"the {provider.kind} cluster {name!r} is not running",
+            hint=f"start it with `k3dtui up{flag} --name {name}`",
+        )
+    kubeconfig = await provider.kubeconfig()
+    ip = await asyncio.to_thread(read_external_ip, kubeconfig)
+    host, port = provider.dial(ip, 80)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}/"
+
+
+def preflight(url: str, timeout: float) -> None:
+    """Fail fast, with one line, when nothing answers at the target."""
+    from k3dtui.core.loadworker import parse_url
+
+    host, port, _path, _netloc = parse_url(url)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        why = exc.strerror or exc.__class__.__name__
+        if isinstance(exc, TimeoutError):
+            why = f"no answer within {timeout:g} s"
+        raise K3dtuiError(
+            f"cannot connect to {url}: {why}",
+            hint="check the address, or that the app is running (`k3dtui status`)",
+        ) from None
+
+
+# --- output ---
+def result_json(snap: LoadSnapshot) -> dict[str, Any]:
+    lat = snap.latency_ms_total
+    return {
+        "mode": snap.mode,
+        "duration_s": round(snap.elapsed, 3),
+        "requests": snap.requests,
+        "errors": {kind: int(snap.errors.get(kind, 0)) for kind in ERROR_KINDS},
+        "status": {str(code): n for code, n in sorted(snap.status.items())},
+        "rps": round(snap.requests / snap.elapsed, 1) if snap.elapsed > 0 else 0.0,
+        "latency_ms": {k: lat.get(k) for k in ("p50", "p95", "p99")},
+        "per_pod": dict(sorted(snap.per_pod.items())),
+        "per_node": dict(sorted(snap.per_node.items())),
+    }
+
+
+def _share_rows(title: str, counts: dict[str, int], total: int, gone: frozenset[str]) -> list[str]:
+    width = max([len(title), *(len(k) + (7 if k in gone else 0) for k in counts)])
+    lines = [f"  {title:<{width}}  {'responses':>10}  {'share':>6}"]
+    for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        label = f"{key} (gone)" if key in gone else key
+        share = 100.0 * n / total if total else 0.0
+        lines.append(f"  {label:<{width}}  {n:>10,}  {share:>5.1f}%")
+    return lines
+
+
+def result_table(snap: LoadSnapshot, url: str) -> str:
+    data = result_json(snap)
+    lines = [
+        f"k3dtui load: {url}  {snap.mode}, {snap.concurrency} connections, {snap.elapsed:.1f} s"
+        + (f" ({snap.finished_reason})" if snap.finished_reason not in ("duration", "requests") else ""),
+        f"  {snap.requests:,} requests: {snap.responses:,} responses, "
+        f"{sum(snap.errors.values()):,} errors, {data['rps']:,.1f} req/s",
+    ]
+    lat = data["latency_ms"]
+    if lat["p50"] is not None:
+        lines.append(f"  latency ms: p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  p99 {lat['p99']:.2f}")
+    if snap.status:
+        lines.append("  status: " + ", ".join(f"{c}: {n:,}" for c, n in sorted(snap.status.items())))
+    lines.append("  errors: " + ", ".join(f"{k} {data['errors'][k]:,}" for k in ERROR_KINDS))
+    if snap.per_pod:
+        lines += ["", *_share_rows("pod", snap.per_pod, snap.responses, snap.gone_pods)]
+    if snap.per_node:
+        lines += ["", *_share_rows("node", snap.per_node, snap.responses, frozenset())]
+    if snap.mode == "keep-alive":
+        lines += [
+            "",
+            f"  keep-alive: each of the {snap.concurrency} connections stays on the pod the Service "
+            "picked when it opened, so the shares show where connections landed; "
+            "--new-connections balances every request.",
+        ]
+    return "\n".join(lines)
+
+
+def _progress(snap: LoadSnapshot, settings: LoadSettings) -> str:
+    bound = f"/{settings.duration:g} s" if settings.duration else f" s, {snap.requests:,}/{settings.requests:,} req"
+    p99 = snap.latency_ms.get("p99")
+    errors = sum(snap.errors.values())
+    text = f"  {snap.elapsed:5.1f}{bound}  {snap.requests:,} req  {snap.rps:,.0f} req/s"
+    if p99 is not None:
+        text += f"  p99 {p99:.1f} ms"
+    text += f"  {len(snap.per_pod)} pods  errors {errors:,}"
+    return text
+
+
+def run(args: argparse.Namespace) -> int:
+    from k3dtui.core.load import LoadGenerator
+
+    settings = settings_from_args(args, url=args.url or "")
+    url = args.url or asyncio.run(discover_url(args.name, args.sim))
+    settings = settings_from_args(args, url=url)
+    preflight(url, settings.timeout)
+    live = sys.stderr.isatty() and not args.json
+    interrupted = False
+    with LoadGenerator(settings) as gen:
+        gen.start()
+        try:
+            while gen.running:
+                snap = gen.wait(0.25)
+                if live and gen.running:
+                    sys.stderr.write("\r\033[K" + _progress(snap, settings))
+                    sys.stderr.flush()
+        except KeyboardInterrupt:
+            interrupted = True
+            gen.stop()
+        finally:
+            if live:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+        snap = gen.wait(5.0)
+    if args.json:
+        print(json.dumps(result_json(snap)))
+    else:
+        print(result_table(snap, url))
+    if snap.finished_reason.startswith("error"):
+        raise K3dtuiError(f"the load run failed: {snap.finished_reason}")
+    if snap.responses == 0:
+        kinds = ", ".join(f"{k} {n}" for k, n in sorted(snap.errors.items()) if n) or "none"
+        raise K3dtuiError(f"no response from {url} ({snap.requests} requests; errors: {kinds})")
+    return 130 if interrupted else 0
+
+
+__all__ = ["discover_url", "read_external_ip", "register", "result_json", "run", "settings_from_args"]
