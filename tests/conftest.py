@@ -34,3 +34,6 @@ def docker_client():  # type: ignore[no-untyped-def]
 @pytest.fixture
 def docker_engine():  # type: ignore[no-untyped-def]
     return docker_client()
+
+
+from tests.simfixtures import *  # noqa: E402,F403 - sim_cluster, sim_app, SimHandle

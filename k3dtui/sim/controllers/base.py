@@ -1,0 +1,270 @@
+"""The controllers' shared context and their reconcile loop.
+
+Controllers run on the simulator's event loop. The store calls subscribers synchronously
+from inside a write, so a controller never writes from its event handler: it enqueues a
+key, and the loop drains the queue on its next turn (like a workqueue fed by a watch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from k3dtui.sim import gvrs
+from k3dtui.sim.controllers import util
+from k3dtui.sim.settings import SimSettings
+from k3dtui.sim.store import GVR, ApiError, Event, Obj, Store
+
+log = logging.getLogger("k3dtui.sim")
+
+Key = tuple[GVR, str, str]
+
+
+class Runtime(Protocol):
+    """What the kubelet and the load balancer controller need from the data plane."""
+
+    async def start_pod(self, uid: str, pod: str, node: str) -> int:
+        """Start the app's HTTP server for a pod; returns its loopback port once /healthz answers."""
+        ...
+
+    async def stop_pod(self, uid: str) -> None: ...
+
+    async def set_lb(self, key: str, backends: list[int]) -> int:
+        """Create or update a listener; returns its loopback port."""
+        ...
+
+    async def remove_lb(self, key: str) -> None: ...
+
+
+@dataclass
+class NodeSpec:
+    name: str
+    role: str  # "server" | "agent"
+    ip: str
+    index: int  # podCIDR 10.42.<index>.0/24
+
+
+@dataclass
+class Ctx:
+    store: Store
+    settings: SimSettings
+    cluster: str
+    nodes: list[NodeSpec]
+    runtime: Runtime | None = None
+    images: set[str] = field(default_factory=set)  # normalized references imported
+    children: dict[str, set[Key]] = field(default_factory=dict)  # owner uid → dependents
+    controllers: list[Controller] = field(default_factory=list)
+    on_images: list[Callable[[], None]] = field(default_factory=list)
+    _events: list[Key] = field(default_factory=list)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return asyncio.get_running_loop()
+
+    # -- wiring ----------------------------------------------------------------
+    def add(self, controller: Controller) -> None:
+        self.controllers.append(controller)
+
+    def attach(self) -> Callable[[], None]:
+        for obj_gvr in list(self.store.resources()):
+            for obj in list(self.store.iter(obj_gvr)):
+                self._index(Event("ADDED", obj_gvr, obj, 0))
+        return self.store.subscribe(self.dispatch)
+
+    def dispatch(self, event: Event) -> None:
+        self._index(event)
+        for c in self.controllers:
+            if event.gvr in c.watches or "*" in c.watch_all:
+                try:
+                    c.on_event(event)
+                except Exception:  # a controller bug must never break a write
+                    log.exception("%s.on_event", type(c).__name__)
+
+    def _index(self, event: Event) -> None:
+        m = event.obj.get("metadata", {})
+        key: Key = (event.gvr, str(m.get("namespace", "")), str(m.get("name", "")))
+        refs = m.get("ownerReferences") or []
+        if event.type == "DELETED":
+            for ref in refs:
+                self.children.get(str(ref.get("uid")), set()).discard(key)
+        else:
+            old_refs = ((event.old or {}).get("metadata") or {}).get("ownerReferences") or []
+            for ref in old_refs:
+                if ref not in refs:
+                    self.children.get(str(ref.get("uid")), set()).discard(key)
+            for ref in refs:
+                self.children.setdefault(str(ref.get("uid")), set()).add(key)
+        if event.gvr == gvrs.EVENTS:
+            if event.type == "ADDED":
+                self._events.append(key)
+            elif event.type == "DELETED" and key in self._events:
+                self._events.remove(key)
+
+    def dependents(self, uid: str, gvr: GVR | None = None) -> list[Obj]:
+        out = []
+        for key in list(self.children.get(uid, ())):
+            if gvr is not None and key[0] != gvr:
+                continue
+            obj = self.store.peek(*key)
+            if obj is not None:
+                out.append(obj)
+        return out
+
+    def node(self, name: str) -> NodeSpec | None:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        return None
+
+    # -- images ----------------------------------------------------------------
+    def import_image(self, image: str) -> None:
+        self.images.add(util.normalize_image(image))
+        for fn in list(self.on_images):
+            fn()
+
+    def has_image(self, image: str) -> bool:
+        return util.normalize_image(image) in self.images
+
+    # -- events ----------------------------------------------------------------
+    def record(
+        self, obj: Obj, reason: str, message: str, *, component: str, warning: bool = False,
+        host: str | None = None, field_path: str | None = None,
+    ) -> None:
+        """Create a core/v1 Event about ``obj``."""
+        m = obj.get("metadata", {})
+        ns = str(m.get("namespace") or "default")
+        ts = util.now()
+        involved: dict[str, Any] = {
+            "apiVersion": obj.get("apiVersion", "v1"),
+            "kind": obj.get("kind", ""),
+            "name": m.get("name", ""),
+            "namespace": ns,
+            "uid": m.get("uid", ""),
+            "resourceVersion": m.get("resourceVersion", ""),
+        }
+        if field_path:
+            involved["fieldPath"] = field_path
+        source: dict[str, Any] = {"component": component}
+        if host:
+            source["host"] = host
+        ev = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{m.get('name', 'x')}.{secrets.token_hex(8)}", "namespace": ns},
+            "involvedObject": involved,
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": ts,
+            "lastTimestamp": ts,
+            "count": 1,
+            "type": "Warning" if warning else "Normal",
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": host or "",
+        }
+        try:
+            self.store.create(gvrs.EVENTS, ev)
+        except ApiError:
+            return
+        limit = max(10, self.settings.event_limit)
+        while len(self._events) > limit:
+            oldest = self._events.pop(0)
+            with contextlib.suppress(ApiError):
+                self.store.delete(*oldest)
+
+
+class Controller:
+    """A reconcile loop keyed by whatever ``on_event`` enqueues."""
+
+    watches: frozenset[GVR] = frozenset()
+    watch_all: frozenset[str] = frozenset()
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+        self.store = ctx.store
+        self._pending: dict[Any, None] = {}
+        self._scheduled = False
+
+    def on_event(self, event: Event) -> None:
+        delay = self.event_delay()
+        for key in self.keys_for(event):
+            self.enqueue(key, delay)
+
+    def event_delay(self) -> float:
+        """How long after a watch event the reconcile runs."""
+        return self.ctx.settings.api_delay
+
+    def keys_for(self, event: Event) -> Iterable[Any]:
+        return ()
+
+    def enqueue(self, key: Any, delay: float = 0.0) -> None:
+        loop = asyncio.get_running_loop()
+        if delay > 0:
+            loop.call_later(delay, self._enqueue_now, key)
+            return
+        self._enqueue_now(key)
+
+    def _enqueue_now(self, key: Any) -> None:
+        loop = asyncio.get_running_loop()
+        self._pending[key] = None
+        if not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._drain)
+
+    def _drain(self) -> None:
+        self._scheduled = False
+        while self._pending:
+            key = next(iter(self._pending))
+            del self._pending[key]
+            try:
+                self.reconcile(key)
+            except ApiError as exc:
+                log.debug("%s.reconcile(%s): %s", type(self).__name__, key, exc.message)
+            except Exception:
+                log.exception("%s.reconcile(%s)", type(self).__name__, key)
+
+    def reconcile(self, key: Any) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        """Called once the loop runs (initial sync)."""
+
+
+def delete_pod(store: Store, namespace: str, name: str, grace: int | None = None) -> None:
+    """A pod DELETE with the API's semantics: unscheduled, finished or grace 0 → removed now;
+    otherwise ``deletionTimestamp`` is set and the kubelet finishes the job."""
+    pod = store.peek(gvrs.PODS, namespace, name)
+    if pod is None:
+        return
+    spec = pod.get("spec") or {}
+    if grace is None:
+        grace = int(spec.get("terminationGracePeriodSeconds", 30) or 0)
+    if not spec.get("nodeName") or util.phase(pod) in ("Succeeded", "Failed") or grace <= 0:
+        store.delete(gvrs.PODS, namespace, name)
+        return
+    m = pod["metadata"]
+    if m.get("deletionTimestamp") and int(m.get("deletionGracePeriodSeconds", grace)) <= grace:
+        return
+
+    def mark(p: Obj) -> None:
+        import datetime as dt
+
+        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
+        p["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        p["metadata"]["deletionGracePeriodSeconds"] = grace
+
+    store.mutate(gvrs.PODS, namespace, name, mark)
+
+
+def delete_object(store: Store, gvr: GVR, namespace: str, name: str) -> None:
+    if gvr == gvrs.PODS:
+        delete_pod(store, namespace, name)
+        return
+    with contextlib.suppress(ApiError):
+        store.delete(gvr, namespace, name)

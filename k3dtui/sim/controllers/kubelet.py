@@ -1,0 +1,429 @@
+"""The kubelet of every simulated node.
+
+A bound pod walks Pending → ContainerCreating (hostIP, then podIP) → Running → Ready; on
+deletion it is Terminating until its container exits (promptly, or at the end of the grace
+period when it ignores SIGTERM), then phase Succeeded/Failed, then it is removed. A pod runs
+only if its images are on the node: imported (``import_image``) or in a registry (a fully
+qualified name); otherwise it waits with ``ErrImageNeverPull`` (pull policy Never) or
+``ErrImagePull``/``ImagePullBackOff``, and starts once the image is imported. Pods of the
+app image serve real HTTP through the runtime (the data-plane process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from typing import Any
+
+from k3dtui.sim import gvrs
+from k3dtui.sim.controllers import util
+from k3dtui.sim.controllers.base import Controller, Ctx
+from k3dtui.sim.store import ApiError, Event, Obj
+
+log = logging.getLogger("k3dtui.sim.kubelet")
+
+APP_REPOSITORY = "fastapi-random"
+
+
+def is_app_image(image: str) -> bool:
+    return util.image_basename(image) == APP_REPOSITORY
+
+
+def image_id(image: str) -> str:
+    ref = util.normalize_image(image)
+    digest = hashlib.sha256(ref.encode()).hexdigest()
+    return f"{util.image_repository(ref)}@sha256:{digest}"
+
+
+class _Gone(Exception):
+    """The pod was deleted, replaced or marked for deletion: stop driving it."""
+
+
+class Kubelet(Controller):
+    watches = frozenset({gvrs.PODS})
+
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__(ctx)
+        self.running: dict[str, asyncio.Task[None]] = {}
+        self.terminating: dict[str, asyncio.Task[None]] = {}
+        self.ports: dict[str, int] = {}  # pod uid → loopback port of its HTTP server
+        self.pod_ips: dict[str, str] = {}
+        self._next_ip: dict[str, int] = {}
+        self._used_ips: set[str] = set()
+        self._image_waiters: list[asyncio.Future[None]] = []
+        ctx.on_images.append(self._images_changed)
+
+    # -- events ------------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        pod = event.obj
+        uid = str(pod["metadata"].get("uid", ""))
+        if event.type == "DELETED":
+            for tasks in (self.running, self.terminating):
+                task = tasks.pop(uid, None)
+                if task is not None:
+                    task.cancel()
+            asyncio.get_running_loop().create_task(self._cleanup(uid))
+            return
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node or self.ctx.node(str(node)) is None:
+            return
+        if util.is_terminating(pod):
+            if uid not in self.terminating:
+                task = self.running.pop(uid, None)
+                if task is not None:
+                    task.cancel()
+                self.terminating[uid] = asyncio.get_running_loop().create_task(
+                    self._terminate(event.namespace, event.name, uid)
+                )
+            return
+        if uid not in self.running and uid not in self.terminating and util.phase(pod) == "Pending":
+            self.running[uid] = asyncio.get_running_loop().create_task(
+                self._run(event.namespace, event.name, uid)
+            )
+
+    def start(self) -> None:
+        for pod in list(self.store.iter(gvrs.PODS)):
+            self.on_event(Event("ADDED", gvrs.PODS, pod, 0))
+
+    def _images_changed(self) -> None:
+        waiters, self._image_waiters = self._image_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _wait_for_import(self, timeout: float | None = None) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._image_waiters.append(fut)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fut, timeout)
+
+    # -- helpers -----------------------------------------------------------------
+    def _update(self, ns: str, name: str, uid: str, fn: Any, *, allow_terminating: bool = False) -> Obj:
+        pod = self.store.peek(gvrs.PODS, ns, name)
+        if pod is None or pod["metadata"].get("uid") != uid:
+            raise _Gone
+        if util.is_terminating(pod) and not allow_terminating:
+            raise _Gone
+        updated = self.store.mutate(gvrs.PODS, ns, name, fn)
+        if updated is None:
+            raise _Gone
+        return updated
+
+    def _event(self, ns: str, name: str, reason: str, message: str, *, warning: bool = False,
+               container: str | None = None) -> None:
+        pod = self.store.peek(gvrs.PODS, ns, name)
+        if pod is None:
+            return
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        self.ctx.record(
+            pod, reason, message, component="kubelet", host=node, warning=warning,
+            field_path=f"spec.containers{{{container}}}" if container else None,
+        )
+
+    def _allocate_ip(self, uid: str, node: str, host_network: bool) -> str:
+        spec = self.ctx.node(node)
+        if spec is None:
+            raise _Gone
+        if host_network:
+            return spec.ip
+        if uid in self.pod_ips:
+            return self.pod_ips[uid]
+        start = self._next_ip.get(node, 2)
+        for i in range(253):
+            host = 2 + (start - 2 + i) % 253
+            ip = f"10.42.{spec.index}.{host}"
+            if ip not in self._used_ips:
+                self._used_ips.add(ip)
+                self.pod_ips[uid] = ip
+                self._next_ip[node] = host + 1
+                return ip
+        raise _Gone
+
+    async def _cleanup(self, uid: str) -> None:
+        ip = self.pod_ips.pop(uid, None)
+        if ip:
+            self._used_ips.discard(ip)
+        if self.ports.pop(uid, None) is not None and self.ctx.runtime is not None:
+            try:
+                await self.ctx.runtime.stop_pod(uid)
+            except Exception:
+                log.exception("stop_pod %s", uid)
+
+    # -- the pod's life --------------------------------------------------------------
+    async def _run(self, ns: str, name: str, uid: str) -> None:
+        try:
+            await self._run_inner(ns, name, uid)
+        except (_Gone, asyncio.CancelledError):
+            pass
+        except ApiError as exc:
+            log.debug("kubelet %s/%s: %s", ns, name, exc.message)
+        except Exception:
+            log.exception("kubelet %s/%s", ns, name)
+        finally:
+            if self.running.get(uid) is asyncio.current_task():
+                del self.running[uid]
+
+    async def _run_inner(self, ns: str, name: str, uid: str) -> None:
+        s = self.ctx.settings
+        await asyncio.sleep(s.accept_delay + s.api_delay)
+        pod = self.store.peek(gvrs.PODS, ns, name)
+        if pod is None or pod["metadata"].get("uid") != uid:
+            return
+        spec = pod.get("spec") or {}
+        node = str(spec["nodeName"])
+        node_spec = self.ctx.node(node)
+        if node_spec is None:
+            return
+        containers: list[dict[str, Any]] = list(spec.get("containers") or [])
+        has_probe = any("readinessProbe" in c for c in containers)
+
+        def waiting(c: dict[str, Any], reason: str, message: str | None = None) -> dict[str, Any]:
+            w: dict[str, Any] = {"reason": reason}
+            if message:
+                w["message"] = message
+            return {
+                "name": c.get("name", ""), "image": c.get("image", ""), "imageID": "",
+                "ready": False, "restartCount": 0, "started": False, "state": {"waiting": w},
+            }
+
+        def accept(p: Obj) -> None:
+            st = p.setdefault("status", {})
+            st["phase"] = "Pending"
+            st["hostIP"] = node_spec.ip
+            st["hostIPs"] = [{"ip": node_spec.ip}]
+            st.setdefault("startTime", util.now())
+            util.set_condition(p, "PodReadyToStartContainers", "False")
+            util.set_condition(p, "Initialized", "True")
+            names = ", ".join(c.get("name", "") for c in containers)
+            util.set_condition(p, "Ready", "False", "ContainersNotReady", f"containers with unready status: [{names}]")
+            util.set_condition(p, "ContainersReady", "False", "ContainersNotReady", f"containers with unready status: [{names}]")
+            util.set_condition(p, "PodScheduled", "True")
+            _order_conditions(p)
+            st["containerStatuses"] = [waiting(c, "ContainerCreating") for c in containers]
+
+        self._update(ns, name, uid, accept)
+        await asyncio.sleep(s.sandbox_delay)
+        ip = self._allocate_ip(uid, node, bool(spec.get("hostNetwork")))
+
+        def sandbox(p: Obj) -> None:
+            st = p["status"]
+            st["podIP"] = ip
+            st["podIPs"] = [{"ip": ip}]
+            util.set_condition(p, "PodReadyToStartContainers", "True")
+
+        self._update(ns, name, uid, sandbox)
+
+        # images
+        for i, c in enumerate(containers):
+            await self._ensure_image(ns, name, uid, i, c, waiting)
+
+        await asyncio.sleep(s.start_delay)
+        for c in containers:
+            image = str(c.get("image", ""))
+            if image in s.crash_images or util.image_repository(image) in s.crash_images:
+                await self._crash_loop(ns, name, uid, c)
+                return
+        port: int | None = None
+        for c in containers:
+            cname = str(c.get("name", ""))
+            self._event(ns, name, "Created", f"Created container: {cname}", container=cname)
+            if is_app_image(str(c.get("image", ""))) and self.ctx.runtime is not None and port is None:
+                port = await self.ctx.runtime.start_pod(uid, name, node)
+                self.ports[uid] = port
+                current = self.store.peek(gvrs.PODS, ns, name)
+                if current is None or current["metadata"].get("uid") != uid or util.is_terminating(current):
+                    raise _Gone
+            self._event(ns, name, "Started", f"Started container {cname}", container=cname)
+        started_at = util.now()
+
+        def run(p: Obj) -> None:
+            st = p["status"]
+            st["phase"] = "Running"
+            statuses = []
+            for c in containers:
+                ready = "readinessProbe" not in c
+                statuses.append({
+                    "name": c.get("name", ""), "image": c.get("image", ""),
+                    "imageID": image_id(str(c.get("image", ""))),
+                    "containerID": "containerd://" + secrets.token_hex(32),
+                    "ready": ready, "restartCount": 0, "started": True,
+                    "state": {"running": {"startedAt": started_at}},
+                })
+            st["containerStatuses"] = statuses
+            if not has_probe:
+                util.set_condition(p, "Ready", "True")
+                util.set_condition(p, "ContainersReady", "True")
+
+        self._update(ns, name, uid, run)
+        if has_probe:
+            await asyncio.sleep(s.ready_delay)
+
+            def ready(p: Obj) -> None:
+                for cs in p["status"]["containerStatuses"]:
+                    cs["ready"] = True
+                util.set_condition(p, "Ready", "True")
+                util.set_condition(p, "ContainersReady", "True")
+
+            self._update(ns, name, uid, ready)
+
+    async def _ensure_image(self, ns: str, name: str, uid: str, index: int, c: dict[str, Any], waiting: Any) -> None:
+        s = self.ctx.settings
+        image = str(c.get("image", ""))
+        cname = str(c.get("name", ""))
+        policy = str(c.get("imagePullPolicy", "IfNotPresent"))
+        announced_failure = False
+        while True:
+            present = self.ctx.has_image(image)
+            pullable = util.in_registry(image)
+            if present and policy != "Always":
+                self._event(ns, name, "Pulled", f'Container image "{image}" already present on machine',
+                            container=cname)
+                return
+            if pullable and policy != "Never":
+                self._event(ns, name, "Pulling", f'Pulling image "{image}"', container=cname)
+                await asyncio.sleep(s.pull_delay)
+                size = 20_000_000 + int(hashlib.sha256(image.encode()).hexdigest()[:6], 16)
+                self._event(
+                    ns, name, "Pulled",
+                    f'Successfully pulled image "{image}" in {s.pull_delay:.3f}s '
+                    f"({s.pull_delay:.3f}s including waiting). Image size: {size} bytes.",
+                    container=cname,
+                )
+                self.ctx.images.add(util.normalize_image(image))
+                return
+            if policy == "Never":
+                msg = f'Container image "{image}" is not present with pull policy of Never'
+
+                def never(p: Obj, msg: str = msg) -> None:
+                    p["status"]["containerStatuses"][index] = waiting(c, "ErrImageNeverPull", msg)
+
+                self._update(ns, name, uid, never)
+                if not announced_failure:
+                    self._event(ns, name, "ErrImageNeverPull", msg, warning=True, container=cname)
+                    announced_failure = True
+                await self._wait_for_import()
+                continue
+            ref = util.normalize_image(image)
+            pull_msg = (
+                f'Failed to pull image "{image}": failed to pull and unpack image "{ref}": '
+                f'failed to resolve reference "{ref}": pull access denied, repository does not exist '
+                "or may require authorization: server message: insufficient_scope: authorization failed"
+            )
+
+            def err_pull(p: Obj, pull_msg: str = pull_msg) -> None:
+                p["status"]["containerStatuses"][index] = waiting(c, "ErrImagePull", pull_msg)
+
+            self._update(ns, name, uid, err_pull)
+            if not announced_failure:
+                self._event(ns, name, "Pulling", f'Pulling image "{image}"', container=cname)
+                self._event(ns, name, "Failed", pull_msg, warning=True, container=cname)
+                self._event(ns, name, "Failed", "Error: ErrImagePull", warning=True, container=cname)
+            await asyncio.sleep(s.backoff_delay)
+            backoff_msg = f'Back-off pulling image "{image}"'
+
+            def backoff(p: Obj, backoff_msg: str = backoff_msg) -> None:
+                p["status"]["containerStatuses"][index] = waiting(c, "ImagePullBackOff", backoff_msg)
+
+            self._update(ns, name, uid, backoff)
+            if not announced_failure:
+                self._event(ns, name, "BackOff", backoff_msg, container=cname)
+                self._event(ns, name, "Failed", "Error: ImagePullBackOff", warning=True, container=cname)
+                announced_failure = True
+            await self._wait_for_import()
+            if policy == "Always" and not pullable:
+                continue
+
+    async def _crash_loop(self, ns: str, name: str, uid: str, c: dict[str, Any]) -> None:
+        """Fault injection: the container exits with 1 at every start (CrashLoopBackOff)."""
+        s = self.ctx.settings
+        cname = str(c.get("name", ""))
+        restarts = 0
+        while True:
+            finished = util.now()
+
+            def crashed(p: Obj, restarts: int = restarts, finished: str = finished) -> None:
+                st = p["status"]
+                st["phase"] = "Running"
+                st["containerStatuses"] = [{
+                    "name": cname, "image": c.get("image", ""), "imageID": image_id(str(c.get("image", ""))),
+                    "containerID": "containerd://" + secrets.token_hex(32),
+                    "ready": False, "restartCount": restarts, "started": False,
+                    "state": {"waiting": {"reason": "CrashLoopBackOff",
+                                          "message": f"back-off restarting failed container {cname}"}},
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error", "startedAt": finished,
+                                                 "finishedAt": finished}},
+                }]
+
+            self._update(ns, name, uid, crashed)
+            self._event(ns, name, "BackOff", f"Back-off restarting failed container {cname}",
+                        warning=True, container=cname)
+            restarts += 1
+            await asyncio.sleep(max(s.backoff_delay, 0.05) * min(2 ** restarts, 32))
+
+    async def _terminate(self, ns: str, name: str, uid: str) -> None:
+        try:
+            await self._terminate_inner(ns, name, uid)
+        except (_Gone, asyncio.CancelledError):
+            pass
+        except ApiError as exc:
+            log.debug("kubelet terminate %s/%s: %s", ns, name, exc.message)
+        except Exception:
+            log.exception("kubelet terminate %s/%s", ns, name)
+        finally:
+            if self.terminating.get(uid) is asyncio.current_task():
+                del self.terminating[uid]
+
+    async def _terminate_inner(self, ns: str, name: str, uid: str) -> None:
+        s = self.ctx.settings
+        pod = self.store.peek(gvrs.PODS, ns, name)
+        if pod is None or pod["metadata"].get("uid") != uid:
+            return
+        grace = float(pod["metadata"].get("deletionGracePeriodSeconds", 30))
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        was_running = any("running" in (cs.get("state") or {}) for cs in statuses)
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            cname = str(c.get("name", ""))
+            self._event(ns, name, "Killing", f"Stopping container {cname}", container=cname)
+        killed = s.ignore_sigterm and was_running
+        await asyncio.sleep(grace if killed else min(s.terminate_delay, grace))
+        if self.ports.pop(uid, None) is not None and self.ctx.runtime is not None:
+            await self.ctx.runtime.stop_pod(uid)
+        finished = util.now()
+        exit_code, reason = (137, "Error") if killed else (0, "Completed")
+
+        def terminated(p: Obj) -> None:
+            st = p.setdefault("status", {})
+            if was_running:
+                st["phase"] = "Failed" if killed else "Succeeded"
+            for cs in st.get("containerStatuses") or []:
+                state = cs.get("state") or {}
+                started = (state.get("running") or {}).get("startedAt")
+                if "running" in state or was_running:
+                    term: dict[str, Any] = {"exitCode": exit_code, "reason": reason, "finishedAt": finished}
+                    if started:
+                        term["startedAt"] = started
+                    if cs.get("containerID"):
+                        term["containerID"] = cs["containerID"]
+                    cs["state"] = {"terminated": term}
+                cs["ready"] = False
+                cs["started"] = False
+            util.set_condition(p, "Ready", "False", "PodCompleted" if was_running else None)
+            util.set_condition(p, "ContainersReady", "False", "PodCompleted" if was_running else None)
+            util.set_condition(p, "PodReadyToStartContainers", "False")
+
+        self._update(ns, name, uid, terminated, allow_terminating=True)
+        await asyncio.sleep(s.remove_delay)
+        current = self.store.peek(gvrs.PODS, ns, name)
+        if current is not None and current["metadata"].get("uid") == uid:
+            self.store.delete(gvrs.PODS, ns, name)
+
+
+_CONDITION_ORDER = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]
+
+
+def _order_conditions(p: Obj) -> None:
+    conds = p["status"].get("conditions") or []
+    conds.sort(key=lambda c: _CONDITION_ORDER.index(c["type"]) if c["type"] in _CONDITION_ORDER else 99)

@@ -1,0 +1,216 @@
+"""Bootstrap objects of a fresh k3s cluster: its nodes, namespaces and the kubernetes Service;
+and the namespace controller (phase Active, the name label)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import ipaddress
+import uuid
+from typing import Any
+
+from k3dtui.sim import gvrs
+from k3dtui.sim.controllers import util
+from k3dtui.sim.controllers.base import Controller, NodeSpec
+from k3dtui.sim.store import ApiError, Event, Obj, Store
+
+K3S_VERSION = "v1.31.5+k3s1"
+CONTAINERD_VERSION = "containerd://1.7.23-k3s2"
+KERNEL_VERSION = "6.8.0-49-generic"
+BOOT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def subnet_for(name: str) -> ipaddress.IPv4Network:
+    """A /16 per cluster name, like Docker hands out bridge networks (172.18-31)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return ipaddress.IPv4Network(f"172.{18 + digest[0] % 14}.0.0/16")
+
+
+def plan_nodes(name: str, servers: int, agents: int) -> tuple[ipaddress.IPv4Network, list[NodeSpec]]:
+    net = subnet_for(name)
+    hosts = net.network_address
+    out: list[NodeSpec] = []
+    i = 2  # .1 is the gateway
+    for s in range(servers):
+        out.append(NodeSpec(f"k3d-{name}-server-{s}", "server", str(hosts + i), len(out)))
+        i += 1
+    for a in range(agents):
+        out.append(NodeSpec(f"k3d-{name}-agent-{a}", "agent", str(hosts + i), len(out)))
+        i += 1
+    return net, out
+
+
+def serverlb_ip(net: ipaddress.IPv4Network, count: int) -> str:
+    return str(net.network_address + 2 + count)
+
+
+def node_object(spec: NodeSpec) -> Obj:
+    name = spec.name
+    labels = {
+        "beta.kubernetes.io/arch": "amd64",
+        "beta.kubernetes.io/instance-type": "k3s",
+        "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64",
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "node.kubernetes.io/instance-type": "k3s",
+    }
+    if spec.role == "server":
+        labels["node-role.kubernetes.io/control-plane"] = "true"
+        labels["node-role.kubernetes.io/master"] = "true"
+    ts = util.now()
+    ident = hashlib.md5(name.encode()).hexdigest()
+    cidr = f"10.42.{spec.index}.0/24"
+    resources = {
+        "cpu": "2",
+        "ephemeral-storage": "102625208Ki",
+        "hugepages-1Gi": "0",
+        "hugepages-2Mi": "0",
+        "memory": "8029876Ki",
+        "pods": "110",
+    }
+
+    def cond(ctype: str, status: str, reason: str, message: str) -> dict[str, Any]:
+        return {
+            "type": ctype, "status": status, "reason": reason, "message": message,
+            "lastHeartbeatTime": ts, "lastTransitionTime": ts,
+        }
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": labels,
+            "annotations": {
+                "alpha.kubernetes.io/provided-node-ip": spec.ip,
+                "flannel.alpha.coreos.com/backend-type": "vxlan",
+                "flannel.alpha.coreos.com/public-ip": spec.ip,
+                "k3s.io/hostname": name,
+                "k3s.io/internal-ip": spec.ip,
+                "k3s.io/node-args": '["' + spec.role + '"]',
+                "node.alpha.kubernetes.io/ttl": "0",
+                "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+            },
+            "finalizers": ["wrangler.cattle.io/node"],
+        },
+        "spec": {"podCIDR": cidr, "podCIDRs": [cidr], "providerID": f"k3s://{name}"},
+        "status": {
+            "addresses": [
+                {"type": "InternalIP", "address": spec.ip},
+                {"type": "Hostname", "address": name},
+            ],
+            "allocatable": dict(resources),
+            "capacity": dict(resources),
+            "conditions": [
+                cond("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+                cond("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                cond("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+            ],
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+            "images": [],
+            "nodeInfo": {
+                "architecture": "amd64",
+                "bootID": str(uuid.UUID(ident)),
+                "containerRuntimeVersion": CONTAINERD_VERSION,
+                "kernelVersion": KERNEL_VERSION,
+                "kubeProxyVersion": K3S_VERSION,
+                "kubeletVersion": K3S_VERSION,
+                "machineID": ident,
+                "operatingSystem": "linux",
+                "osImage": f"K3s {K3S_VERSION}",
+                "systemUUID": str(uuid.UUID(ident[::-1])),
+            },
+        },
+    }
+
+
+def namespace_object(name: str) -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+        "spec": {"finalizers": ["kubernetes"]},
+        "status": {"phase": "Active"},
+    }
+
+
+def bootstrap(store: Store, nodes: list[NodeSpec]) -> None:
+    """Create what a fresh k3s cluster has: namespaces, nodes, the ``kubernetes`` Service."""
+    for ns in BOOT_NAMESPACES:
+        if store.peek(gvrs.NAMESPACES, "", ns) is None:
+            store.create(gvrs.NAMESPACES, namespace_object(ns))
+    for spec in nodes:
+        if store.peek(gvrs.NODES, "", spec.name) is None:
+            store.create(gvrs.NODES, node_object(spec))
+    if store.peek(gvrs.SERVICES, "default", "kubernetes") is None:
+        store.create(gvrs.SERVICES, {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {
+                "name": "kubernetes", "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"},
+            },
+            "spec": {
+                "clusterIP": "10.43.0.1", "clusterIPs": ["10.43.0.1"],
+                "internalTrafficPolicy": "Cluster", "ipFamilies": ["IPv4"],
+                "ipFamilyPolicy": "SingleStack",
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
+                "sessionAffinity": "None", "type": "ClusterIP",
+            },
+            "status": {"loadBalancer": {}},
+        })
+
+
+def set_node_ready(store: Store, name: str, ready: bool) -> None:
+    """Fault injection: a node stops (NotReady) or comes back."""
+
+    def fn(node: Obj) -> None:
+        status = "True" if ready else "Unknown"
+        reason = "KubeletReady" if ready else "NodeStatusUnknown"
+        msg = "kubelet is posting ready status" if ready else "Kubelet stopped posting node status."
+        for c in node["status"]["conditions"]:
+            if c["type"] == "Ready":
+                if c["status"] != status:
+                    c["lastTransitionTime"] = util.now()
+                c.update(status=status, reason=reason, message=msg, lastHeartbeatTime=util.now())
+        taints = [t for t in node["spec"].get("taints", []) if t.get("key") != "node.kubernetes.io/unreachable"]
+        if not ready:
+            taints.append({"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule", "timeAdded": util.now()})
+        if taints:
+            node["spec"]["taints"] = taints
+        else:
+            node["spec"].pop("taints", None)
+
+    store.mutate(gvrs.NODES, "", name, fn)
+
+
+def node_is_ready(node: Obj) -> bool:
+    c = util.condition(node, "Ready")
+    return bool(c and c.get("status") == "True") and not (node.get("spec") or {}).get("unschedulable")
+
+
+class NamespaceController(Controller):
+    """New namespaces become Active; a deleted namespace takes its objects with it."""
+
+    watches = frozenset({gvrs.NAMESPACES})
+
+    def keys_for(self, event: Event) -> list[tuple[str, str]]:
+        return [(event.type, event.name)]
+
+    def reconcile(self, key: tuple[str, str]) -> None:
+        etype, name = key
+        if etype == "DELETED":
+            for gvr in list(self.store.resources()):
+                for obj in list(self.store.iter(gvr, name)):
+                    with contextlib.suppress(ApiError):
+                        self.store.delete(gvr, name, obj["metadata"]["name"])
+            return
+
+        def fn(ns: Obj) -> None:
+            ns.setdefault("metadata", {}).setdefault("labels", {})["kubernetes.io/metadata.name"] = name
+            ns.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            ns.setdefault("status", {}).setdefault("phase", "Active")
+
+        self.store.mutate(gvrs.NAMESPACES, "", name, fn)

@@ -1,0 +1,205 @@
+"""Small helpers the simulated controllers share: selectors, pod predicates, names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+from k3dtui.sim.store import Obj
+
+# apimachinery util/rand: no vowels, no confusable digits
+ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+
+
+def random_suffix(n: int = 5) -> str:
+    return "".join(random.choice(ALPHABET) for _ in range(n))
+
+
+def generate_name(base: str) -> str:
+    return base[:58] + random_suffix()
+
+
+def fnv32a(data: bytes) -> int:
+    h = 0x811C9DC5
+    for b in data:
+        h ^= b
+        h = (h * 0x01000193) & 0xFFFFFFFF
+    return h
+
+
+def safe_encode(text: str) -> str:
+    return "".join(ALPHABET[ord(c) % len(ALPHABET)] for c in text)
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> float:
+    if not text:
+        return 0.0
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return 0.0
+
+
+def meta(obj: Obj) -> dict[str, Any]:
+    m: dict[str, Any] = obj.setdefault("metadata", {})
+    return m
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("labels") or {})
+
+
+def match_labels(selector: dict[str, str] | None, labels: dict[str, str]) -> bool:
+    """A Service-style selector (a plain map). An empty or absent selector matches nothing."""
+    if not selector:
+        return False
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def match_selector(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels + matchExpressions). Empty matches everything."""
+    if selector is None:
+        return False
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(k) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
+        if op == "In" and labels.get(key) not in values:
+            return False
+        if op == "NotIn" and key in labels and labels[key] in values:
+            return False
+        if op == "Exists" and key not in labels:
+            return False
+        if op == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+def selector_string(selector: dict[str, Any] | None) -> str:
+    parts = [f"{k}={v}" for k, v in sorted(((selector or {}).get("matchLabels") or {}).items())]
+    for expr in (selector or {}).get("matchExpressions") or []:
+        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(values)})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(values)})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def owner_ref(owner: Obj, *, controller: bool = True) -> dict[str, Any]:
+    m = owner["metadata"]
+    return {
+        "apiVersion": owner.get("apiVersion", ""),
+        "kind": owner.get("kind", ""),
+        "name": m["name"],
+        "uid": m["uid"],
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_uid(obj: Obj) -> str | None:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def is_terminating(obj: Obj) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
+def phase(pod: Obj) -> str:
+    return str((pod.get("status") or {}).get("phase") or "Pending")
+
+
+def is_active(pod: Obj) -> bool:
+    """Counts toward a ReplicaSet: not being deleted and not finished."""
+    return not is_terminating(pod) and phase(pod) not in ("Succeeded", "Failed")
+
+
+def condition(obj: Obj, ctype: str) -> dict[str, Any] | None:
+    for c in (obj.get("status") or {}).get("conditions") or []:
+        if c.get("type") == ctype:
+            return dict(c)
+    return None
+
+
+def is_ready(pod: Obj) -> bool:
+    c = condition(pod, "Ready")
+    return bool(c and c.get("status") == "True")
+
+
+def set_condition(
+    obj: Obj, ctype: str, status: str, reason: str | None = None, message: str | None = None,
+    *, probe_time: bool = True,
+) -> None:
+    conds: list[dict[str, Any]] = obj.setdefault("status", {}).setdefault("conditions", [])
+    for c in conds:
+        if c.get("type") == ctype:
+            if c.get("status") != status:
+                c["lastTransitionTime"] = now()
+            c["status"] = status
+            _set_opt(c, "reason", reason)
+            _set_opt(c, "message", message)
+            return
+    new: dict[str, Any] = {"type": ctype, "status": status}
+    if probe_time:
+        new["lastProbeTime"] = None
+    new["lastTransitionTime"] = now()
+    _set_opt(new, "reason", reason)
+    _set_opt(new, "message", message)
+    conds.append(new)
+
+
+def _set_opt(d: dict[str, Any], key: str, value: str | None) -> None:
+    if value is None:
+        d.pop(key, None)
+    else:
+        d[key] = value
+
+
+def image_repository(image: str) -> str:
+    """``quay.io/metallb/controller:v0.15.2`` → ``quay.io/metallb/controller``."""
+    name = image.split("@", 1)[0]
+    slash = name.rfind("/")
+    colon = name.rfind(":")
+    if colon > slash:
+        name = name[:colon]
+    return name
+
+
+def image_basename(image: str) -> str:
+    return image_repository(image).rsplit("/", 1)[-1]
+
+
+def normalize_image(image: str) -> str:
+    """The fully qualified reference containerd stores: ``docker.io/library/x:latest``."""
+    ref = image.strip()
+    name = ref.split("@", 1)[0]
+    first = name.split("/", 1)[0]
+    has_registry = "/" in name and ("." in first or ":" in first or first == "localhost")
+    if not has_registry:
+        ref = "docker.io/" + (ref if "/" in name else "library/" + ref)
+    repo = image_repository(ref)
+    if "@" not in ref and ref == repo:
+        ref += ":latest"
+    return ref
+
+
+def in_registry(image: str) -> bool:
+    """Whether a registry would serve the image: only fully qualified names are simulated
+    as pullable (an unqualified name, like the app's, exists only where it was imported)."""
+    name = image.split("@", 1)[0]
+    first = name.split("/", 1)[0]
+    return "/" in name and ("." in first or ":" in first or first == "localhost")

@@ -1,0 +1,470 @@
+"""Deployment → ReplicaSet → Pods, and DaemonSets: the controllers a person watches at work."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from typing import Any
+
+from k3dtui.sim import gvrs
+from k3dtui.sim.controllers import util
+from k3dtui.sim.controllers.base import Controller, delete_pod
+from k3dtui.sim.store import ApiError, Event, Obj
+
+HASH_LABEL = "pod-template-hash"
+REVISION = "deployment.kubernetes.io/revision"
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+# -- pods from templates -------------------------------------------------------------
+def default_pod_spec(spec: dict[str, Any]) -> None:
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("serviceAccountName", "default")
+    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    spec.setdefault("securityContext", {})
+    spec.setdefault("enableServiceLinks", True)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    spec.setdefault("priority", 0)
+    tolerations = spec.setdefault("tolerations", [])
+    keys = {t.get("key") for t in tolerations}
+    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
+        if key not in keys:
+            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
+    for c in spec.get("containers") or []:
+        image = str(c.get("image", ""))
+        tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
+        latest = not tagged or image.endswith(":latest")
+        c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+        c.setdefault("terminationMessagePath", "/dev/termination-log")
+        c.setdefault("terminationMessagePolicy", "File")
+        c.setdefault("resources", {})
+        for p in c.get("ports") or []:
+            p.setdefault("protocol", "TCP")
+        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+            if probe in c:
+                pr = c[probe]
+                pr.setdefault("timeoutSeconds", 1)
+                pr.setdefault("periodSeconds", 10)
+                pr.setdefault("successThreshold", 1)
+                pr.setdefault("failureThreshold", 3)
+                if "httpGet" in pr:
+                    pr["httpGet"].setdefault("scheme", "HTTP")
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    requests_any = False
+    guaranteed = True
+    for c in spec.get("containers") or []:
+        res = c.get("resources") or {}
+        req, lim = res.get("requests") or {}, res.get("limits") or {}
+        if req or lim:
+            requests_any = True
+        for r in ("cpu", "memory"):
+            if r not in lim or (r in req and req[r] != lim[r]):
+                guaranteed = False
+    if not requests_any:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def pod_from_template(owner: Obj, template: dict[str, Any], base: str, namespace: str) -> Obj:
+    tmeta = template.get("metadata") or {}
+    spec = copy.deepcopy(template.get("spec") or {})
+    default_pod_spec(spec)
+    m: dict[str, Any] = {
+        "generateName": base,
+        "name": util.generate_name(base),
+        "namespace": namespace,
+        "labels": dict(tmeta.get("labels") or {}),
+        "ownerReferences": [util.owner_ref(owner)],
+    }
+    if tmeta.get("annotations"):
+        m["annotations"] = dict(tmeta["annotations"])
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": m,
+        "spec": spec,
+        "status": {"phase": "Pending", "qosClass": qos_class(spec)},
+    }
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    text = json.dumps(template, sort_keys=True, separators=(",", ":"))
+    return util.safe_encode(str(util.fnv32a(text.encode())))
+
+
+def _omit_zero(status: dict[str, Any], *keys: str) -> None:
+    for k in keys:
+        if not status.get(k):
+            status.pop(k, None)
+
+
+# -- Deployment ----------------------------------------------------------------------
+class DeploymentController(Controller):
+    watches = frozenset({gvrs.DEPLOYMENTS, gvrs.REPLICASETS})
+
+    def keys_for(self, event: Event) -> list[tuple[str, str]]:
+        if event.gvr == gvrs.DEPLOYMENTS:
+            if event.type == "DELETED":
+                return []
+            return [(event.namespace, event.name)]
+        for ref in event.obj["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "Deployment" and ref.get("controller"):
+                return [(event.namespace, str(ref.get("name")))]
+        return []
+
+    def start(self) -> None:
+        for d in list(self.store.iter(gvrs.DEPLOYMENTS)):
+            self.enqueue((d["metadata"].get("namespace", ""), d["metadata"]["name"]))
+
+    def reconcile(self, key: tuple[str, str]) -> None:
+        ns, name = key
+        d = self.store.peek(gvrs.DEPLOYMENTS, ns, name)
+        if d is None or util.is_terminating(d):
+            return
+        spec = d.get("spec") or {}
+        desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        template = copy.deepcopy(spec.get("template") or {})
+        h = template_hash(template)
+        uid = d["metadata"]["uid"]
+        owned = [rs for rs in self.ctx.dependents(uid, gvrs.REPLICASETS) if util.controller_uid(rs) == uid]
+        rs_name = f"{name}-{h}"
+        new_rs = next((rs for rs in owned if rs["metadata"]["name"] == rs_name), None)
+        revision = max([int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")) for rs in owned] or [0])
+        if new_rs is None:
+            revision += 1
+            labels = dict((template.get("metadata") or {}).get("labels") or {})
+            labels[HASH_LABEL] = h
+            template.setdefault("metadata", {})["labels"] = labels
+            selector = copy.deepcopy(spec.get("selector") or {})
+            selector.setdefault("matchLabels", {})[HASH_LABEL] = h
+            rs: Obj = {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": rs_name,
+                    "namespace": ns,
+                    "labels": labels,
+                    "annotations": {
+                        REVISION: str(revision),
+                        "deployment.kubernetes.io/desired-replicas": str(desired),
+                        "deployment.kubernetes.io/max-replicas": str(desired + max(1, math.ceil(desired / 4))),
+                    },
+                    "ownerReferences": [util.owner_ref(d)],
+                },
+                "spec": {
+                    "replicas": desired,
+                    "minReadySeconds": int(spec.get("minReadySeconds", 0) or 0),
+                    "selector": selector,
+                    "template": template,
+                },
+                "status": {"replicas": 0},
+            }
+            try:
+                new_rs = self.store.create(gvrs.REPLICASETS, rs)
+            except ApiError:
+                return
+            self.ctx.record(
+                d, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {desired}",
+                component="deployment-controller",
+            )
+        else:
+            current = int(new_rs["spec"].get("replicas", 0))
+            if current != desired:
+                self._scale(d, new_rs, desired, current)
+        for rs in owned:
+            if rs["metadata"]["name"] != rs_name and int(rs["spec"].get("replicas", 0)) != 0:
+                self._scale(d, rs, 0, int(rs["spec"].get("replicas", 0)))
+
+        def ann(obj: Obj) -> None:
+            obj["metadata"].setdefault("annotations", {})[REVISION] = str(
+                (new_rs["metadata"].get("annotations") or {}).get(REVISION, revision)
+            )
+
+        self.store.mutate(gvrs.DEPLOYMENTS, ns, name, ann)
+        self._status(ns, name, rs_name, desired)
+
+    def _scale(self, d: Obj, rs: Obj, to: int, frm: int) -> None:
+        def fn(obj: Obj) -> None:
+            obj["spec"]["replicas"] = to
+            obj["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/desired-replicas"] = str(
+                (d.get("spec") or {}).get("replicas", 1)
+            )
+
+        self.store.mutate(gvrs.REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"], fn)
+        verb = "up" if to > frm else "down"
+        self.ctx.record(
+            d, "ScalingReplicaSet", f"Scaled {verb} replica set {rs['metadata']['name']} from {frm} to {to}",
+            component="deployment-controller",
+        )
+
+    def _status(self, ns: str, name: str, rs_name: str, desired: int) -> None:
+        d = self.store.peek(gvrs.DEPLOYMENTS, ns, name)
+        if d is None:
+            return
+        owned = self.ctx.dependents(d["metadata"]["uid"], gvrs.REPLICASETS)
+        replicas = ready = available = updated = 0
+        for rs in owned:
+            st = rs.get("status") or {}
+            replicas += int(st.get("replicas", 0) or 0)
+            ready += int(st.get("readyReplicas", 0) or 0)
+            available += int(st.get("availableReplicas", 0) or 0)
+            if rs["metadata"]["name"] == rs_name:
+                updated = int(st.get("replicas", 0) or 0)
+        new_rs = next((rs for rs in owned if rs["metadata"]["name"] == rs_name), None)
+        new_avail = int(((new_rs or {}).get("status") or {}).get("availableReplicas", 0) or 0)
+        max_unavailable = math.floor(desired * 0.25)
+        generation = d["metadata"].get("generation", 1)
+
+        def fn(obj: Obj) -> None:
+            st = obj.setdefault("status", {})
+            st["observedGeneration"] = generation
+            st["replicas"] = replicas
+            st["updatedReplicas"] = updated
+            st["readyReplicas"] = ready
+            st["availableReplicas"] = available
+            st["unavailableReplicas"] = max(0, max(desired, replicas) - available)
+            _omit_zero(st, "replicas", "updatedReplicas", "readyReplicas", "availableReplicas", "unavailableReplicas")
+            if available >= desired - max_unavailable:
+                util.set_condition(obj, "Available", "True", "MinimumReplicasAvailable",
+                                   "Deployment has minimum availability.", probe_time=False)
+            else:
+                util.set_condition(obj, "Available", "False", "MinimumReplicasUnavailable",
+                                   "Deployment does not have minimum availability.", probe_time=False)
+            if new_rs is not None and new_avail >= desired and replicas == updated:
+                util.set_condition(obj, "Progressing", "True", "NewReplicaSetAvailable",
+                                   f'ReplicaSet "{rs_name}" has successfully progressed.', probe_time=False)
+            else:
+                util.set_condition(obj, "Progressing", "True", "ReplicaSetUpdated",
+                                   f'ReplicaSet "{rs_name}" is progressing.', probe_time=False)
+            for c in st.get("conditions", []):
+                c.setdefault("lastUpdateTime", c.get("lastTransitionTime"))
+
+        self.store.mutate(gvrs.DEPLOYMENTS, ns, name, fn)
+
+
+# -- ReplicaSet ----------------------------------------------------------------------
+def _log2_bucket(seconds: float) -> int:
+    return int(math.log2(seconds)) if seconds >= 1 else 0
+
+
+class ReplicaSetController(Controller):
+    watches = frozenset({gvrs.REPLICASETS, gvrs.PODS})
+
+    def keys_for(self, event: Event) -> list[tuple[str, str]]:
+        if event.gvr == gvrs.REPLICASETS:
+            return [] if event.type == "DELETED" else [(event.namespace, event.name)]
+        for ref in event.obj["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "ReplicaSet" and ref.get("controller"):
+                return [(event.namespace, str(ref.get("name")))]
+        return []
+
+    def start(self) -> None:
+        for rs in list(self.store.iter(gvrs.REPLICASETS)):
+            self.enqueue((rs["metadata"].get("namespace", ""), rs["metadata"]["name"]))
+
+    def reconcile(self, key: tuple[str, str]) -> None:
+        ns, name = key
+        rs = self.store.peek(gvrs.REPLICASETS, ns, name)
+        if rs is None or util.is_terminating(rs):
+            return
+        uid = rs["metadata"]["uid"]
+        pods = [p for p in self.ctx.dependents(uid, gvrs.PODS) if util.controller_uid(p) == uid]
+        active = [p for p in pods if util.is_active(p)]
+        desired = int((rs.get("spec") or {}).get("replicas", 1) or 0)
+        diff = desired - len(active)
+        if diff > 0:
+            self._create(rs, min(diff, 500))
+        elif diff < 0:
+            for pod in self.rank_for_deletion(active, rs)[: -diff]:
+                pm = pod["metadata"]
+                delete_pod(self.store, ns, pm["name"])
+                self.ctx.record(rs, "SuccessfulDelete", f"Deleted pod: {pm['name']}",
+                                component="replicaset-controller")
+        self._status(ns, name)
+
+    def _create(self, rs: Obj, count: int) -> None:
+        template = (rs.get("spec") or {}).get("template") or {}
+        ns = rs["metadata"]["namespace"]
+        base = f"{rs['metadata']['name']}-"
+        batch, made = 1, 0
+        while made < count:  # slow start: 1, 2, 4, ...
+            for _ in range(min(batch, count - made)):
+                for _attempt in range(5):
+                    pod = pod_from_template(rs, template, base, ns)
+                    try:
+                        self.store.create(gvrs.PODS, pod)
+                    except ApiError as exc:
+                        if exc.reason == "AlreadyExists":
+                            continue
+                        raise
+                    self.ctx.record(rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                                    component="replicaset-controller")
+                    break
+                made += 1
+            batch *= 2
+
+    def rank_for_deletion(self, active: list[Obj], rs: Obj) -> list[Obj]:
+        """Pods to delete first come first (ActivePodsWithRanks)."""
+        # rank = active pods of the same owner on the same node (related ReplicaSets too)
+        owner = util.controller_uid(rs)
+        related: list[Obj] = []
+        if owner:
+            for other in self.ctx.dependents(owner, gvrs.REPLICASETS):
+                related.extend(p for p in self.ctx.dependents(other["metadata"]["uid"], gvrs.PODS) if util.is_active(p))
+        else:
+            related = active
+        per_node: dict[str, int] = {}
+        for p in related:
+            node = (p.get("spec") or {}).get("nodeName") or ""
+            if node:
+                per_node[node] = per_node.get(node, 0) + 1
+        now = _now_ts()
+
+        def key(p: Obj) -> tuple[Any, ...]:
+            spec, status, m = p.get("spec") or {}, p.get("status") or {}, p["metadata"]
+            node = spec.get("nodeName") or ""
+            phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}.get(util.phase(p), 2)
+            ready = util.is_ready(p)
+            cost = int((m.get("annotations") or {}).get(DELETION_COST, "0") or 0)
+            ready_c = util.condition(p, "Ready")
+            ready_for = now - util.parse_time((ready_c or {}).get("lastTransitionTime")) if ready else 0.0
+            restarts = sum(int(c.get("restartCount", 0)) for c in status.get("containerStatuses") or [])
+            created = util.parse_time(m.get("creationTimestamp"))
+            return (
+                1 if node else 0,                   # unscheduled first
+                phase_rank,                         # Pending < Unknown < Running
+                1 if ready else 0,                  # not ready first
+                cost,                               # lower deletion cost first
+                -per_node.get(node, 0),             # more co-located replicas first
+                _log2_bucket(ready_for) if ready else 0,  # ready for less time first
+                -restarts,                          # more restarts first
+                _log2_bucket(max(1.0, now - created)),  # newer first
+                m.get("uid", ""),
+            )
+
+        return sorted(active, key=key)
+
+    def _status(self, ns: str, name: str) -> None:
+        rs = self.store.peek(gvrs.REPLICASETS, ns, name)
+        if rs is None:
+            return
+        uid = rs["metadata"]["uid"]
+        active = [p for p in self.ctx.dependents(uid, gvrs.PODS) if util.is_active(p)]
+        selector = (rs.get("spec") or {}).get("selector") or {}
+        labeled = sum(1 for p in active if util.match_selector(selector, util.labels_of(p)))
+        ready = sum(1 for p in active if util.is_ready(p))
+        generation = rs["metadata"].get("generation", 1)
+
+        def fn(obj: Obj) -> None:
+            st = obj.setdefault("status", {})
+            st["replicas"] = len(active)
+            st["fullyLabeledReplicas"] = labeled
+            st["readyReplicas"] = ready
+            st["availableReplicas"] = ready
+            st["observedGeneration"] = generation
+            _omit_zero(st, "fullyLabeledReplicas", "readyReplicas", "availableReplicas")
+
+        self.store.mutate(gvrs.REPLICASETS, ns, name, fn)
+
+
+def _now_ts() -> float:
+    import time
+
+    return time.time()
+
+
+# -- DaemonSet -----------------------------------------------------------------------
+class DaemonSetController(Controller):
+    """One pod per eligible node, bound directly (as the DaemonSet controller's node affinity does)."""
+
+    watches = frozenset({gvrs.DAEMONSETS, gvrs.PODS, gvrs.NODES})
+
+    def keys_for(self, event: Event) -> list[tuple[str, str]]:
+        if event.gvr == gvrs.DAEMONSETS:
+            return [] if event.type == "DELETED" else [(event.namespace, event.name)]
+        if event.gvr == gvrs.NODES:
+            return [(d["metadata"]["namespace"], d["metadata"]["name"]) for d in self.store.iter(gvrs.DAEMONSETS)]
+        for ref in event.obj["metadata"].get("ownerReferences") or []:
+            if ref.get("kind") == "DaemonSet" and ref.get("controller"):
+                return [(event.namespace, str(ref.get("name")))]
+        return []
+
+    def start(self) -> None:
+        for d in list(self.store.iter(gvrs.DAEMONSETS)):
+            self.enqueue((d["metadata"].get("namespace", ""), d["metadata"]["name"]))
+
+    def _eligible(self, ds: Obj, node: Obj) -> bool:
+        spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
+        labels = util.labels_of(node)
+        for k, v in (spec.get("nodeSelector") or {}).items():
+            if labels.get(k) != v:
+                return False
+        tolerated = {t.get("key") for t in spec.get("tolerations") or [] if t.get("operator") == "Exists"}
+        for taint in (node.get("spec") or {}).get("taints") or []:
+            if (
+                taint.get("effect") in ("NoSchedule", "NoExecute")
+                and taint.get("key") not in tolerated
+                and taint.get("key") != "node.kubernetes.io/unreachable"
+            ):
+                return False
+        return True
+
+    def reconcile(self, key: tuple[str, str]) -> None:
+        ns, name = key
+        ds = self.store.peek(gvrs.DAEMONSETS, ns, name)
+        if ds is None or util.is_terminating(ds):
+            return
+        uid = ds["metadata"]["uid"]
+        pods = [p for p in self.ctx.dependents(uid, gvrs.PODS) if util.controller_uid(p) == uid]
+        by_node: dict[str, list[Obj]] = {}
+        for p in pods:
+            if util.is_active(p):
+                by_node.setdefault((p.get("spec") or {}).get("nodeName") or "", []).append(p)
+        nodes = list(self.store.iter(gvrs.NODES))
+        eligible = [n for n in nodes if self._eligible(ds, n)]
+        template = (ds.get("spec") or {}).get("template") or {}
+        tmpl_hash = template_hash(template)
+        for node in eligible:
+            nname = node["metadata"]["name"]
+            if by_node.get(nname):
+                continue
+            pod = pod_from_template(ds, template, f"{name}-", ns)
+            pod["metadata"]["labels"]["controller-revision-hash"] = tmpl_hash
+            pod["metadata"]["labels"]["pod-template-generation"] = str(ds["metadata"].get("generation", 1))
+            pod["spec"]["nodeName"] = nname
+            util.set_condition(pod, "PodScheduled", "True")
+            self.store.create(gvrs.PODS, pod)
+            self.ctx.record(ds, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                            component="daemonset-controller")
+        eligible_names = {n["metadata"]["name"] for n in eligible}
+        for nname, plist in by_node.items():
+            extra = plist if nname not in eligible_names else plist[1:]
+            for p in extra:
+                delete_pod(self.store, ns, p["metadata"]["name"])
+        pods = [p for p in self.ctx.dependents(uid, gvrs.PODS) if util.is_active(p)]
+        ready = sum(1 for p in pods if util.is_ready(p))
+        generation = ds["metadata"].get("generation", 1)
+
+        def fn(obj: Obj) -> None:
+            st = obj.setdefault("status", {})
+            st["desiredNumberScheduled"] = len(eligible)
+            st["currentNumberScheduled"] = len(pods)
+            st["numberMisscheduled"] = 0
+            st["numberReady"] = ready
+            st["numberAvailable"] = ready
+            st["updatedNumberScheduled"] = len(pods)
+            st["observedGeneration"] = generation
+            if len(eligible) - ready > 0:
+                st["numberUnavailable"] = len(eligible) - ready
+            else:
+                st.pop("numberUnavailable", None)
+            _omit_zero(st, "numberAvailable", "updatedNumberScheduled")
+
+        self.store.mutate(gvrs.DAEMONSETS, ns, name, fn)
+

@@ -1,0 +1,291 @@
+"""The simulated cluster's process: ``python -m k3dtui.sim.daemon serve --name N ...``.
+
+It serves the Kubernetes API on 127.0.0.1 (an ephemeral port), runs the controllers on the
+same loop, and drives the data-plane process (pods' HTTP servers, load balancers). Its
+state folder (``paths.cluster_dir("sim", name)``) holds:
+
+- ``kubeconfig.yaml`` (mode 0600): cluster/context ``k3d-<name>``, user ``admin@k3d-<name>``,
+  a random bearer token;
+- ``pid`` (this process), ``state.json`` (pid, data-plane pid, port, node counts);
+- ``network.json`` (``NetworkInfo.to_json()``), ``lb.json`` (external IP:port → loopback).
+
+Control routes (token-checked, on the API server): ``POST /sim/images`` ``{"image": ...}``
+records an imported image; ``GET /sim/status``; ``POST /sim/faults`` for fault injection
+(``{"restart_api": true}``, ``{"expire": true}``, ``{"node": N, "ready": false}``,
+``{"settings": {...}}``). SIGTERM/SIGINT stop everything, the data plane included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from k3dtui.core import paths
+from k3dtui.sim import gvrs
+from k3dtui.sim.api import ApiServer
+from k3dtui.sim.cluster import SimCluster
+from k3dtui.sim.kinds import Registry
+from k3dtui.sim.lb import LoadBalancerController
+from k3dtui.sim.runtime import DataPlaneClient
+from k3dtui.sim.settings import SimSettings
+from k3dtui.sim.store import Store
+
+log = logging.getLogger("k3dtui.sim.daemon")
+
+
+def state_dir(name: str) -> Path:
+    return paths.cluster_dir("sim", name)
+
+
+def kubeconfig_text(name: str, port: int, token: str, ca_pem: str | None = None) -> str:
+    ctx = f"k3d-{name}"
+    user = f"admin@k3d-{name}"
+    if ca_pem:
+        ca = base64.b64encode(ca_pem.encode()).decode()
+        cluster = f"    certificate-authority-data: {ca}\n    server: https://127.0.0.1:{port}\n"
+    else:
+        cluster = f"    server: http://127.0.0.1:{port}\n"
+    return (
+        "apiVersion: v1\n"
+        "kind: Config\n"
+        "clusters:\n"
+        f"- name: {ctx}\n"
+        "  cluster:\n"
+        f"{cluster}"
+        "contexts:\n"
+        f"- name: {ctx}\n"
+        "  context:\n"
+        f"    cluster: {ctx}\n"
+        f"    user: {user}\n"
+        "    namespace: default\n"
+        f"current-context: {ctx}\n"
+        "preferences: {}\n"
+        "users:\n"
+        f"- name: {user}\n"
+        "  user:\n"
+        f"    token: {token}\n"
+    )
+
+
+def write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie is not running
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def running_pid(folder: Path) -> int | None:
+    try:
+        pid = int((folder / "pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+class Daemon:
+    def __init__(self, name: str, servers: int, agents: int, settings: SimSettings, port: int = 0) -> None:
+        self.name = name
+        self.folder = state_dir(name)
+        self.settings = settings
+        self.token = secrets.token_hex(24)
+        self.store = Store()
+        self.runtime = DataPlaneClient()
+        self.cluster = SimCluster(self.store, name, servers=servers, agents=agents, settings=settings,
+                                  runtime=self.runtime)
+        # kubectl sends the bearer token only over TLS: serve HTTPS with a self-signed CA
+        self.api = ApiServer(self.store, Registry.builtin(), token=self.token, tls=True)
+        self.api.bookmark_interval = settings.bookmark_interval
+        self.lb = LoadBalancerController(self.cluster.ctx, self.cluster.kubelet.ports.get, self.folder / "lb.json")
+        self.port = port
+        self.started = time.time()
+        self._stop = asyncio.Event()
+
+    async def start(self) -> int:
+        for gvr, fn in self.cluster.admission_hooks().items():
+            self.api.add_admission(gvr, fn)
+        self.api.add_route("POST", "/sim/images", self._images)
+        self.api.add_route("GET", "/sim/status", self._status)
+        self.api.add_route("POST", "/sim/faults", self._faults)
+        self.api.log_provider = self._logs
+        spawn = asyncio.get_running_loop().create_task(self.runtime.start())
+        self.cluster.start(lb=self.lb)
+        self.port = await self.api.start("127.0.0.1", self.port)
+        await spawn
+        write_json(self.folder / "network.json", self.cluster.network().to_json())
+        self.lb.write_file()
+        write_json(self.folder / "state.json", self.state())
+        if self.api.ca_pem:
+            (self.folder / "ca.crt").write_text(self.api.ca_pem, encoding="utf-8")
+        write_private(self.folder / "kubeconfig.yaml",
+                      kubeconfig_text(self.name, self.port, self.token, self.api.ca_pem))
+        return self.port
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pid": os.getpid(),
+            "dataplane_pid": self.runtime.pid,
+            "port": self.port,
+            "servers": self.cluster.servers,
+            "agents": self.cluster.agents,
+            "started": self.started,
+        }
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.api.stop()
+        self.cluster.stop()
+        await self.runtime.stop()
+        for leftover in ("lb.json", "state.json", "pid"):
+            with contextlib.suppress(OSError):
+                (self.folder / leftover).unlink()
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def wait(self) -> None:
+        await self._stop.wait()
+
+    # -- control routes ---------------------------------------------------------------
+    async def _images(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            image = str(body["image"]).strip()
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'body must be {"image": "<name:tag>"}'}, status=400)
+        if not image:
+            return web.json_response({"error": "empty image name"}, status=400)
+        self.cluster.import_image(image)
+        return web.json_response({"images": self.cluster.images})
+
+    async def _status(self, request: web.Request) -> web.Response:
+        return web.json_response({
+            **self.state(), "images": self.cluster.images, "lb": self.lb.mapping,
+            "lb_backends": {k: len(v) for k, v in self.lb.backends.items()},
+            "nodes": [{"name": n.name, "role": n.role, "ip": n.ip} for n in self.cluster.ctx.nodes],
+        })
+
+    async def _faults(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "body must be JSON"}, status=400)
+        done: list[str] = []
+        if isinstance(body.get("settings"), dict):
+            for k, v in body["settings"].items():
+                if hasattr(self.settings, k):
+                    setattr(self.settings, k, v)
+                    done.append(f"settings.{k}")
+        if "node" in body:
+            node = str(body["node"])
+            if self.cluster.ctx.node(node) is None:
+                return web.json_response({"error": f"no node {node}"}, status=404)
+            self.cluster.set_node_ready(node, bool(body.get("ready", True)))
+            done.append(f"node {node} ready={bool(body.get('ready', True))}")
+        if body.get("expire"):
+            expire = getattr(self.store, "expire", None)
+            if callable(expire):
+                expire()
+                done.append("expire")
+        if body.get("restart_api"):
+            asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(self._restart_api()))
+            done.append("restart_api")
+        return web.json_response({"done": done})
+
+    async def _restart_api(self) -> None:
+        await self.api.stop()
+        await asyncio.sleep(0.1)
+        await self.api.start("127.0.0.1", self.port)
+
+    def _logs(self, namespace: str, name: str, container: str | None) -> str:
+        pod = self.store.peek(gvrs.PODS, namespace, name)
+        if pod is None:
+            return ""
+        uid = pod["metadata"].get("uid", "")
+        if uid in self.cluster.kubelet.ports:
+            return (
+                "INFO:     Started server process [1]\n"
+                "INFO:     Waiting for application startup.\n"
+                "INFO:     Application startup complete.\n"
+                "INFO:     Uvicorn running on http://0.0.0.0:3000 (Press CTRL+C to quit)\n"
+            )
+        return ""
+
+
+async def serve(name: str, servers: int, agents: int, settings: SimSettings, port: int = 0) -> int:
+    folder = state_dir(name)
+    other = running_pid(folder)
+    if other is not None and other != os.getpid():
+        print(f"k3dtui: error: the simulated cluster {name!r} is already running (pid {other})", file=sys.stderr)
+        return 1
+    (folder / "pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
+    daemon = Daemon(name, servers, agents, settings, port)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(sig, daemon.request_stop)
+    try:
+        bound = await daemon.start()
+        log.info("simulated cluster %s serving on 127.0.0.1:%d", name, bound)
+        await daemon.wait()
+    finally:
+        await daemon.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m k3dtui.sim.daemon")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("serve", help="run the simulated cluster in the foreground")
+    p.add_argument("--name", default="simple-app-cluster")
+    p.add_argument("--servers", type=int, default=1)
+    p.add_argument("--agents", type=int, default=2)
+    p.add_argument("--port", type=int, default=0)
+    p.add_argument("--settings", default="", help="SimSettings as JSON")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    settings = SimSettings.from_json(args.settings)
+    try:
+        import uvloop
+
+        return int(uvloop.run(serve(args.name, args.servers, args.agents, settings, args.port)))
+    except ImportError:
+        return asyncio.run(serve(args.name, args.servers, args.agents, settings, args.port))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

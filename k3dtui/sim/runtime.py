@@ -1,0 +1,284 @@
+"""The data plane: pods' HTTP servers and the load-balancing listeners, in their own process.
+
+The API server's loop must never carry the pods' traffic (load would starve watches), so
+the daemon starts ``python -m k3dtui.sim.runtime`` and drives it over its stdin/stdout with
+JSON lines: ``{"id": n, "op": ..., ...}`` → ``{"id": n, "ok": true, ...}``. One process hosts
+every node's pods: each pod is the app's ``create_app(pod, node)`` served by uvicorn on an
+ephemeral 127.0.0.1 port. The process exits when its stdin closes (its parent is gone).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import itertools
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from types import ModuleType
+from typing import Any
+
+from k3dtui import resources
+from k3dtui.sim.lb import Listener
+
+log = logging.getLogger("k3dtui.sim.runtime")
+
+
+def load_app_module() -> ModuleType:
+    with resources.app_dir() as folder:
+        spec = importlib.util.spec_from_file_location("k3dtui_sim_app_main", folder / "main.py")
+        if spec is None or spec.loader is None:
+            raise RuntimeError(f"cannot load the app from {folder}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+
+class _PodServer:
+    def __init__(self, server: Any, sock: socket.socket, port: int) -> None:
+        self.server = server
+        self.sock = sock
+        self.port = port
+
+
+class DataPlane:
+    """Lives in the data-plane process."""
+
+    def __init__(self) -> None:
+        self._module: ModuleType | None = None
+        self.pods: dict[str, _PodServer] = {}
+        self.lbs: dict[str, Listener] = {}
+
+    def _app(self, pod: str, node: str) -> Any:
+        if self._module is None:
+            self._module = load_app_module()
+        return self._module.create_app(pod, node)
+
+    async def start_pod(self, uid: str, pod: str, node: str) -> int:
+        import uvicorn
+
+        if uid in self.pods:
+            return self.pods[uid].port
+        config = uvicorn.Config(
+            self._app(pod, node), lifespan="off", log_level="warning", access_log=False,
+            timeout_keep_alive=30, server_header=False,
+        )
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+        await server.startup(sockets=[sock])
+        await server.on_tick(0)
+        self.pods[uid] = _PodServer(server, sock, port)
+        await self._wait_healthy(port)
+        return port
+
+    async def _wait_healthy(self, port: int, timeout: float = 10.0) -> None:
+        """Readiness: the server must answer ``GET /healthz`` with 200."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                writer.write(b"GET /healthz HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+                line = await asyncio.wait_for(reader.readline(), 2.0)
+                writer.close()
+                if line.split(b" ")[1:2] == [b"200"]:
+                    return
+            except (OSError, TimeoutError):
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"pod server on port {port} never answered /healthz")
+            await asyncio.sleep(0.02)
+
+    async def stop_pod(self, uid: str) -> None:
+        ps = self.pods.pop(uid, None)
+        if ps is None:
+            return
+        for lb in self.lbs.values():
+            lb.reset_backend(ps.port)
+        server = ps.server
+        for srv in server.servers:
+            srv.close()
+        with contextlib.suppress(OSError):
+            ps.sock.close()
+        for conn in list(server.server_state.connections):
+            transport = getattr(conn, "transport", None)
+            if transport is not None:
+                transport.abort()
+
+    async def set_lb(self, key: str, backends: list[int]) -> int:
+        lb = self.lbs.get(key)
+        if lb is None:
+            lb = Listener(key)
+            await lb.start()
+            self.lbs[key] = lb
+        lb.set_backends(backends)
+        return lb.port
+
+    async def remove_lb(self, key: str) -> None:
+        lb = self.lbs.pop(key, None)
+        if lb is not None:
+            await lb.close()
+
+    async def stats(self) -> dict[str, Any]:
+        return {"pods": len(self.pods), "lbs": {k: lb.accepted for k, lb in self.lbs.items()}}
+
+    async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "start_pod":
+            return {"port": await self.start_pod(req["uid"], req["pod"], req["node"])}
+        if op == "stop_pod":
+            await self.stop_pod(req["uid"])
+            return {}
+        if op == "set_lb":
+            return {"port": await self.set_lb(req["key"], list(req["backends"]))}
+        if op == "remove_lb":
+            await self.remove_lb(req["key"])
+            return {}
+        if op == "stats":
+            return await self.stats()
+        if op == "ping":
+            return {"pid": os.getpid()}
+        raise ValueError(f"unknown op {op!r}")
+
+
+async def _serve_stdio() -> None:
+    loop = asyncio.get_running_loop()
+    plane = DataPlane()
+    reader = asyncio.StreamReader(limit=1 << 20)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+    out = sys.stdout.buffer
+
+    def reply(msg: dict[str, Any]) -> None:
+        out.write(json.dumps(msg).encode() + b"\n")
+        out.flush()
+
+    async def run(req: dict[str, Any]) -> None:
+        try:
+            result = await plane.handle(req)
+            reply({"id": req.get("id"), "ok": True, **result})
+        except Exception as exc:
+            reply({"id": req.get("id"), "ok": False, "error": f"{type(exc).__name__}: {exc}"})
+
+    tasks: set[asyncio.Task[None]] = set()
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        try:
+            req = json.loads(line)
+        except ValueError:
+            continue
+        task = loop.create_task(run(req))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    for uid in list(plane.pods):
+        await plane.stop_pod(uid)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the daemon decides when we stop
+    try:
+        import uvloop
+
+        uvloop.run(_serve_stdio())
+    except ImportError:
+        asyncio.run(_serve_stdio())
+
+
+# -- the daemon's side --------------------------------------------------------------
+class DataPlaneClient:
+    """Starts the data-plane process and sends it requests (implements ``Runtime``)."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self._ids = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._reader: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    async def start(self) -> None:
+        env = dict(os.environ)
+        env.pop("PYTHONSTARTUP", None)
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "k3dtui.sim.runtime",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
+            limit=1 << 20,
+        )
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+        await self.request("ping")
+
+    async def _read(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        while True:
+            line = await self.proc.stdout.readline()
+            if not line:
+                break
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            fut = self._waiting.pop(int(msg.get("id", 0)), None)
+            if fut is not None and not fut.done():
+                fut.set_result(msg)
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_exception(RuntimeError("the data-plane process exited"))
+        self._waiting.clear()
+
+    async def request(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:
+            raise RuntimeError("the data-plane process is not running")
+        rid = next(self._ids)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._waiting[rid] = fut
+        self.proc.stdin.write(json.dumps({"id": rid, "op": op, **kwargs}).encode() + b"\n")
+        msg = await fut
+        if not msg.get("ok"):
+            raise RuntimeError(str(msg.get("error")))
+        return msg
+
+    async def start_pod(self, uid: str, pod: str, node: str) -> int:
+        return int((await self.request("start_pod", uid=uid, pod=pod, node=node))["port"])
+
+    async def stop_pod(self, uid: str) -> None:
+        await self.request("stop_pod", uid=uid)
+
+    async def set_lb(self, key: str, backends: list[int]) -> int:
+        return int((await self.request("set_lb", key=key, backends=backends))["port"])
+
+    async def remove_lb(self, key: str) -> None:
+        await self.request("remove_lb", key=key)
+
+    async def stop(self, timeout: float = 3.0) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.returncode is None:
+            if proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), timeout)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self._reader is not None:
+            self._reader.cancel()
+        self.proc = None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,93 @@
+"""The simulated cluster's daemon and provider: start, state folder, kubeconfig, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import subprocess
+
+import psutil
+import pytest
+import yaml
+
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.sim.provider import SimProvider
+from tests.simfixtures import SimHandle
+
+
+def test_state_folder_kubeconfig_and_network(sim_cluster: SimHandle) -> None:
+    folder = sim_cluster.kubeconfig.parent
+    mode = stat.S_IMODE(sim_cluster.kubeconfig.stat().st_mode)
+    assert mode == 0o600
+    cfg = yaml.safe_load(sim_cluster.kubeconfig.read_text())
+    name = sim_cluster.name
+    assert cfg["current-context"] == f"k3d-{name}"
+    assert cfg["contexts"][0]["context"] == {"cluster": f"k3d-{name}", "user": f"admin@k3d-{name}", "namespace": "default"}
+    assert cfg["clusters"][0]["cluster"]["server"].startswith("https://127.0.0.1:")
+    assert len(cfg["users"][0]["user"]["token"]) >= 32
+    pid = int((folder / "pid").read_text())
+    assert psutil.pid_exists(pid)
+    net = json.loads((folder / "network.json").read_text())
+    assert net["network"] == f"k3d-{name}"
+    members = {m["name"]: m["ip"] for m in net["members"]}
+    assert set(members) == {f"k3d-{name}-server-0", f"k3d-{name}-agent-0", f"k3d-{name}-agent-1", f"k3d-{name}-serverlb"}
+    import ipaddress
+
+    subnet = ipaddress.ip_network(net["subnet"])
+    assert all(ipaddress.ip_address(ip) in subnet for ip in members.values())
+    assert ipaddress.ip_address(net["gateway"]) in subnet
+    assert json.loads((folder / "lb.json").read_text()) == {}
+
+
+def test_wrong_token_is_refused_and_server_keeps_serving(sim_cluster: SimHandle) -> None:
+    with sim_cluster.http() as client:
+        bad = client.get("/api/v1/nodes", headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401
+        assert bad.json()["kind"] == "Status"
+        good = client.get("/api/v1/nodes")
+        assert good.status_code == 200
+        assert len(good.json()["items"]) == 3
+
+
+def test_kubectl_get_nodes_wide(sim_cluster: SimHandle) -> None:
+    out = subprocess.run(sim_cluster.kubectl("get", "nodes", "-o", "wide"), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    rows = {line.split()[0]: line.split() for line in out.stdout.splitlines()[1:]}
+    server = rows[f"k3d-{sim_cluster.name}-server-0"]
+    assert server[1] == "Ready" and server[2] == "control-plane,master"
+    assert rows[f"k3d-{sim_cluster.name}-agent-0"][2] == "<none>"
+    assert "K3s" in out.stdout and "containerd://" in out.stdout
+
+
+def test_starting_twice_says_already_running(sim_cluster: SimHandle) -> None:
+    again = SimProvider(sim_cluster.name)
+    with pytest.raises(K3dtuiError, match="already running"):
+        asyncio.run(again.create(1, 2, lambda _l: None))
+    # and the first one still answers
+    with sim_cluster.http() as client:
+        assert client.get("/readyz").status_code == 200
+
+
+def test_delete_leaves_no_process(sim_cluster: SimHandle) -> None:
+    state = json.loads((sim_cluster.kubeconfig.parent / "state.json").read_text())
+    pids = [state["pid"], state["dataplane_pid"]]
+    assert all(psutil.pid_exists(p) for p in pids)
+    asyncio.run(sim_cluster.provider.delete(lambda _l: None))
+    for p in pids:
+        assert not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE
+    assert asyncio.run(sim_cluster.provider.find()) is None
+
+
+def test_sim_app_serves_through_dial(sim_app: SimHandle) -> None:
+    import httpx
+
+    with sim_app.http() as client:
+        svc = client.get("/api/v1/namespaces/default/services/fastapi-service").json()
+    ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+    host, port = sim_app.provider.dial(ip, 80)
+    assert host == "127.0.0.1"
+    res = httpx.get(f"http://{host}:{port}/")
+    assert res.status_code == 200
+    assert res.json()["pod"].startswith("fastapi-")
+    assert res.json()["node"].startswith(f"k3d-{sim_app.name}-")
