@@ -46,9 +46,13 @@ class FakeKube:
     def _key(self, kind: str, name: str, ns: str | None) -> tuple[str, str, str]:
         return (kind, ns or "", name)
 
+    def _check_up(self, doing: str) -> None:
+        metallb_applied = [a for a in self.applied if a[1] not in ("fastapi", "fastapi-service")]
+        if self.unreachable_after is not None and len(metallb_applied) >= self.unreachable_after:
+            raise ApiUnreachable(f"{doing}: cannot reach the Kubernetes API server at fake")
+
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        if self.unreachable_after is not None and len(self.applied) >= self.unreachable_after:
-            raise ApiUnreachable(f"applying {obj['kind']}: cannot reach the Kubernetes API server at fake")
+        self._check_up(f"applying {obj['kind']}")
         kind, meta = obj["kind"], obj["metadata"]
         if kind in ("IPAddressPool", "L2Advertisement") and self.webhook_refusals > 0:
             self.webhook_refusals -= 1
@@ -91,11 +95,13 @@ class FakeKube:
             }
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+        self._check_up(f"reading {kind}")
         return self.objects.get(self._key(kind, name, namespace))
 
     try_get = get
 
     def list(self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+        self._check_up(f"listing {kind}")
         return [o for (k, ns, _), o in self.objects.items() if k == kind and (namespace is None or ns == namespace)]
 
     def close(self) -> None:
@@ -210,6 +216,7 @@ def make(
         return kube
 
     pipe._get_kube = get_kube  # type: ignore[method-assign]
+    pipe._new_kube = get_kube  # type: ignore[method-assign]
     return pipe
 
 
@@ -223,15 +230,21 @@ async def test_up_from_nothing_runs_every_step_in_order(app_server: AppServer) -
     assert result.pool == "172.28.255.200-172.28.255.250"
     assert result.stage_before == "absent"
     starts = [e.step for e in events if e.kind == "start"]
-    assert starts == ["cluster", "pool", "metallb", "pool", "image", "deploy", "probe"]
+    # MetalLB then the pool, alongside the image then the app; the external IP after both
+    assert starts[:2] == ["cluster", "pool"] and starts[-2:] == ["deploy", "probe"]
+    middle = starts[2:-2]
+    assert sorted(middle) == ["deploy", "image", "metallb", "pool"]
+    assert middle.index("metallb") < middle.index("pool") and middle.index("image") < middle.index("deploy")
     assert set(result.durations) == {"cluster", "pool", "metallb", "image", "deploy", "probe"}
     # 25 objects applied one by one with progress, in manifest order
     applied = [e for e in events if e.step == "metallb" and e.kind == "progress" and "index" in e.data]
     assert [e.data["index"] for e in applied] == list(range(1, 26))
-    assert kube.applied[0] == ("Namespace", "metallb-system")
+    metallb_applied = [a for a in kube.applied if a[1] not in ("fastapi", "fastapi-service")]
+    assert metallb_applied[0] == ("Namespace", "metallb-system")
     # the pool went through three webhook refusals
-    retries = [e for e in events if e.step == "pool" and "webhook not serving yet" in e.message]
-    assert len(retries) == 3
+    assert any(e.step == "pool" and "not serving yet" in e.message for e in events)
+    pool_done = [e for e in events if e.step == "pool" and e.data.get("kind") == "IPAddressPool"]
+    assert pool_done[-1].data["attempts"] == 4
     assert ("IPAddressPool", "k3dtui-pool") in kube.applied
     # per-replica readiness
     ready = [e for e in events if e.step == "deploy" and e.data.get("pod")]
@@ -288,7 +301,7 @@ async def test_webhook_never_ready_bounded_failure_names_webhook(app_server: App
     assert took < 5
     failed = [e for e in events if e.kind == "failed"]
     assert failed and failed[-1].step == "pool"
-    assert failed[-1].data["done"] == ["cluster", "metallb"]
+    assert failed[-1].data["done"] == ["cluster", "metallb", "image", "deploy"]
 
 
 async def test_pending_external_ip_lists_causes(app_server: AppServer) -> None:
@@ -312,7 +325,8 @@ async def test_api_unreachable_midway_reported(app_server: AppServer) -> None:
         await make(provider, kube, events).up()
     assert "cannot reach the Kubernetes API server" in info.value.message
     failed = [e for e in events if e.kind == "failed"]
-    assert failed[-1].step == "metallb"
+    assert "metallb" in [e.step for e in failed]
+    assert all("cannot reach" in e.message or e.message == "cancelled" for e in failed)
     progress = [e for e in events if e.step == "metallb" and e.kind == "progress" and "index" in e.data]
     assert len(progress) == 5  # what was applied is reported
 

@@ -118,6 +118,7 @@ class AppDeployer:
             want = int((dep.get("spec") or {}).get("replicas", 1))
             pods = self.kube.list("v1", "Pod", NAMESPACE, APP_LABEL)
             ready = [p for p in pods if pod_ready(p)]
+            current = {str(p["metadata"]["name"]) for p in pods}
             for pod in pods:
                 name = str(pod["metadata"]["name"])
                 node = str((pod.get("spec") or {}).get("nodeName") or "")
@@ -125,10 +126,11 @@ class AppDeployer:
                 if seen.get(name) != status:
                     seen[name] = status
                     if status == "Ready":
+                        n_ready = sum(1 for n in current if seen.get(n) == "Ready")
                         self.progress(
                             "progress",
-                            f"pod {name} Ready on {node or '?'} ({len(ready)}/{want})",
-                            {"pod": name, "node": node, "ready": len(ready), "want": want},
+                            f"pod {name} Ready on {node or '?'} ({n_ready}/{want})",
+                            {"pod": name, "node": node, "ready": n_ready, "want": want},
                         )
                     else:
                         self.progress("log", f"pod {name}: {status}" + (f" on {node}" if node else ""), {"pod": name})

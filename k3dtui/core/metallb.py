@@ -39,6 +39,7 @@ WEBHOOK_CONFIGURATION = "metallb-webhook-configuration"
 POOL_NAME = "k3dtui-pool"
 L2_NAME = "k3dtui-l2"
 MINIMAL_MANIFEST = "metallb-minimal.yaml"
+MAX_RETRY_DELAY = 0.5  # the webhook race is short; retry often, briefly
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -475,13 +476,15 @@ class MetalLBInstaller:
                             "check `kubectl -n metallb-system get pods,endpointslices` (is the controller "
                             "serving its webhook?), then run `k3dtui up` again; do not delete the webhook",
                         ) from exc
-                    self.progress(
-                        "log",
-                        f"webhook not serving yet ({POOL_WEBHOOK}); retrying {describe(doc)} in {delay:.1f}s",
-                        {"attempt": attempt, "retry_in": delay},
-                    )
+                    if attempt == 1 or attempt % 5 == 0:
+                        self.progress(
+                            "log",
+                            f"webhook {POOL_WEBHOOK} not serving yet ({waited:.1f}s, try {attempt}); "
+                            f"retrying {describe(doc)}",
+                            {"attempt": attempt, "retry_in": round(delay, 3), "waited": round(waited, 3)},
+                        )
                     await asyncio.sleep(delay)
-                    delay = min(delay * 2, 2.0)
+                    delay = min(delay * 1.5, MAX_RETRY_DELAY)
             self.progress(
                 "progress",
                 f"applied {describe(doc)}" + (f" after {attempt} tries" if attempt > 1 else ""),

@@ -205,10 +205,13 @@ class Pipeline:
         if self.metallb_manifest is not None and self._manifest is None:
             self._manifest = read_user_manifest(self.metallb_manifest, verify=not self.insecure_skip_verify)
 
+    async def _new_kube(self) -> Kube:
+        kubeconfig = await self.provider.kubeconfig()
+        return await asyncio.to_thread(Kube, kubeconfig, self.provider.context)
+
     async def _get_kube(self) -> Kube:
         if self._kube is None:
-            kubeconfig = await self.provider.kubeconfig()
-            self._kube = await asyncio.to_thread(Kube, kubeconfig, self.provider.context)
+            self._kube = await self._new_kube()
         return self._kube
 
     def close(self) -> None:
@@ -362,6 +365,39 @@ class Pipeline:
             await deployer.wait_ready()
             return await deployer.wait_external_ip()
 
+    async def _metallb_line(self, pool_range: str) -> None:
+        await self.install_metallb()
+        await self.apply_pool(pool_range)
+
+    async def _app_line(self, replicas: int) -> None:
+        await self.build_and_import()
+        # its own client: the MetalLB line uses the shared one from another thread meanwhile
+        kube = await self._new_kube()
+        try:
+            async with self._step("deploy", f"deploying the app ({replicas} replicas asked)"):
+                deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts)
+                await deployer.apply(replicas)
+                await deployer.wait_ready()
+        finally:
+            kube.close()
+
+    async def wait_external_ip(self) -> str:
+        async with self._step("deploy", "waiting for the Service's external IP"):
+            kube = await self._get_kube()
+            deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts)
+            return await deployer.wait_external_ip()
+
+    @staticmethod
+    async def _together(*coros: Any) -> None:
+        """Run concurrently; on a failure cancel the rest and raise the first real error."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for coro in coros:
+                    group.create_task(coro)
+        except BaseExceptionGroup as eg:
+            errors = [e for e in eg.exceptions if not isinstance(e, asyncio.CancelledError)]
+            raise (errors[0] if errors else eg.exceptions[0]) from None
+
     async def probe(self, ip: str) -> str:
         async with self._step("probe", f"probing http://{ip}/"):
             kube = await self._get_kube()
@@ -405,10 +441,10 @@ class Pipeline:
                 self.close()
                 await self.provider.delete(self._lines("pool"))
             raise
-        await self.install_metallb()
-        await self.apply_pool(pool_range)
-        await self.build_and_import()
-        ip = await self.deploy_app(self.spec.replicas)
+        # Two independent lines of work: MetalLB (install, waits, the pool through the
+        # webhook race) and the app (image, apply, replicas Ready). The external IP needs both.
+        await self._together(self._metallb_line(pool_range), self._app_line(self.spec.replicas))
+        ip = await self.wait_external_ip()
         dial_url = await self.probe(ip)
         host, port = self.provider.dial(ip, SERVICE_PORT)
         kubeconfig = await self.provider.kubeconfig()
