@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -123,9 +124,14 @@ def check_provider(docker_ok: bool, k3d_ok: bool, why: str) -> Check:
 
 
 def run_checks() -> list[Check]:
-    docker_check, info = check_docker()
-    k3d_check = check_k3d()
-    checks = [docker_check, k3d_check, check_kubectl(), check_routing(info)]
+    with ThreadPoolExecutor(3) as pool:  # independent probes, each with its own timeout
+        docker_future = pool.submit(check_docker)
+        k3d_future = pool.submit(check_k3d)
+        kubectl_future = pool.submit(check_kubectl)
+        docker_check, info = docker_future.result()
+        k3d_check = k3d_future.result()
+        kubectl_check = kubectl_future.result()
+    checks = [docker_check, k3d_check, kubectl_check, check_routing(info)]
     store = check_image_store(info)
     if store is not None:
         checks.append(store)

@@ -19,9 +19,7 @@ import sys
 import time
 from typing import Any
 
-import docker
-import docker.errors
-import yaml
+import yaml  # docker is imported lazily: `k3d version` must stay quick
 
 RUN_LABEL = "k3dtui.test.run"
 ARGS_LABEL = "k3dtui.test.k3s-args"
@@ -59,6 +57,8 @@ def record(argv: list[str]) -> None:
 
 
 def client() -> Any:
+    import docker
+
     try:
         cli = docker.from_env(timeout=30)
         cli.ping()
@@ -355,7 +355,7 @@ def image_import(argv: list[str]) -> None:
     for image in images:
         try:
             cli.images.get(image)
-        except docker.errors.ImageNotFound:
+        except Exception:
             fatal(f"Failed to import image(s) into cluster '{name}': image '{image}' not found")
     info(f"Importing image(s) into cluster '{name}'")
     info(f"Saving {len(images)} image(s) from runtime...")
