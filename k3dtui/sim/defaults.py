@@ -472,5 +472,10 @@ def reset_status_on_create(kind: Kind, obj: Obj) -> None:
         obj["status"] = {"loadBalancer": {}}
     elif kind.custom:
         obj.pop("status", None)
+    elif kind.gvr.group == "apps" and kind.gvr.resource in ("replicasets", "statefulsets"):
+        obj["status"] = {"replicas": 0}  # required by the typed clients
+    elif kind.gvr.group == "apps" and kind.gvr.resource == "daemonsets":
+        obj["status"] = {"currentNumberScheduled": 0, "numberMisscheduled": 0,
+                         "desiredNumberScheduled": 0, "numberReady": 0}
     elif kind.gvr.group in ("apps", "batch"):
         obj["status"] = {}
