@@ -27,8 +27,9 @@ class SimSettings:
     start_delay: float = 0.25
     # kubelet: running → Ready when the container has a readiness probe
     ready_delay: float = 0.25
-    # kubelet: SIGTERM → container exited (a process that handles SIGTERM)
-    terminate_delay: float = 0.4
+    # kubelet: SIGTERM → container exited (a server that handles SIGTERM drains its
+    # connections first; the replacement is usually Ready before the old pod is gone)
+    terminate_delay: float = 1.5
     # kubelet: container exited → pod object removed
     remove_delay: float = 0.1
     # kubelet: ErrImagePull → ImagePullBackOff
@@ -57,7 +58,7 @@ class SimSettings:
             pull_delay=0.01,
             start_delay=0.01,
             ready_delay=0.01,
-            terminate_delay=0.02,
+            terminate_delay=0.3,
             remove_delay=0.01,
             backoff_delay=0.05,
             metallb_delay=0.0,
