@@ -168,3 +168,36 @@ def test_suggested_ranges_always_validate() -> None:
 
 def test_no_range_error_is_a_k3dtui_error() -> None:
     assert issubclass(NoRangeError, K3dtuiError)
+
+
+# ------------------------------------------------------------------ `k3dtui pool --sim`
+
+
+def test_pool_command_reads_the_simulated_network(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from k3dtui.cli import main
+    from k3dtui.core import paths
+    from k3dtui.core.network import Member, NetworkInfo
+
+    net = NetworkInfo("k3d-demo", "172.30.0.0/16", "172.30.0.1",
+                      (Member("k3d-demo-server-0", "172.30.0.2"), Member("k3d-demo-agent-0", "172.30.255.240")))
+    (paths.cluster_dir("sim", "demo") / "network.json").write_text(json.dumps(net.to_json()))
+    assert main(["pool", "--sim", "--name", "demo", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data == {
+        "network": "k3d-demo", "subnet": "172.30.0.0/16", "gateway": "172.30.0.1",
+        "used": ["172.30.0.1", "172.30.0.2", "172.30.255.240"],
+        "range": "172.30.255.189-172.30.255.239", "size": 51,
+    }
+    assert main(["pool", "--sim", "--name", "demo", "--range", "172.30.255.230-172.30.255.245"]) == 1
+    err = capsys.readouterr().err
+    assert "172.30.255.240" in err and "e.g. 172.30.255.189-172.30.255.239" in err
+
+
+def test_pool_command_without_a_simulated_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    from k3dtui.cli import main
+
+    assert main(["pool", "--sim", "--name", "nothing-here"]) == 1
+    err = capsys.readouterr().err
+    assert "is not running" in err and "k3dtui up --sim" in err
