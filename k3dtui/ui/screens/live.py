@@ -26,6 +26,11 @@ CONCURRENCY_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LOAD_DURATION = 300.0  # every run is bounded; l starts another
 
 
+KILL = Binding.Group("kill")
+SCALE = Binding.Group("±1", compact=True)
+CONC = Binding.Group("conc", compact=True)
+
+
 def _node_order(name: str, roles: str) -> tuple[int, str]:
     return (0 if ("control-plane" in roles or "master" in roles) else 1, name)
 
@@ -41,16 +46,16 @@ class LiveScreen(K3dScreen):
         Binding("down", "select('down')", "select", show=False, id="live.down", tooltip="Select the pod below"),
         Binding("tab", "select('next')", "next pod", show=False, priority=True, id="live.next", tooltip="Select the next pod"),
         Binding("shift+tab", "select('prev')", "previous pod", show=False, priority=True, id="live.prev", tooltip="Select the previous pod"),
-        Binding("k", "kill", "kill", id="live.kill", tooltip="Delete the selected pod (graceful)"),
-        Binding("K", "force_kill", "force", id="live.force_kill", tooltip="Delete the selected pod now (grace period 0)"),
+        Binding("k", "kill", "kill", group=KILL, id="live.kill", tooltip="Delete the selected pod (graceful)"),
+        Binding("K", "force_kill", "force", group=KILL, id="live.force_kill", tooltip="Delete the selected pod now (grace period 0)"),
         Binding("x", "kill_random", "random", id="live.kill_random", tooltip="Delete a random pod"),
-        Binding("plus", "scale_up", "+1", key_display="+", id="live.scale_up", tooltip="Scale the deployment up by one"),
-        Binding("minus", "scale_down", "-1", key_display="-", id="live.scale_down", tooltip="Scale the deployment down by one"),
+        Binding("plus", "scale_up", "+1", key_display="+", group=SCALE, id="live.scale_up", tooltip="Scale the deployment up by one"),
+        Binding("minus", "scale_down", "-1", key_display="-", group=SCALE, id="live.scale_down", tooltip="Scale the deployment down by one"),
         Binding("s", "scale_to", "scale", id="live.scale_to", tooltip="Scale the deployment to a number"),
         Binding("l", "toggle_load", "load", id="live.load", tooltip="Start or stop the load generator"),
         Binding("m", "switch_mode", "mode", id="live.mode", tooltip="Switch between keep-alive and new-connection load"),
-        Binding("left_square_bracket", "concurrency(-1)", "conc-", key_display="[", id="live.conc_down", tooltip="Halve the load's concurrency"),
-        Binding("right_square_bracket", "concurrency(1)", "conc+", key_display="]", id="live.conc_up", tooltip="Double the load's concurrency"),
+        Binding("left_square_bracket", "concurrency(-1)", "conc-", key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
+        Binding("right_square_bracket", "concurrency(1)", "conc+", key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
         Binding("r", "reset", "reset", id="live.reset", tooltip="Reset the response counts"),
         Binding("question_mark", "help", "help", key_display="?", id="live.help", tooltip="List every key"),
     ]
@@ -117,7 +122,7 @@ class LiveScreen(K3dScreen):
         with Horizontal(id="bottom"):
             yield LoadPanel(id="load")
             yield RichLog(id="events", wrap=True, markup=False, max_lines=500)
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#events", RichLog).border_title = "events"

@@ -31,22 +31,29 @@ class ProviderHeader(Widget):
         self.set_reactive(ProviderHeader.page, page)
 
     def render(self) -> Text:
+        full = self._line(compact=False)
+        if full.cell_len <= self.size.width or self.size.width == 0:
+            return full
+        return self._line(compact=True)
+
+    def _line(self, *, compact: bool) -> Text:
         text = Text(" k3dtui ", style="bold")
         info = self.info
         if info is None:
             text.append(" … ", style="dim")
             return text
         if info.provider == "sim":
-            text.append(" SIMULATED CLUSTER ", style="bold white on dark_magenta")
+            badge = " SIMULATED " if compact else " SIMULATED CLUSTER "
+            text.append(badge, style="bold white on dark_magenta")
         else:
             text.append(f" {info.provider} ", style="bold black on green3")
-        text.append("   cluster ", style="dim")
+        text.append(" " if compact else "   cluster ", style="dim")
         text.append(info.name, style="bold")
-        text.append("  context ", style="dim")
+        text.append(" ctx " if compact else "  context ", style="dim")
         text.append(info.context, style="bold")
         if self.read_only:
             text.append("  ")
             text.append(" READ-ONLY ", style="bold black on yellow")
-        if self.page:
+        if self.page and not compact:
             text.append(f"  │ {self.page}", style="dim")
         return text

@@ -16,22 +16,28 @@ MODE_EXPLANATION = {
 }
 
 
-def bar_lines(counts: dict[str, int], gone: frozenset[str], *, label: int, width: int) -> Text:
-    """One line per key: ``name ████████░░ 1,234 33%``; gone keys greyed with their final count."""
+def bar_lines(counts: dict[str, int], gone: frozenset[str], *, width: int) -> Text:
+    """One line per key: ``name ████████░░ 1,234 33%``, fitted to ``width`` cells; gone keys
+    greyed (struck through) with their final count."""
     text = Text(no_wrap=True, overflow="ellipsis")
     total = sum(counts.values()) or 1
     top = max(counts.values(), default=0) or 1
+    longest = max((len(k) for k in counts), default=4)
+    label = max(6, min(longest, width // 3))
+    show_share = width >= label + 18
+    bar = max(0, width - label - 1 - 8 - (5 if show_share else 0) - 1)
     for i, (name, count) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))):
         dead = name in gone
-        filled = round(width * count / top)
+        filled = round(bar * count / top)
         if i:
             text.append("\n")
-        text.append(f"{name[:label]:<{label}} ", style="dim strike" if dead else "")
+        shown = name if len(name) <= label else name[-label:]
+        text.append(f"{shown:<{label}} ", style="grey50 strike" if dead else "")
         text.append("█" * filled, style="grey42" if dead else "green")
-        text.append("░" * (width - filled), style="grey23")
-        text.append(f" {count:>7,} {count / total:>4.0%}", style="grey50" if dead else "bold")
-        if dead:
-            text.append(" gone", style="grey50 italic")
+        text.append("░" * (bar - filled), style="grey23")
+        text.append(f" {count:>7,}", style="grey50" if dead else "bold")
+        if show_share:
+            text.append(f" {count / total:>4.0%}", style="grey50" if dead else "")
     return text
 
 
@@ -124,7 +130,6 @@ class LoadPanel(Vertical):
         pods = {short_pod_name(k): v for k, v in snap.per_pod.items()}
         gone = frozenset(short_pod_name(k) for k in snap.gone_pods)
         nodes = {short_node_name(k): v for k, v in snap.per_node.items()}
-        pod_width = max(4, self.query_one("#load-pods").size.width - 14 - 20)
-        node_width = max(4, self.query_one("#load-nodes").size.width - 9 - 15)
-        self.query_one("#load-pods", Static).update(bar_lines(pods, gone, label=14, width=pod_width))
-        self.query_one("#load-nodes", Static).update(bar_lines(nodes, frozenset(), label=9, width=node_width))
+        pod_box, node_box = self.query_one("#load-pods", Static), self.query_one("#load-nodes", Static)
+        pod_box.update(bar_lines(pods, gone, width=pod_box.size.width or 40))
+        node_box.update(bar_lines(nodes, frozenset(), width=node_box.size.width or 30))

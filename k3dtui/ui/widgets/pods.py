@@ -156,8 +156,8 @@ class NodeColumn(Vertical):
         text.append(short_node_name(node.name), style="bold")
         text.append("\n")
         role = "server" if "control-plane" in node.roles or "master" in node.roles else "agent"
-        text.append(f"{role} · {node.ip or '—'} · ")
         text.append("Ready" if node.ready else "NotReady", style="green" if node.ready else "bold red")
+        text.append(f" {role} {node.ip or '—'}")
         text.append("\n")
         if self.announces:
             text.append(f"★ announces {self.announces}", style="bold magenta")

@@ -1,0 +1,281 @@
+"""Every screen state from fixed data, compared with the accepted SVG snapshots.
+
+Update after a deliberate visual change: ``pytest tests/ui --snapshot-update``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.provider import ClusterInfo
+from k3dtui.ui.backend import DoctorFinding
+from k3dtui.ui.fixed import FixedBackend
+from tests.ui.helpers import make_app, settle, until
+
+WIDE = (120, 40)
+SMALL = (80, 24)
+
+
+def existing() -> ClusterInfo:
+    return ClusterInfo("simple-app-cluster", 1, 2, 1, 2)
+
+
+async def _type(pilot: Pilot[Any], selector: str, text: str) -> None:
+    widget = pilot.app.screen.query_one(selector)
+    widget.value = text  # type: ignore[attr-defined]
+    await pilot.pause(0.05)
+
+
+# -- setup -----------------------------------------------------------------------------------
+def test_setup_initial(snap_compare: Any) -> None:
+    app, _ = make_app(existing=existing())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.pause(0.5)  # the name lookup is debounced
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_setup_validation_errors(snap_compare: Any) -> None:
+    app, _ = make_app()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await _type(pilot, "#name", "Bad_Name!")
+        await _type(pilot, "#servers", "0")
+        await _type(pilot, "#agents", "many")
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_setup_cluster_created(snap_compare: Any) -> None:
+    app, _ = make_app(
+        provider="k3d",
+        doctor_findings=[
+            DoctorFinding("docker engine", True, "engine 27.3.1", "", True),
+            DoctorFinding("k3d", True, "k3d v5.8.3", "", True),
+            DoctorFinding("routability", False, "Docker Desktop: the cluster network is inside a VM", "use kubectl port-forward", False),
+        ],
+    )
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        await pilot.pause(0.5)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_setup_create_fails_with_what_to_do(snap_compare: Any) -> None:
+    app, _ = make_app(fail={"cluster": K3dtuiError("k3d cluster create exited with 1: port 6550 is in use", "free the port or pick another name")})
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_setup_small_terminal(snap_compare: Any) -> None:
+    app, _ = make_app(existing=existing())
+    assert snap_compare(app, terminal_size=SMALL, run_before=settle)
+
+
+# -- pool ------------------------------------------------------------------------------------
+def _pool_app(**kw: Any) -> Any:
+    app, fixed = make_app(**kw)
+    app.detect = False
+    return app, fixed
+
+
+def test_pool_suggested(snap_compare: Any) -> None:
+    app, _ = _pool_app()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_pool()
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_pool_validation_errors(snap_compare: Any) -> None:
+    app, _ = _pool_app()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_pool()
+        await settle(pilot)
+        await _type(pilot, "#start", "172.20.0.3")
+        await _type(pilot, "#end", "10.0.0.9")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_pool_range_over_used_address(snap_compare: Any) -> None:
+    app, _ = _pool_app()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_pool()
+        await settle(pilot)
+        await _type(pilot, "#start", "172.20.0.2")
+        await _type(pilot, "#end", "172.20.0.40")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_pool_applied(snap_compare: Any) -> None:
+    app, _ = _pool_app()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_pool()
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+# -- deploy ----------------------------------------------------------------------------------
+def test_deploy_in_progress(snap_compare: Any) -> None:
+    app, fixed = _pool_app(hold={"deploy"})
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_deploy()
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await until(pilot, lambda: "deploy" in fixed.calls)
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+    fixed.release()
+
+
+def test_deploy_not_routable_panel(snap_compare: Any) -> None:
+    app, _ = _pool_app(routable=False, provider="k3d")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_deploy()
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_deploy_replicas_invalid(snap_compare: Any) -> None:
+    app, _ = _pool_app()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_deploy()
+        await settle(pilot)
+        await _type(pilot, "#replicas", "0")
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+# -- live ------------------------------------------------------------------------------------
+async def _live(pilot: Pilot[Any]) -> None:
+    await settle(pilot)
+    await until(pilot, lambda: type(pilot.app.screen).__name__ == "LiveScreen")
+    await settle(pilot)
+
+
+def test_live_load_running_pod_terminating(snap_compare: Any) -> None:
+    app, _ = make_app(stage="deployed")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        await pilot.press("right", "k")
+        await settle(pilot)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_live_small_terminal(snap_compare: Any) -> None:
+    app, _ = make_app(stage="deployed")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+def test_live_reconnecting(snap_compare: Any) -> None:
+    app, fixed = make_app(stage="deployed")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+        fixed.set_connected(False)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_live_read_only(snap_compare: Any) -> None:
+    app, _ = make_app(stage="deployed", read_only=True)
+    assert snap_compare(app, terminal_size=WIDE, run_before=_live)
+
+
+def test_live_help(snap_compare: Any) -> None:
+    app, _ = make_app(stage="deployed")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_live_scale_modal_refuses(snap_compare: Any) -> None:
+    app, _ = make_app(stage="deployed")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+        await pilot.press("s")
+        await pilot.pause(0.2)
+        await _type(pilot, "#replicas", "500")
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_live_delete_confirmation(snap_compare: Any) -> None:
+    app, _ = make_app(stage="deployed")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+        app.screen.action_delete_cluster()  # type: ignore[attr-defined]
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_resume_offer(snap_compare: Any) -> None:
+    app, _ = make_app(stage="cluster", existing=existing())
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_fixed_backend_is_deterministic() -> None:
+    a, b = FixedBackend(), FixedBackend()
+    assert a.snapshot() == b.snapshot()
