@@ -1,0 +1,273 @@
+"""The simulated API server driven by stock kubectl (/usr/bin/kubectl)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k3dtui.resources import manifest_text
+from k3dtui.sim import gvrs
+from k3dtui.sim.store import now_rfc3339
+from k3dtui.sim.testing import ApiThread, run_api_in_thread
+
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
+
+
+class Kubectl:
+    def __init__(self, api: ApiThread, home: Path) -> None:
+        self.api = api
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+
+    def argv(self, *args: str) -> list[str]:
+        return [KUBECTL, "--kubeconfig", str(self.api.kubeconfig), "--cache-dir", str(self.home / "cache"), *args]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HOME": str(self.home), "KUBECONFIG": str(self.api.kubeconfig)}
+
+    def run(self, *args: str, ok: bool = True, stdin: str | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self.argv(*args), capture_output=True, text=True, input=stdin,
+                              env=self.env(), timeout=timeout, check=False)
+        if ok:
+            assert proc.returncode == 0, f"kubectl {' '.join(args)} failed: {proc.stderr}"
+        return proc
+
+    def __call__(self, *args: str, stdin: str | None = None) -> str:
+        return self.run(*args, stdin=stdin).stdout
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ApiThread]:
+    with run_api_in_thread(tmp_path / "api") as a:
+        yield a
+
+
+@pytest.fixture
+def k(api: ApiThread, tmp_path: Path) -> Kubectl:
+    return Kubectl(api, tmp_path / "home")
+
+
+def node(name: str, ip: str, server: bool) -> dict[str, Any]:
+    labels = {
+        "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
+        "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+        "node.kubernetes.io/instance-type": "k3s",
+    }
+    if server:
+        labels["node-role.kubernetes.io/control-plane"] = "true"
+        labels["node-role.kubernetes.io/master"] = "true"
+    now = now_rfc3339()
+    conds = [{"type": t, "status": "False", "reason": f"KubeletHas{r}", "message": "ok",
+              "lastHeartbeatTime": now, "lastTransitionTime": now}
+             for t, r in (("MemoryPressure", "SufficientMemory"), ("DiskPressure", "NoDiskPressure"), ("PIDPressure", "SufficientPID"))]
+    conds.append({"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status",
+                  "lastHeartbeatTime": now, "lastTransitionTime": now})
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"podCIDR": "10.42.0.0/24", "podCIDRs": ["10.42.0.0/24"], "providerID": f"k3s://{name}"},
+        "status": {
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "conditions": conds,
+            "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "allocatable": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+            "nodeInfo": {
+                "architecture": "amd64", "bootID": "b", "containerRuntimeVersion": "containerd://1.7.23-k3s2",
+                "kernelVersion": "6.1.0", "kubeProxyVersion": "v1.31.5+k3s1", "kubeletVersion": "v1.31.5+k3s1",
+                "machineID": "m", "operatingSystem": "linux", "osImage": "K3s v1.31.5+k3s1", "systemUUID": "s",
+            },
+        },
+    }
+
+
+def running_pod(name: str, node_name: str, ip: str, labels: dict[str, str]) -> dict[str, Any]:
+    now = now_rfc3339()
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "default", "labels": labels, "uid": f"uid-{name}",
+                     "creationTimestamp": now},
+        "spec": {"nodeName": node_name, "containers": [{"name": "app", "image": "fastapi-random:latest"}],
+                 "terminationGracePeriodSeconds": 30},
+        "status": {
+            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "172.18.0.3", "startTime": now,
+            "conditions": [{"type": t, "status": "True", "lastTransitionTime": now}
+                           for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")],
+            "containerStatuses": [{"name": "app", "image": "fastapi-random:latest", "imageID": "", "ready": True,
+                                   "started": True, "restartCount": 0, "containerID": "containerd://abc",
+                                   "state": {"running": {"startedAt": now}}}],
+        },
+    }
+
+
+def seed_cluster(api: ApiThread) -> None:
+    def do() -> None:
+        api.store.create(gvrs.NODES, node("k3d-sim-server-0", "172.18.0.2", True))
+        api.store.create(gvrs.NODES, node("k3d-sim-agent-0", "172.18.0.3", False))
+        api.store.create(gvrs.PODS, running_pod("web-1", "k3d-sim-agent-0", "10.42.1.5", {"app": "web"}))
+
+    api.call(do)
+
+
+def test_version_and_get_nodes_wide(api: ApiThread, k: Kubectl) -> None:
+    out = k("version", "-o", "json")
+    assert json.loads(out)["serverVersion"]["gitVersion"] == "v1.31.5+k3s1"
+    seed_cluster(api)
+    lines = k("get", "nodes", "-o", "wide").splitlines()
+    header = lines[0].split()
+    assert header[:5] == ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]
+    assert "INTERNAL-IP" in header and "CONTAINER-RUNTIME" in lines[0]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows["k3d-sim-server-0"][1:3] == ["Ready", "control-plane,master"]
+    assert rows["k3d-sim-agent-0"][1:3] == ["Ready", "<none>"]
+    assert "172.18.0.2" in rows["k3d-sim-server-0"] and "v1.31.5+k3s1" in rows["k3d-sim-server-0"]
+    assert k("get", "nodes", "-o", "name").split() == ["node/k3d-sim-agent-0", "node/k3d-sim-server-0"]
+
+
+def test_get_pods_wide_yaml_labels_sort(api: ApiThread, k: Kubectl) -> None:
+    seed_cluster(api)
+    lines = k("get", "pods", "-o", "wide").splitlines()
+    assert lines[0].split()[:5] == ["NAME", "READY", "STATUS", "RESTARTS", "AGE"]
+    assert "IP" in lines[0].split() and "NODE" in lines[0].split()
+    row = lines[1].split()
+    assert row[:4] == ["web-1", "1/1", "Running", "0"]
+    assert "10.42.1.5" in row and "k3d-sim-agent-0" in row
+    assert "app: web" in k("get", "pod", "web-1", "-o", "yaml")
+    assert "app=web" in k("get", "pods", "--show-labels")
+    assert k("get", "pods", "-L", "app").splitlines()[0].split()[-1] == "APP"
+    assert "web-1" in k("get", "pods", "--sort-by=.metadata.creationTimestamp")
+    # terminating shows as such
+    api.call(lambda: api.store.mutate(gvrs.PODS, "default", "web-1",
+                                      lambda p: p["metadata"].update(deletionTimestamp=now_rfc3339())))
+    assert k("get", "pods").splitlines()[1].split()[2] == "Terminating"
+
+
+def test_apply_server_side_client_side_scale_label_patch(api: ApiThread, k: Kubectl, tmp_path: Path) -> None:
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(manifest_text("app.yaml"))
+    out = k("apply", "--server-side", "-f", str(manifest))
+    assert "deployment.apps/fastapi serverside-applied" in out and "service/fastapi-service serverside-applied" in out
+    out = k("apply", "--server-side", "-f", str(manifest))
+    assert "serverside-applied" in out
+    out = k("apply", "-f", str(manifest))
+    assert "deployment.apps/fastapi" in out
+    assert "deployment.apps/fastapi scaled" in k("scale", "deploy/fastapi", "--replicas=5")
+    dep = json.loads(k("get", "deploy", "fastapi", "-o", "json"))
+    assert dep["spec"]["replicas"] == 5
+    lines = k("get", "deploy", "-o", "wide").splitlines()
+    assert lines[0].split()[:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
+    assert lines[1].split()[:2] == ["fastapi", "0/5"] and "app=fastapi" in lines[1]
+    k("label", "deploy", "fastapi", "tier=web")
+    k("annotate", "deploy", "fastapi", "note=hello")
+    k("patch", "deploy", "fastapi", "--type=merge", "-p", '{"spec":{"revisionHistoryLimit":3}}')
+    k("patch", "deploy", "fastapi", "-p", '{"spec":{"template":{"spec":{"containers":[{"name":"fastapi","image":"fastapi-random:v2"}]}}}}')
+    dep = json.loads(k("get", "deploy", "fastapi", "-o", "json"))
+    assert dep["metadata"]["labels"]["tier"] == "web"
+    assert dep["metadata"]["annotations"]["note"] == "hello"
+    assert dep["spec"]["revisionHistoryLimit"] == 3
+    c = dep["spec"]["template"]["spec"]["containers"]
+    assert len(c) == 1 and c[0]["image"] == "fastapi-random:v2" and c[0]["ports"][0]["containerPort"] == 3000
+    svc_line = k("get", "svc", "fastapi-service").splitlines()
+    assert svc_line[0].split() == ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+    assert svc_line[1].split()[3] == "<pending>" and svc_line[1].split()[4].startswith("80:")
+    api.call(lambda: api.store.mutate(gvrs.SERVICES, "default", "fastapi-service", lambda s: s.update(
+        status={"loadBalancer": {"ingress": [{"ip": "172.18.255.200", "ipMode": "VIP"}]}})))
+    assert k("get", "svc", "fastapi-service").splitlines()[1].split()[3] == "172.18.255.200"
+    out = k("get", "all")
+    assert "deployment.apps/fastapi" in out and "service/fastapi-service" in out
+    out = k("delete", "-f", str(manifest))
+    assert 'deployment.apps "fastapi" deleted' in out
+    assert k("get", "deploy").strip() == "" or "No resources" in k("get", "deploy")
+
+
+def test_delete_pod_waits_until_gone(api: ApiThread, k: Kubectl) -> None:
+    seed_cluster(api)
+
+    def kubelet() -> None:
+        # what the kubelet does: finish the graceful delete a moment later
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            pod = api.call(lambda: api.store.get(gvrs.PODS, "default", "web-1"))
+            if pod is not None and pod["metadata"].get("deletionTimestamp"):
+                time.sleep(0.3)
+                api.call(lambda: api.store.delete(gvrs.PODS, "default", "web-1"))
+                return
+            time.sleep(0.05)
+
+    t = threading.Thread(target=kubelet)
+    t.start()
+    started = time.monotonic()
+    out = k("delete", "pod", "web-1")
+    t.join()
+    assert 'pod "web-1" deleted' in out
+    assert time.monotonic() - started < 10
+    assert api.call(lambda: api.store.get(gvrs.PODS, "default", "web-1")) is None
+    # forced: gone at once
+    api.call(lambda: api.store.create(gvrs.PODS, running_pod("web-2", "k3d-sim-agent-0", "10.42.1.6", {"app": "web"})))
+    out = k("delete", "pod", "web-2", "--grace-period=0", "--force")
+    assert "web-2" in out
+    assert api.call(lambda: api.store.get(gvrs.PODS, "default", "web-2")) is None
+
+
+def test_get_watch_streams_changes(api: ApiThread, k: Kubectl) -> None:
+    seed_cluster(api)
+    k("get", "pods")  # warm the discovery cache
+    proc = subprocess.Popen(k.argv("get", "pods", "-w", "--request-timeout=0"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=k.env())
+    try:
+        time.sleep(1.5)
+        api.call(lambda: api.store.create(gvrs.PODS, running_pod("web-9", "k3d-sim-agent-0", "10.42.1.9", {"app": "web"})))
+        time.sleep(1.0)
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=10)
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["NAME", "READY", "STATUS"]
+    assert any(line.startswith("web-1") for line in lines)
+    assert any(line.startswith("web-9") and "Running" in line for line in lines)
+
+
+def test_wait_for_ready_and_api_resources(api: ApiThread, k: Kubectl) -> None:
+    seed_cluster(api)
+    out = k("wait", "--for=condition=ready", "pod", "-l", "app=web", "--timeout=10s")
+    assert "pod/web-1 condition met" in out
+    res = k("api-resources")
+    assert "deployments" in res and "ipaddresspools" not in res
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": "l2advertisements.metallb.io"},
+        "spec": {"group": "metallb.io", "scope": "Namespaced",
+                 "names": {"kind": "L2Advertisement", "plural": "l2advertisements", "singular": "l2advertisement"},
+                 "versions": [{"name": "v1beta1", "served": True, "storage": True,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
+    }
+    k("apply", "--server-side", "-f", "-", stdin=json.dumps(crd))
+    assert "l2advertisements" in k("api-resources", "--api-group=metallb.io")
+    k("create", "namespace", "metallb-system", "--dry-run=client", "-o", "json")  # client only
+    k("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "metallb-system"}}))
+    l2 = {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
+          "metadata": {"name": "l2", "namespace": "metallb-system"}, "spec": {"ipAddressPools": ["p"]}}
+    k("apply", "--server-side", "-f", "-", stdin=json.dumps(l2))
+    out = k("get", "-n", "metallb-system", "l2advertisements")
+    assert out.splitlines()[0].split() == ["NAME", "AGE"] and "l2" in out
+
+
+def test_errors_as_kubectl_prints_them(api: ApiThread, k: Kubectl) -> None:
+    proc = k.run("get", "pod", "nope", ok=False)
+    assert proc.returncode != 0
+    assert 'Error from server (NotFound): pods "nope" not found' in proc.stderr
+    proc = k.run("scale", "deploy/nope", "--replicas=2", ok=False)
+    assert proc.returncode != 0 and "no objects passed to scale" in proc.stderr  # as against a real cluster
+    proc = k.run("delete", "deploy", "nope", ok=False)
+    assert 'Error from server (NotFound): deployments.apps "nope" not found' in proc.stderr
+    proc = k.run("get", "--raw", "/readyz")
+    assert proc.stdout.strip() == "ok"
