@@ -224,12 +224,12 @@ def test_pool_on_a_node_ip_refused_before_any_change(
     asyncio.run(provider.create(1, 2, _noop))
     net = asyncio.run(provider.network())
     node_ip = net.members[0].ip
-    code, out, err = _run(["up", "--sim", "--name", cli_cluster, "--pool", f"{node_ip}-{node_ip}"], capsys)
+    code, _out, err = _run(["up", "--sim", "--name", cli_cluster, "--pool", f"{node_ip}-{node_ip}"], capsys)
     assert code == 2
     assert node_ip in err.splitlines()[0] and "Traceback" not in err
     stage = asyncio.run(Pipeline(provider, ClusterSpec(name=cli_cluster), lambda e: None).detect_stage())
     assert stage == "cluster"  # MetalLB untouched
-    code, out, err = _run(["up", "--sim", "--name", cli_cluster, "--pool", "10.1.0.1-10.1.0.9"], capsys)
+    code, _out, err = _run(["up", "--sim", "--name", cli_cluster, "--pool", "10.1.0.1-10.1.0.9"], capsys)
     assert code == 2 and "not inside the subnet" in err
 
 
