@@ -67,11 +67,14 @@ def _custom(provider: SimProvider, kubeconfig: Path, plural: str, name: str) -> 
         raise
 
 
-async def test_metallb_upstream_manifest_through_webhook_race(sim_factory: Any) -> None:
-    provider = await sim_factory(SimSettings.fast().replace(webhook_race=1.0))
+async def test_metallb_upstream_manifest_through_webhook_race(sim_cluster: Any) -> None:
+    # the webhook refuses pools for 1 s after the controller turns Ready
+    sim_cluster.control("POST", "/sim/faults", {"settings": {"webhook_race": 1.0}})
+    provider = sim_cluster.provider
     events: list[PipelineEvent] = []
     pipe = Pipeline(provider, ClusterSpec(name=provider.name), events.append, metallb_manifest=FIXTURE)
     try:
+        assert await pipe.detect_stage() == "cluster"
         pool_range = await pipe.choose_pool()
         await pipe.install_metallb()
         await pipe.apply_pool(pool_range)
@@ -88,15 +91,15 @@ async def test_metallb_upstream_manifest_through_webhook_race(sim_factory: Any) 
     assert any(e.step == "pool" and "not serving yet" in e.message for e in events)
     pool_done = [e for e in events if e.step == "pool" and e.data.get("kind") == "IPAddressPool"]
     assert pool_done and pool_done[-1].data["attempts"] > 1
-    kubeconfig = await provider.kubeconfig()
-    pool = _custom(provider, kubeconfig, "ipaddresspools", metallb.POOL_NAME)
+    pool = _custom(provider, sim_cluster.kubeconfig, "ipaddresspools", metallb.POOL_NAME)
     assert pool is not None and pool["spec"]["addresses"] == [pool_range]
-    assert _custom(provider, kubeconfig, "l2advertisements", metallb.L2_NAME) is not None
+    assert _custom(provider, sim_cluster.kubeconfig, "l2advertisements", metallb.L2_NAME) is not None
     assert await pipe.detect_stage() == "metallb"
 
 
-async def test_webhook_never_ready_fails_in_bounded_time(sim_factory: Any) -> None:
-    provider = await sim_factory(SimSettings.fast().replace(webhook_race=3600.0))
+async def test_webhook_never_ready_fails_in_bounded_time(sim_cluster: Any) -> None:
+    sim_cluster.control("POST", "/sim/faults", {"settings": {"webhook_race": 3600.0}})
+    provider = sim_cluster.provider
     events: list[PipelineEvent] = []
     pipe = Pipeline(
         provider,
@@ -120,7 +123,24 @@ async def test_webhook_never_ready_fails_in_bounded_time(sim_factory: Any) -> No
     assert metallb.POOL_WEBHOOK in info.value.message
     assert "do not delete the webhook" in info.value.hint
     assert events[-1].kind == "failed" and events[-1].step == "pool"
-    assert _custom(provider, await provider.kubeconfig(), "ipaddresspools", metallb.POOL_NAME) is None
+    assert _custom(provider, sim_cluster.kubeconfig, "ipaddresspools", metallb.POOL_NAME) is None
+
+
+async def test_pipeline_up_on_an_existing_sim_cluster(sim_cluster: Any) -> None:
+    """The pipeline finishes a bare cluster (what sim_app could be built with)."""
+    events: list[PipelineEvent] = []
+    pipe = Pipeline(
+        sim_cluster.provider, ClusterSpec(name=sim_cluster.name), events.append, metallb_manifest=FIXTURE
+    )
+    try:
+        result = await pipe.up()
+    finally:
+        pipe.close()
+    assert result.stage_before == "cluster"
+    assert any("reusing the existing cluster" in e.message for e in events)
+    resp = httpx.get(result.dial_url, timeout=5)
+    assert resp.status_code == 200 and resp.headers["x-pod"].startswith("fastapi-")
+    assert sim_cluster.control("GET", "/sim/status")["lb_backends"][f"{result.external_ip}:80"] == 3
 
 
 async def test_api_server_dies_midway_clear_message(sim_factory: Any) -> None:
