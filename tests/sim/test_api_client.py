@@ -62,7 +62,9 @@ def raw(api: ApiThread, method: str, path: str, body: Any = None, *, content_typ
     ca = Path(api.kubeconfig).parent / "ca.pem"
     if api.server.ca_pem and not ca.exists():
         ca.write_text(api.server.ca_pem)
-    headers = {"Authorization": f"Bearer {api.token if token is None else token}", "Accept": accept}
+    headers = {"Accept": accept}
+    if token != "":
+        headers["Authorization"] = f"Bearer {api.token if token is None else token}"
     content: bytes | None = None
     if body is not None:
         headers["Content-Type"] = content_type
