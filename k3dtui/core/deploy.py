@@ -13,15 +13,16 @@ import asyncio
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from k3dtui import resources
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.kubeapply import Kube
 from k3dtui.core.metallb import NAMESPACE as METALLB_NAMESPACE
 from k3dtui.core.metallb import POOL_NAME, parse_documents, poll
+
+if TYPE_CHECKING:
+    import httpx
 
 Obj = dict[str, Any]
 Progress = Callable[[str, str, Mapping[str, Any]], None]
@@ -209,6 +210,8 @@ class AppDeployer:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> str:
         """GET ``http://<dial>/`` until a pod answers with ``X-Pod``; returns that URL."""
+        import httpx
+
         loop = asyncio.get_running_loop()
         start = loop.time()
         delay = 0.05

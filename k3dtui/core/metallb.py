@@ -15,15 +15,17 @@ import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import httpx
 import yaml
 
 from k3dtui import resources
 from k3dtui.core import paths
 from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.kubeapply import ApiRefused, Kube, describe
+
+if TYPE_CHECKING:
+    import httpx
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -183,6 +185,8 @@ def fetch_upstream(
             return _manifest(data, "cache", str(cached), True)
         progress("warning", f"the cached MetalLB manifest {cached} does not verify; downloading it again", {})
         cached.unlink(missing_ok=True)
+    import httpx
+
     progress("log", f"downloading {url}", {"url": url})
     try:
         with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
@@ -191,7 +195,7 @@ def fetch_upstream(
             data = resp.content
     except httpx.HTTPError as exc:
         raise K3dtuiError(
-            f"cannot download the MetalLB {METALLB_VERSION} manifest from {url}: {exc or type(exc).__name__}",
+            f"cannot download the MetalLB {METALLB_VERSION} manifest from {url}: {str(exc) or type(exc).__name__}",
             "download it on a connected machine and pass --metallb-manifest PATH",
         ) from exc
     digest = sha256_hex(data)
