@@ -263,3 +263,23 @@ def test_down_refuses_without_terminal(cli_cluster: str, capsys: pytest.CaptureF
     code, _, err = _run(["down", "--sim", "--name", cli_cluster], capsys)
     assert code == 2 and "--yes" in err and cli_cluster in err
     assert provider.pid() is not None  # still running
+
+
+async def test_offline_sim_falls_back_to_minimal_metallb(sim_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline(**_: Any) -> Any:
+        raise K3dtuiError("cannot download the MetalLB v0.15.2 manifest: no network")
+
+    monkeypatch.setattr(metallb, "fetch_upstream", offline)
+    sim_cluster.control("POST", "/sim/faults", {"settings": {"webhook_race": 0.3}})
+    events: list[PipelineEvent] = []
+    pipe = Pipeline(sim_cluster.provider, ClusterSpec(name=sim_cluster.name), events.append)
+    try:
+        pool_range = await pipe.choose_pool()
+        await pipe.install_metallb()
+        await pipe.apply_pool(pool_range)
+    finally:
+        pipe.close()
+    warnings = [e.message for e in events if e.kind == "warning"]
+    assert any("minimal MetalLB manifest" in w and "no network" in w for w in warnings)
+    assert any("k3dtui's minimal manifest" in e.message and "not verified" in e.message for e in events)
+    assert _custom(sim_cluster.provider, sim_cluster.kubeconfig, "ipaddresspools", metallb.POOL_NAME) is not None

@@ -304,7 +304,7 @@ class Pipeline:
                 "pool",
                 "log",
                 f"network {net.name}: subnet {net.subnet}, gateway {net.gateway or '-'}, "
-                f"{len(net.members)} node(s) on it",
+                f"{len(net.members)} container(s) on it",
                 net.to_json(),
             )
             if self.spec.pool:
