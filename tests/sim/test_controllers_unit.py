@@ -1,0 +1,170 @@
+"""Controllers on a bare Store (no API server, no data plane): ranking, spread, MetalLB rules."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import copy
+from typing import Any
+
+import pytest
+
+from k3dtui.sim import gvrs
+from k3dtui.sim.cluster import SimCluster
+from k3dtui.sim.controllers import util
+from k3dtui.sim.controllers.metallb import parse_addresses
+from k3dtui.sim.controllers.workloads import ReplicaSetController, template_hash
+from k3dtui.sim.settings import SimSettings
+from k3dtui.sim.store import ApiError, Store
+
+
+def deployment(replicas: int, image: str = "fastapi-random:latest") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                "containers": [{"name": "web", "image": image, "imagePullPolicy": "IfNotPresent"}],
+                "terminationGracePeriodSeconds": 1,
+            }},
+        },
+    }
+
+
+async def settle(store: Store, pred: Any, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError
+        await asyncio.sleep(0.01)
+
+
+def pods(store: Store) -> list[dict[str, Any]]:
+    return [p for p in store.iter(gvrs.PODS) if p["metadata"].get("labels", {}).get("app") == "web"]
+
+
+async def test_spread_over_ten_nodes_and_ready_without_runtime() -> None:
+    store = Store()
+    cluster = SimCluster(store, "ten", servers=1, agents=9, settings=SimSettings.fast())
+    cluster.start()
+    cluster.import_image("fastapi-random:latest")
+    store.create(gvrs.DEPLOYMENTS, deployment(25))
+    await settle(store, lambda: sum(1 for p in pods(store) if util.is_ready(p)) == 25)
+    counts = collections.Counter(p["spec"]["nodeName"] for p in pods(store))
+    assert len(counts) == 10 and max(counts.values()) - min(counts.values()) <= 1
+    rs = next(iter(store.iter(gvrs.REPLICASETS)))
+    assert rs["metadata"]["name"] == f"web-{rs['metadata']['labels']['pod-template-hash']}"
+    await settle(store, lambda: (store.peek(gvrs.REPLICASETS, "default", rs["metadata"]["name"]) or {})
+                 .get("status", {}).get("readyReplicas") == 25)
+    await settle(store, lambda: (store.peek(gvrs.DEPLOYMENTS, "default", "web") or {})
+                 .get("status", {}).get("availableReplicas") == 25)
+    ips = [p["status"]["podIP"] for p in pods(store)]
+    assert len(set(ips)) == 25
+    cluster.stop()
+
+
+def test_template_hash_is_stable_and_uses_the_safe_alphabet() -> None:
+    t = deployment(1)["spec"]["template"]
+    h = template_hash(t)
+    assert h == template_hash(copy.deepcopy(t))
+    assert set(h) <= set(util.ALPHABET) and 6 <= len(h) <= 10
+    t2 = copy.deepcopy(t)
+    t2["spec"]["containers"][0]["image"] = "other"
+    assert template_hash(t2) != h
+
+
+def _pod(name: str, node: str | None, phase: str, ready: bool, created: str = "2026-01-01T00:00:00Z",
+         cost: int = 0) -> dict[str, Any]:
+    p: dict[str, Any] = {
+        "metadata": {"name": name, "uid": name, "creationTimestamp": created,
+                     "annotations": {"controller.kubernetes.io/pod-deletion-cost": str(cost)}},
+        "spec": {"nodeName": node} if node else {},
+        "status": {"phase": phase, "conditions": [
+            {"type": "Ready", "status": "True" if ready else "False", "lastTransitionTime": created}]},
+    }
+    return p
+
+
+async def test_deletion_ranking() -> None:
+    store = Store()
+    cluster = SimCluster(store, "rank", settings=SimSettings.fast())
+    rsc = ReplicaSetController(cluster.ctx)
+    candidates = [
+        _pod("running-a1", "a", "Running", True),
+        _pod("running-a2", "a", "Running", True),
+        _pod("running-b1", "b", "Running", True),
+        _pod("notready-c", "c", "Running", False),
+        _pod("pending-c", "c", "Pending", False),
+        _pod("unscheduled", None, "Pending", False),
+        _pod("costly-b2", "b", "Running", True, cost=-5),
+        _pod("newer-b3", "b", "Running", True, created="2026-06-01T00:00:00Z"),
+    ]
+    order = [p["metadata"]["name"] for p in rsc.rank_for_deletion(candidates, {"metadata": {}})]
+    assert order[:3] == ["unscheduled", "pending-c", "notready-c"]
+    assert order[3] == "costly-b2"  # lower deletion cost
+    # node b has 3 ready pods left, node a 2: b's go first, the newer before the older
+    assert order[4:6] == ["newer-b3", "running-b1"]
+    assert set(order[6:]) == {"running-a1", "running-a2"}
+
+
+@pytest.mark.parametrize(("entry", "error"), [
+    ("172.18.255.250-172.18.255.200", "is after the end IP"),
+    ("172.18.255.x-172.18.255.9", "invalid start IP"),
+    ("172.18.0.0/33", "invalid CIDR"),
+    ("banana", "invalid CIDR"),
+])
+def test_pool_entries_rejected_as_metallb_words_it(entry: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error):
+        parse_addresses(entry)
+
+
+async def test_metallb_pool_admission_overlap_and_race() -> None:
+    store = Store()
+    settings = SimSettings.fast().replace(webhook_race=0.3)
+    cluster = SimCluster(store, "mlb", settings=settings)
+    cluster.start()
+    admit = cluster.metallb.admit_pool
+    pool = {"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+            "metadata": {"name": "a", "namespace": "metallb-system"},
+            "spec": {"addresses": ["172.18.255.200-172.18.255.210"]}}
+    admit("CREATE", pool, None)  # no webhook configured: nothing to refuse
+    store.create(gvrs.IPADDRESSPOOLS, copy.deepcopy(pool))
+    other = copy.deepcopy(pool)
+    other["metadata"]["name"] = "b"
+    other["spec"]["addresses"] = ["172.18.255.208/29"]
+    with pytest.raises(ApiError) as exc:
+        admit("CREATE", other, None)
+    assert exc.value.code == 403
+    assert 'admission webhook "ipaddresspoolvalidationwebhook.metallb.io" denied the request' in exc.value.message
+    assert "overlaps with already defined CIDR" in exc.value.message
+    admit("UPDATE", pool, pool)  # a pool does not overlap itself
+    # the webhook exists but the controller is not running: refused
+    store.create(gvrs.NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "metallb-system"}})
+    from k3dtui.sim.controllers.metallb import WEBHOOK_CONFIGS
+
+    store.create(WEBHOOK_CONFIGS, {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+                                   "metadata": {"name": "metallb-webhook-configuration"},
+                                   "webhooks": [{"name": "ipaddresspoolvalidationwebhook.metallb.io"}]})
+    fresh = copy.deepcopy(pool)
+    fresh["metadata"]["name"] = "c"
+    fresh["spec"]["addresses"] = ["172.18.254.0/28"]
+    with pytest.raises(ApiError) as exc:
+        admit("CREATE", fresh, None)
+    assert exc.value.code == 500 and "no endpoints available" in exc.value.message
+    store.create(gvrs.DEPLOYMENTS, {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "controller", "namespace": "metallb-system"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"component": "controller"}},
+                 "template": {"metadata": {"labels": {"component": "controller"}},
+                              "spec": {"containers": [{"name": "c", "image": "quay.io/metallb/controller:v0.15.2"}]}}},
+    })
+    await settle(store, cluster.metallb.controller_ready)
+    with pytest.raises(ApiError) as exc:
+        admit("CREATE", fresh, None)
+    assert exc.value.code == 500
+    assert 'failed calling webhook "ipaddresspoolvalidationwebhook.metallb.io"' in exc.value.message
+    assert exc.value.message.endswith("connect: connection refused")
+    await asyncio.sleep(0.35)
+    admit("CREATE", fresh, None)
+    cluster.stop()
