@@ -271,3 +271,45 @@ def test_errors_as_kubectl_prints_them(api: ApiThread, k: Kubectl) -> None:
     assert 'Error from server (NotFound): deployments.apps "nope" not found' in proc.stderr
     proc = k.run("get", "--raw", "/readyz")
     assert proc.stdout.strip() == "ok"
+
+
+def test_describe_rollout_expose_create_logs(api: ApiThread, k: Kubectl, tmp_path: Path) -> None:
+    seed_cluster(api)
+    api.call(lambda: api.store.create(gvrs.EVENTS, {
+        "apiVersion": "v1", "kind": "Event", "metadata": {"name": "web-1.1", "namespace": "default"},
+        "involvedObject": {"kind": "Pod", "name": "web-1", "namespace": "default", "uid": "uid-web-1", "apiVersion": "v1"},
+        "reason": "Scheduled", "message": "Successfully assigned default/web-1 to k3d-sim-agent-0", "type": "Normal",
+        "count": 1, "source": {"component": "default-scheduler"},
+        "firstTimestamp": now_rfc3339(), "lastTimestamp": now_rfc3339(),
+    }))
+    out = k("describe", "pod", "web-1")
+    assert "Name:" in out and "web-1" in out and "k3d-sim-agent-0" in out
+    assert "Scheduled" in out and "Successfully assigned" in out
+    manifest = tmp_path / "dep.yaml"
+    manifest.write_text(json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}]}}},
+    }))
+    assert "deployment.apps/web created" in k("create", "-f", str(manifest))
+    assert "deployment.apps/web restarted" in k("rollout", "restart", "deploy/web")
+    dep = json.loads(k("get", "deploy", "web", "-o", "json"))
+    assert "kubectl.kubernetes.io/restartedAt" in dep["spec"]["template"]["metadata"]["annotations"]
+    # what the deployment controller reports once done; rollout status then passes
+    gen = dep["metadata"]["generation"]
+    api.call(lambda: api.store.mutate(gvrs.DEPLOYMENTS, "default", "web", lambda d: d.update(status={
+        "observedGeneration": gen, "replicas": 1, "updatedReplicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+        "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"},
+                       {"type": "Progressing", "status": "True", "reason": "NewReplicaSetAvailable"}]})))
+    assert "successfully rolled out" in k("rollout", "status", "deploy/web", "--timeout=10s")
+    assert "service/web exposed" in k("expose", "deploy", "web", "--port", "80")
+    svc = json.loads(k("get", "svc", "web", "-o", "json"))
+    assert svc["spec"]["selector"] == {"app": "web"} and svc["spec"]["clusterIP"].startswith("10.43.")
+    out = k("get", "svc,endpointslices")
+    assert "service/web" in out
+    assert "web-1" in k("get", "pods", "-A")
+    logs = k.run("logs", "web-1")
+    assert logs.returncode == 0
+    out = k("delete", "pod", "-l", "app=web", "--wait=false")
+    assert "web-1" in out
