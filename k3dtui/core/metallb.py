@@ -41,7 +41,7 @@ WEBHOOK_CONFIGURATION = "metallb-webhook-configuration"
 POOL_NAME = "k3dtui-pool"
 L2_NAME = "k3dtui-l2"
 MINIMAL_MANIFEST = "metallb-minimal.yaml"
-MAX_RETRY_DELAY = 0.5  # the webhook race is short; retry often, briefly
+MAX_RETRY_DELAY = 0.25  # the webhook race is short: retry often (bounded by Timeouts.webhook)
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -269,7 +269,7 @@ async def poll(
     timeout: float,
     on_timeout: Callable[[], K3dtuiError],
     interval: float = 0.05,
-    max_interval: float = 1.0,
+    max_interval: float = 0.5,
     tick: Callable[[float], Awaitable[None] | None] | None = None,
 ) -> T:
     """Run ``check`` (in a worker thread) until it returns something not None, backing off
