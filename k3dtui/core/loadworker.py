@@ -25,6 +25,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from math import log as _log
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -171,6 +172,13 @@ def _header(head: bytes, lower: bytes, name: bytes) -> bytes | None:
     return (head[start:] if end < 0 else head[start:end]).strip()
 
 
+MAX_HEADS = 4096
+# response head → ((status, x-pod, x-node), Content-Length, keep-alive): a server repeats
+# the same few heads, so most responses are recognised by one dict lookup
+_HEADS: dict[bytes, tuple[tuple[int, bytes, bytes], int, bool]] = {}
+RECORDED = (0, b"", b"")  # a burst's end: every response was already recorded
+
+
 class HttpConnection(asyncio.Protocol):
     """One HTTP/1.1 client connection: one request at a time, responses parsed minimally."""
 
@@ -185,6 +193,8 @@ class HttpConnection(asyncio.Protocol):
         "_until_close",
         "closed",
         "keep",
+        "repeat",
+        "t0",
         "transport",
         "waiter",
     )
@@ -202,6 +212,10 @@ class HttpConnection(asyncio.Protocol):
         self._linger: asyncio.TimerHandle | None = None
         self.closed = False
         self.keep = True
+        self.t0 = 0.0  # when the current request was written
+        # Burst mode: called on each response with (result, latency, can_continue); returns
+        # the next request to write at once (no coroutine in between) or None to hand back.
+        self.repeat: Callable[[tuple[int, bytes, bytes], float, float, bool], bytes | None] | None = None
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -210,6 +224,24 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:
             return  # nothing asked for: ignore (the connection is then not reused)
+        if self._result is None and not self._buf:
+            # fast path: a head seen before (same server, same headers) in one read
+            end = data.find(b"\r\n\r\n")
+            if end > 0:
+                hit = _HEADS.get(data[:end])
+                if hit is not None:
+                    result, length, keep = hit
+                    rest = len(data) - end - 4
+                    if rest <= length:
+                        if not keep:
+                            self.keep = False
+                        self._result = result
+                        if rest == length:
+                            self._complete()
+                        else:
+                            self._chunked = self._until_close = False
+                            self._body_left = length - rest
+                        return
         self._buf = self._buf + data if self._buf else data
         try:
             self._parse()
@@ -246,6 +278,7 @@ class HttpConnection(asyncio.Protocol):
         self._buf = b""
         self._result = None
         self._until_close = False
+        self.t0 = time.monotonic()
         self.transport.write(data)
         return fut
 
@@ -273,10 +306,27 @@ class HttpConnection(asyncio.Protocol):
             self.transport.abort()
 
     def _complete(self) -> None:
-        waiter, self.waiter = self.waiter, None
+        waiter = self.waiter
         result, self._result = self._result, None
-        if waiter is not None and not waiter.done() and result is not None:
-            waiter.set_result(result)
+        if waiter is None or waiter.done() or result is None:
+            self.waiter = None
+            return
+        repeat = self.repeat
+        if repeat is not None:
+            now = time.monotonic()
+            can_continue = self.keep and not self.closed and not self._eof
+            following = repeat(result, now - self.t0, now, can_continue)
+            if following is not None and self.transport is not None:
+                self._buf = b""
+                self._until_close = False
+                self.t0 = now
+                self.transport.write(following)
+                return
+            self.waiter = None
+            waiter.set_result(RECORDED)
+            return
+        self.waiter = None
+        waiter.set_result(result)
 
     def _parse(self) -> None:
         buf = self._buf
@@ -297,7 +347,8 @@ class HttpConnection(asyncio.Protocol):
             pod = _header(head, lower, _XPOD) or _UNKNOWN
             node = _header(head, lower, _XNODE) or _UNKNOWN
             conn = _header(head, lower, _CONN)
-            if (conn is not None and conn.lower() == b"close") or head[5:8] == b"1.0":
+            head_keep = not ((conn is not None and conn.lower() == b"close") or head[5:8] == b"1.0")
+            if not head_keep:
                 self.keep = False
             if 100 <= status < 200:
                 # an interim response: skip it and wait for the final one
@@ -317,6 +368,9 @@ class HttpConnection(asyncio.Protocol):
                     self._body_left = int(cl)
                 except ValueError:
                     raise BadResponse("bad Content-Length") from None
+                if len(_HEADS) >= MAX_HEADS:
+                    _HEADS.clear()
+                _HEADS[head] = (self._result, self._body_left, head_keep)
             elif status in (204, 304):
                 self._chunked = False
                 self._body_left = 0
@@ -380,33 +434,35 @@ class Stats:
     def reset(self) -> None:
         self.requests = 0
         self.responses = 0
-        self.status: dict[int, int] = {}
         self.errors: dict[str, int] = {}
-        self.pairs: dict[tuple[bytes, bytes], int] = {}
+        # (status, x-pod, x-node) → responses; the tuples come from the head cache, so the
+        # key's parts have their hashes cached and counting costs one dict update
+        self.results: dict[tuple[int, bytes, bytes], int] = {}
         self.hist_total = [0] * _BUCKETS
         self.tick_hist: dict[int, int] = {}
-        self.tick_count = 0
+        self.tick_responses = 0
+        self.tick_errors = 0
         # (time, requests in the tick, histogram of the tick)
         self.windows: deque[tuple[float, int, dict[int, int]]] = deque()
         self.history: deque[float] = deque(maxlen=HISTORY)
         self.epoch = time.monotonic()
 
-    def response(self, status: int, pod: bytes, node: bytes, seconds: float) -> None:
-        self.requests += 1
-        self.responses += 1
-        self.tick_count += 1
-        st = self.status
-        st[status] = st.get(status, 0) + 1
-        key = (pod, node)
-        pairs = self.pairs
-        pairs[key] = pairs.get(key, 0) + 1
-        b = bucket_of(seconds)
+    def response(self, result: tuple[int, bytes, bytes], seconds: float) -> None:
+        results = self.results
+        results[result] = results.get(result, 0) + 1
+        us = seconds * 1e6
+        if us > 1.0:
+            b = int(_log(us) * _INV_LOG_BASE) + 1
+            if b >= _BUCKETS:
+                b = _BUCKETS - 1
+        else:
+            b = 0
         th = self.tick_hist
         th[b] = th.get(b, 0) + 1
+        self.tick_responses += 1
 
     def error(self, kind: str) -> None:
-        self.requests += 1
-        self.tick_count += 1
+        self.tick_errors += 1
         self.errors[kind] = self.errors.get(kind, 0) + 1
 
     def tick(self, now: float) -> dict[str, Any]:
@@ -415,9 +471,12 @@ class Stats:
         total = self.hist_total
         for index, count in hist.items():
             total[index] += count
-        self.windows.append((now, self.tick_count, hist))
+        in_tick = self.tick_responses + self.tick_errors
+        self.responses += self.tick_responses
+        self.requests += in_tick
+        self.windows.append((now, in_tick, hist))
         self.tick_hist = {}
-        self.tick_count = 0
+        self.tick_responses = self.tick_errors = 0
         while self.windows and self.windows[0][0] < now - LATENCY_WINDOW:
             self.windows.popleft()
         since = now - RPS_WINDOW
@@ -431,11 +490,13 @@ class Stats:
                 window_hist[index] = window_hist.get(index, 0) + count
         per_pod: dict[str, int] = {}
         per_node: dict[str, int] = {}
-        for (pod, node), n in self.pairs.items():
+        status: dict[int, int] = {}
+        for (code, pod, node), n in self.results.items():
             p = pod.decode("latin-1")
             d = node.decode("latin-1")
             per_pod[p] = per_pod.get(p, 0) + n
             per_node[d] = per_node.get(d, 0) + n
+            status[code] = status.get(code, 0) + n
         return {
             "requests": self.requests,
             "responses": self.responses,
@@ -443,7 +504,7 @@ class Stats:
             "rps_history": tuple(self.history),
             "latency_ms": percentiles(window_hist, sum(window_hist.values())),
             "latency_ms_total": percentiles(total, self.responses),
-            "status": dict(self.status),
+            "status": status,
             "errors": dict(self.errors),
             "per_pod": per_pod,
             "per_node": per_node,
@@ -616,6 +677,26 @@ class Worker:
         self._send(final, force=True)
         return final
 
+    def _burst(
+        self, index: int, gen: int, request: bytes
+    ) -> Callable[[tuple[int, bytes, bytes], float, float, bool], bytes | None]:
+        stats = self.stats
+        busy = self.busy
+
+        response = stats.response
+        may_issue = self._may_issue
+        s = self.s
+
+        def repeat(result: tuple[int, bytes, bytes], latency: float, now: float, can_continue: bool) -> bytes | None:
+            response(result, latency)
+            if can_continue and not s.rate and s.mode == "keep-alive" and gen == self.target_gen and may_issue(index):
+                self.issued += 1
+                busy[index] = now
+                return request
+            return None
+
+        return repeat
+
     def _sweep_every(self) -> float:
         return max(0.01, min(TICK, self.s.timeout / 5))
 
@@ -673,10 +754,15 @@ class Worker:
                             lambda: HttpConnection(loop), target.host, target.port
                         )
                         gen = self.target_gen
+                    if keep_alive and not s.rate:
+                        # keep-alive at full speed: the connection chains its requests itself
+                        conn.repeat = self._burst(index, gen, target.keep_alive_request)
+                    else:
+                        conn.repeat = None
                     fut = conn.request(
                         target.keep_alive_request if keep_alive else target.close_request
                     )
-                    status, pod, node = await fut
+                    result = await fut
                     del busy[index]
                 except BaseException as exc:
                     busy.pop(index, None)
@@ -697,8 +783,9 @@ class Worker:
                     # back off a little while the target keeps failing (a pod just died)
                     await asyncio.sleep(min(0.1, 0.002 * failures))
                     continue
-                stats.response(status, pod, node, monotonic() - t0)
                 failures = 0
+                if result is not RECORDED:  # a burst's responses are recorded already
+                    stats.response(result, monotonic() - t0)
                 if not keep_alive or not conn.keep:
                     conn.finish()
                     conn = None
