@@ -1,0 +1,99 @@
+"""The load-balancing listener: a random ready pod per connection, pinned keep-alive, resets."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import socket
+
+import httpx
+import pytest
+from kubernetes import client
+
+from k3dtui.sim.lb import Listener
+from tests.simfixtures import SimHandle, wait_for
+
+
+def external(handle: SimHandle) -> tuple[str, tuple[str, int]]:
+    svc = client.CoreV1Api(handle.api_client()).read_namespaced_service("fastapi-service", "default")
+    ip = svc.status.load_balancer.ingress[0].ip
+    return ip, handle.provider.dial(ip, 80)
+
+
+def test_lb_file_maps_external_ip_to_loopback(sim_app: SimHandle) -> None:
+    ip, (host, port) = external(sim_app)
+    mapping = json.loads((sim_app.kubeconfig.parent / "lb.json").read_text())
+    assert mapping == {f"{ip}:80": f"127.0.0.1:{port}"}
+    assert host == "127.0.0.1"
+
+
+def test_new_connection_per_request_reaches_every_pod_fairly(sim_app: SimHandle) -> None:
+    _, (host, port) = external(sim_app)
+    counts: collections.Counter[str] = collections.Counter()
+    n = 300
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=5) as http:
+        for _ in range(n):
+            counts[http.get(f"http://{host}:{port}/").json()["pod"]] += 1
+    assert len(counts) == 3
+    # binomial(300, 1/3): mean 100, sd ~8.2; 55 is more than 5 sd below the mean
+    assert all(c >= 55 for c in counts.values()), counts
+
+
+def test_one_keepalive_connection_stays_on_one_pod(sim_app: SimHandle) -> None:
+    _, (host, port) = external(sim_app)
+    with httpx.Client(timeout=5) as http:
+        pods = {http.get(f"http://{host}:{port}/").json()["pod"] for _ in range(50)}
+    assert len(pods) == 1
+
+
+def test_connection_to_a_dying_pod_is_reset(sim_app: SimHandle) -> None:
+    _, (host, port) = external(sim_app)
+    sock = socket.create_connection((host, port), timeout=5)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(4096)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += sock.recv(4096)
+    pod = json.loads(body[:length])["pod"]
+    api = client.CoreV1Api(sim_app.api_client())
+    api.delete_namespaced_pod(pod, "default", grace_period_seconds=0)
+    wait_for(lambda: all(p.metadata.name != pod for p in api.list_namespaced_pod("default").items), 10, "pod gone")
+    with pytest.raises((ConnectionResetError, BrokenPipeError)):
+        for _ in range(20):
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            if not sock.recv(4096):
+                raise AssertionError("closed without a reset")
+            asyncio.run(asyncio.sleep(0.05))
+    sock.close()
+    # new connections go to the survivors and the replacement
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=5) as http:
+        assert all(http.get(f"http://{host}:{port}/").json()["pod"] != pod for _ in range(20))
+
+
+async def test_listener_without_backends_refuses_and_relays_once_set() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(await reader.read(100))
+        await writer.drain()
+        writer.close()
+
+    backend = await asyncio.start_server(echo, "127.0.0.1", 0)
+    bport = backend.sockets[0].getsockname()[1]
+    lb = Listener("x")
+    port = await lb.start()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    with pytest.raises(ConnectionResetError):  # no endpoints: the connection is reset
+        if await reader.read(10) == b"":
+            raise AssertionError("closed without a reset")
+    writer.close()
+    lb.set_backends([bport])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"ping")
+    await writer.drain()
+    assert await reader.read(10) == b"ping"
+    writer.close()
+    await lb.close()
+    backend.close()
