@@ -189,6 +189,10 @@ def test_up_status_down_acceptance(cli_cluster: str, capsys: pytest.CaptureFixtu
     assert code == 0, err
     lines = [json.loads(line) for line in out.strip().splitlines()]
     done = lines[-1]
+    assert lines[0]["event"] == "provider" and lines[0]["provider"] == "sim"
+    assert {ln["event"] for ln in lines[1:-1]} == {"step"}
+    step_done = [ln for ln in lines if ln["event"] == "step" and ln["kind"] == "done"]
+    assert {ln["step"] for ln in step_done} == {"cluster", "pool", "metallb", "image", "deploy", "probe"}
     assert done["event"] == "done" and done["external_ip"] and done["url"] == f"http://{done['external_ip']}/"
     assert {"cluster", "pool", "metallb", "image", "deploy", "probe"} <= set(done["durations"])
     # the app answers through the dial address

@@ -67,8 +67,9 @@ class PipelineEvent:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "event": self.kind,
+            "event": "step",
             "step": self.step,
+            "kind": self.kind,
             "message": self.message,
             "elapsed": round(self.elapsed, 3),
         }
