@@ -13,9 +13,11 @@ generator). Tests and the screenshot script pass a backend with fixed data inste
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
@@ -150,6 +152,26 @@ def problem_text(exc: BaseException) -> tuple[str, str]:
     return f"{type(exc).__name__}: {exc}", "see the log above; fix the cause and try again"
 
 
+@contextlib.contextmanager
+def _real_stderr() -> Iterator[None]:
+    """The TUI replaces ``sys.stderr`` with a capture whose ``fileno()`` is -1, which the
+    spawn start method of multiprocessing (the load generator's worker) refuses; lend it
+    the process's real stderr while the worker starts."""
+    current = sys.stderr
+    try:
+        bad = current is None or current.fileno() < 0
+    except (AttributeError, OSError, ValueError):
+        bad = True
+    if not bad or sys.__stderr__ is None:
+        yield
+        return
+    sys.stderr = sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stderr = current
+
+
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a core coroutine to completion on this (worker) thread's own loop."""
     return asyncio.run(coro)
@@ -190,7 +212,9 @@ def core_validate_range(text: str, network: NetworkInfo) -> Range:
 class CoreBackend:
     """The real wiring: provider + pipeline + live cluster + load generator."""
 
-    def __init__(self, name: str, *, force_sim: bool, read_only: bool = False) -> None:
+    def __init__(
+        self, name: str, *, force_sim: bool, read_only: bool = False, provider: Any = None
+    ) -> None:
         self.read_only = read_only
         self._force_sim = force_sim
         self._spec_name = name
@@ -200,7 +224,10 @@ class CoreBackend:
         self._latest: LoadSnapshot | None = None
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
-        self._select(name)
+        if provider is not None:
+            self._provider, self._reason = provider, f"{provider.kind}: given"
+        else:
+            self._select(name)
 
     def _select(self, name: str) -> None:
         from k3dtui.providers import select_provider
@@ -361,7 +388,8 @@ class CoreBackend:
             self._load.stop()
             fields = ("url", "mode", "concurrency", "rate", "duration", "requests", "timeout")
             self._load.update(**{k: getattr(settings, k) for k in fields})
-        self._load.start()
+        with _real_stderr():
+            self._load.start()
         self._ensure_poller()
 
     def _ensure_poller(self) -> None:

@@ -229,9 +229,15 @@ class FixedBackend:
     def deploy_app(self, replicas: int, emit: Emit) -> str:
         self.calls.append("deploy")
         emit(UiEvent("deploy", "start", "applying deployment/fastapi and service/fastapi-service", 0.0))
-        for ready in range(replicas + 1):
-            emit(UiEvent("deploy", "progress", f"{ready}/{replicas} replicas ready", 1.0 + ready,
-                         {"ready": ready, "desired": replicas}))
+        for i in range(replicas):
+            pod = self._pod(i, self.nodes[(i + 1) % 3].name, "", age=0).name
+            emit(UiEvent("deploy", "log", f"pod {pod}: ContainerCreating", 1.0, {"pod": pod}))
+        for ready in range(1, replicas + 1):
+            pod = self._pod(ready - 1, self.nodes[ready % 3].name, "", age=0).name
+            if "deploy" in self.hold and ready == replicas:
+                break
+            emit(UiEvent("deploy", "progress", f"pod {pod} Ready ({ready}/{replicas})", 1.0 + ready,
+                         {"pod": pod, "node": self.nodes[ready % 3].name, "ready": ready, "want": replicas}))
         if "deploy" in self.hold:
             emit(UiEvent("deploy", "progress", "waiting for the external IP", 5.0))
             self._released.wait(30)

@@ -20,6 +20,7 @@ from k3dtui.core.provider import Reachability
 from k3dtui.ui.backend import StepEvent
 from k3dtui.ui.screens.setup import error_text
 from k3dtui.ui.screens.steps import PipelineScreen
+from k3dtui.ui.widgets.pods import short_pod_name
 from k3dtui.ui.widgets.progress import StepProgress
 
 STEP_TITLES = {
@@ -123,8 +124,8 @@ class DeployScreen(PipelineScreen):
                 text.append("□" * max(0, desired - ready), style="grey50")
                 text.append(f" {ready}/{desired}", style="bold")
                 for pod, state in sorted(self.pods.items()):
-                    text.append(f"\n      {pod} ", style="dim")
-                    text.append(str(state))
+                    text.append(f"\n      {short_pod_name(pod)} ", style="dim")
+                    text.append(str(state), style="green" if str(state).startswith("Ready") else "yellow")
             if step == "deploy":
                 text.append("\n    external IP ")
                 text.append(self.ip or "pending…", style="bold magenta" if self.ip else "dim")
@@ -141,10 +142,18 @@ class DeployScreen(PipelineScreen):
             elif event.kind == "failed":
                 self.states[event.step] = "failed"
         data = event.data or {}
-        if "ready" in data and "desired" in data:
-            self.ready = (int(data["ready"]), int(data["desired"]))
+        want = data.get("want", data.get("desired"))
+        if "ready" in data and want is not None:
+            self.ready = (int(data["ready"]), int(want))
         if isinstance(data.get("pods"), Mapping):
-            self.pods = data["pods"]
+            self.pods = dict(data["pods"])
+        elif data.get("pod"):
+            pod = str(data["pod"])
+            if "ready" in data:
+                state = "Ready" + (f" on {data['node']}" if data.get("node") else "")
+            else:
+                state = event.message.split(": ", 1)[-1]
+            self.pods = {**self.pods, pod: state}
         if data.get("ip"):
             self.ip = str(data["ip"])
         self.render_steps()

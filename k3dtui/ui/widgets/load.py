@@ -64,7 +64,7 @@ class LoadPanel(Vertical):
     def compose(self) -> ComposeResult:
         yield Static(id="load-state")
         yield Static(id="load-mode")
-        yield Sparkline([0.0], id="load-spark")
+        yield Sparkline([], id="load-spark")
         yield Static(id="load-latency")
         with Horizontal(id="load-bars"):
             yield Static(id="load-pods")
@@ -102,7 +102,7 @@ class LoadPanel(Vertical):
             Text(MODE_EXPLANATION.get(mode, mode), no_wrap=True, overflow="ellipsis")
         )
         spark = self.query_one(Sparkline)
-        history = list(snap.rps_history[-120:]) if snap is not None and snap.rps_history else [0.0]
+        history = list(snap.rps_history[-120:]) if snap is not None and snap.rps_history else []
         if list(spark.data or []) != history:
             spark.data = history
         lat = Text(no_wrap=True, overflow="ellipsis")
