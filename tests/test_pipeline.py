@@ -377,3 +377,18 @@ async def test_pool_checked_against_planned_network_before_create(app_server: Ap
     with pytest.raises(UsageError, match="not inside the subnet"):
         await make(provider, kube, [], spec=ClusterSpec(name="demo", pool="10.9.0.1-10.9.0.9")).up()
     assert provider.calls == [] and kube.applied == []
+
+
+async def test_k3d_offline_without_manifest_fails_before_creating(
+    app_server: AppServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def offline(**_: Any) -> Any:
+        raise K3dtuiError("cannot download the MetalLB v0.15.2 manifest: no network", "pass --metallb-manifest PATH")
+
+    monkeypatch.setattr(metallb_mod, "fetch_upstream", offline)
+    provider, kube = FakeProvider("demo", app_server.port), FakeKube()
+    provider.kind = "k3d"
+    with pytest.raises(K3dtuiError) as info:
+        await make(provider, kube, [], manifest=None).up()
+    assert "cannot download" in info.value.message and "--metallb-manifest" in info.value.hint
+    assert provider.calls == [] and kube.applied == []

@@ -287,3 +287,24 @@ async def test_offline_sim_falls_back_to_minimal_metallb(sim_cluster: Any, monke
     assert any("minimal MetalLB manifest" in w and "no network" in w for w in warnings)
     assert any("k3dtui's minimal manifest" in e.message and "not verified" in e.message for e in events)
     assert _custom(sim_cluster.provider, sim_cluster.kubeconfig, "ipaddresspools", metallb.POOL_NAME) is not None
+
+
+def test_down_asks_on_a_terminal(cli_cluster: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    provider = SimProvider(cli_cluster, settings=SimSettings.fast())
+    asyncio.run(provider.create(1, 2, _noop))
+    prompts: list[str] = []
+    answers = iter(["n", "y"])
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+
+    def fake_input(prompt: str) -> str:
+        prompts.append(prompt)
+        return next(answers)
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    code, out, _ = _run(["down", "--sim", "--name", cli_cluster], capsys)
+    assert code == 1 and "not deleted" in out and provider.pid() is not None
+    assert cli_cluster in prompts[0] and "[y/N]" in prompts[0]
+    code, out, _ = _run(["down", "--sim", "--name", cli_cluster], capsys)
+    assert code == 0 and provider.pid() is None
