@@ -361,6 +361,15 @@ def test_connection_status_aggregates_the_watchers() -> None:
     assert state.snapshot().connected and state.snapshot().error == ""
 
 
+def test_not_connected_until_every_expected_kind_has_listed() -> None:
+    state = ClusterState(expected=(NODES, PODS))
+    state.status(PODS, True, "")
+    snap = state.snapshot()
+    assert not snap.connected and snap.error == "connecting to the API server"
+    state.status(NODES, True, "")
+    assert state.snapshot().connected
+
+
 # -- coalescing ----------------------------------------------------------------------------
 
 def test_coalescer_fires_first_at_once_then_at_most_once_per_interval() -> None:

@@ -51,7 +51,11 @@ class LiveCluster:
         self.max_replicas = max_replicas
         self.watch_settings = watch_settings or WatchSettings()
         self.state = st.ClusterState(
-            namespace=namespace, app_label=app_label, deployment=deployment, service=service
+            namespace=namespace,
+            app_label=app_label,
+            deployment=deployment,
+            service=service,
+            expected=st.KINDS,
         )
         self._coalescer: st.Coalescer | None = None
         self._coalesce_interval = coalesce_interval

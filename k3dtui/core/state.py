@@ -323,6 +323,7 @@ class ClusterState:
         service: str = "fastapi-service",
         max_events: int = 50,
         on_update: Callable[[], None] | None = None,
+        expected: Sequence[str] = (),
     ) -> None:
         self.namespace = namespace
         self.app_label = app_label
@@ -330,6 +331,7 @@ class ClusterState:
         self.service = service
         self.max_events = max_events
         self.on_update = on_update
+        self.expected = tuple(expected)  # kinds that must have listed before "connected"
         self._lock = threading.Lock()
         self._objects: dict[str, dict[str, Obj]] = {kind: {} for kind in KINDS}
         self._status: dict[str, tuple[bool, str]] = {}
@@ -377,10 +379,13 @@ class ClusterState:
         pods.sort(key=lambda p: (p.created, p.name))
         events.sort(key=lambda e: e.time)
         problems = [reason for ok, reason in statuses.values() if not ok]
-        if not statuses:
+        waiting = not statuses or any(kind not in statuses for kind in self.expected)
+        if problems:
+            connected, error = False, problems[0]
+        elif waiting:
             connected, error = False, "connecting to the API server"
         else:
-            connected, error = not problems, (problems[0] if problems else "")
+            connected, error = True, ""
         return ClusterSnapshot(
             nodes=tuple(nodes),
             pods=tuple(pods),
