@@ -243,3 +243,23 @@ def test_old_k3d_is_refused(fake_k3d: FakeK3d, monkeypatch: pytest.MonkeyPatch) 
     assert version == "v4.4.8"
     with pytest.raises(K3dtuiError, match="needs k3d v5"):
         k3d.require_v5(version)
+
+
+@pytest.mark.docker
+async def test_docker_down_is_named_not_k3d(
+    fake_k3d: FakeK3d, monkeypatch: pytest.MonkeyPatch, tmp_path: Path  # noqa: F811
+) -> None:
+    import socket
+
+    sock = tmp_path / "closed.sock"
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.bind(str(sock))
+    s.close()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock}")
+    provider = K3dProvider(f"t{fake_k3d.run_id}")
+    for call in (provider.find(), provider.create(1, 0, lambda _: None)):
+        with pytest.raises(K3dtuiError) as info:
+            await call
+        assert info.value.message.startswith("Docker engine not reachable")
+        assert "DOCKER_HOST" in info.value.hint
+    assert not any(a[:2] == ["cluster", "create"] for a in fake_k3d.argvs())

@@ -12,6 +12,7 @@ from k3dtui.core import docker as dockerx
 from k3dtui.core import k3d
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.network import NetworkInfo
+from k3dtui.core.process import CommandError
 from k3dtui.core.provider import ClusterInfo, LineSink, Reachability
 from k3dtui.core.spec import ClusterSpec, validate_name, validate_spec
 from k3dtui.resources import app_dir
@@ -60,11 +61,20 @@ class K3dProvider:
     def network_name(self) -> str:
         return f"k3d-{self.name}"
 
+    async def _require_docker(self) -> None:
+        """Raise the clear "Docker engine not reachable" error when it is the cause."""
+        await asyncio.to_thread(dockerx.connect, 3.0)
+
     async def find(self) -> ClusterInfo | None:
-        return await k3d.cluster_get(self.name)
+        try:
+            return await k3d.cluster_get(self.name)
+        except CommandError:
+            await self._require_docker()  # k3d fails the same way when Docker is down
+            raise
 
     async def create(self, servers: int, agents: int, log: LineSink) -> None:
         validate_spec(ClusterSpec(name=self.name, servers=servers, agents=agents))
+        await self._require_docker()
         existing = await self.find()
         if existing is not None:
             raise K3dtuiError(
@@ -100,6 +110,15 @@ class K3dProvider:
         await asyncio.sleep(0)  # let the last queued lines reach ``log``
 
     async def import_image(self, tag: str, log: LineSink) -> None:
+        try:
+            engine = await asyncio.to_thread(dockerx.info, dockerx.connect(timeout=3))
+        except K3dtuiError:
+            engine = {}
+        if dockerx.containerd_image_store(engine):
+            log(
+                "warning: Docker uses the containerd image store; `k3d image import` may fail "
+                "with 'content digest not found' (turn that store off in Docker's settings)"
+            )
         await k3d.image_import(tag, self.name, log)
 
     def dial(self, ip: str, port: int) -> tuple[str, int]:
