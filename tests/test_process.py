@@ -91,3 +91,8 @@ async def test_env_and_stdin_are_passed() -> None:
         env=env, stdin=b"from-stdin",
     )
     assert res.stdout == "value-1 from-stdin"
+
+
+async def test_very_long_lines() -> None:
+    res = await run([PY, "-c", "print('x' * 300_000); print('end')"])
+    assert res.stdout.splitlines() == ["x" * 300_000, "end"]

@@ -16,6 +16,7 @@ from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import LineSink
 
 TAIL_LINES = 20
+LINE_LIMIT = 64 * 1024 * 1024  # `k3d cluster list -o json` prints everything on one line
 
 INSTALL_HINTS: dict[str, str] = {
     "k3d": "install k3d v5 (https://k3d.io/#installation) and make sure it is on PATH, "
@@ -108,6 +109,7 @@ async def run(
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=full_env,
+            limit=LINE_LIMIT,
         )
     except FileNotFoundError:
         raise missing_executable(exe) from None
