@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -99,10 +101,13 @@ class Kube:
         self.api_client: ApiClient = make_api_client(kubeconfig, context)
         self.api_client.configuration.retries = 0
         self.host = str(self.api_client.configuration.host)
-        digest = hashlib.sha256(self.host.encode()).hexdigest()[:16]
-        cache = paths.cache_dir() / "discovery"
-        cache.mkdir(parents=True, exist_ok=True)
-        self._cache_file = cache / f"{digest}.json"
+        # Discovery is cached per client (the client library writes its cache file without
+        # locking; two clients sharing one would read each other's half-written files).
+        digest = hashlib.sha256(self.host.encode()).hexdigest()[:12]
+        root = paths.cache_dir() / "discovery"
+        root.mkdir(parents=True, exist_ok=True)
+        self._cache_dir = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=root))
+        self._cache_file = self._cache_dir / "discovery.json"
         self._dyn: DynamicClient | None = None
 
     # -- plumbing -------------------------------------------------------------------------
@@ -225,3 +230,4 @@ class Kube:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.api_client.close()
+        shutil.rmtree(self._cache_dir, ignore_errors=True)
