@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -48,6 +49,7 @@ class Result:
     p50: float
     p99: float
     errors: int
+    us_per_req: float = float("nan")  # client CPU per request
 
 
 def free_port() -> int:
@@ -146,11 +148,17 @@ def run_wrk(url: str, connections: int, seconds: float, close: bool) -> Result:
         argv += ["-H", "Connection: close"]
     if pinned():
         argv = ["taskset", "-c", ",".join(map(str, CLIENT_CPU)), *argv]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
     out = subprocess.run([*argv, url], capture_output=True, text=True, check=True).stdout
+    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     n_err = sum(int(x) for x in errors.groups()) if errors else 0
-    return Result(rps, -1.0, _wrk_ms(out, "50%"), _wrk_ms(out, "99%"), n_err)
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Result(rps, 100 * cpu / elapsed, _wrk_ms(out, "50%"), _wrk_ms(out, "99%"), n_err, 1e6 * cpu / max(total, 1))
 
 
 def _wrk_ms(out: str, which: str) -> float:
@@ -182,7 +190,10 @@ def run_k3dtui(url: str, connections: int, seconds: float, mode: ConnectionMode)
     lat = snap.latency_ms_total
     rps = snap.requests / snap.elapsed if snap.elapsed else 0.0
     errors = sum(snap.errors.values())
-    return Result(rps, 100 * (c1 - c0) / (t1 - t0), lat.get("p50", 0.0), lat.get("p99", 0.0), errors)
+    cpu_pct = 100 * (c1 - c0) / (t1 - t0)
+    return Result(
+        rps, cpu_pct, lat.get("p50", 0.0), lat.get("p99", 0.0), errors, 1e4 * cpu_pct / rps if rps else float("nan")
+    )
 
 
 AIOHTTP_CLIENT = r"""
@@ -219,7 +230,9 @@ def run_aiohttp(url: str, connections: int, seconds: float, close: bool) -> Resu
         argv = ["taskset", "-c", ",".join(map(str, CLIENT_CPU)), *argv]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=seconds + 30)
     data = json.loads(out.stdout.strip().splitlines()[-1])
-    return Result(data["rps"], data["cpu"], float("nan"), float("nan"), data["errors"])
+    return Result(
+        data["rps"], data["cpu"], float("nan"), float("nan"), data["errors"], 1e4 * data["cpu"] / data["rps"]
+    )
 
 
 def median(results: list[Result]) -> Result:
@@ -232,6 +245,7 @@ def median(results: list[Result]) -> Result:
         med([r.p50 for r in results]),
         med([r.p99 for r in results]),
         int(med([float(r.errors) for r in results])),
+        med([r.us_per_req for r in results]),
     )
 
 
@@ -274,7 +288,7 @@ def main() -> int:
 
     print()
     head = f"{'target':<22} {'mode':<15} {'wrk req/s':>10} {'k3dtui req/s':>13} {'ratio':>7} {'goal':>6} " \
-           f"{'k3dtui CPU':>10} {'p50/p99 ms (wrk | k3dtui)':>28} {'aiohttp req/s':>14} {'ratio':>6}"
+           f"{'CPU wrk | k3dtui':>17} {'µs/req wrk | k3dtui':>20} {'p50/p99 ms (wrk | k3dtui)':>28} {'aiohttp req/s':>14} {'ratio':>6}"
     print(head)
     print("-" * len(head))
     failed = False
@@ -285,7 +299,8 @@ def main() -> int:
         lat = f"{wrk.p50:.2f}/{wrk.p99:.2f} | {ours.p50:.2f}/{ours.p99:.2f}"
         aio_txt = f"{aio.rps:>14,.0f} {aio.rps / wrk.rps:>6.0%}" if aio else f"{'-':>14} {'-':>6}"
         print(f"{target:<22} {mode:<15} {wrk.rps:>10,.0f} {ours.rps:>13,.0f} {ratio:>7.0%} "
-              f"{'>=' + format(goal, '.0%'):>6} {ours.cpu:>9.0f}% {lat:>28} {aio_txt}"
+              f"{'>=' + format(goal, '.0%'):>6} {f'{wrk.cpu:.0f}% | {ours.cpu:.0f}%':>17} "
+              f"{f'{wrk.us_per_req:.1f} | {ours.us_per_req:.1f}':>20} {lat:>28} {aio_txt}"
               f"{'' if ok else '  BELOW GOAL'}")
         if ours.errors or wrk.errors:
             print(f"{'':<22} errors: wrk {wrk.errors}, k3dtui {ours.errors}")
