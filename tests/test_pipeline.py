@@ -392,3 +392,13 @@ async def test_k3d_offline_without_manifest_fails_before_creating(
         await make(provider, kube, [], manifest=None).up()
     assert "cannot download" in info.value.message and "--metallb-manifest" in info.value.hint
     assert provider.calls == [] and kube.applied == []
+
+
+async def test_rerun_without_pool_reuses_the_existing_range(app_server: AppServer) -> None:
+    provider, kube = FakeProvider("demo", app_server.port), FakeKube()
+    first = await make(provider, kube, [], spec=ClusterSpec(name="demo", pool="172.28.255.100-172.28.255.120")).up()
+    assert first.pool == "172.28.255.100-172.28.255.120"
+    events: list[PipelineEvent] = []
+    again = await make(provider, kube, events).up()
+    assert again.pool == first.pool
+    assert any("reusing the existing pool 172.28.255.100-172.28.255.120" in e.message for e in events)

@@ -40,6 +40,7 @@ from k3dtui.core.metallb import (
     NAMESPACE as METALLB_NAMESPACE,
 )
 from k3dtui.core.metallb import (
+    POOL_NAME,
     Manifest,
     MetalLBInstaller,
     Timeouts,
@@ -312,10 +313,33 @@ class Pipeline:
                 choice = validate_range(self.spec.pool, net.subnet, net.used)
                 self.event("pool", "progress", f"using the given range {choice.range} ({choice.size} addresses)")
             else:
+                existing = await self._existing_pool()
+                if existing:
+                    try:
+                        choice = validate_range(existing, net.subnet, net.used)
+                    except UsageError as exc:
+                        self.event("pool", "warning", f"the existing pool {existing} no longer fits: {exc.message}")
+                    else:
+                        self.event("pool", "progress", f"reusing the existing pool {choice.range}")
+                        return choice.range
                 choice = suggest_range(net.subnet, net.used)
                 note = f"; {choice.note}" if choice.note else ""
                 self.event("pool", "progress", f"range {choice.range} ({choice.size} addresses){note}")
             return choice.range
+
+    async def _existing_pool(self) -> str | None:
+        """The single ``A-B`` range of k3dtui's IPAddressPool when the cluster has one."""
+        try:
+            kube = await self._get_kube()
+            pool = await asyncio.to_thread(
+                kube.try_get, "metallb.io/v1beta1", "IPAddressPool", POOL_NAME, METALLB_NAMESPACE
+            )
+        except K3dtuiError:
+            return None
+        addresses = ((pool or {}).get("spec") or {}).get("addresses") or []
+        if len(addresses) == 1 and "-" in str(addresses[0]):
+            return str(addresses[0])
+        return None
 
     async def install_metallb(self) -> None:
         async with self._step("metallb", "installing MetalLB"):
