@@ -263,3 +263,27 @@ async def test_docker_down_is_named_not_k3d(
         assert info.value.message.startswith("Docker engine not reachable")
         assert "DOCKER_HOST" in info.value.hint
     assert not any(a[:2] == ["cluster", "create"] for a in fake_k3d.argvs())
+
+
+@pytest.mark.docker
+def test_up_shows_k3d_failure_to_the_user(
+    fake_k3d: FakeK3d, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]  # noqa: F811
+) -> None:
+    from k3dtui.cli import main
+
+    monkeypatch.setenv("FAKE_K3D_FAIL", "create")
+    name = f"t{fake_k3d.run_id}"
+    repo = Path(__file__).resolve().parents[1]
+    manifest = next(
+        p for p in (repo.parent / "shared" / "fixtures" / "metallb-native-v0.15.2.yaml",
+                    Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml"))
+        if p.is_file()
+    )
+    code = main(["up", "--name", name, "--agents", "1", "--metallb-manifest", str(manifest)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    text = out + err
+    assert "k3d cluster create --config" in text
+    assert "all changes have been rolled back" in text  # k3d's own stderr line
+    assert "Traceback" not in text
+    assert fake_k3d.containers(name) == []
