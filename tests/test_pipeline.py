@@ -402,3 +402,10 @@ async def test_rerun_without_pool_reuses_the_existing_range(app_server: AppServe
     again = await make(provider, kube, events).up()
     assert again.pool == first.pool
     assert any("reusing the existing pool 172.28.255.100-172.28.255.120" in e.message for e in events)
+
+
+async def test_zero_replicas_skips_the_probe(app_server: AppServer) -> None:
+    provider, kube, events = FakeProvider("demo", app_server.port), FakeKube(), []
+    result = await make(provider, kube, events, spec=ClusterSpec(name="demo", replicas=0)).up()
+    assert result.dial == "" and result.external_ip
+    assert any(e.step == "probe" and e.kind == "warning" and "0 replicas" in e.message for e in events)

@@ -165,7 +165,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         printer.line(f"done in {result.total:.2f}s: {steps}")
         printer.line(f"external IP: {result.external_ip}  (pool {result.pool})")
         printer.line(f"open:        {result.url}")
-        if result.dial_url != result.url:
+        if result.dial_url and result.dial_url != result.url:
             printer.line(f"dial:        {result.dial_url}  (this machine's address for {result.url})")
     return 0
 

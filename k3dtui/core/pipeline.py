@@ -143,6 +143,7 @@ class Pipeline:
         self._loop_thread: int | None = None
         self._step_start: dict[str, float] = {}
         self._current: Step = "cluster"
+        self._replicas_live: int | None = None
 
     # -- events ------------------------------------------------------------------------------
     def _send(self, event: PipelineEvent) -> None:
@@ -401,7 +402,7 @@ class Pipeline:
         try:
             async with self._step("deploy", f"deploying the app ({replicas} replicas asked)"):
                 deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts)
-                await deployer.apply(replicas)
+                self._replicas_live = await deployer.apply(replicas)
                 await deployer.wait_ready()
         finally:
             kube.close()
@@ -470,8 +471,14 @@ class Pipeline:
         # webhook race) and the app (image, apply, replicas Ready). The external IP needs both.
         await self._together(self._metallb_line(pool_range), self._app_line(self.spec.replicas))
         ip = await self.wait_external_ip()
-        dial_url = await self.probe(ip)
-        host, port = self.provider.dial(ip, SERVICE_PORT)
+        if self._replicas_live == 0:
+            async with self._step("probe", "probing skipped"):
+                self.event("probe", "warning", "the Deployment has 0 replicas: nothing can answer; scale it up")
+            dial_url, dial = "", ""
+        else:
+            dial_url = await self.probe(ip)
+            host, port = self.provider.dial(ip, SERVICE_PORT)
+            dial = f"{host}:{port}"
         kubeconfig = await self.provider.kubeconfig()
         return UpResult(
             cluster=self.spec.name,
@@ -480,7 +487,7 @@ class Pipeline:
             external_ip=ip,
             url=f"http://{ip}/",
             dial_url=dial_url,
-            dial=f"{host}:{port}",
+            dial=dial,
             pool=pool_range,
             stage_before=stage,
             kubeconfig=str(kubeconfig),
