@@ -32,7 +32,20 @@ from aiohttp import web
 
 from k3dtui.sim import defaults, gvrs, openapi, tables
 from k3dtui.sim.kinds import Kind, Registry
-from k3dtui.sim.patch import PatchError, apply_patch, json_patch, merge_patch, strategic_merge
+from k3dtui.sim.patch import (
+    PatchError,
+    apply_owners,
+    apply_patch,
+    changed_paths,
+    json_patch,
+    managed_fields,
+    merge_patch,
+    owned_paths,
+    prune_for_apply,
+    related,
+    release_changed,
+    strategic_merge,
+)
 from k3dtui.sim.selectors import (
     format_label_selector,
     parse_field_selector,
@@ -555,12 +568,15 @@ class ApiServer:
             raise ApiError(404, "NotFound", f'namespaces "{ns}" not found', {"name": ns, "kind": "namespaces"})
 
     # -- create --------------------------------------------------------------------------
-    def _create(self, kind: Kind, ns: str, body: Any, request: web.Request | None) -> Obj:
+    def _create(self, kind: Kind, ns: str, body: Any, request: web.Request | None,
+                managed: list[Obj] | None = None) -> Obj:
         obj = self._check_body(kind, body, ns=ns, name=None)
         self._require_namespace(kind, ns)
         meta = obj["metadata"]
         for f in (*_SERVER_META, "resourceVersion", "selfLink"):
             meta.pop(f, None)
+        if managed:
+            meta["managedFields"] = managed
         if not meta.get("name"):
             base = meta.get("generateName")
             if not base:
@@ -587,7 +603,7 @@ class ApiServer:
 
     # -- update ---------------------------------------------------------------------------
     def _write(self, kind: Kind, new: Obj, old: Obj, *, expect_rv: str | None, request: web.Request | None,
-               main: bool = True) -> Obj:
+               main: bool = True, applied: tuple[str, Obj] | None = None) -> Obj:
         """Common tail of replace/patch/apply on the main resource."""
         meta = new.setdefault("metadata", {})
         if not isinstance(meta, dict):
@@ -615,10 +631,36 @@ class ApiServer:
         if kind.gvr == gvrs.CRDS:
             _prepare_crd(new)
         defaults.apply_defaults(kind, new, self.store, old=old)
+        self._track_owners(kind, new, old, applied)
         self._admit(kind, "UPDATE", new, old)
         if request is not None and request.query.get("dryRun") == "All":
             return new
         return self._out(kind, self.store.update(kind.gvr, new, expect_rv=expect_rv))
+
+    def _track_owners(self, kind: Kind, new: Obj, old: Obj, applied: tuple[str, Obj] | None) -> None:
+        """Keep ``managedFields`` for apply managers: an apply records what it set; any
+        other write takes the fields it changed away from them."""
+        owners = apply_owners(old)
+        if applied is None and not owners:
+            new["metadata"].pop("managedFields", None)
+            return
+        changed = changed_paths({k: v for k, v in old.items() if k != "metadata"} | {"metadata": {
+            k: v for k, v in old["metadata"].items() if k in ("labels", "annotations", "finalizers", "ownerReferences")}},
+            {k: v for k, v in new.items() if k != "metadata"} | {"metadata": {
+                k: v for k, v in new["metadata"].items() if k in ("labels", "annotations", "finalizers", "ownerReferences")}})
+        if applied is None:
+            owners = release_changed(owners, changed)
+        else:
+            manager, config = applied
+            mine = owned_paths(config)
+            owners = release_changed({m: ps for m, ps in owners.items() if m != manager},
+                                     {c for c in changed if any(related(c, p) for p in mine)})
+            owners[manager] = mine
+        entries = managed_fields(owners, kind.api_version, now_rfc3339(), old["metadata"].get("managedFields"))
+        if entries:
+            new["metadata"]["managedFields"] = entries
+        else:
+            new["metadata"].pop("managedFields", None)
 
     def _replace(self, kind: Kind, ns: str, name: str, sub: str | None, body: Any, request: web.Request) -> Obj:
         old = self.store.require(kind.gvr, ns, name)
@@ -659,7 +701,9 @@ class ApiServer:
                 if isinstance(patch.get("metadata"), dict) and patch["metadata"].get("name", name) != name:
                     raise _bad_request(f"the name of the object ({patch['metadata'].get('name')}) does not match the name on the URL ({name})")
                 patch.setdefault("metadata", {})["name"] = name
-                return json_response(self._create(kind, ns, patch, request), status=201)
+                manager = str(request.query["fieldManager"])
+                managed = managed_fields({manager: owned_paths(patch)}, kind.api_version, now_rfc3339())
+                return json_response(self._create(kind, ns, patch, request, managed=managed), status=201)
             raise not_found(kind.gvr, name)
         if apply:
             if not isinstance(patch, dict):
@@ -686,6 +730,14 @@ class ApiServer:
         if sub == "scale":
             scale = run(self._scale_of(kind, old))
             return json_response(self._write_scale(kind, old, scale, request))
+        if apply and sub is None:
+            manager = str(request.query["fieldManager"])
+            patched = run(prune_for_apply(old, apply_owners(old), manager, patch))
+            new_rv = (patch.get("metadata") or {}).get("resourceVersion")
+            if new_rv and new_rv != old["metadata"].get("resourceVersion"):
+                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has been modified; please apply your changes to the latest version and try again',
+                               {"name": name, "group": kind.gvr.group, "kind": kind.gvr.resource})
+            return json_response(self._write(kind, patched, old, expect_rv=None, request=request, applied=(manager, patch)))
         patched = run(copy.deepcopy(old))
         new_rv = (patched.get("metadata") or {}).get("resourceVersion")
         expect = str(new_rv) if new_rv and new_rv != old["metadata"].get("resourceVersion") else None

@@ -309,3 +309,116 @@ def remove_path(doc: Json, path: tuple[str, ...]) -> None:
         remove_path(child, path[1:])
         if not child:
             doc.pop(path[0], None)
+
+
+# -- field ownership (what server-side apply remembers per manager) ------------------------
+
+Path = tuple[str, ...]
+_UNOWNED_TOP = frozenset({"apiVersion", "kind", "status"})
+_OWNED_META = frozenset({"labels", "annotations", "finalizers", "ownerReferences"})
+
+
+def owned_paths(applied: Json) -> set[Path]:
+    """The fields an applied configuration sets (leaf paths; lists count as one field)."""
+    out: set[Path] = set()
+    if not isinstance(applied, dict):
+        return out
+    for key, value in applied.items():
+        if key in _UNOWNED_TOP:
+            continue
+        if key == "metadata":
+            if isinstance(value, dict):
+                for mk in _OWNED_META & value.keys():
+                    out |= field_paths(value[mk], ("metadata", mk))
+            continue
+        out |= field_paths(value, (key,))
+    return out
+
+
+def changed_paths(old: Json, new: Json, prefix: Path = ()) -> set[Path]:
+    """Leaf paths where two documents differ (maps recursed, anything else compared whole)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: set[Path] = set()
+        for key in old.keys() | new.keys():
+            if old.get(key) != new.get(key):
+                out |= changed_paths(old.get(key), new.get(key), (*prefix, str(key)))
+        return out
+    return {prefix} if old != new else set()
+
+
+def related(a: Path, b: Path) -> bool:
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
+
+
+def encode_fields(paths: set[Path]) -> dict[str, Any]:
+    """``fieldsV1`` for a set of paths (``{"f:spec": {"f:replicas": {}}}``)."""
+    root: dict[str, Any] = {}
+    for path in sorted(paths):
+        node = root
+        for part in path:
+            node = node.setdefault(f"f:{part}", {})
+    return root
+
+
+def decode_fields(fields: Json, prefix: Path = ()) -> set[Path]:
+    if not isinstance(fields, dict) or not fields:
+        return {prefix} if prefix else set()
+    out: set[Path] = set()
+    for key, value in fields.items():
+        if key.startswith("f:"):
+            out |= decode_fields(value, (*prefix, key[2:]))
+        elif key == "." and prefix:
+            out.add(prefix)
+    return out
+
+
+def apply_owners(obj: Json) -> dict[str, set[Path]]:
+    """Apply managers of an object and the fields each owns (from ``metadata.managedFields``)."""
+    out: dict[str, set[Path]] = {}
+    meta = obj.get("metadata") if isinstance(obj, dict) else None
+    for entry in (meta or {}).get("managedFields") or []:
+        if isinstance(entry, dict) and entry.get("operation") == "Apply":
+            out[str(entry.get("manager", ""))] = decode_fields(entry.get("fieldsV1") or {})
+    return out
+
+
+def managed_fields(
+    owners: dict[str, set[Path]], api_version: str, now: str, previous: Json = None
+) -> list[dict[str, Any]]:
+    """``metadata.managedFields`` entries for the apply managers (times kept when unchanged)."""
+    before = {
+        e.get("manager"): e for e in previous or [] if isinstance(e, dict) and e.get("operation") == "Apply"
+    }
+    out: list[dict[str, Any]] = []
+    for manager in sorted(owners):
+        fields = encode_fields(owners[manager])
+        if not fields:
+            continue
+        old = before.get(manager)
+        same = old is not None and old.get("fieldsV1") == fields
+        out.append({
+            "manager": manager, "operation": "Apply", "apiVersion": api_version,
+            "time": old.get("time", now) if same and old is not None else now,
+            "fieldsType": "FieldsV1", "fieldsV1": fields,
+        })
+    return out
+
+
+def release_changed(owners: dict[str, set[Path]], changed: set[Path]) -> dict[str, set[Path]]:
+    """A non-apply write takes the fields it changed away from every apply manager."""
+    return {m: {p for p in ps if not any(related(p, c) for c in changed)} for m, ps in owners.items()}
+
+
+def prune_for_apply(live: Json, owners: dict[str, set[Path]], manager: str, applied: Json) -> Json:
+    """Remove what ``manager`` applied before, no longer applies, and nobody else applies."""
+    out = copy.deepcopy(live)
+    mine_before = owners.get(manager, set())
+    mine_now = owned_paths(applied)
+    others: set[Path] = set().union(*(ps for m, ps in owners.items() if m != manager)) if owners else set()
+    for path in mine_before - mine_now:
+        if not any(related(path, o) for o in others) and not any(
+            len(n) > len(path) and n[: len(path)] == path for n in mine_now
+        ):
+            remove_path(out, path)
+    return out

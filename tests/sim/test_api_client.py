@@ -442,3 +442,38 @@ def test_foreground_and_orphan_deletion(api: ApiThread, kc: client.ApiClient) ->
     with pytest.raises(ApiException) as exc:
         apps.read_namespaced_deployment("web", "default")
     assert exc.value.status == 404
+
+
+def test_server_side_apply_field_ownership(api: ApiThread, kc: client.ApiClient) -> None:
+    """Re-applying without a field removes it only when this manager alone set it (as a real server)."""
+    dyn = DynamicClient(kc)
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    apps = client.AppsV1Api(kc)
+
+    def apply(body: dict[str, Any]) -> Any:
+        return deployments.server_side_apply(body=body, name="web", namespace="default", field_manager="k3dtui", force_conflicts=True)
+
+    body = json.loads(json.dumps(DEPLOY))
+    body["spec"]["replicas"] = 3
+    body["metadata"]["labels"]["extra"] = "1"
+    first = apply(body)
+    entry = first.to_dict()["metadata"]["managedFields"][0]
+    assert entry["manager"] == "k3dtui" and entry["operation"] == "Apply"
+    assert "f:replicas" in entry["fieldsV1"]["f:spec"]
+    # someone else labels it (a non-apply write)
+    apps.patch_namespaced_deployment("web", "default", {"metadata": {"labels": {"team": "blue"}}})
+    # re-apply without replicas and without the extra label: both were ours alone, so both go;
+    # replicas falls back to its default, the other writer's label stays
+    body2 = json.loads(json.dumps(DEPLOY))
+    del body2["spec"]["replicas"]
+    second = apply(body2)
+    assert second.spec.replicas == 1
+    assert second.to_dict()["metadata"]["labels"] == {"app": "web", "team": "blue"}
+    # after a scale (the scale subresource takes spec.replicas), re-applying without it keeps the count
+    apply(body)
+    apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 6}})
+    third = apply(body2)
+    assert third.spec.replicas == 6
+    # an unchanged re-apply writes nothing
+    rv = third.metadata.resourceVersion
+    assert apply(body2).metadata.resourceVersion == rv
