@@ -206,6 +206,7 @@ async def test_create_failure_reaches_the_user(
     assert err.returncode == 1
     assert "all changes have been rolled back" in err.message  # k3d's last stderr line
     assert "failed to get ready" in err.stderr_tail
+    assert "(first error: Failed Cluster Start" in err.message
     assert "k3d cluster create --config" in err.message
     assert f"k3d cluster delete {name}" in err.hint
     assert any("Rolling Back" in ln for ln in log), "stderr lines stream as progress too"

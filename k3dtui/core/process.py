@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shlex
 import shutil
 from collections.abc import Mapping
@@ -33,6 +34,15 @@ class ProcessResult:
     stderr: str
 
 
+_LEVEL_RE = re.compile(r"^(?:ERRO|FATA|PANI)\[\d+\]\s*|^(?:ERROR|FATAL|error|fatal):\s*")
+
+
+def _strip_level(line: str) -> str:
+    """k3d's log lines start with ``ERRO[0002] ``; the message is what follows."""
+    line = line.strip()
+    return _LEVEL_RE.sub("", line, count=1) or line
+
+
 class CommandError(K3dtuiError):
     """A program exited non-zero (or timed out). Carries the command and its stderr tail."""
 
@@ -43,7 +53,10 @@ class CommandError(K3dtuiError):
         self.returncode = returncode
         lines = [ln for ln in stderr.splitlines() if ln.strip()]
         self.stderr_tail = "\n".join(lines[-TAIL_LINES:])
-        last = lines[-1].strip() if lines else ""
+        last = _strip_level(lines[-1]) if lines else ""
+        errors = [_strip_level(ln) for ln in lines if _LEVEL_RE.match(ln.strip())]
+        if errors and errors[0] != last:
+            last = f"{last} (first error: {errors[0]})"
         shown = shlex.join(argv[:4]) + (" ..." if len(argv) > 4 else "")
         if returncode is None:
             what = f"`{shown}` timed out"
