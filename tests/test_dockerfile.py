@@ -143,3 +143,46 @@ def test_build_without_python_fails_at_the_first_run(images: tuple[Any, list[str
 def test_build_without_dockerfile(tmp_path: Path) -> None:
     with pytest.raises(K3dtuiError, match="no Dockerfile"):
         build_image(tmp_path, "x:y", lambda _: None, client=object())
+
+
+@pytest.mark.docker
+def test_unpullable_base_is_a_clear_pull_error(images: tuple[Any, list[str], list[str]]) -> None:
+    client, tags, log = images
+    app = f"k3dtui-test/fastapi-random:{uuid.uuid4().hex[:8]}"
+    tags.append(app)
+    base = f"k3dtui-test/no-such-base:{uuid.uuid4().hex[:8]}"  # local-only name: never pullable
+    with app_dir() as context, pytest.raises(K3dtuiError) as info:
+        build_image(context, app, log.append, client, buildargs={"PYTHON_IMAGE": base})
+    err = info.value
+    assert "at Step 2/" in err.message and "FROM ${PYTHON_IMAGE}" in err.message
+    assert "base image could not be had" in err.hint
+    assert not any(ln.startswith("Step 3/") for ln in log)
+
+
+@pytest.mark.docker
+async def test_provider_build_streams_lines_on_the_loop(
+    images: tuple[Any, list[str], list[str]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import contextlib
+    import threading
+
+    from k3dtui.core.k3d_provider import K3dProvider
+
+    client, tags, _ = images
+    (tmp_path / "Dockerfile").write_text(f"FROM {BUSYBOX}\nRUN echo k3dtui-build-line\n")
+
+    @contextlib.contextmanager
+    def fake_app_dir() -> Iterator[Path]:
+        yield tmp_path
+
+    monkeypatch.setattr("k3dtui.core.k3d_provider.app_dir", fake_app_dir)
+    tag = f"k3dtui-test/provider-build:{uuid.uuid4().hex[:8]}"
+    tags.append(tag)
+    loop_thread = threading.get_ident()
+    seen: list[tuple[str, bool]] = []
+    await K3dProvider("demo").build_image(tag, lambda ln: seen.append((ln, threading.get_ident() == loop_thread)))
+    assert any(ln == "k3dtui-build-line" for ln, _ in seen)
+    assert any(ln.startswith(f"Successfully tagged {tag}") for ln, _ in seen)
+    assert all(on_loop for _, on_loop in seen), "lines reach the sink on the caller's loop"
+    assert client.images.get(tag).tags == [tag]
+    images[2].extend(ln for ln, _ in seen)

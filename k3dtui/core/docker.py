@@ -207,10 +207,14 @@ def build_image(
                 message = " ".join(message.split())
                 log(message)
                 where = f" at {step}" if step else ""
-                raise K3dtuiError(
-                    f"docker build of {tag} failed{where}: {message}",
-                    "fix the Dockerfile step above (the build log shows its output)",
-                )
+                if _STEP_RE.sub("", step).upper().startswith("FROM"):
+                    hint = (
+                        "the base image could not be had: check this machine's access to the "
+                        "registry, or load the base image locally (docker pull / docker load)"
+                    )
+                else:
+                    hint = "fix the Dockerfile step above (the build log shows its output)"
+                raise K3dtuiError(f"docker build of {tag} failed{where}: {message}", hint)
     except K3dtuiError:
         raise
     except docker.errors.BuildError as exc:
