@@ -429,16 +429,25 @@ class ClusterState:
 
 
 class Coalescer:
-    """Turns bursts of ``notify()`` into calls of ``fire()`` on a thread of its own: the first
-    at once, then at most one per ``interval`` seconds, always after the latest notify."""
+    """Turns bursts of ``notify()`` into calls of ``fire()`` on a thread of its own.
 
-    def __init__(self, fire: Callable[[], None], interval: float = 0.05) -> None:
+    A token bucket: ``burst`` calls may go out at once (so the first change after a quiet
+    moment is never delayed), refilled at one per ``interval`` seconds; a sustained burst
+    therefore gives at most 1/interval calls a second (20/s by default). Every notify is
+    followed by a call made after it, so the last call always sees the latest state.
+    """
+
+    def __init__(self, fire: Callable[[], None], interval: float = 0.05, burst: int = 2) -> None:
+        if interval <= 0 or burst < 1:
+            raise ValueError("coalescing needs interval > 0 and burst >= 1")
         self._fire = fire
         self.interval = interval
+        self.burst = burst
         self._pending = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last = float("-inf")
+        self._tokens = float(burst)
+        self._stamp = time.monotonic()
         self.fired = 0
 
     def start(self) -> None:
@@ -456,16 +465,23 @@ class Coalescer:
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) / self.interval)
+        self._stamp = now
+
     def _run(self) -> None:
         while True:
             self._pending.wait()
             if self._stopping.is_set():
                 return
-            wait = self._last + self.interval - time.monotonic()
-            if wait > 0 and self._stopping.wait(wait):
-                return
+            self._refill()
+            if self._tokens < 1.0:
+                if self._stopping.wait((1.0 - self._tokens) * self.interval):
+                    return
+                self._refill()
+            self._tokens -= 1.0
             self._pending.clear()
-            self._last = time.monotonic()
             self.fired += 1
             try:
                 self._fire()
