@@ -142,10 +142,9 @@ class Daemon:
         self.api.add_route("GET", "/sim/status", self._status)
         self.api.add_route("POST", "/sim/faults", self._faults)
         self.api.log_provider = self._logs
-        spawn = asyncio.get_running_loop().create_task(self.runtime.start())
+        await self.runtime.start()  # requests queue in its pipe until it has started
         self.cluster.start(lb=self.lb)
         self.port = await self.api.start("127.0.0.1", self.port)
-        await spawn
         write_json(self.folder / "network.json", self.cluster.network().to_json())
         self.lb.write_file()
         write_json(self.folder / "state.json", self.state())

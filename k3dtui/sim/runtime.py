@@ -217,7 +217,10 @@ class DataPlaneClient:
             limit=1 << 20,
         )
         self._reader = asyncio.get_running_loop().create_task(self._read())
-        await self.request("ping")
+
+    async def ping(self) -> int:
+        """Waits until the data plane answers; returns its pid."""
+        return int((await self.request("ping"))["pid"])
 
     async def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
