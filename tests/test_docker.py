@@ -210,3 +210,19 @@ def test_pool_command_with_engine_down(host: str, closed_socket: str) -> None:
     assert "Docker engine not reachable" in out.stderr
     assert "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 2
+
+
+async def test_cluster_network_found_through_labels(docker_lab: DockerLab) -> None:  # noqa: F811
+    from k3dtui.core.docker import cluster_network_name
+    from k3dtui.core.k3d_provider import K3dProvider
+
+    net = docker_lab.free_network("ext", 24)
+    cluster = f"ext{docker_lab.run_id}"
+    node = docker_lab.container(net.name, labels={
+        "app": "k3d", "k3d.cluster": cluster, "k3d.role": "server",
+        "k3d.cluster.network": net.name,
+    })
+    assert cluster_network_name(cluster, docker_lab.client) == net.name  # not k3d-<name>
+    info = await K3dProvider(cluster).network()
+    assert info.name == net.name
+    assert [m.ip for m in info.members] == [ip4(node, net.name)]

@@ -167,7 +167,11 @@ async def test_provider_lifecycle_against_stand_in(fake_k3d: FakeK3d) -> None:  
     assert kc["current-context"] == f"k3d-{name}" == provider.context
     assert ["kubeconfig", "get", name] in fake_k3d.argvs()
 
-    # the network and a pool that avoids every node
+    # the network (found through the nodes' labels) and a pool that avoids every node
+    from k3dtui.core.docker import cluster_network_name
+
+    assert cluster_network_name(name, fake_k3d.client) == f"k3d-{name}"
+    assert cluster_network_name(f"none{fake_k3d.run_id}", fake_k3d.client) == f"k3d-none{fake_k3d.run_id}"
     net = await provider.network()
     assert net.name == f"k3d-{name}"
     assert {m.name for m in net.members} == {c.name for c in nodes.values()}

@@ -155,6 +155,24 @@ def inspect_network(name: str, client: Any = None) -> NetworkInfo:
     return network_info_from_attrs(net.attrs)
 
 
+def cluster_network_name(cluster: str, client: Any = None) -> str:
+    """The Docker network of a k3d cluster, read from its nodes' labels
+    (``app=k3d``, ``k3d.cluster=<name>`` → ``k3d.cluster.network``); ``k3d-<name>`` when the
+    cluster has no containers to ask."""
+    cli = client if client is not None else connect()
+    try:
+        found = cli.containers.list(
+            all=True, filters={"label": ["app=k3d", f"k3d.cluster={cluster}"]}
+        )
+    except (docker.errors.DockerException, OSError) as exc:
+        raise not_reachable(exc) from None
+    for c in found:
+        name = str((c.labels or {}).get("k3d.cluster.network") or "")
+        if name:
+            return name
+    return f"k3d-{cluster}"
+
+
 # ---------------------------------------------------------------- image build
 
 

@@ -97,7 +97,11 @@ class K3dProvider:
         return await k3d.kubeconfig_get(self.name)
 
     async def network(self) -> NetworkInfo:
-        return await asyncio.to_thread(dockerx.inspect_network, self.network_name)
+        def inspect() -> NetworkInfo:
+            cli = dockerx.connect()
+            return dockerx.inspect_network(dockerx.cluster_network_name(self.name, cli), cli)
+
+        return await asyncio.to_thread(inspect)
 
     async def build_image(self, tag: str, log: LineSink) -> None:
         loop = asyncio.get_running_loop()

@@ -104,14 +104,17 @@ class DockerLab:
                     raise
         raise RuntimeError(f"no free test subnet found: {last}")
 
-    def container(self, network: str, ip: str | None = None, what: str = "c") -> Any:
+    def container(
+        self, network: str, ip: str | None = None, what: str = "c",
+        labels: dict[str, str] | None = None,
+    ) -> Any:
         ensure_busybox(self.client)
         config = None
         if ip is not None:
             config = {network: self.client.api.create_endpoint_config(ipv4_address=ip)}
         c = self.client.containers.create(
             BUSYBOX, ["sleep", "120"], name=self.name(f"{what}-{uuid.uuid4().hex[:6]}"),
-            labels=self.labels, network=network, networking_config=config,
+            labels={**self.labels, **(labels or {})}, network=network, networking_config=config,
         )
         c.start()
         return c
