@@ -206,3 +206,29 @@ def test_cli_scale_and_kill(app: SimHandle, capsys: pytest.CaptureFixture[str]) 
     stop_sim(app)
     code, _, err = run(["kill", "--random"], capsys)
     assert code == 1 and "not running" in err and "Traceback" not in err
+
+
+def test_watch_survives_an_api_server_restart(app: SimHandle) -> None:
+    from k3dtui.core.watch import WatchSettings
+
+    fast = WatchSettings(timeout_seconds=30, inactivity_timeout=10, connect_timeout=1,
+                         backoff_initial=0.05, backoff_max=0.5)
+    lc = LiveCluster(app.kubeconfig, watch_settings=fast)
+    lc.start(lambda s: None)
+    try:
+        assert wait_until(lambda: settled(lc, 3), 10)
+        lists_before = {w.kind: w.lists for w in lc.watchers}
+        app.control("POST", "/sim/faults", {"restart_api": True})
+        # Every watcher notices the dropped stream, lists again and is connected again.
+        assert wait_until(lambda: all(w.lists > lists_before[w.kind] for w in lc.watchers), 10)
+        assert wait_until(lambda: lc.snapshot().connected, 10)
+        victim = lc.snapshot().pods[0].name
+        assert lc.kill(victim, force=True).ok
+        assert wait_until(lambda: settled(lc, 3) and victim not in statuses(lc.snapshot()), 10)
+        with app.http() as http:
+            items = http.get("/api/v1/namespaces/default/pods", params={"labelSelector": "app=fastapi"}).json()["items"]
+        snap = lc.snapshot()
+        assert sorted(p.uid for p in snap.pods) == sorted(i["metadata"]["uid"] for i in items)  # no ghost, no duplicate
+        assert len(snap.nodes) == 3
+    finally:
+        lc.stop()
