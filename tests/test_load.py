@@ -356,3 +356,35 @@ def test_classify_and_parse_url() -> None:
     for bad in ("https://x/", "x:80", "http:///path", "http://h:99999/"):
         with pytest.raises(ValueError):
             parse_url(bad)
+
+
+def test_latest_answers_at_once_while_another_thread_waits_or_stops(relay_url: str) -> None:
+    import threading
+
+    settings = LoadSettings(url=relay_url, mode="keep-alive", concurrency=2, rate=300.0, duration=1.5)
+    with LoadGenerator(settings) as gen:
+        gen.start()
+        waiter = threading.Thread(target=gen.wait, daemon=True)
+        waiter.start()
+        seen = []
+        slowest = 0.0
+        while waiter.is_alive() and len(seen) < 200:
+            t0 = time.monotonic()
+            seen.append(gen.latest().requests)
+            slowest = max(slowest, time.monotonic() - t0)
+            time.sleep(0.01)
+        waiter.join(10)
+        assert slowest < 0.3, slowest  # never held up by the waiting thread
+        assert max(seen) > 0 and seen == sorted(seen)
+
+
+def test_start_works_when_stderr_has_no_file_descriptor(relay_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    class Capture(io.StringIO):  # what a UI framework may put there while it runs
+        def fileno(self) -> int:
+            return -1
+
+    monkeypatch.setattr(sys, "stderr", Capture())
+    snap = run(LoadSettings(url=relay_url, concurrency=2, duration=None, requests=20))
+    assert snap.responses == 20

@@ -26,9 +26,10 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -43,6 +44,7 @@ MAX_CONCURRENCY = 4096
 FRESH = 0.35  # seconds: a snapshot older than this is stale (the worker ticks every 0.1 s)
 FRESH_WAIT = 0.25  # seconds latest() waits at most for a fresh snapshot after a pause
 STOP_GRACE = 2.0  # seconds the worker gets to send its final snapshot and leave
+SLICE = 0.1  # seconds a blocking call holds the lock at a time
 
 
 def validate_settings(settings: LoadSettings, *, need_url: bool = True) -> None:
@@ -74,6 +76,25 @@ def validate_settings(settings: LoadSettings, *, need_url: bool = True) -> None:
             parse_url(settings.url)
         except ValueError as exc:
             raise UsageError(f"{exc}; give http://host:port/path") from None
+
+
+@contextlib.contextmanager
+def _real_stderr() -> Iterator[None]:
+    """A UI may replace ``sys.stderr`` with an object without a file descriptor, which the
+    spawn start method refuses; lend it the process's real stderr while the worker starts."""
+    current = sys.stderr
+    try:
+        usable = current is not None and current.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if usable or sys.__stderr__ is None:
+        yield
+        return
+    sys.stderr = sys.__stderr__
+    try:
+        yield
+    finally:
+        sys.stderr = current
 
 
 def _empty(settings: LoadSettings, running: bool = False, reason: str = "") -> LoadSnapshot:
@@ -123,15 +144,16 @@ class LoadGenerator:
             self._reap()
             validate_settings(self.settings)
             ctx = multiprocessing.get_context("spawn")
-            parent_conn, child_conn = ctx.Pipe(duplex=True)
-            stop_event = ctx.Event()
-            proc = ctx.Process(
-                target=worker_main,
-                args=(self.settings, child_conn, stop_event, os.getpid()),
-                name="k3dtui-load",
-                daemon=True,
-            )
-            proc.start()
+            with _real_stderr():  # the resource tracker and the worker both start here
+                parent_conn, child_conn = ctx.Pipe(duplex=True)
+                stop_event = ctx.Event()
+                proc = ctx.Process(
+                    target=worker_main,
+                    args=(self.settings, child_conn, stop_event, os.getpid()),
+                    name="k3dtui-load",
+                    daemon=True,
+                )
+                proc.start()
             child_conn.close()
             self._proc, self._conn, self._stop_event = proc, parent_conn, stop_event
             self.running = True
@@ -139,7 +161,10 @@ class LoadGenerator:
             self._last = _empty(self.settings, running=True)
 
     def stop(self) -> None:
-        """End the run now; returns once the worker has sent its final snapshot (or was killed)."""
+        """End the run now; returns once the worker has sent its final snapshot (or was killed).
+
+        The lock is taken in short slices, so ``latest()`` from another thread keeps answering.
+        """
         with self._lock:
             if not self.running:
                 self._reap()
@@ -149,9 +174,16 @@ class LoadGenerator:
             if self._conn is not None:
                 with contextlib.suppress(OSError, ValueError):
                     self._conn.send(("stop",))
-            self._drain_until_final(STOP_GRACE)
-            if self.running:  # no final snapshot: the worker is stuck or gone
-                self._finish_without_final("stopped")
+        deadline = time.monotonic() + STOP_GRACE
+        while True:
+            with self._lock:
+                if not self.running:
+                    break
+                if time.monotonic() >= deadline:  # no final snapshot: stuck or gone
+                    self._finish_without_final("stopped")
+                    break
+                self._drain_until_final(SLICE)
+        with self._lock:
             self._reap()
 
     def close(self) -> None:
@@ -199,21 +231,30 @@ class LoadGenerator:
 
     # --- reading ---
     def latest(self) -> LoadSnapshot:
-        """The newest snapshot (drains the pipe; never blocks)."""
-        with self._lock:
-            self._poll()
-            return self._last
+        """The newest snapshot (drains the pipe). Never waits for another thread's call."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._poll()
+            finally:
+                self._lock.release()
+        return self._last
 
     def wait(self, timeout: float | None = None) -> LoadSnapshot:
         """Block until the run ends (or ``timeout`` passes); the last snapshot."""
-        with self._lock:
-            if self.running:
-                self._drain_until_final(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if not self.running:
+                    self._reap()
+                    return self._last
+                left = SLICE if deadline is None else min(SLICE, deadline - time.monotonic())
+                if left <= 0:
+                    return self._last
+                self._drain_until_final(left)
                 if self.running and self._proc is not None and not self._proc.is_alive():
-                    self._finish_without_final("worker exited")
-            if not self.running:
-                self._reap()
-            return self._last
+                    self._drain_until_final(0.0)
+                    if self.running:
+                        self._finish_without_final("worker exited")
 
     # --- internals ---
     def _poll(self) -> None:
