@@ -268,7 +268,8 @@ class ApiServer:
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request) and not (
-            request.method == "GET" and request.path in _PUBLIC_PATHS
+            # anonymous (no credentials at all) may read what a real cluster shows everyone
+            request.method == "GET" and request.path in _PUBLIC_PATHS and "Authorization" not in request.headers
         ):
             return status_response(ApiError(401, "Unauthorized", "Unauthorized"))
         try:

@@ -133,6 +133,11 @@ def test_wrong_or_missing_token_is_401(api: ApiThread) -> None:
                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}, token="wrong")
     assert resp.status_code == 401
     assert raw(api, "GET", "/api/v1/namespaces/default/configmaps").json()["items"] == []
+    # what a real cluster shows anyone: /version and health, without credentials (a wrong token still fails)
+    assert raw(api, "GET", "/version", token="").status_code == 200
+    assert raw(api, "GET", "/healthz", token="").text == "ok"
+    assert raw(api, "GET", "/version", token="wrong").status_code == 401
+    assert raw(api, "GET", "/apis", token="").status_code == 401
     # the Python client with a wrong token
     cfg = client.Configuration()
     cfg.host = api.url

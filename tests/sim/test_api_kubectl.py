@@ -271,6 +271,10 @@ def test_errors_as_kubectl_prints_them(api: ApiThread, k: Kubectl) -> None:
     assert 'Error from server (NotFound): deployments.apps "nope" not found' in proc.stderr
     proc = k.run("get", "--raw", "/readyz")
     assert proc.stdout.strip() == "ok"
+    # the kubectl picked for this server version sends JSON for create deployment
+    assert "deployment.apps/x created" in k("create", "deployment", "x", "--image=nginx:1.27")
+    dep = json.loads(k("get", "deploy", "x", "-o", "json"))
+    assert dep["spec"]["replicas"] == 1 and dep["spec"]["selector"] == {"matchLabels": {"app": "x"}}
 
 
 def test_describe_rollout_expose_create_logs(api: ApiThread, k: Kubectl, tmp_path: Path) -> None:
