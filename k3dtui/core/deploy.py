@@ -79,6 +79,10 @@ def service_ip(svc: Obj | None) -> str | None:
     return None
 
 
+class _PendingTimeout(K3dtuiError):
+    pass
+
+
 class AppDeployer:
     def __init__(self, kube: Kube, progress: Progress = _no_progress, timeouts: DeployTimeouts | None = None) -> None:
         self.kube = kube
@@ -171,7 +175,6 @@ class AppDeployer:
         return ("; ".join(causes) + f" (likely causes: {generic})") if causes else f"likely causes: {generic}"
 
     async def wait_external_ip(self) -> str:
-        loop = asyncio.get_running_loop()
         next_note = [0.0]
 
         def check() -> str | None:
@@ -188,17 +191,14 @@ class AppDeployer:
                 check,
                 timeout=self.timeouts.external_ip,
                 tick=tick,
-                on_timeout=lambda: K3dtuiError("timeout"),
+                on_timeout=lambda: _PendingTimeout("no external IP yet"),
             )
-        except K3dtuiError as exc:
-            if exc.message != "timeout":
-                raise
+        except _PendingTimeout:
             causes = await asyncio.to_thread(self._pending_causes)
             raise K3dtuiError(
                 f"Service {SERVICE} still has no EXTERNAL-IP after {self.timeouts.external_ip:.0f}s: {causes}",
                 "check `kubectl -n metallb-system get ipaddresspools,l2advertisements,pods`, then run `k3dtui up` again",
             ) from None
-        _ = loop
         self.progress("progress", f"EXTERNAL-IP {ip}", {"external_ip": ip})
         return ip
 
