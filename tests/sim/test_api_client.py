@@ -477,3 +477,55 @@ def test_server_side_apply_field_ownership(api: ApiThread, kc: client.ApiClient)
     # an unchanged re-apply writes nothing
     rv = third.metadata.resourceVersion
     assert apply(body2).metadata.resourceVersion == rv
+
+
+def test_misc_paths_dry_run_collection_delete_eviction_namespace(api: ApiThread, kc: client.ApiClient) -> None:
+    core = client.CoreV1Api(kc)
+    # dryRun=All answers as a create would and stores nothing
+    resp = raw(api, "POST", "/api/v1/namespaces/default/configmaps?dryRun=All",
+               {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "dry"}})
+    assert resp.status_code == 201 and resp.json()["metadata"]["name"] == "dry"
+    assert core.list_namespaced_config_map("default").items == []
+    # the legacy /watch/ prefix
+    for i in range(3):
+        core.create_namespaced_config_map("default", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                      "metadata": {"name": f"c{i}", "labels": {"n": str(i)}}})
+    lines = raw(api, "GET", "/api/v1/watch/namespaces/default/configmaps?timeoutSeconds=0.2").text.splitlines()
+    assert [json.loads(x)["object"]["metadata"]["name"] for x in lines] == ["c0", "c1", "c2"]
+    # delete a collection by label
+    core.delete_collection_namespaced_config_map("default", label_selector="n in (0,1)")
+    assert [c.metadata.name for c in core.list_namespaced_config_map("default").items] == ["c2"]
+    # eviction deletes the pod (unscheduled: at once)
+    core.create_namespaced_pod("default", pod_body("ev"))
+    core.create_namespaced_pod_eviction("ev", "default", {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "ev"}},
+                                        _preload_content=False)
+    assert core.list_namespaced_pod("default").items == []
+    # aggregated discovery of the core group and the legacy forms
+    agg = raw(api, "GET", "/api", accept="application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json").json()
+    assert agg["kind"] == "APIGroupDiscoveryList"
+    res = {r["resource"]: r for r in agg["items"][0]["versions"][0]["resources"]}
+    assert res["pods"]["scope"] == "Namespaced" and res["pods"]["shortNames"] == ["po"]
+    assert {s["subresource"] for s in res["pods"]["subresources"]} >= {"status", "binding", "eviction", "log"}
+    legacy = raw(api, "GET", "/api").json()
+    assert legacy["kind"] == "APIVersions" and legacy["versions"] == ["v1"]
+    group = raw(api, "GET", "/apis/apps").json()
+    assert group["preferredVersion"] == {"groupVersion": "apps/v1", "version": "v1"}
+    rl = raw(api, "GET", "/apis/apps/v1").json()
+    scale = next(r for r in rl["resources"] if r["name"] == "deployments/scale")
+    assert scale["group"] == "autoscaling" and scale["kind"] == "Scale"
+    oa = raw(api, "GET", "/openapi/v3").json()
+    url = oa["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    doc = raw(api, "GET", url).json()
+    path = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]
+    assert path["patch"]["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert raw(api, "GET", "/openapi/v2").status_code == 404
+    # deleting a namespace deletes what is in it
+    core.create_namespace({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "tmp"}})
+    core.create_namespaced_config_map("tmp", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
+    core.delete_namespace("tmp")
+    assert core.list_config_map_for_all_namespaces().items[0].metadata.namespace == "default"
+    assert "tmp" not in {n.metadata.name for n in core.list_namespace().items}
+    # pod logs come from the log provider, as text
+    api.server.log_provider = lambda ns, name, container: f"hello from {ns}/{name}\n"
+    core.create_namespaced_pod("default", pod_body("logger"))
+    assert core.read_namespaced_pod_log("logger", "default") == "hello from default/logger\n"
