@@ -3,7 +3,6 @@ log, and the keys that kill and scale. Cards are keyed by pod uid and updated in
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,7 +52,7 @@ class LiveScreen(K3dScreen):
         Binding("minus", "scale_down", "-1", key_display="-", group=SCALE, id="live.scale_down", tooltip="Scale the deployment down by one"),
         Binding("s", "scale_to", "scale", id="live.scale_to", tooltip="Scale the deployment to a number"),
         Binding("l", "toggle_load", "load", id="live.load", tooltip="Start or stop the load generator"),
-        Binding("m", "switch_mode", "mode", id="live.mode", tooltip="Switch between keep-alive and new-connection load"),
+        Binding("m", "switch_mode", "mode", id="live.mode", tooltip="Switch the load between keep-alive and a new connection per request"),
         Binding("left_square_bracket", "concurrency(-1)", "conc-", key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
         Binding("right_square_bracket", "concurrency(1)", "conc+", key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
         Binding("r", "reset", "reset", id="live.reset", tooltip="Reset the response counts"),
@@ -113,7 +112,7 @@ class LiveScreen(K3dScreen):
         self.load_on = False
         self.load: LoadSnapshot | None = None
         self.pending_gone: set[str] = set()
-        self.rng = random.Random()
+        self.outcomes: list[tuple[str, Outcome]] = []
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
@@ -286,6 +285,7 @@ class LiveScreen(K3dScreen):
 
     def on_live_screen_action_done(self, message: ActionDone) -> None:
         out = message.outcome
+        self.outcomes.append((message.what, out))
         self.log_action(out.message, "green" if out.ok else "bold red")
         if not out.ok:
             self.notify(out.message, title=message.what, severity="warning")
@@ -443,6 +443,8 @@ class LiveScreen(K3dScreen):
         keys.append(("q", "quit (the cluster keeps running)"))
         if self.allowed("delete_cluster"):
             keys.append(("ctrl+p", "command palette: every action, and delete the cluster"))
+        else:
+            keys.append(("ctrl+p", "command palette: every action"))
         self.app.push_screen(HelpScreen(keys))
 
     def show_failure(self, what: str, message: str, hint: str) -> None:

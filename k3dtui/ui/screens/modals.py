@@ -105,12 +105,12 @@ class HelpScreen(ModalScreen[None]):
         for i, (key, what) in enumerate(self.keys):
             if i:
                 text.append("\n")
-            text.append(f"{key:>12}  ", style="bold")
+            text.append(f"{key:>10}  ", style="bold")
             text.append(what)
         with Vertical(id="dialog", classes="help"):
             yield Label("Keys", id="dialog-title")
             yield Static(text, id="help-keys")
-            yield Static("ctrl+p opens the command palette (every action, and delete cluster)", classes="hint")
+            yield Static("escape or ? closes this help", classes="hint")
 
     def action_close(self) -> None:
         self.dismiss(None)
