@@ -119,6 +119,9 @@ def test_duration_bound_stops_by_itself(relay_url: str) -> None:
         assert snap.finished_reason == "duration"
         assert 0.75 <= snap.elapsed <= 1.6
         assert snap.responses > 0
+        # one rps value per tick (~10 a second) for a sparkline, and windowed percentiles
+        assert 5 <= len(snap.rps_history) <= 20 and max(snap.rps_history) > 0
+        assert set(snap.latency_ms) == {"p50", "p95", "p99"}
         assert time.monotonic() - started < 15
     assert pid is not None and not psutil.pid_exists(pid)  # joined, not left behind
 
@@ -330,6 +333,30 @@ def test_parser_handles_split_heads_chunked_bodies_and_missing_headers() -> None
     assert classify(truncated) == "reset"
     garbage = _feed([b"SSH-2.0-OpenSSH\r\n\r\n"])
     assert isinstance(garbage, Exception) and classify(garbage) == "other"
+
+
+def test_cached_head_keeps_its_connection_close() -> None:
+    async def go() -> list[tuple[object, bool]]:
+        loop = asyncio.get_running_loop()
+        out = []
+        resp = b"HTTP/1.1 200 OK\r\nConnection: close\r\nX-Pod: c1\r\nContent-Length: 2\r\n\r\nok"
+        for _ in range(2):  # the second time the head comes from the cache
+            conn = HttpConnection(loop)
+
+            class T(asyncio.Transport):
+                def write(self, data: bytes) -> None:  # type: ignore[override]
+                    pass
+
+                def is_closing(self) -> bool:
+                    return False
+
+            conn.connection_made(T())
+            fut = conn.request(b"GET / HTTP/1.1\r\n\r\n")
+            conn.data_received(resp)
+            out.append((await fut, conn.keep))
+        return out
+
+    assert asyncio.run(go()) == [((200, b"c1", b"unknown"), False)] * 2
 
 
 def test_histogram_percentiles_track_the_samples() -> None:

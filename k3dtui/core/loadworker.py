@@ -748,6 +748,7 @@ class Worker:
                 target = self.target
                 t0 = monotonic()
                 busy[index] = t0
+                fut: asyncio.Future[tuple[int, bytes, bytes]] | None = None
                 try:
                     if conn is None:
                         _, conn = await loop.create_connection(
@@ -766,6 +767,7 @@ class Worker:
                     del busy[index]
                 except BaseException as exc:
                     busy.pop(index, None)
+                    error: BaseException | None = exc
                     if isinstance(exc, asyncio.CancelledError):
                         if index not in self.expired:
                             raise
@@ -774,15 +776,22 @@ class Worker:
                         task = asyncio.current_task()
                         if task is not None:
                             task.uncancel()
-                        exc = TimeoutError()
-                    stats.error(classify(exc))
-                    if conn is not None:
-                        conn.abort()
-                        conn = None
-                    failures += 1
-                    # back off a little while the target keeps failing (a pod just died)
-                    await asyncio.sleep(min(0.1, 0.002 * failures))
-                    continue
+                        error = TimeoutError()
+                        if fut is not None and fut.done() and not fut.cancelled():
+                            # ...unless its answer arrived just before the sweep
+                            error = fut.exception()
+                            if error is None:
+                                result = fut.result()
+                    if error is not None:
+                        stats.error(classify(error))
+                        if conn is not None:
+                            conn.abort()
+                            conn = None
+                        failures += 1
+                        # back off a little while the target keeps failing (a pod just died)
+                        await asyncio.sleep(min(0.1, 0.002 * failures))
+                        continue
+                assert conn is not None
                 failures = 0
                 if result is not RECORDED:  # a burst's responses are recorded already
                     stats.response(result, monotonic() - t0)
