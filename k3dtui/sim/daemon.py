@@ -217,10 +217,13 @@ class Daemon:
             self.cluster.set_node_ready(node, bool(body.get("ready", True)))
             done.append(f"node {node} ready={bool(body.get('ready', True))}")
         if body.get("expire"):
+            # forget the event window: every watch from an older resourceVersion gets 410
             expire = getattr(self.store, "expire", None)
             if callable(expire):
                 expire()
-                done.append("expire")
+            else:
+                self.store._ring.clear()
+            done.append("expire")
         if body.get("restart_api"):
             asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(self._restart_api()))
             done.append("restart_api")

@@ -16,6 +16,14 @@ from k3dtui.sim.provider import SimProvider
 from tests.simfixtures import SimHandle
 
 
+def running(pid: int) -> bool:
+    """Alive and not a zombie (an exited child its parent has not reaped yet)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def test_state_folder_kubeconfig_and_network(sim_cluster: SimHandle) -> None:
     folder = sim_cluster.kubeconfig.parent
     mode = stat.S_IMODE(sim_cluster.kubeconfig.stat().st_mode)
@@ -75,7 +83,7 @@ def test_delete_leaves_no_process(sim_cluster: SimHandle) -> None:
     assert all(psutil.pid_exists(p) for p in pids)
     asyncio.run(sim_cluster.provider.delete(lambda _l: None))
     for p in pids:
-        assert not psutil.pid_exists(p) or psutil.Process(p).status() == psutil.STATUS_ZOMBIE
+        assert not running(p), f"pid {p} still running"
     assert asyncio.run(sim_cluster.provider.find()) is None
 
 
@@ -91,3 +99,67 @@ def test_sim_app_serves_through_dial(sim_app: SimHandle) -> None:
     assert res.status_code == 200
     assert res.json()["pod"].startswith("fastapi-")
     assert res.json()["node"].startswith(f"k3d-{sim_app.name}-")
+
+
+def test_cli_start_status_stop_leaves_no_process(tmp_path: object) -> None:
+    import sys
+
+    def k3dtui(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "k3dtui", *args], capture_output=True, text=True, timeout=60)
+
+    started = k3dtui("sim", "start", "--name", "cli-test", "--agents", "1")
+    assert started.returncode == 0, started.stderr
+    assert "kubeconfig:" in started.stdout and "k3d-cli-test" in started.stdout
+    provider = SimProvider("cli-test")
+    state = provider.state()
+    pids = [state["pid"], state["dataplane_pid"]]
+    assert all(psutil.pid_exists(p) for p in pids)
+    again = k3dtui("sim", "start", "--name", "cli-test")
+    assert again.returncode == 1 and "already running" in again.stderr and "Traceback" not in again.stderr
+    status = k3dtui("sim", "status", "--name", "cli-test")
+    assert status.returncode == 0 and "k3d-cli-test-agent-0" in status.stdout and "k3d-cli-test-agent-1" not in status.stdout
+    stopped = k3dtui("sim", "stop", "--name", "cli-test")
+    assert stopped.returncode == 0, stopped.stderr
+    for p in pids:
+        assert not running(p), f"pid {p} still running"
+    again = k3dtui("sim", "stop", "--name", "cli-test")
+    assert again.returncode == 1 and "not running" in again.stderr and "Traceback" not in again.stderr
+    assert k3dtui("sim", "status", "--name", "cli-test").returncode == 1
+
+
+def test_faults_node_down_restart_api_and_expire(sim_app: SimHandle) -> None:
+    from kubernetes import client, watch
+
+    from tests.simfixtures import wait_for
+
+    api = client.CoreV1Api(sim_app.api_client())
+    node = f"k3d-{sim_app.name}-agent-0"
+    sim_app.control("POST", "/sim/faults", {"node": node, "ready": False})
+
+    def pods_on_node_ready() -> list[bool]:
+        return [
+            any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            for p in api.list_namespaced_pod("default", field_selector=f"spec.nodeName={node}").items
+        ]
+
+    wait_for(lambda: pods_on_node_ready() == [False], 10, "the node's pod NotReady")
+    status = sim_app.control("GET", "/sim/status")
+    assert list(status["lb_backends"].values()) == [2]
+    out = subprocess.run(sim_app.kubectl("get", "node", node), capture_output=True, text=True, timeout=30)
+    assert "NotReady" in out.stdout
+    sim_app.control("POST", "/sim/faults", {"node": node, "ready": True})
+    wait_for(lambda: pods_on_node_ready() == [True], 10, "the node's pod Ready again")
+    # expire: a watch from an old resourceVersion gets 410
+    rv = api.list_namespaced_pod("default").metadata.resource_version
+    api.create_namespaced_config_map("default", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "bump"}})
+    sim_app.control("POST", "/sim/faults", {"expire": True})
+    with pytest.raises(client.ApiException) as exc:
+        for _ in watch.Watch().stream(api.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=2):
+            pass
+    assert exc.value.status == 410
+    # restart the API server: it comes back on the same port
+    sim_app.control("POST", "/sim/faults", {"restart_api": True})
+    import time
+
+    time.sleep(0.5)
+    assert wait_for(lambda: len(api.list_node().items) == 3, 10, "API back")

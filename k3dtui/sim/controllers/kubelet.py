@@ -43,7 +43,7 @@ class _Gone(Exception):
 
 
 class Kubelet(Controller):
-    watches = frozenset({gvrs.PODS})
+    watches = frozenset({gvrs.PODS, gvrs.NODES})
 
     def __init__(self, ctx: Ctx) -> None:
         super().__init__(ctx)
@@ -58,6 +58,13 @@ class Kubelet(Controller):
 
     # -- events ------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
+        if event.gvr == gvrs.NODES:
+            if event.type == "MODIFIED" and event.old is not None:
+                was = util.condition(event.old, "Ready") or {}
+                now = util.condition(event.obj, "Ready") or {}
+                if was.get("status") != now.get("status"):
+                    self.enqueue((event.name, now.get("status") == "True"))
+            return
         pod = event.obj
         uid = str(pod["metadata"].get("uid", ""))
         if event.type == "DELETED":
@@ -87,6 +94,25 @@ class Kubelet(Controller):
     def start(self) -> None:
         for pod in list(self.store.iter(gvrs.PODS)):
             self.on_event(Event("ADDED", gvrs.PODS, pod, 0))
+
+    def reconcile(self, key: tuple[str, bool]) -> None:
+        """A node stopped or came back: its running pods turn not ready, or ready again."""
+        node, node_ready = key
+
+        def fn(p: Obj) -> None:
+            statuses = (p.get("status") or {}).get("containerStatuses") or []
+            for cs in statuses:
+                cs["ready"] = node_ready and "running" in (cs.get("state") or {})
+            ok = "True" if statuses and all(cs["ready"] for cs in statuses) else "False"
+            util.set_condition(p, "Ready", ok)
+            util.set_condition(p, "ContainersReady", ok)
+
+        for pod in list(self.store.iter(gvrs.PODS)):
+            if (pod.get("spec") or {}).get("nodeName") != node or util.is_terminating(pod):
+                continue
+            if util.phase(pod) != "Running":
+                continue
+            self.store.mutate(gvrs.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], fn)
 
     def _images_changed(self) -> None:
         waiters, self._image_waiters = self._image_waiters, []
