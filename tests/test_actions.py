@@ -97,3 +97,8 @@ def test_cli_malformed_input_exits_2_with_one_line(
     err = capsys.readouterr().err
     assert needle in err
     assert "Traceback" not in err
+
+
+def test_cli_watch_rejects_a_non_positive_duration(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["watch", "--sim", "--duration", "0"]) == 2
+    assert "--duration must be more than 0" in capsys.readouterr().err

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -232,3 +233,55 @@ def test_watch_survives_an_api_server_restart(app: SimHandle) -> None:
         assert len(snap.nodes) == 3
     finally:
         lc.stop()
+
+
+def test_cli_watch_prints_pod_changes_as_json_lines(app: SimHandle) -> None:
+    import json
+    import os
+    import queue
+    import signal
+    import subprocess
+    import sys
+
+    lc = LiveCluster(app.kubeconfig)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "k3dtui", "watch", "--sim", "--name", NAME, "--json", "--duration", "20"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout or []], daemon=True)
+    reader.start()
+    try:
+        seen: list[dict[str, object]] = []
+
+        def take(until: float) -> None:
+            while True:
+                try:
+                    seen.append(json.loads(lines.get(timeout=max(0.01, until - time.monotonic()))))
+                except queue.Empty:
+                    return
+                if pred():
+                    return
+
+        def pred() -> bool:
+            return len([s for s in seen if s.get("change") == "added"]) >= 3
+
+        take(time.monotonic() + 6)
+        first = [s for s in seen if s.get("change") == "added"]
+        assert len(first) == 3 and all(s["status"] == "Running" and s["ready"] == "1/1" for s in first)
+        victim = str(first[0]["pod"])
+        assert lc.kill(victim, force=True).ok
+
+        def pred() -> bool:  # noqa: F811 - now: the victim deleted and a replacement added
+            return any(s.get("change") == "deleted" and s.get("pod") == victim for s in seen) and len(
+                [s for s in seen if s.get("change") == "added"]
+            ) >= 4
+
+        take(time.monotonic() + 5)
+        assert pred(), seen
+        assert all(str(s["time"]).endswith("Z") for s in seen)
+        proc.send_signal(signal.SIGINT)  # "until interrupted": Ctrl-C ends it cleanly
+    finally:
+        proc.wait(timeout=25)
+    assert proc.returncode == 0
+    assert (proc.stderr.read() if proc.stderr else "") == ""

@@ -439,3 +439,22 @@ def test_coalescer_survives_a_failing_callback() -> None:
     finally:
         c.stop()
     assert len(calls) == 2
+
+
+def test_diff_pods_reports_added_changed_deleted() -> None:
+    from k3dtui.core.models import ClusterSnapshot
+    from k3dtui.core.state import diff_pods
+
+    a, b = running(base_pod("fastapi-abc-aaaaa")), creating(base_pod("fastapi-abc-bbbbb"))
+    first = ClusterSnapshot(pods=(pod_view(a), pod_view(b)))
+    assert [(c.change, c.pod.name) for c in diff_pods(None, first)] == [
+        ("added", "fastapi-abc-aaaaa"), ("added", "fastapi-abc-bbbbb")]
+    second = ClusterSnapshot(pods=(pod_view(running(base_pod("fastapi-abc-bbbbb"))),))
+    changes = diff_pods(first, second)
+    assert [(c.change, c.pod.name, c.previous, c.pod.status) for c in changes] == [
+        ("changed", "fastapi-abc-bbbbb", "ContainerCreating", "Running"),
+        ("deleted", "fastapi-abc-aaaaa", "Running", "Running"),
+    ]
+    assert diff_pods(second, second) == []
+    data = changes[0].to_json(1767261600.5)
+    assert data["time"] == "2026-01-01T10:00:00.500Z" and data["ip"] == "10.42.1.5" and data["ready"] == "1/1"

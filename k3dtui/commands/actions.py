@@ -1,15 +1,19 @@
-"""`k3dtui scale N|+N|-N` and `k3dtui kill POD | --random [--force]`: change the running app.
+"""`k3dtui scale N|+N|-N`, `k3dtui kill POD | --random [--force]` and `k3dtui watch`.
 
-Both act only on the app (its namespace, its Deployment, pods labelled ``app=fastapi``),
-print what happened, and exit 1 with the reason when the cluster refused or could not be
-reached, 2 for malformed input (nothing is sent then).
+scale and kill act only on the app (its namespace, its Deployment, pods labelled
+``app=fastapi``), print what happened, and exit 1 with the reason when the cluster refused
+or could not be reached, 2 for malformed input (nothing is sent then). watch prints the
+app's pod changes as they happen, one line each, until interrupted (or --duration).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import queue
 import sys
+import time
 from typing import Any
 
 from k3dtui.core.actions import ActionResult, parse_scale, valid_pod_name
@@ -52,6 +56,22 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="delete at once (grace period 0): no Terminating phase"
     )
     kill.set_defaults(func=kill_command)
+
+    watch = sub.add_parser(
+        "watch",
+        parents=[common],
+        help="print the app's pod changes as they happen (one line each) until interrupted",
+        description=(
+            "Follow the app's pods (list, then watch) and print one line per change with a "
+            "timestamp: added, status changes, deleted; also when the connection drops and "
+            "comes back. Changes are coalesced to at most 20 pictures a second."
+        ),
+    )
+    watch.add_argument("--json", action="store_true", help="one JSON object per line")
+    watch.add_argument(
+        "--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: until Ctrl-C)"
+    )
+    watch.set_defaults(func=watch_command)
 
 
 def _live(args: argparse.Namespace, max_replicas: int = DEFAULT_MAX_REPLICAS) -> Any:
@@ -100,3 +120,69 @@ def kill_command(args: argparse.Namespace) -> int:
     live = _live(args)
     result = live.kill_random(force=args.force) if args.random else live.kill(args.pod, force=args.force)
     return _report(result)
+
+
+def _line(change: Any, at: float) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+    pod = change.pod
+    where = pod.node or "(unscheduled)"
+    if change.change == "added":
+        what = f"added    {pod.status} {pod.ready_text}"
+    elif change.change == "deleted":
+        what = f"deleted  (was {change.previous})"
+    else:
+        arrow = f"{change.previous} -> {pod.status}" if change.previous != pod.status else pod.status
+        what = f"changed  {arrow} {pod.ready_text}"
+    ip = f" {pod.ip}" if pod.ip else ""
+    return f"{stamp}  {pod.name}  {where}{ip}  {what}"
+
+
+def watch_command(args: argparse.Namespace) -> int:
+    from k3dtui.core.models import ClusterSnapshot
+    from k3dtui.core.state import diff_pods
+
+    if args.duration is not None and args.duration <= 0:
+        raise UsageError(f"--duration must be more than 0 seconds (got {args.duration})")
+    live = _live(args)
+    snaps: queue.Queue[ClusterSnapshot] = queue.Queue()
+    live.start(snaps.put)
+    deadline = None if args.duration is None else time.monotonic() + args.duration
+    previous: ClusterSnapshot | None = None
+    down = False  # a disconnection was printed
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
+            try:
+                snap = snaps.get(timeout=wait)
+            except queue.Empty:
+                continue
+            now = time.time()
+            if not snap.connected:
+                if not down and snap.error != "connecting to the API server":
+                    _emit(args, now, {"event": "disconnected", "reason": snap.error}, f"disconnected: {snap.error}")
+                    down = True
+                if previous is None:
+                    continue  # wait for the first complete picture
+            elif down:
+                _emit(args, now, {"event": "connected"}, "connected again")
+                down = False
+            for change in diff_pods(previous, snap):
+                if args.json:
+                    print(json.dumps(change.to_json(now)), flush=True)
+                else:
+                    print(_line(change, now), flush=True)
+            previous = snap
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.stop()
+    return 0
+
+
+def _emit(args: argparse.Namespace, at: float, data: dict[str, Any], text: str) -> None:
+    if args.json:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+        print(json.dumps({"time": stamp, **data}), flush=True)
+    else:
+        stamp = time.strftime("%H:%M:%S", time.localtime(at)) + f".{int(at * 1000) % 1000:03d}"
+        print(f"{stamp}  watch: {text}", flush=True)

@@ -17,6 +17,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from k3dtui.core.models import (
@@ -487,3 +488,46 @@ class Coalescer:
                 self._fire()
             except Exception:
                 log.exception("change callback failed")
+
+
+@dataclass(frozen=True)
+class PodChange:
+    """One difference between two snapshots, for line-per-change output."""
+
+    change: str  # "added", "changed" or "deleted"
+    pod: PodView
+    previous: str = ""  # the status before, for "changed"
+
+    def to_json(self, at: float) -> dict[str, Any]:
+        return {
+            "time": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "change": self.change,
+            "pod": self.pod.name,
+            "node": self.pod.node,
+            "status": self.pod.status,
+            "previous": self.previous,
+            "ready": self.pod.ready_text,
+            "ip": self.pod.ip,
+            "restarts": self.pod.restarts,
+        }
+
+
+def diff_pods(old: ClusterSnapshot | None, new: ClusterSnapshot) -> list[PodChange]:
+    """What changed in the app's pods from ``old`` to ``new`` (by uid), in a stable order."""
+    before = {p.uid: p for p in (old.pods if old is not None else ())}
+    after = {p.uid: p for p in new.pods}
+    out: list[PodChange] = []
+    for uid, pod in after.items():
+        prev = before.get(uid)
+        if prev is None:
+            out.append(PodChange("added", pod))
+        elif (prev.status, prev.node, prev.ready_text, prev.ip, prev.restarts) != (
+            pod.status,
+            pod.node,
+            pod.ready_text,
+            pod.ip,
+            pod.restarts,
+        ):
+            out.append(PodChange("changed", pod, prev.status))
+    out.extend(PodChange("deleted", pod, pod.status) for uid, pod in before.items() if uid not in after)
+    return out
