@@ -233,3 +233,39 @@ def test_without_url_and_without_cluster(capsys: pytest.CaptureFixture[str], mon
     assert code == 1
     assert "no sim cluster named 'nope'" in err
     assert "k3dtui up --sim --name nope" in err
+
+
+def test_live_progress_line_on_a_terminal(relay_port: int) -> None:
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "k3dtui", "load", "--url", f"http://127.0.0.1:{relay_port}/",
+             "--duration", "1.2", "--concurrency", "2", "--rate", "200"],
+            stdout=subprocess.PIPE, stderr=slave, text=True,
+        )
+        os.close(slave)
+        slave = -1
+        out, _ = proc.communicate(timeout=60)
+        chunks = []
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        if slave >= 0:
+            os.close(slave)
+    err = b"".join(chunks).decode()
+    assert proc.returncode == 0, err
+    assert "req/s" in err and "\r" in err  # redrawn in place
+    assert "/1.2 s" in err
+    assert "requests:" in out and "req/s" in out  # the table goes to stdout

@@ -58,8 +58,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PIN = True
+
+
 def pinned() -> bool:
-    return (os.cpu_count() or 1) >= 2
+    return PIN and (os.cpu_count() or 1) >= 2
 
 
 def wait_port(port: int, timeout: float = 10.0) -> None:
@@ -256,33 +259,41 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1, help="runs per cell (median)")
     parser.add_argument("--no-aiohttp", action="store_true", help="skip the aiohttp comparison rows")
     parser.add_argument("--only", choices=["uvicorn", "nginx"], help="one target only")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin servers and clients to cores")
     args = parser.parse_args()
+    global PIN
+    PIN = not args.no_pin
     if not shutil.which("wrk"):
         print("bench_load: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     c, secs = args.connections, args.seconds
     rows: list[tuple[str, str, Result, Result, Result | None, float]] = []
 
-    def cell(fn, *a) -> Result:  # type: ignore[no-untyped-def]
-        return median([fn(*a) for _ in range(args.repeat)])
+    def scenario(url: str, mode: ConnectionMode, close: bool) -> tuple[Result, Result, Result | None]:
+        """wrk, k3dtui and aiohttp, interleaved ``--repeat`` times (so drifting load hits all)."""
+        runs: dict[str, list[Result]] = {"wrk": [], "k3dtui": [], "aiohttp": []}
+        for _ in range(args.repeat):
+            runs["wrk"].append(run_wrk(url, c, secs, close))
+            runs["k3dtui"].append(run_k3dtui(url, c, secs, mode))
+            if not args.no_aiohttp:
+                runs["aiohttp"].append(run_aiohttp(url, c, secs, close))
+        aio = median(runs["aiohttp"]) if runs["aiohttp"] else None
+        return median(runs["wrk"]), median(runs["k3dtui"]), aio
 
     print(f"# {c} connections, {secs:g} s per run, median of {args.repeat}; "
-          f"{'server on core 0, clients on core 1' if pinned() else 'unpinned'}", flush=True)
+          f"{'server on core 0, clients on core 1' if pinned() else 'unpinned'}; "
+          f"load average {os.getloadavg()[0]:.1f}", flush=True)
     if args.only in (None, "uvicorn"):
         with uvicorn_server() as url:
             time.sleep(0.5)
             for mode, close, goal in (("keep-alive", False, 0.95), ("new-connection", True, 0.90)):
-                wrk = cell(run_wrk, url, c, secs, close)
-                ours = cell(run_k3dtui, url, c, secs, mode)
-                aio = None if args.no_aiohttp else cell(run_aiohttp, url, c, secs, close)
+                wrk, ours, aio = scenario(url, mode, close)  # type: ignore[arg-type]
                 rows.append(("uvicorn app/main.py", mode, wrk, ours, aio, goal))
                 print(f"  done: uvicorn {mode}", flush=True)
     if args.only in (None, "nginx"):
         with nginx_server() as url:
             time.sleep(0.3)
-            wrk = cell(run_wrk, url, c, secs, False)
-            ours = cell(run_k3dtui, url, c, secs, "keep-alive")
-            aio = None if args.no_aiohttp else cell(run_aiohttp, url, c, secs, False)
+            wrk, ours, aio = scenario(url, "keep-alive", False)
             rows.append(("nginx (client-bound)", "keep-alive", wrk, ours, aio, 0.40))
             print("  done: nginx", flush=True)
 
@@ -304,7 +315,8 @@ def main() -> int:
               f"{'' if ok else '  BELOW GOAL'}")
         if ours.errors or wrk.errors:
             print(f"{'':<22} errors: wrk {wrk.errors}, k3dtui {ours.errors}")
-    print("\nwrk new-connection rows use -H 'Connection: close'; CPU is % of one core.")
+    print("\nwrk new-connection rows use -H 'Connection: close'; CPU is % of one core; "
+          f"load average at the end {os.getloadavg()[0]:.1f} (other work on the machine skews every figure)")
     return 1 if failed else 0
 
 
