@@ -168,3 +168,42 @@ async def test_metallb_pool_admission_overlap_and_race() -> None:
     await asyncio.sleep(0.35)
     admit("CREATE", fresh, None)
     cluster.stop()
+
+
+async def test_rolling_update_keeps_availability_and_surge_bounds() -> None:
+    store = Store()
+    cluster = SimCluster(store, "roll", settings=SimSettings.fast().replace(terminate_delay=0.05))
+    cluster.start()
+    cluster.import_image("fastapi-random:latest")
+    cluster.import_image("fastapi-random:v2")
+    store.create(gvrs.DEPLOYMENTS, deployment(4))
+    await settle(store, lambda: sum(1 for p in pods(store) if util.is_ready(p) and util.is_active(p)) == 4)
+    worst = {"ready": 4, "active": 4}
+
+    def observe(_ev: Any) -> None:
+        active = [p for p in pods(store) if util.is_active(p)]
+        worst["ready"] = min(worst["ready"], sum(1 for p in active if util.is_ready(p)))
+        worst["active"] = max(worst["active"], sum(rs["spec"]["replicas"] for rs in store.iter(gvrs.REPLICASETS)))
+
+    unsubscribe = store.subscribe(observe)
+
+    def bump(d: dict[str, Any]) -> None:
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = "fastapi-random:v2"
+
+    store.mutate(gvrs.DEPLOYMENTS, "default", "web", bump)
+
+    def rolled() -> bool:
+        live = [p for p in pods(store) if util.is_active(p)]
+        return len(live) == 4 and all(
+            util.is_ready(p) and p["spec"]["containers"][0]["image"] == "fastapi-random:v2" for p in live
+        )
+
+    await settle(store, rolled, 10)
+    unsubscribe()
+    assert worst["ready"] >= 3  # maxUnavailable 25% of 4
+    assert worst["active"] <= 5  # replicas wanted by both ReplicaSets: maxSurge 25% of 4
+    rss = {rs["metadata"]["name"]: rs["spec"]["replicas"] for rs in store.iter(gvrs.REPLICASETS)}
+    assert sorted(rss.values()) == [0, 4]
+    d = store.peek(gvrs.DEPLOYMENTS, "default", "web")
+    assert d is not None and d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+    cluster.stop()

@@ -98,6 +98,28 @@ def template_hash(template: dict[str, Any]) -> str:
     return util.safe_encode(str(util.fnv32a(text.encode())))
 
 
+def _spec_replicas(obj: Obj) -> int:
+    return int((obj.get("spec") or {}).get("replicas", 0) or 0)
+
+
+def _status_int(obj: Obj, key: str) -> int:
+    return int((obj.get("status") or {}).get(key, 0) or 0)
+
+
+def _resolve(value: Any, total: int, *, up: bool) -> int:
+    """An IntOrString like maxSurge: ``2`` or ``"25%"`` of ``total`` (rounded up or down)."""
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            frac = float(value[:-1]) / 100 * total
+        except ValueError:
+            return 0
+        return math.ceil(frac) if up else math.floor(frac)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
 def _omit_zero(status: dict[str, Any], *keys: str) -> None:
     for k in keys:
         if not status.get(k):
@@ -135,9 +157,28 @@ class DeploymentController(Controller):
         owned = [rs for rs in self.ctx.dependents(uid, gvrs.REPLICASETS) if util.controller_uid(rs) == uid]
         rs_name = f"{name}-{h}"
         new_rs = next((rs for rs in owned if rs["metadata"]["name"] == rs_name), None)
+        old = sorted(
+            (rs for rs in owned if rs["metadata"]["name"] != rs_name),
+            key=lambda rs: rs["metadata"].get("creationTimestamp", ""),
+        )
+        old_live = [rs for rs in old if _spec_replicas(rs) > 0 or _status_int(rs, "replicas") > 0]
+        strategy = spec.get("strategy") or {}
+        recreate = strategy.get("type") == "Recreate"
+        rolling = strategy.get("rollingUpdate") or {}
+        surge = _resolve(rolling.get("maxSurge", "25%"), desired, up=True)
+        unavailable = _resolve(rolling.get("maxUnavailable", "25%"), desired, up=False)
+        if surge == 0 and unavailable == 0:
+            unavailable = 1
+        total = sum(_spec_replicas(rs) for rs in owned)
         revision = max([int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")) for rs in owned] or [0])
         if new_rs is None:
             revision += 1
+            if not old_live:
+                start = desired
+            elif recreate:
+                start = 0
+            else:
+                start = max(0, min(desired, desired + surge - total))
             labels = dict((template.get("metadata") or {}).get("labels") or {})
             labels[HASH_LABEL] = h
             template.setdefault("metadata", {})["labels"] = labels
@@ -153,12 +194,12 @@ class DeploymentController(Controller):
                     "annotations": {
                         REVISION: str(revision),
                         "deployment.kubernetes.io/desired-replicas": str(desired),
-                        "deployment.kubernetes.io/max-replicas": str(desired + max(1, math.ceil(desired / 4))),
+                        "deployment.kubernetes.io/max-replicas": str(desired + surge),
                     },
                     "ownerReferences": [util.owner_ref(d)],
                 },
                 "spec": {
-                    "replicas": desired,
+                    "replicas": start,
                     "minReadySeconds": int(spec.get("minReadySeconds", 0) or 0),
                     "selector": selector,
                     "template": template,
@@ -169,17 +210,50 @@ class DeploymentController(Controller):
                 new_rs = self.store.create(gvrs.REPLICASETS, rs)
             except ApiError:
                 return
-            self.ctx.record(
-                d, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {desired}",
-                component="deployment-controller",
-            )
-        else:
-            current = int(new_rs["spec"].get("replicas", 0))
+            if start:
+                self.ctx.record(
+                    d, "ScalingReplicaSet", f"Scaled up replica set {rs_name} from 0 to {start}",
+                    component="deployment-controller",
+                )
+            total += start
+        current = _spec_replicas(new_rs)
+        if not old_live:
+            # plain scaling
             if current != desired:
                 self._scale(d, new_rs, desired, current)
-        for rs in owned:
-            if rs["metadata"]["name"] != rs_name and int(rs["spec"].get("replicas", 0)) != 0:
-                self._scale(d, rs, 0, int(rs["spec"].get("replicas", 0)))
+        elif recreate:
+            for rs in old_live:
+                if _spec_replicas(rs):
+                    self._scale(d, rs, 0, _spec_replicas(rs))
+            if sum(_status_int(rs, "replicas") for rs in old_live) == 0 and current != desired:
+                self._scale(d, new_rs, desired, current)
+        else:
+            # rolling update: surge the new ReplicaSet, then retire old pods while enough are available
+            if current > desired:
+                self._scale(d, new_rs, desired, current)
+            elif current < desired:
+                room = desired + surge - total
+                if room > 0:
+                    target = min(desired, current + room)
+                    self._scale(d, new_rs, target, current)
+                    total += target - current
+            if any(_status_int(rs, "observedGeneration") < int(rs["metadata"].get("generation", 1))
+                   for rs in owned):
+                # a ReplicaSet has not caught up with its last scale: wait for its status
+                self._status(ns, name, rs_name, desired)
+                return
+            available = sum(min(_spec_replicas(rs), _status_int(rs, "availableReplicas")) for rs in owned)
+            can_remove = available - (desired - unavailable)
+            for rs in old_live:
+                cur = _spec_replicas(rs)
+                if cur == 0:
+                    continue
+                unhealthy = max(0, cur - _status_int(rs, "availableReplicas"))
+                dec = min(cur, unhealthy + max(0, can_remove))
+                if dec <= 0:
+                    continue
+                can_remove -= max(0, dec - unhealthy)
+                self._scale(d, rs, cur - dec, cur)
 
         def ann(obj: Obj) -> None:
             obj["metadata"].setdefault("annotations", {})[REVISION] = str(
