@@ -34,9 +34,11 @@ from k3dtui.sim import defaults, gvrs, openapi, tables
 from k3dtui.sim.kinds import Kind, Registry
 from k3dtui.sim.patch import (
     PatchError,
-    apply_owners,
     apply_patch,
     changed_paths,
+    comparable,
+    conflicts,
+    field_owners,
     json_patch,
     managed_fields,
     merge_patch,
@@ -578,6 +580,9 @@ class ApiServer:
             meta.pop(f, None)
         if managed:
             meta["managedFields"] = managed
+        elif request is not None:
+            creator = {(_manager(request), "Update"): owned_paths(obj)}
+            meta["managedFields"] = managed_fields(creator, kind.api_version, now_rfc3339())
         if not meta.get("name"):
             base = meta.get("generateName")
             if not base:
@@ -616,6 +621,7 @@ class ApiServer:
             raise _bad_request("the namespace of the provided object does not match the namespace sent on the request")
         new["apiVersion"] = kind.api_version
         new["kind"] = kind.kind
+        client_fields = meta.get("managedFields")
         for f in _SERVER_META:
             if f in old_meta:
                 meta[f] = old_meta[f]
@@ -632,31 +638,37 @@ class ApiServer:
         if kind.gvr == gvrs.CRDS:
             _prepare_crd(new)
         defaults.apply_defaults(kind, new, self.store, old=old)
-        self._track_owners(kind, new, old, applied)
+        if applied is None and client_fields and client_fields != old_meta.get("managedFields"):
+            # a client may rewrite managedFields (kubectl does, moving client-side apply to server-side)
+            kept = [e for e in client_fields if isinstance(e, dict) and e]
+            if kept:
+                meta["managedFields"] = kept
+            else:
+                meta.pop("managedFields", None)
+        else:
+            self._track_owners(kind, new, old, applied, _manager(request))
         self._admit(kind, "UPDATE", new, old)
         if request is not None and request.query.get("dryRun") == "All":
             return new
         return self._out(kind, self.store.update(kind.gvr, new, expect_rv=expect_rv))
 
-    def _track_owners(self, kind: Kind, new: Obj, old: Obj, applied: tuple[str, Obj] | None) -> None:
-        """Keep ``managedFields`` for apply managers: an apply records what it set; any
-        other write takes the fields it changed away from them."""
-        owners = apply_owners(old)
-        if applied is None and not owners:
-            new["metadata"].pop("managedFields", None)
-            return
-        changed = changed_paths({k: v for k, v in old.items() if k != "metadata"} | {"metadata": {
-            k: v for k, v in old["metadata"].items() if k in ("labels", "annotations", "finalizers", "ownerReferences")}},
-            {k: v for k, v in new.items() if k != "metadata"} | {"metadata": {
-                k: v for k, v in new["metadata"].items() if k in ("labels", "annotations", "finalizers", "ownerReferences")}})
+    def _track_owners(self, kind: Kind, new: Obj, old: Obj, applied: tuple[str, Obj] | None, manager: str) -> None:
+        """Keep ``managedFields``: an apply owns what it set; any other write owns what it
+        changed; either takes those fields away from the other managers."""
+        owners = field_owners(old)
+        changed = changed_paths(comparable(old), comparable(new))
         if applied is None:
+            if not changed:
+                return
             owners = release_changed(owners, changed)
+            key = (manager, "Update")
+            owners[key] = owners.get(key, set()) | changed
         else:
-            manager, config = applied
+            applier, config = applied
             mine = owned_paths(config)
-            owners = release_changed({m: ps for m, ps in owners.items() if m != manager},
+            owners = release_changed({o: ps for o, ps in owners.items() if o != (applier, "Apply")},
                                      {c for c in changed if any(related(c, p) for p in mine)})
-            owners[manager] = mine
+            owners[(applier, "Apply")] = mine
         entries = managed_fields(owners, kind.api_version, now_rfc3339(), old["metadata"].get("managedFields"))
         if entries:
             new["metadata"]["managedFields"] = entries
@@ -703,7 +715,7 @@ class ApiServer:
                     raise _bad_request(f"the name of the object ({patch['metadata'].get('name')}) does not match the name on the URL ({name})")
                 patch.setdefault("metadata", {})["name"] = name
                 manager = str(request.query["fieldManager"])
-                managed = managed_fields({manager: owned_paths(patch)}, kind.api_version, now_rfc3339())
+                managed = managed_fields({(manager, "Apply"): owned_paths(patch)}, kind.api_version, now_rfc3339())
                 return json_response(self._create(kind, ns, patch, request, managed=managed), status=201)
             raise not_found(kind.gvr, name)
         if apply:
@@ -733,7 +745,17 @@ class ApiServer:
             return json_response(self._write_scale(kind, old, scale, request))
         if apply and sub is None:
             manager = str(request.query["fieldManager"])
-            patched = run(prune_for_apply(old, apply_owners(old), manager, patch))
+            owners = field_owners(old)
+            others: set[tuple[str, ...]] = set()
+            for o, ps in owners.items():
+                if o != (manager, "Apply"):
+                    others |= ps
+            patched = run(prune_for_apply(old, owners.get((manager, "Apply"), set()), others, patch))
+            if request.query.get("force") not in ("true", "1"):
+                found = conflicts(owners, manager, changed_paths(comparable(old), comparable(patched)), owned_paths(patch))
+                found = _without_last_applied(old, found)
+                if found:
+                    raise _apply_conflict(kind, name, found)
             new_rv = (patch.get("metadata") or {}).get("resourceVersion")
             if new_rv and new_rv != old["metadata"].get("resourceVersion"):
                 raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has been modified; please apply your changes to the latest version and try again',
@@ -1072,6 +1094,49 @@ class ApiServer:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _manager(request: web.Request | None) -> str:
+    """The field manager of a write: ``fieldManager``, else the client's User-Agent name."""
+    if request is None:
+        return "k3dtui-sim"
+    fm = request.query.get("fieldManager")
+    if fm:
+        return fm
+    agent = request.headers.get("User-Agent", "").split("/", 1)[0].strip()
+    return agent or "unknown"
+
+
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _without_last_applied(live: Obj, found: list[tuple[str, tuple[str, ...]]]) -> list[tuple[str, tuple[str, ...]]]:
+    """Conflicts with client-side apply over fields its last-applied annotation names are
+    not conflicts (the server lets server-side apply take them over, as a real one does)."""
+    text = ((live.get("metadata") or {}).get("annotations") or {}).get(_LAST_APPLIED)
+    if not text or not found:
+        return found
+    try:
+        last = json.loads(text)
+    except ValueError:
+        return found
+    paths = owned_paths(last)
+    return [
+        (m, p) for m, p in found
+        if not (m in ("kubectl-client-side-apply", "before-first-apply") and any(related(p, q) for q in paths))
+    ]
+
+
+def _apply_conflict(kind: Kind, name: str, found: list[tuple[str, tuple[str, ...]]]) -> ApiError:
+    n = len(found)
+    parts = [f'conflict with "{m}" using {kind.api_version}: .{".".join(p)}' for m, p in found]
+    return ApiError(
+        409, "Conflict",
+        f"Apply failed with {n} conflict{'s' if n > 1 else ''}: " + "\n".join(parts),
+        {"name": name, "group": kind.gvr.group, "kind": kind.gvr.resource,
+         "causes": [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}" using {kind.api_version}',
+                     "field": "." + ".".join(p)} for m, p in found]},
+    )
 
 
 async def _get(queue: asyncio.Queue[Event | None]) -> Event | None:

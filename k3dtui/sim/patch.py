@@ -373,52 +373,83 @@ def decode_fields(fields: Json, prefix: Path = ()) -> set[Path]:
     return out
 
 
-def apply_owners(obj: Json) -> dict[str, set[Path]]:
-    """Apply managers of an object and the fields each owns (from ``metadata.managedFields``)."""
-    out: dict[str, set[Path]] = {}
+Owner = tuple[str, str]  # (manager, operation: "Apply" | "Update")
+
+
+def field_owners(obj: Json) -> dict[Owner, set[Path]]:
+    """Managers of an object and the fields each owns (from ``metadata.managedFields``)."""
+    out: dict[Owner, set[Path]] = {}
     meta = obj.get("metadata") if isinstance(obj, dict) else None
     for entry in (meta or {}).get("managedFields") or []:
-        if isinstance(entry, dict) and entry.get("operation") == "Apply":
-            out[str(entry.get("manager", ""))] = decode_fields(entry.get("fieldsV1") or {})
+        if isinstance(entry, dict) and entry.get("operation") in ("Apply", "Update"):
+            key = (str(entry.get("manager", "")), str(entry["operation"]))
+            out[key] = out.get(key, set()) | decode_fields(entry.get("fieldsV1") or {})
     return out
 
 
+def apply_owners(obj: Json) -> dict[str, set[Path]]:
+    """Apply managers only (manager -> fields)."""
+    return {m: ps for (m, op), ps in field_owners(obj).items() if op == "Apply"}
+
+
 def managed_fields(
-    owners: dict[str, set[Path]], api_version: str, now: str, previous: Json = None
+    owners: dict[Owner, set[Path]], api_version: str, now: str, previous: Json = None
 ) -> list[dict[str, Any]]:
-    """``metadata.managedFields`` entries for the apply managers (times kept when unchanged)."""
+    """``metadata.managedFields`` entries (times kept for entries whose fields did not change)."""
     before = {
-        e.get("manager"): e for e in previous or [] if isinstance(e, dict) and e.get("operation") == "Apply"
+        (e.get("manager"), e.get("operation")): e for e in previous or [] if isinstance(e, dict)
     }
     out: list[dict[str, Any]] = []
-    for manager in sorted(owners):
-        fields = encode_fields(owners[manager])
+    for manager, operation in sorted(owners, key=lambda o: (o[1] != "Apply", o[0])):
+        fields = encode_fields(owners[(manager, operation)])
         if not fields:
             continue
-        old = before.get(manager)
+        old = before.get((manager, operation))
         same = old is not None and old.get("fieldsV1") == fields
         out.append({
-            "manager": manager, "operation": "Apply", "apiVersion": api_version,
+            "manager": manager, "operation": operation, "apiVersion": api_version,
             "time": old.get("time", now) if same and old is not None else now,
             "fieldsType": "FieldsV1", "fieldsV1": fields,
         })
     return out
 
 
-def release_changed(owners: dict[str, set[Path]], changed: set[Path]) -> dict[str, set[Path]]:
-    """A non-apply write takes the fields it changed away from every apply manager."""
-    return {m: {p for p in ps if not any(related(p, c) for c in changed)} for m, ps in owners.items()}
+def release_changed(owners: dict[Owner, set[Path]], changed: set[Path]) -> dict[Owner, set[Path]]:
+    """Take the ``changed`` fields away from every owner given."""
+    return {o: {p for p in ps if not any(related(p, c) for c in changed)} for o, ps in owners.items()}
 
 
-def prune_for_apply(live: Json, owners: dict[str, set[Path]], manager: str, applied: Json) -> Json:
-    """Remove what ``manager`` applied before, no longer applies, and nobody else applies."""
+def comparable(obj: Json) -> dict[str, Any]:
+    """What ownership is tracked on: everything but status and server-owned metadata."""
+    if not isinstance(obj, dict):
+        return {}
+    out = {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+    meta = obj.get("metadata") or {}
+    out["metadata"] = {k: v for k, v in meta.items() if k in _OWNED_META}
+    return out
+
+
+def prune_for_apply(live: Json, mine_before: set[Path], others: set[Path], applied: Json) -> Json:
+    """Remove what a manager applied before, no longer applies, and nobody else owns."""
     out = copy.deepcopy(live)
-    mine_before = owners.get(manager, set())
     mine_now = owned_paths(applied)
-    others: set[Path] = set().union(*(ps for m, ps in owners.items() if m != manager)) if owners else set()
     for path in mine_before - mine_now:
         if not any(related(path, o) for o in others) and not any(
             len(n) > len(path) and n[: len(path)] == path for n in mine_now
         ):
             remove_path(out, path)
+    return out
+
+
+def conflicts(
+    owners: dict[Owner, set[Path]], manager: str, changed: set[Path], applied_paths: set[Path]
+) -> list[tuple[str, Path]]:
+    """(other manager, field) pairs an apply would take over without ``force``."""
+    out: list[tuple[str, Path]] = []
+    for (m, op), ps in sorted(owners.items()):
+        if (m, op) == (manager, "Apply"):
+            continue
+        for c in sorted(changed):
+            if any(related(c, q) for q in applied_paths) and any(related(c, p) for p in ps):
+                out.append((m, c))
     return out

@@ -529,3 +529,21 @@ def test_misc_paths_dry_run_collection_delete_eviction_namespace(api: ApiThread,
     api.server.log_provider = lambda ns, name, container: f"hello from {ns}/{name}\n"
     core.create_namespaced_pod("default", pod_body("logger"))
     assert core.read_namespaced_pod_log("logger", "default") == "hello from default/logger\n"
+
+
+def test_server_side_apply_conflict_without_force(api: ApiThread, kc: client.ApiClient) -> None:
+    dyn = DynamicClient(kc)
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    deployments.server_side_apply(body=DEPLOY, name="web", namespace="default", field_manager="k3dtui")
+    client.AppsV1Api(kc).patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
+    body = json.loads(json.dumps(DEPLOY))
+    body["spec"]["template"]["metadata"]["labels"]["v"] = "2"
+    with pytest.raises(ApiException) as exc:
+        deployments.server_side_apply(body=body, name="web", namespace="default", field_manager="k3dtui")
+    assert exc.value.status == 409
+    status = json.loads(exc.value.body)
+    assert status["reason"] == "Conflict" and status["message"].startswith("Apply failed with 1 conflict: conflict with")
+    assert status["details"]["causes"][0]["field"] == ".spec.replicas"
+    assert client.AppsV1Api(kc).read_namespaced_deployment("web", "default").spec.replicas == 4
+    out = deployments.server_side_apply(body=body, name="web", namespace="default", field_manager="k3dtui", force_conflicts=True)
+    assert out.spec.replicas == 2 and out.spec.template.metadata.labels["v"] == "2"

@@ -317,3 +317,32 @@ def test_describe_rollout_expose_create_logs(api: ApiThread, k: Kubectl, tmp_pat
     assert logs.returncode == 0
     out = k("delete", "pod", "-l", "app=web", "--wait=false")
     assert "web-1" in out
+
+
+def test_server_side_apply_conflicts_after_scale(api: ApiThread, k: Kubectl, tmp_path: Path) -> None:
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(manifest_text("app.yaml"))
+    k("apply", "--server-side", "-f", str(manifest))
+    k("scale", "deploy/fastapi", "--replicas=5")
+    # re-applying replicas: 3 now fights the scale, as against a real cluster
+    proc = k.run("apply", "--server-side", "-f", str(manifest), ok=False)
+    assert proc.returncode != 0
+    assert "conflict" in proc.stderr and ".spec.replicas" in proc.stderr
+    assert json.loads(k("get", "deploy", "fastapi", "-o", "json"))["spec"]["replicas"] == 5
+    # --force-conflicts takes the field back
+    k("apply", "--server-side", "--force-conflicts", "-f", str(manifest))
+    assert json.loads(k("get", "deploy", "fastapi", "-o", "json"))["spec"]["replicas"] == 3
+    # unchanged values never conflict
+    k("scale", "deploy/fastapi", "--replicas=3")
+    assert "serverside-applied" in k("apply", "--server-side", "-f", str(manifest))
+
+
+def test_client_side_then_server_side_apply(api: ApiThread, k: Kubectl, tmp_path: Path) -> None:
+    manifest = tmp_path / "app.yaml"
+    manifest.write_text(manifest_text("app.yaml"))
+    k("apply", "-f", str(manifest))
+    changed = manifest_text("app.yaml").replace("terminationGracePeriodSeconds: 5", "terminationGracePeriodSeconds: 7")
+    manifest.write_text(changed)
+    k("apply", "--server-side", "-f", str(manifest))
+    dep = json.loads(k("get", "deploy", "fastapi", "-o", "json"))
+    assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 7
