@@ -269,3 +269,28 @@ def test_live_progress_line_on_a_terminal(relay_port: int) -> None:
     assert "req/s" in err and "\r" in err  # redrawn in place
     assert "/1.2 s" in err
     assert "requests:" in out and "req/s" in out  # the table goes to stdout
+
+
+def test_ctrl_c_stops_the_run_and_still_reports(relay_port: int) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "k3dtui", "load", "--url", f"http://127.0.0.1:{relay_port}/",
+         "--duration", "30", "--concurrency", "2", "--rate", "200", "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        time.sleep(2.5)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the whole process group
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    data = json.loads(out)
+    assert data["requests"] > 0 and data["duration_s"] < 29
+    assert "Traceback" not in err

@@ -20,6 +20,7 @@ import contextlib
 import errno
 import math
 import os
+import signal
 import socket
 import time
 from collections import deque
@@ -543,6 +544,7 @@ class Worker:
         self.target_gen = 0
         self.issued = 0
         self.unacked = 0
+        self.problem = ""  # the last unexpected problem inside the loop (never printed)
         self.stale = False  # a snapshot was skipped because the parent was not reading
         self.started = 0.0
         self.next_slot = 0.0
@@ -582,10 +584,17 @@ class Worker:
             if hasattr(self.s, key):
                 setattr(self.s, key, value)
         if "url" in changes:
-            self.target = Target.from_url(self.s.url)
-            self.target_gen += 1
+            try:
+                self.target = Target.from_url(self.s.url)
+            except (OSError, ValueError) as exc:
+                self.problem = f"cannot use {self.s.url}: {exc}"
+            else:
+                self.target_gen += 1
         if "concurrency" in changes:
             self._spawn_slots()
+
+    def _loop_problem(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        self.problem = str(context.get("exception") or context.get("message", ""))
 
     def _finish(self, reason: str) -> None:
         if not self.finished_reason:
@@ -640,6 +649,8 @@ class Worker:
 
     async def run(self) -> dict[str, Any]:
         self.loop = asyncio.get_running_loop()
+        # the worker shares the terminal with a UI: keep loop errors off stderr
+        self.loop.set_exception_handler(self._loop_problem)
         self.done = asyncio.Event()
         self.started = time.monotonic()
         self.stats.epoch = self.started
@@ -827,6 +838,9 @@ def _runner() -> asyncio.Runner:
 
 def worker_main(settings: Any, conn: _Conn, stop_event: _Event, parent_pid: int) -> None:
     """The process entry point (``multiprocessing`` spawn target)."""
+    # Ctrl-C on a terminal reaches the whole process group: the parent decides, then
+    # sends "stop", and the worker answers with its final snapshot
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         worker = Worker(settings_from(settings), conn, stop_event, parent_pid)
     except (OSError, ValueError) as exc:
@@ -834,6 +848,10 @@ def worker_main(settings: Any, conn: _Conn, stop_event: _Event, parent_pid: int)
             conn.send({"final": True, "running": False, "failed": f"{exc}"})
         return
     with _runner() as runner, contextlib.suppress(KeyboardInterrupt):
-        runner.run(worker.run())
+        try:
+            runner.run(worker.run())
+        except Exception as exc:  # a bug: tell the parent rather than print a traceback
+            with contextlib.suppress(Exception):
+                conn.send({"final": True, "running": False, "failed": f"{type(exc).__name__}: {exc}"})
     with contextlib.suppress(Exception):
         conn.close()
