@@ -42,6 +42,7 @@ class FakeKube:
         self.webhook_refusals = webhook_refusals
         self.assign_ip = assign_ip
         self.unreachable_after: int | None = None
+        self.webhook_endpoints = True
 
     def _key(self, kind: str, name: str, ns: str | None) -> tuple[str, str, str]:
         return (kind, ns or "", name)
@@ -78,6 +79,12 @@ class FakeKube:
             obj["status"] = {"replicas": n, "readyReplicas": n, "availableReplicas": n, "updatedReplicas": n}
             if obj["metadata"]["name"] == "fastapi":
                 self._pods(n)
+            if obj["metadata"]["name"] == "controller" and self.webhook_endpoints:
+                self.objects[("EndpointSlice", "metallb-system", "metallb-webhook-service-x1")] = {
+                    "kind": "EndpointSlice",
+                    "metadata": {"name": "metallb-webhook-service-x1", "namespace": "metallb-system"},
+                    "endpoints": [{"addresses": ["10.42.0.9"], "conditions": {"ready": True}}],
+                }
         elif kind == "DaemonSet":
             obj["status"] = {"desiredNumberScheduled": 3, "numberReady": 3}
         elif kind == "Service" and obj["spec"].get("type") == "LoadBalancer" and self.assign_ip:
@@ -409,3 +416,14 @@ async def test_zero_replicas_skips_the_probe(app_server: AppServer) -> None:
     result = await make(provider, kube, events, spec=ClusterSpec(name="demo", replicas=0)).up()
     assert result.dial == "" and result.external_ip
     assert any(e.step == "probe" and e.kind == "warning" and "0 replicas" in e.message for e in events)
+
+
+async def test_pool_waits_for_webhook_endpoints_then_carries_on(app_server: AppServer) -> None:
+    provider, kube, events = FakeProvider("demo", app_server.port), FakeKube(), []
+    kube.webhook_endpoints = False
+    pipe = make(provider, kube, events, metallb_timeouts=Timeouts(crds=2, controller=2, speaker=2, webhook=0.5))
+    await pipe.up()
+    msgs = [e.message for e in events if e.step == "pool"]
+    assert any("waiting for a ready endpoint of metallb-webhook-service" in m for m in msgs)
+    assert any("no ready endpoint after" in m for m in msgs)
+    assert ("IPAddressPool", "k3dtui-pool") in kube.applied

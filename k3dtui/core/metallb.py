@@ -22,7 +22,7 @@ import yaml
 from k3dtui import resources
 from k3dtui.core import paths
 from k3dtui.core.errors import K3dtuiError, UsageError
-from k3dtui.core.kubeapply import ApiRefused, Kube, describe
+from k3dtui.core.kubeapply import ApiRefused, ApiUnreachable, Kube, describe
 
 if TYPE_CHECKING:
     import httpx
@@ -38,6 +38,7 @@ METALLB_SHA256 = "a1b04c376fb39c93265f551fe23716a3ae6e09b790edb3bf257d3fc784c35a
 NAMESPACE = "metallb-system"
 POOL_WEBHOOK = "ipaddresspoolvalidationwebhook.metallb.io"
 WEBHOOK_CONFIGURATION = "metallb-webhook-configuration"
+WEBHOOK_SERVICE = "metallb-webhook-service"
 POOL_NAME = "k3dtui-pool"
 L2_NAME = "k3dtui-l2"
 MINIMAL_MANIFEST = "metallb-minimal.yaml"
@@ -456,10 +457,59 @@ class MetalLBInstaller:
         await self.wait_controller()
         await self.wait_speaker()
 
+    def webhook_endpoints_ready(self) -> bool | None:
+        """True when an EndpointSlice of the webhook Service has a ready endpoint; None when
+        EndpointSlices cannot be read (the retry loop alone then handles the race)."""
+        try:
+            slices = self.kube.list(
+                "discovery.k8s.io/v1",
+                "EndpointSlice",
+                NAMESPACE,
+                f"kubernetes.io/service-name={WEBHOOK_SERVICE}",
+            )
+        except ApiRefused:
+            return None
+        except K3dtuiError as exc:
+            if isinstance(exc, ApiUnreachable):
+                raise
+            return None
+        for sl in slices:
+            for ep in sl.get("endpoints") or []:
+                if (ep.get("conditions") or {}).get("ready") is not False and ep.get("addresses"):
+                    return True
+        return False
+
+    async def wait_webhook_endpoints(self) -> None:
+        """Until the webhook Service has a ready endpoint (soft: bounded, then carry on)."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        limit = min(self.timeouts.webhook, 60.0)
+        delay = 0.05
+        noted = False
+        while True:
+            state = await asyncio.to_thread(self.webhook_endpoints_ready)
+            if state is None:
+                return
+            if state:
+                if noted:
+                    self.progress("log", f"{WEBHOOK_SERVICE} has a ready endpoint", {})
+                return
+            if loop.time() - start >= limit:
+                self.progress(
+                    "warning", f"{WEBHOOK_SERVICE} has no ready endpoint after {limit:.0f}s; trying anyway", {}
+                )
+                return
+            if not noted:
+                self.progress("log", f"waiting for a ready endpoint of {WEBHOOK_SERVICE}", {})
+                noted = True
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, MAX_RETRY_DELAY)
+
     async def apply_pool(self, pool_range: str) -> None:
         """Apply the IPAddressPool and L2Advertisement, retrying while the webhook refuses."""
         loop = asyncio.get_running_loop()
         timeout = self.timeouts.webhook
+        await self.wait_webhook_endpoints()
         for doc in pool_documents(pool_range):
             start = loop.time()
             delay = 0.1
