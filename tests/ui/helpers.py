@@ -15,12 +15,13 @@ def make_app(**backend: Any) -> tuple[K3dtuiApp, FixedBackend]:
     return K3dtuiApp(fixed), fixed
 
 
-async def settle(pilot: Pilot[Any], rounds: int = 4) -> None:
+async def settle(pilot: Pilot[Any], rounds: int = 2) -> None:
     """Let thread workers finish and their messages land."""
     for _ in range(rounds):
-        await pilot.pause(0.05)
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause(0.05)
+        await pilot.pause()
+        await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.pause()
 
 
 async def until(pilot: Pilot[Any], predicate: Any, timeout: float = 5.0) -> None:
@@ -31,4 +32,4 @@ async def until(pilot: Pilot[Any], predicate: Any, timeout: float = 5.0) -> None
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {predicate}")
-        await pilot.pause(0.05)
+        await pilot.pause(0.02)
