@@ -125,6 +125,7 @@ class LoadGenerator:
         self._last = _empty(settings)
         self._closed = False
         self._sent_at = 0.0  # the worker's monotonic clock (system-wide) of the newest snapshot
+        self._epoch = 0  # resets asked for in this run
 
     # --- lifecycle ---
     @property
@@ -157,6 +158,7 @@ class LoadGenerator:
             child_conn.close()
             self._proc, self._conn, self._stop_event = proc, parent_conn, stop_event
             self.running = True
+            self._epoch = 0
             self._sent_at = time.monotonic() + 5.0  # no staleness wait before the first snapshot
             self._last = _empty(self.settings, running=True)
 
@@ -202,9 +204,10 @@ class LoadGenerator:
     def reset(self) -> None:
         """Zero the counts (the run goes on; its bound is unchanged)."""
         with self._lock:
+            self._epoch += 1
             if self.running and self._conn is not None:
                 with contextlib.suppress(OSError, ValueError):
-                    self._conn.send(("reset",))
+                    self._conn.send(("reset", self._epoch))
             self._last = dataclasses.replace(
                 _empty(self.settings, running=self.running), elapsed=self._last.elapsed
             )
@@ -309,6 +312,8 @@ class LoadGenerator:
             return
         final = bool(msg.get("final"))
         self._sent_at = float(msg.get("sent_at", time.monotonic()))
+        if int(msg.get("epoch", 0)) < self._epoch and not final:
+            return  # counted before the last reset()
         self._last = LoadSnapshot(
             running=not final,
             mode=msg["mode"],

@@ -545,6 +545,7 @@ class Worker:
         self.issued = 0
         self.unacked = 0
         self.problem = ""  # the last unexpected problem inside the loop (never printed)
+        self.epoch = 0  # counts resets: the parent ignores snapshots of an older epoch
         self.stale = False  # a snapshot was skipped because the parent was not reading
         self.started = 0.0
         self.next_slot = 0.0
@@ -576,6 +577,7 @@ class Worker:
             self._finish("stopped")
         elif kind == "reset":
             self.stats.reset()
+            self.epoch = int(msg[1]) if len(msg) > 1 else self.epoch + 1
         elif kind == "update":
             self._update(dict(msg[1]))
 
@@ -619,6 +621,7 @@ class Worker:
             concurrency=self.s.concurrency,
             elapsed=round(now - self.started, 3),
             sent_at=now,
+            epoch=self.epoch,
             finished_reason=self.finished_reason if final else "",
             final=final,
         )
