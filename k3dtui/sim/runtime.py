@@ -53,6 +53,12 @@ class DataPlane:
         self.pods: dict[str, _PodServer] = {}
         self.lbs: dict[str, Listener] = {}
 
+    def warm(self) -> None:
+        import uvicorn  # noqa: F401
+
+        if self._module is None:
+            self._module = load_app_module()
+
     def _app(self, pod: str, node: str) -> Any:
         if self._module is None:
             self._module = load_app_module()
@@ -168,6 +174,8 @@ async def _serve_stdio() -> None:
             reply({"id": req.get("id"), "ok": False, "error": f"{type(exc).__name__}: {exc}"})
 
     tasks: set[asyncio.Task[None]] = set()
+    # load the app (FastAPI, uvicorn) before the first pod needs it
+    loop.call_soon(plane.warm)
     while True:
         line = await reader.readline()
         if not line:

@@ -21,15 +21,12 @@ def external(handle: SimHandle) -> tuple[str, tuple[str, int]]:
     return ip, handle.provider.dial(ip, 80)
 
 
-def test_lb_file_maps_external_ip_to_loopback(sim_app: SimHandle) -> None:
+def test_per_connection_spread_keepalive_pinning_and_lb_file(sim_app: SimHandle) -> None:
     ip, (host, port) = external(sim_app)
     mapping = json.loads((sim_app.kubeconfig.parent / "lb.json").read_text())
     assert mapping == {f"{ip}:80": f"127.0.0.1:{port}"}
     assert host == "127.0.0.1"
-
-
-def test_new_connection_per_request_reaches_every_pod_fairly(sim_app: SimHandle) -> None:
-    _, (host, port) = external(sim_app)
+    # a new connection per request: every pod gets a fair share
     counts: collections.Counter[str] = collections.Counter()
     n = 300
     with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=5) as http:
@@ -38,10 +35,7 @@ def test_new_connection_per_request_reaches_every_pod_fairly(sim_app: SimHandle)
     assert len(counts) == 3
     # binomial(300, 1/3): mean 100, sd ~8.2; 55 is more than 5 sd below the mean
     assert all(c >= 55 for c in counts.values()), counts
-
-
-def test_one_keepalive_connection_stays_on_one_pod(sim_app: SimHandle) -> None:
-    _, (host, port) = external(sim_app)
+    # one keep-alive connection: one pod, every time
     with httpx.Client(timeout=5) as http:
         pods = {http.get(f"http://{host}:{port}/").json()["pod"] for _ in range(50)}
     assert len(pods) == 1
