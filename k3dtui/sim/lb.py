@@ -118,7 +118,7 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 class LoadBalancerController(Controller):
     """Keeps one data-plane listener per (LoadBalancer Service with an IP, port)."""
 
-    watches = frozenset({gvrs.SERVICES, gvrs.ENDPOINTSLICES})
+    watches = frozenset({gvrs.SERVICES, gvrs.ENDPOINTSLICES, gvrs.SERVICEL2STATUSES})
 
     def __init__(self, ctx: Ctx, ports_of: Callable[[str], int | None], lb_file: Path | None) -> None:
         super().__init__(ctx)
@@ -154,11 +154,21 @@ class LoadBalancerController(Controller):
             if not ips:
                 continue
             ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+            local_node: str | None = None
+            if spec.get("externalTrafficPolicy") == "Local":
+                # traffic arrives at the announcing node and stays there
+                local_node = ""
+                for st in self.store.iter(gvrs.SERVICEL2STATUSES):
+                    status = st.get("status") or {}
+                    if status.get("serviceName") == name and status.get("serviceNamespace") == ns:
+                        local_node = str(status.get("node") or "")
             ready_uids: list[str] = []
             for es in self.store.iter(gvrs.ENDPOINTSLICES, ns):
                 if util.labels_of(es).get("kubernetes.io/service-name") != name:
                     continue
                 for ep in es.get("endpoints") or []:
+                    if local_node is not None and ep.get("nodeName") != local_node:
+                        continue
                     if (ep.get("conditions") or {}).get("ready") and ep.get("targetRef", {}).get("uid"):
                         ready_uids.append(str(ep["targetRef"]["uid"]))
             ports = sorted({p for p in (self.ports_of(u) for u in ready_uids) if p is not None})

@@ -91,3 +91,21 @@ async def test_listener_without_backends_refuses_and_relays_once_set() -> None:
     writer.close()
     await lb.close()
     backend.close()
+
+
+def test_external_traffic_policy_local_keeps_traffic_on_the_announcing_node(sim_app: SimHandle) -> None:
+    api = client.CoreV1Api(sim_app.api_client())
+    api.patch_namespaced_service("fastapi-service", "default", {"spec": {"externalTrafficPolicy": "Local"}})
+    wait_for(lambda: list(sim_app.control("GET", "/sim/status")["lb_backends"].values()) == [1], 10,
+             "one local endpoint behind the load balancer")
+    with sim_app.http() as http:
+        statuses = http.get("/apis/metallb.io/v1beta1/namespaces/metallb-system/servicel2statuses").json()["items"]
+    assert len(statuses) == 1
+    announcing = statuses[0]["status"]["node"]
+    _, (host, port) = external(sim_app)
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=5) as http:
+        nodes = {http.get(f"http://{host}:{port}/").json()["node"] for _ in range(30)}
+    assert nodes == {announcing}
+    api.patch_namespaced_service("fastapi-service", "default", {"spec": {"externalTrafficPolicy": "Cluster"}})
+    wait_for(lambda: list(sim_app.control("GET", "/sim/status")["lb_backends"].values()) == [3], 10,
+             "every endpoint again")

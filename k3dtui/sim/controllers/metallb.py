@@ -84,6 +84,7 @@ def iter_pool(pool: Obj) -> Iterator[str]:
 class MetalLB(Controller):
     watches = frozenset({
         gvrs.SERVICES, gvrs.PODS, gvrs.IPADDRESSPOOLS, gvrs.L2ADVERTISEMENTS, gvrs.NODES, WEBHOOK_CONFIGS,
+        gvrs.ENDPOINTSLICES,
     })
 
     def __init__(self, ctx: Ctx) -> None:
@@ -331,11 +332,27 @@ class MetalLB(Controller):
         }
         return [n for n in nodes if n in speakers]
 
+    def _endpoint_nodes(self, svc: Obj) -> set[str]:
+        name, ns = svc["metadata"]["name"], svc["metadata"]["namespace"]
+        out: set[str] = set()
+        for es in self.store.iter(gvrs.ENDPOINTSLICES, ns):
+            if util.labels_of(es).get("kubernetes.io/service-name") != name:
+                continue
+            for ep in es.get("endpoints") or []:
+                if (ep.get("conditions") or {}).get("ready") and ep.get("nodeName"):
+                    out.add(str(ep["nodeName"]))
+        return out
+
     def _sync_l2(self, lb_services: list[Obj]) -> None:
-        nodes = self._speaker_nodes()
+        speakers = self._speaker_nodes()
         wanted: dict[tuple[str, str], str] = {}
         for s in lb_services:
             ingress = ((s.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+            nodes = speakers
+            if (s.get("spec") or {}).get("externalTrafficPolicy") == "Local":
+                # only nodes with a ready endpoint announce a Local service
+                local = self._endpoint_nodes(s)
+                nodes = [n for n in speakers if n in local]
             if not ingress or not nodes:
                 continue
             ip = str(ingress[0].get("ip", ""))
