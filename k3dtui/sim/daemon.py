@@ -12,7 +12,7 @@ state folder (``paths.cluster_dir("sim", name)``) holds:
 Control routes (token-checked, on the API server): ``POST /sim/images`` ``{"image": ...}``
 records an imported image; ``GET /sim/status``; ``POST /sim/faults`` for fault injection
 (``{"restart_api": true}``, ``{"expire": true}``, ``{"node": N, "ready": false}``,
-``{"settings": {...}}``). SIGTERM/SIGINT stop everything, the data plane included.
+``{"crash": POD, "namespace": NS}``, ``{"settings": {...}}``). SIGTERM/SIGINT stop everything, the data plane included.
 """
 
 from __future__ import annotations
@@ -216,6 +216,11 @@ class Daemon:
                 return web.json_response({"error": f"no node {node}"}, status=404)
             self.cluster.set_node_ready(node, bool(body.get("ready", True)))
             done.append(f"node {node} ready={bool(body.get('ready', True))}")
+        if "crash" in body:
+            pod, ns = str(body["crash"]), str(body.get("namespace", "default"))
+            if not self.cluster.kubelet.crash(ns, pod):
+                return web.json_response({"error": f"pod {ns}/{pod} is not running"}, status=409)
+            done.append(f"crash {ns}/{pod}")
         if body.get("expire"):
             # forget the event window: every watch from an older resourceVersion gets 410
             expire = getattr(self.store, "expire", None)

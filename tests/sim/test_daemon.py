@@ -163,3 +163,26 @@ def test_faults_node_down_restart_api_and_expire(sim_app: SimHandle) -> None:
 
     time.sleep(0.5)
     assert wait_for(lambda: len(api.list_node().items) == 3, 10, "API back")
+
+
+def test_fault_crash_restarts_the_container(sim_app: SimHandle) -> None:
+    from kubernetes import client
+
+    from tests.simfixtures import wait_for
+
+    api = client.CoreV1Api(sim_app.api_client())
+    pod = api.list_namespaced_pod("default", label_selector="app=fastapi").items[0].metadata.name
+    sim_app.control("POST", "/sim/faults", {"crash": pod})
+
+    def restarted() -> bool:
+        p = api.read_namespaced_pod(pod, "default")
+        cs = p.status.container_statuses[0]
+        return cs.restart_count == 1 and cs.ready and cs.last_state.terminated is not None
+    wait_for(restarted, 10, "the container restarted")
+    cs = api.read_namespaced_pod(pod, "default").status.container_statuses[0]
+    assert cs.last_state.terminated.exit_code == 1 and cs.last_state.terminated.reason == "Error"
+    out = subprocess.run(sim_app.kubectl("get", "pod", pod), capture_output=True, text=True, timeout=30)
+    assert " 1 (" in out.stdout and "Running" in out.stdout
+    with sim_app.http() as http:
+        res = http.post("/sim/faults", json={"crash": "no-such-pod"})
+    assert res.status_code == 409

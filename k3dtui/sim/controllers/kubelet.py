@@ -362,6 +362,87 @@ class Kubelet(Controller):
             if policy == "Always" and not pullable:
                 continue
 
+    def crash(self, ns: str, name: str) -> bool:
+        """Fault injection: the pod's running container exits with 1 and is restarted."""
+        pod = self.store.peek(gvrs.PODS, ns, name)
+        if pod is None or util.is_terminating(pod) or util.phase(pod) != "Running":
+            return False
+        uid = str(pod["metadata"]["uid"])
+        if uid in self.running:
+            return False
+        self.running[uid] = asyncio.get_running_loop().create_task(self._restart(ns, name, uid))
+        return True
+
+    async def _restart(self, ns: str, name: str, uid: str) -> None:
+        try:
+            await self._restart_inner(ns, name, uid)
+        except (_Gone, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("kubelet restart %s/%s", ns, name)
+        finally:
+            if self.running.get(uid) is asyncio.current_task():
+                del self.running[uid]
+
+    async def _restart_inner(self, ns: str, name: str, uid: str) -> None:
+        s = self.ctx.settings
+        pod = self.store.peek(gvrs.PODS, ns, name)
+        if pod is None:
+            return
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        containers = list((pod.get("spec") or {}).get("containers") or [])
+        if self.ports.pop(uid, None) is not None and self.ctx.runtime is not None:
+            await self.ctx.runtime.stop_pod(uid)
+        finished = util.now()
+
+        def exited(p: Obj) -> None:
+            for cs in p["status"].get("containerStatuses") or []:
+                started = ((cs.get("state") or {}).get("running") or {}).get("startedAt", finished)
+                term = {"exitCode": 1, "reason": "Error", "startedAt": started, "finishedAt": finished,
+                        "containerID": cs.get("containerID", "")}
+                cs["lastState"] = {"terminated": dict(term)}
+                cs["state"] = {"waiting": {"reason": "CrashLoopBackOff",
+                                           "message": f"back-off 10s restarting failed container={cs.get('name')} pod={name}"}}
+                cs["ready"] = False
+                cs["started"] = False
+                cs["restartCount"] = int(cs.get("restartCount", 0)) + 1
+            util.set_condition(p, "Ready", "False", "ContainersNotReady")
+            util.set_condition(p, "ContainersReady", "False", "ContainersNotReady")
+
+        self._update(ns, name, uid, exited)
+        for c in containers:
+            self._event(ns, name, "BackOff", f"Back-off restarting failed container {c.get('name')} in pod {name}",
+                        warning=True, container=str(c.get("name")))
+        await asyncio.sleep(s.backoff_delay)
+        if any(is_app_image(str(c.get("image", ""))) for c in containers) and self.ctx.runtime is not None:
+            self.ports[uid] = await self.ctx.runtime.start_pod(uid, name, node)
+        for c in containers:
+            self._event(ns, name, "Started", f"Started container {c.get('name')}", container=str(c.get("name")))
+        started_at = util.now()
+        has_probe = any("readinessProbe" in c for c in containers)
+
+        def running(p: Obj) -> None:
+            for cs in p["status"].get("containerStatuses") or []:
+                cs["state"] = {"running": {"startedAt": started_at}}
+                cs["containerID"] = "containerd://" + secrets.token_hex(32)
+                cs["started"] = True
+                cs["ready"] = not has_probe
+            if not has_probe:
+                util.set_condition(p, "Ready", "True")
+                util.set_condition(p, "ContainersReady", "True")
+
+        self._update(ns, name, uid, running)
+        if has_probe:
+            await asyncio.sleep(s.ready_delay)
+
+            def ready(p: Obj) -> None:
+                for cs in p["status"].get("containerStatuses") or []:
+                    cs["ready"] = True
+                util.set_condition(p, "Ready", "True")
+                util.set_condition(p, "ContainersReady", "True")
+
+            self._update(ns, name, uid, ready)
+
     async def _crash_loop(self, ns: str, name: str, uid: str, c: dict[str, Any]) -> None:
         """Fault injection: the container exits with 1 at every start (CrashLoopBackOff)."""
         s = self.ctx.settings
