@@ -207,3 +207,41 @@ async def test_rolling_update_keeps_availability_and_surge_bounds() -> None:
     d = store.peek(gvrs.DEPLOYMENTS, "default", "web")
     assert d is not None and d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
     cluster.stop()
+
+
+@pytest.mark.parametrize(("ignore_sigterm", "exit_code", "phase", "min_seconds"), [
+    (False, 0, "Succeeded", 0.0),
+    (True, 137, "Failed", 1.0),
+])
+async def test_graceful_termination_honours_the_grace_period(
+    ignore_sigterm: bool, exit_code: int, phase: str, min_seconds: float,
+) -> None:
+    from k3dtui.sim.controllers.base import delete_pod
+
+    store = Store()
+    cluster = SimCluster(store, "term", settings=SimSettings.fast().replace(ignore_sigterm=ignore_sigterm))
+    cluster.start()
+    cluster.import_image("fastapi-random:latest")
+    store.create(gvrs.DEPLOYMENTS, deployment(1))
+    await settle(store, lambda: any(util.is_ready(p) for p in pods(store)))
+    victim = pods(store)[0]["metadata"]["name"]
+    seen: list[tuple[str, str, Any]] = []
+
+    def observe(ev: Any) -> None:
+        if ev.gvr == gvrs.PODS and ev.name == victim:
+            cs = (ev.obj.get("status") or {}).get("containerStatuses") or [{}]
+            seen.append((ev.type, util.phase(ev.obj), (cs[0].get("state") or {}).get("terminated")))
+
+    store.subscribe(observe)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    delete_pod(store, "default", victim)  # grace 1 s from the template
+    await settle(store, lambda: store.peek(gvrs.PODS, "default", victim) is None, 5)
+    assert loop.time() - t0 >= min_seconds
+    assert seen[0][:2] == ("MODIFIED", "Running")  # deletionTimestamp set, still running
+    terminated = [s for s in seen if s[2]]
+    assert terminated and terminated[0][1] == phase and terminated[0][2]["exitCode"] == exit_code
+    assert seen[-1][0] == "DELETED"
+    # the replacement was created while the old pod terminated
+    assert len([p for p in pods(store) if util.is_active(p)]) == 1
+    cluster.stop()
