@@ -275,7 +275,12 @@ class ApiServer:
         ):
             return status_response(ApiError(401, "Unauthorized", "Unauthorized"))
         try:
-            return await self._route(request)
+            response = await self._route(request)
+            warnings = request.get(_WARNINGS)
+            if warnings and not response.prepared:
+                for w in warnings:
+                    response.headers.add("Warning", '299 - "' + w.replace('"', '\\"') + '"')
+            return response
         except ApiError as err:
             return status_response(err)
         except PatchError as err:
@@ -562,6 +567,15 @@ class ApiServer:
             obj = {"apiVersion": kind.api_version, "kind": kind.kind, **obj}
         return obj
 
+    def _strict(self, kind: Kind, obj: Any, request: web.Request | None) -> None:
+        if request is None or not isinstance(obj, dict):
+            return
+        warnings = defaults.check_strict(kind, obj, request.query.get("fieldValidation"))
+        if warnings:
+            if _WARNINGS not in request:
+                request[_WARNINGS] = []
+            request[_WARNINGS].extend(warnings)
+
     def _admit(self, kind: Kind, op: str, new: Obj, old: Obj | None) -> None:
         for fn in self._admission.get(kind.gvr, ()):
             fn(op, new, old)
@@ -574,6 +588,7 @@ class ApiServer:
     def _create(self, kind: Kind, ns: str, body: Any, request: web.Request | None,
                 managed: list[Obj] | None = None) -> Obj:
         obj = self._check_body(kind, body, ns=ns, name=None)
+        self._strict(kind, obj, request)
         self._require_namespace(kind, ns)
         meta = obj["metadata"]
         for f in (*_SERVER_META, "resourceVersion", "selfLink"):
@@ -690,6 +705,7 @@ class ApiServer:
             rv = (body.get("metadata") or {}).get("resourceVersion")
             return self._write(kind, new, old, expect_rv=rv, request=request, main=False)
         obj = self._check_body(kind, body, ns=ns, name=name)
+        self._strict(kind, obj, request)
         rv = obj["metadata"].get("resourceVersion")
         return self._write(kind, obj, old, expect_rv=str(rv) if rv else None, request=request)
 
@@ -740,6 +756,8 @@ class ApiServer:
                 raise _bad_request("the patch must leave an object")
             return result
 
+        if sub is None and ctype != "application/json-patch+json":
+            self._strict(kind, patch, request)
         if sub == "scale":
             scale = run(self._scale_of(kind, old))
             return json_response(self._write_scale(kind, old, scale, request))
@@ -1107,6 +1125,7 @@ def _manager(request: web.Request | None) -> str:
     return agent or "unknown"
 
 
+_WARNINGS = web.RequestKey("k3dtui_warnings", list[str])
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 

@@ -346,3 +346,28 @@ def test_client_side_then_server_side_apply(api: ApiThread, k: Kubectl, tmp_path
     k("apply", "--server-side", "-f", str(manifest))
     dep = json.loads(k("get", "deploy", "fastapi", "-o", "json"))
     assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 7
+
+
+def test_strict_field_validation(api: ApiThread, k: Kubectl, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(manifest_text("app.yaml").replace("  replicas: 3", "  replicaz: 3"))
+    proc = k.run("apply", "--server-side", "-f", str(bad), ok=False)
+    assert proc.returncode != 0
+    assert 'strict decoding error: unknown field "spec.replicaz"' in proc.stderr
+    proc = k.run("apply", "-f", str(bad), ok=False)
+    assert proc.returncode != 0 and "spec.replicaz" in proc.stderr
+    # --validate=warn: accepted, with the server's warning shown
+    proc = k.run("apply", "--server-side", "--validate=warn", "-f", str(bad))
+    assert 'unknown field "spec.replicaz"' in proc.stderr
+    assert json.loads(k("get", "deploy", "fastapi", "-o", "json"))["spec"]["replicas"] == 1
+
+
+def test_metallb_manifest_with_kubectl(api: ApiThread, k: Kubectl) -> None:
+    manifest = Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml")
+    if not manifest.exists():
+        pytest.skip("the MetalLB fixture is not present")
+    out = k("apply", "--server-side", "-f", str(manifest))
+    assert out.count("serverside-applied") >= 20
+    out = k("get", "deploy,ds", "-n", "metallb-system")
+    assert "deployment.apps/controller" in out and "daemonset.apps/speaker" in out
+    assert "ipaddresspools" in k("api-resources", "--api-group=metallb.io")
