@@ -37,6 +37,7 @@ from k3dtui.core import paths
 from k3dtui.sim import gvrs
 from k3dtui.sim.api import ApiServer
 from k3dtui.sim.cluster import SimCluster
+from k3dtui.sim.controllers.base import spawn
 from k3dtui.sim.kinds import Registry
 from k3dtui.sim.lb import LoadBalancerController
 from k3dtui.sim.runtime import DataPlaneClient
@@ -230,7 +231,7 @@ class Daemon:
                 self.store._ring.clear()
             done.append("expire")
         if body.get("restart_api"):
-            asyncio.get_running_loop().call_later(0.05, lambda: asyncio.ensure_future(self._restart_api()))
+            asyncio.get_running_loop().call_later(0.05, lambda: spawn(self._restart_api()))
             done.append("restart_api")
         return web.json_response({"done": done})
 

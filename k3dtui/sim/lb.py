@@ -26,7 +26,7 @@ from typing import Any
 
 from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import util
-from k3dtui.sim.controllers.base import Controller, Ctx
+from k3dtui.sim.controllers.base import Controller, Ctx, spawn
 from k3dtui.sim.store import Event
 
 log = logging.getLogger("k3dtui.sim.lb")
@@ -141,7 +141,7 @@ class LoadBalancerController(Controller):
         self.enqueue("all")
 
     def reconcile(self, key: str) -> None:
-        asyncio.get_running_loop().create_task(self._sync())
+        spawn(self._sync())
 
     def desired(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}

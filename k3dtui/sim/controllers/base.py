@@ -179,6 +179,17 @@ class Ctx:
                 self.store.delete(*oldest)
 
 
+_background: set[asyncio.Task[Any]] = set()
+
+
+def spawn(coro: Any) -> asyncio.Task[Any]:
+    """Start a task and keep a reference until it ends (the loop holds only weak ones)."""
+    task: asyncio.Task[Any] = asyncio.get_running_loop().create_task(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
 class Controller:
     """A reconcile loop keyed by whatever ``on_event`` enqueues."""
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import util
-from k3dtui.sim.controllers.base import Controller, Ctx
+from k3dtui.sim.controllers.base import Controller, Ctx, spawn
 from k3dtui.sim.store import ApiError, Event, Obj
 
 log = logging.getLogger("k3dtui.sim.kubelet")
@@ -72,7 +72,7 @@ class Kubelet(Controller):
                 task = tasks.pop(uid, None)
                 if task is not None:
                     task.cancel()
-            asyncio.get_running_loop().create_task(self._cleanup(uid))
+            spawn(self._cleanup(uid))
             return
         node = (pod.get("spec") or {}).get("nodeName")
         if not node or self.ctx.node(str(node)) is None:
