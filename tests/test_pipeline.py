@@ -191,7 +191,11 @@ class FakeProvider:
     def dial(self, ip: str, port: int) -> tuple[str, int]:
         return ("127.0.0.1", self.port)
 
+    routable = True
+
     def reachability(self) -> Reachability:
+        if not self.routable:
+            return Reachability(False, "Docker Desktop: the bridge is inside a VM; run the load in a container")
         return Reachability(True, "loopback")
 
 
@@ -427,3 +431,11 @@ async def test_pool_waits_for_webhook_endpoints_then_carries_on(app_server: AppS
     assert any("waiting for a ready endpoint of metallb-webhook-service" in m for m in msgs)
     assert any("no ready endpoint after" in m for m in msgs)
     assert ("IPAddressPool", "k3dtui-pool") in kube.applied
+
+
+async def test_unroutable_provider_is_not_probed(app_server: AppServer) -> None:
+    provider, kube, events = FakeProvider("demo", 1), FakeKube(), []  # port 1: a probe would fail
+    provider.routable = False
+    result = await make(provider, kube, events).up()
+    assert result.dial_url == "http://172.28.255.200/"
+    assert any(e.step == "probe" and e.kind == "warning" and "Docker Desktop" in e.message for e in events)

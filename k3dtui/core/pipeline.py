@@ -426,6 +426,12 @@ class Pipeline:
 
     async def probe(self, ip: str) -> str:
         async with self._step("probe", f"probing http://{ip}/"):
+            reach = await asyncio.to_thread(self.provider.reachability)
+            if not reach.routable:
+                # e.g. Docker Desktop: the cluster's network lives in a VM; probing from
+                # here can only time out. Say why instead of failing the whole setup.
+                self.event("probe", "warning", f"not probing from this machine: {reach.explanation}")
+                return f"http://{ip}/"
             kube = await self._get_kube()
             deployer = AppDeployer(kube, self._progress("probe"), self.deploy_timeouts)
             return await deployer.probe(ip, self.provider.dial)
