@@ -298,3 +298,17 @@ def test_describe_error_gives_one_readable_line() -> None:
     exc = ApiException(status=403, reason="Forbidden")
     exc.body = '{"kind":"Status","message":"pods is forbidden","code":403}'
     assert describe_error(exc) == "API server answered 403 pods is forbidden"
+
+
+def test_streams_that_break_at_once_do_not_make_a_busy_loop(
+    fake: FakeApi, api_client: client.ApiClient, running: list[Watcher]
+) -> None:
+    fake.lists[PODS_PATH] = ([pod("a", 5)], 10)
+    for _ in range(200):
+        fake.script(PODS_PATH, ("drop",))
+    sink = Recorder()
+    w = start(running, pods_watcher(api_client, sink))
+    time.sleep(1.0)
+    # Back-off 0.05 s doubling to 0.2 s: a handful of attempts a second, not hundreds.
+    assert 3 <= w.lists <= 12
+    assert w.alive and set(sink.objects) == {"a"}

@@ -196,8 +196,12 @@ class Watcher:
     # -- the loop --------------------------------------------------------------------------
     def _run(self) -> None:
         need_list = True
-        expired_in_a_row = 0
+        # Streams that end (or break, or expire) right after they began would make a busy
+        # loop with a misbehaving server: those wait on a back-off of their own, reset once
+        # a watch has lasted a while. Real failures use ``_backoff`` and report themselves.
+        churn = Backoff(self.settings.backoff_initial, self.settings.backoff_max)
         while not self._stopping.is_set():
+            began = time.monotonic()
             try:
                 if need_list:
                     present = self._list()
@@ -207,27 +211,31 @@ class Watcher:
                         self._stopping.wait(self.settings.absent_poll)
                         need_list = True
                         continue
-                began = time.monotonic()
+                    began = time.monotonic()
                 got_events = self._watch_once()
                 if got_events:
-                    expired_in_a_row = 0
                     self._backoff.reset()
-                elif time.monotonic() - began < 1.0:
+                if time.monotonic() - began >= 1.0:
+                    churn.reset()
+                elif not got_events:
                     # An empty stream that ended at once: do not hammer the server.
-                    self._stopping.wait(self._backoff.next())
+                    self._stopping.wait(churn.next())
             except _Expired:
                 need_list = True
-                expired_in_a_row += 1
-                if expired_in_a_row > 1:  # expired right after a fresh list: do not spin
-                    self._stopping.wait(self._backoff.next())
+                if time.monotonic() - began < 1.0:
+                    self._stopping.wait(churn.next())
                 continue
             except _StreamDropped as exc:
-                # The stream was up and broke: start over at once; only a failing
-                # reconnect counts as disconnected.
+                # The stream was up and broke: list again at once (only a failing request
+                # counts as disconnected), unless streams keep breaking as soon as they start.
                 if self._stopping.is_set():
                     break
                 log.debug("watch %s: %s", self.kind, exc)
                 need_list = True
+                if time.monotonic() - began < 1.0:
+                    self._stopping.wait(churn.next())
+                else:
+                    churn.reset()
                 continue
             except Exception as exc:
                 if self._stopping.is_set():
