@@ -3,7 +3,8 @@
 ``start(on_change)`` opens one watcher thread per kind (nodes, the app's pods, its
 Deployment and Service, MetalLB's ServiceL2Status objects, Events in the namespace); every
 change lands in a ``ClusterState`` and ``on_change`` receives a fresh ``ClusterSnapshot``,
-coalesced (the first at once, then at most one per ``coalesce_interval``), from a thread of
+coalesced (a change after a quiet moment at once; a sustained burst at most one per
+``coalesce_interval``, 20/s by default), from a thread of
 the LiveCluster's own. The actions (kill, scale) work without ``start()``.
 """
 
