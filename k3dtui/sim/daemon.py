@@ -171,7 +171,7 @@ class Daemon:
             await self.api.stop()
         self.cluster.stop()
         await self.runtime.stop()
-        for leftover in ("lb.json", "state.json", "pid"):
+        for leftover in ("lb.json", "state.json", "pid", "kubeconfig.yaml", "ca.crt"):
             with contextlib.suppress(OSError):
                 (self.folder / leftover).unlink()
 
