@@ -21,7 +21,17 @@ async def settle(pilot: Pilot[Any], rounds: int = 2) -> None:
         await pilot.pause()
         await pilot.app.workers.wait_for_complete()
     await pilot.pause()
+    still_cursor(pilot.app)
     await pilot.pause()
+
+
+def still_cursor(app: Any) -> None:
+    """Input cursors blink on a timer; snapshots want them still (and visible)."""
+    from textual.widgets import Input
+
+    for screen in app.screen_stack:
+        for field in screen.query(Input):
+            field.cursor_blink = False
 
 
 async def until(pilot: Pilot[Any], predicate: Any, timeout: float = 5.0) -> None:

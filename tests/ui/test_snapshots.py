@@ -13,7 +13,7 @@ from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import ClusterInfo
 from k3dtui.ui.backend import DoctorFinding
 from k3dtui.ui.fixed import FixedBackend
-from tests.ui.helpers import make_app, settle, until
+from tests.ui.helpers import make_app, settle, still_cursor, until
 
 WIDE = (120, 40)
 SMALL = (80, 24)
@@ -26,7 +26,7 @@ def existing() -> ClusterInfo:
 async def _type(pilot: Pilot[Any], selector: str, text: str) -> None:
     widget = pilot.app.screen.query_one(selector)
     widget.value = text  # type: ignore[attr-defined]
-    await pilot.pause(0.05)
+    await settle(pilot)
 
 
 # -- setup -----------------------------------------------------------------------------------
@@ -34,8 +34,8 @@ def test_setup_initial(snap_compare: Any) -> None:
     app, _ = make_app(existing=existing())
 
     async def run_before(pilot: Pilot[Any]) -> None:
-        await settle(pilot)
         await pilot.pause(0.5)  # the name lookup is debounced
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 
@@ -67,8 +67,8 @@ def test_setup_cluster_created(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await settle(pilot)
         await pilot.press("ctrl+s")
-        await settle(pilot)
         await pilot.pause(0.5)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 
@@ -154,6 +154,8 @@ def test_deploy_in_progress(snap_compare: Any) -> None:
         await pilot.press("ctrl+s")
         await until(pilot, lambda: "deploy" in fixed.calls)
         await pilot.pause(0.3)
+        still_cursor(pilot.app)
+        await pilot.pause()
 
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
     fixed.release()
@@ -237,7 +239,7 @@ def test_live_help(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await _live(pilot)
         await pilot.press("question_mark")
-        await pilot.pause(0.2)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 
@@ -248,9 +250,8 @@ def test_live_scale_modal_refuses(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await _live(pilot)
         await pilot.press("s")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: pilot.app.screen.query("#replicas"))
         await _type(pilot, "#replicas", "500")
-        await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 
@@ -261,7 +262,8 @@ def test_live_delete_confirmation(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[Any]) -> None:
         await _live(pilot)
         app.screen.action_delete_cluster()  # type: ignore[attr-defined]
-        await pilot.pause(0.2)
+        await until(pilot, lambda: pilot.app.screen.query("#yes"))
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 
