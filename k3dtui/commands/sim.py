@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"kubeconfig: {provider.kubeconfig_path}")
     print(f"context:    {provider.context}")
     for node in status.get("nodes") or []:
-        print(f"node        {node['name']:<40} {node['role']:<7} {node['ip']}")
+        state = "Ready" if node.get("ready", True) else "NotReady"
+        print(f"node        {node['name']:<40} {node['role']:<7} {node['ip']:<15} {state}")
     images = status.get("images") or []
     print(f"images:     {', '.join(images) if images else '(none imported)'}")
     for key, target in sorted((status.get("lb") or {}).items()):

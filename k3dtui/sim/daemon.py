@@ -197,8 +197,17 @@ class Daemon:
         return web.json_response({
             **self.state(), "images": self.cluster.images, "lb": self.lb.mapping,
             "lb_backends": {k: len(v) for k, v in self.lb.backends.items()},
-            "nodes": [{"name": n.name, "role": n.role, "ip": n.ip} for n in self.cluster.ctx.nodes],
+            "nodes": [
+                {"name": n.name, "role": n.role, "ip": n.ip, "ready": self._node_ready(n.name)}
+                for n in self.cluster.ctx.nodes
+            ],
         })
+
+    def _node_ready(self, name: str) -> bool:
+        from k3dtui.sim.controllers.nodes import node_is_ready
+
+        node = self.store.peek(gvrs.NODES, "", name)
+        return node is not None and node_is_ready(node)
 
     async def _faults(self, request: web.Request) -> web.Response:
         try:
