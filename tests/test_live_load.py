@@ -34,7 +34,12 @@ def test_killed_pod_is_replaced_in_state_and_in_traffic(app: SimHandle) -> None:
     live.start(lambda s: None)
     gen: LoadGenerator | None = None
     try:
-        assert wait_until(lambda: len(live.snapshot().pods) == 3 and all(p.ready for p in live.snapshot().pods), 10)
+
+        def ready() -> bool:
+            s = live.snapshot()
+            return s.connected and s.service is not None and len(s.pods) == 3 and all(p.ready for p in s.pods)
+
+        assert wait_until(ready, 10)
         svc = live.snapshot().service
         assert svc is not None and svc.external_ip
         host, port = app.provider.dial(svc.external_ip, svc.port)
