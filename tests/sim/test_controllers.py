@@ -8,12 +8,15 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import pytest
 from kubernetes import client, watch
 
-from tests.simfixtures import SimHandle, wait_for
+from k3dtui.sim.settings import SimSettings
+from tests.simfixtures import SimHandle, install_app, start_sim, stop_sim, wait_for
 
 
 def core(handle: SimHandle) -> client.CoreV1Api:
@@ -104,7 +107,20 @@ def test_three_replicas_spread_and_serve_their_identity(sim_app: SimHandle) -> N
     assert {"ScalingReplicaSet", "SuccessfulCreate", "Scheduled", "Pulled", "Created", "Started"} <= reasons
 
 
-def test_deleted_pod_is_replaced_while_it_terminates(sim_app: SimHandle) -> None:
+@pytest.fixture
+def slow_exit_app() -> Iterator[SimHandle]:
+    """The app on a cluster whose containers take 1 s to exit after SIGTERM (as a server
+    draining its connections does), so the order of events does not depend on machine load."""
+    handle = start_sim(settings=SimSettings.fast().replace(terminate_delay=1.0))
+    try:
+        install_app(handle)
+        yield handle
+    finally:
+        stop_sim(handle)
+
+
+def test_deleted_pod_is_replaced_while_it_terminates(slow_exit_app: SimHandle) -> None:
+    sim_app = slow_exit_app
     api = core(sim_app)
     pods = app_pods(api)
     victim = pods[0].metadata.name
