@@ -107,7 +107,7 @@ def test_lowest_free_ip_in_one_update_once_controller_and_pool_exist(sim_cluster
 
 
 def test_pool_validation_and_the_webhook_race() -> None:
-    handle = start_sim(settings=SimSettings.fast().replace(webhook_race=1.0))
+    handle = start_sim(settings=SimSettings.fast().replace(webhook_race=1.5))
     try:
         for obj in metallb_standin():
             if obj["kind"] != "Deployment":
@@ -140,8 +140,10 @@ def test_pool_validation_and_the_webhook_race() -> None:
                 refused += 1
                 assert time.monotonic() - ready_at < 5, "the race never ended"
                 time.sleep(0.1)
-        assert refused >= 3  # refused for about webhook_race seconds after the controller turned Ready
-        assert time.monotonic() - ready_at >= 0.8
+        # refused for about webhook_race seconds after the controller turned Ready (this test
+        # notices the readiness a little late, never early)
+        assert refused >= 1
+        assert time.monotonic() - ready_at >= 0.5
         with handle.http() as http:
             overlap = http.post(path, json=pool("overlap", ["172.30.255.208/29"]))
             assert overlap.status_code == 403
