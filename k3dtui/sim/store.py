@@ -198,6 +198,8 @@ class Store:
             and old["metadata"].get("finalizers")
             and gvr.resource != "pods"
         ):
+            # the DELETED event carries this last state
+            self._objects[key] = self._bump(obj)
             return self.delete(gvr, ns, name)
         stored = self._bump(obj)
         self._objects[key] = stored

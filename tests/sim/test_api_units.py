@@ -217,3 +217,20 @@ def test_registry_crds() -> None:
     assert reg.resolve("wd") is k
     reg.unregister_crd(crd)
     assert reg.by_kind("example.com/v1", "Widget") is None
+
+
+def test_store_removing_the_last_finalizer_deletes() -> None:
+    store = Store()
+    events: list[tuple[str, Any]] = []
+    store.subscribe(lambda e: events.append((e.type, e.obj["metadata"].get("finalizers"))))
+    store.create(gvrs.CONFIGMAPS, {"metadata": {"name": "c", "namespace": "d", "finalizers": ["x"]}})
+    store.mutate(gvrs.CONFIGMAPS, "d", "c", lambda o: o["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z"))
+    store.mutate(gvrs.CONFIGMAPS, "d", "c", lambda o: o["metadata"].pop("finalizers"))
+    assert store.get(gvrs.CONFIGMAPS, "d", "c") is None
+    assert [t for t, _ in events] == ["ADDED", "MODIFIED", "DELETED"]
+    assert events[-1][1] is None  # the final state, without the finalizer
+    # a pod keeps its deletionTimestamp without finalizers (the kubelet finishes it)
+    store.create(gvrs.PODS, {"metadata": {"name": "p", "namespace": "d", "finalizers": ["x"]}})
+    store.mutate(gvrs.PODS, "d", "p", lambda o: o["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z"))
+    store.mutate(gvrs.PODS, "d", "p", lambda o: o["metadata"].pop("finalizers"))
+    assert store.get(gvrs.PODS, "d", "p") is not None
