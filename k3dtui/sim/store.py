@@ -250,6 +250,10 @@ class Store:
                 return None
         return [e for e in self._ring if e.rv > rv]
 
+    def expire(self) -> None:
+        """Forget the event window: a watch from any older resourceVersion now gets 410."""
+        self._ring.clear()
+
     @property
     def oldest_rv(self) -> int:
         return self._ring[0].rv - 1 if self._ring else self._rv

@@ -234,3 +234,15 @@ def test_store_removing_the_last_finalizer_deletes() -> None:
     store.mutate(gvrs.PODS, "d", "p", lambda o: o["metadata"].update(deletionTimestamp="2026-01-01T00:00:00Z"))
     store.mutate(gvrs.PODS, "d", "p", lambda o: o["metadata"].pop("finalizers"))
     assert store.get(gvrs.PODS, "d", "p") is not None
+
+
+def test_store_expire_forgets_the_window() -> None:
+    store = Store()
+    store.create(gvrs.CONFIGMAPS, {"metadata": {"name": "a", "namespace": "d"}})
+    rv = store.resource_version
+    store.create(gvrs.CONFIGMAPS, {"metadata": {"name": "b", "namespace": "d"}})
+    events = store.events_since(rv)
+    assert events is not None and [e.name for e in events] == ["b"]
+    store.expire()
+    assert store.events_since(rv) is None
+    assert store.events_since(store.resource_version) == []
