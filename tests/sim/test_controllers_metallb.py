@@ -122,12 +122,15 @@ def test_pool_validation_and_the_webhook_race() -> None:
             assert "no endpoints available" in res.json()["message"]
         handle.apply(next(o for o in metallb_standin() if o["kind"] == "Deployment"))
 
-        def controller_ready() -> bool:
-            pods = client.CoreV1Api(handle.api_client()).list_namespaced_pod(
-                "metallb-system", label_selector="component=controller").items
-            return any(c.type == "Ready" and c.status == "True" for p in pods for c in p.status.conditions or [])
+        with handle.http() as http:
 
-        wait_for(controller_ready, 10, "the MetalLB controller Ready")
+            def controller_ready() -> bool:
+                pods = http.get("/api/v1/namespaces/metallb-system/pods",
+                                params={"labelSelector": "component=controller"}).json()["items"]
+                return any(c["type"] == "Ready" and c["status"] == "True"
+                           for p in pods for c in (p.get("status") or {}).get("conditions") or [])
+
+            wait_for(controller_ready, 10, "the MetalLB controller Ready")
         ready_at = time.monotonic()
         refused = 0
         with handle.http() as http:
