@@ -432,12 +432,37 @@ def test_foreground_and_orphan_deletion(api: ApiThread, kc: client.ApiClient) ->
     apps.delete_namespaced_deployment("web", "default", propagation_policy="Orphan")
     rs = apps.read_namespaced_replica_set("web-abc", "default")
     assert not rs.metadata.owner_references
-    # foreground: deletionTimestamp + finalizer until the finalizer goes
-    apps.create_namespaced_deployment("default", DEPLOY)
+    # foreground: deletionTimestamp + finalizer while a dependent remains
+    core = client.CoreV1Api(kc)
+    dep2 = apps.create_namespaced_deployment("default", DEPLOY)
+    rs_body["metadata"]["ownerReferences"][0]["uid"] = dep2.metadata.uid
+    rs_body["metadata"]["name"] = "web-def"
+    rs2 = apps.create_namespaced_replica_set("default", rs_body)
+    pod = pod_body("web-def-x", node="n1")
+    pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-def",
+                                           "uid": rs2.metadata.uid, "controller": True, "blockOwnerDeletion": True}]
+    core.create_namespaced_pod("default", pod)
     apps.delete_namespaced_deployment("web", "default", propagation_policy="Foreground")
     pending = apps.read_namespaced_deployment("web", "default")
     assert pending.metadata.deletion_timestamp is not None
     assert pending.metadata.finalizers == ["foregroundDeletion"]
+    time.sleep(0.3)
+    # the scheduled pod is terminating (graceful), so its ReplicaSet and the Deployment wait
+    assert core.read_namespaced_pod("web-def-x", "default").metadata.deletion_timestamp is not None
+    assert apps.read_namespaced_replica_set("web-def", "default").metadata.finalizers == ["foregroundDeletion"]
+    assert apps.read_namespaced_deployment("web", "default").metadata.deletion_timestamp is not None
+    # the kubelet finishes the pod: then the ReplicaSet goes, then the Deployment
+    core.delete_namespaced_pod("web-def-x", "default", grace_period_seconds=0)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and apps.list_namespaced_deployment("default").items:
+        time.sleep(0.05)
+    assert apps.list_namespaced_deployment("default").items == []
+    assert [r.metadata.name for r in apps.list_namespaced_replica_set("default").items] == ["web-abc"]
+    # removing the finalizer by hand also finishes a deletion
+    apps.create_namespaced_deployment("default", DEPLOY)
+    apps.patch_namespaced_deployment("web", "default", {"metadata": {"finalizers": ["example.com/hold"]}})
+    apps.delete_namespaced_deployment("web", "default")
+    assert apps.read_namespaced_deployment("web", "default").metadata.deletion_timestamp is not None
     apps.patch_namespaced_deployment("web", "default", {"metadata": {"finalizers": None}}, _content_type="application/merge-patch+json")
     with pytest.raises(ApiException) as exc:
         apps.read_namespaced_deployment("web", "default")

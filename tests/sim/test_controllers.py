@@ -272,9 +272,10 @@ def test_endpoint_slices_follow_pods(sim_app: SimHandle) -> None:
     ep = core(sim_app).read_namespaced_endpoints("fastapi-service", "default")
     assert len(ep.subsets[0].addresses) == 3
     # deleting the Deployment takes ReplicaSets and pods with it
-    apps(sim_app).delete_namespaced_deployment("fastapi", "default")
-    wait_for(lambda: not apps(sim_app).list_namespaced_replica_set("default").items, 10, "ReplicaSet gone")
-    wait_for(lambda: not app_pods(core(sim_app)), 10, "pods gone")
+    a, api = apps(sim_app), core(sim_app)
+    a.delete_namespaced_deployment("fastapi", "default")
+    wait_for(lambda: not a.list_namespaced_replica_set("default").items, 10, "ReplicaSet gone")
+    wait_for(lambda: not app_pods(api), 10, "pods gone")
 
 
 def test_every_emitted_object_deserializes(sim_app: SimHandle) -> None:

@@ -90,10 +90,15 @@ def test_lowest_free_ip_in_one_update_once_controller_and_pool_exist(sim_cluster
     h.apply(lb_service("second"))
     assert wait_for(lambda: ingress_ip(h, "second"), 10, "second IP") == str(base + 1)
     # the speaker announces each IP from one node
-    wait_for(lambda: len(h.http().get("/apis/metallb.io/v1beta1/namespaces/metallb-system/servicel2statuses")
-                         .json()["items"]) == 2, 10, "two ServiceL2Status")
     with h.http() as http:
-        statuses = http.get("/apis/metallb.io/v1beta1/namespaces/metallb-system/servicel2statuses").json()["items"]
+
+        def l2_statuses() -> list[dict[str, Any]]:
+            out: list[dict[str, Any]] = http.get(
+                "/apis/metallb.io/v1beta1/namespaces/metallb-system/servicel2statuses").json()["items"]
+            return out
+
+        wait_for(lambda: len(l2_statuses()) == 2, 10, "two ServiceL2Status")
+        statuses = l2_statuses()
     nodes = {n.metadata.name for n in api.list_node().items}
     assert {s["status"]["serviceName"] for s in statuses} == {"first", "second"}
     assert all(s["status"]["node"] in nodes and s["metadata"]["labels"]["metallb.io/node"] == s["status"]["node"]
