@@ -176,6 +176,7 @@ class ApiServer:
         self._port: int | None = None
         self._host = "127.0.0.1"
         self._watch_queues: set[asyncio.Queue[Event | None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._discovery_cache: dict[tuple[str, int], bytes] = {}
         for crd in store.iter(gvrs.CRDS):
             registry.register_crd(crd)
@@ -234,6 +235,8 @@ class ApiServer:
     def close(self) -> None:
         """Stop following the store (after :meth:`stop`, when the server is gone for good)."""
         self._unsubscribe()
+        for task in list(self._tasks):
+            task.cancel()
 
     def ensure_namespaces(self) -> None:
         for name in DEFAULT_NAMESPACES:
@@ -911,11 +914,57 @@ class ApiServer:
             meta["finalizers"] = finalizers
             meta.setdefault("deletionTimestamp", now_rfc3339())
             meta.setdefault("deletionGracePeriodSeconds", 0)
-            return 200, self._out(kind, self.store.update(kind.gvr, obj))
+            stored = self.store.update(kind.gvr, obj)
+            if "foregroundDeletion" in finalizers:
+                self._start_foreground(kind, ns, name, str(meta.get("uid", "")))
+            return 200, self._out(kind, stored)
         gone = self.store.delete(kind.gvr, ns, name)
         if (kind.gvr.group, kind.gvr.resource) in _RETURN_DELETED or kind.custom:
             return 200, self._out(kind, gone)
         return 200, success_status({"name": name, "group": kind.gvr.group, "kind": kind.gvr.resource, "uid": meta.get("uid", "")})
+
+    def _start_foreground(self, kind: Kind, ns: str, name: str, uid: str) -> None:
+        try:
+            task = asyncio.get_running_loop().create_task(self._finish_foreground(kind, ns, name, uid))
+        except RuntimeError:
+            return
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _dependents(self, uid: str) -> list[tuple[Kind, Obj]]:
+        out: list[tuple[Kind, Obj]] = []
+        for gvr in sorted(self.store.resources()):
+            dep_kind = self.registry.get(gvr)
+            if dep_kind is None:
+                continue
+            for dep in self.store.iter(gvr):
+                if any(r.get("uid") == uid for r in dep["metadata"].get("ownerReferences") or []):
+                    out.append((dep_kind, dep))
+        return out
+
+    async def _finish_foreground(self, kind: Kind, ns: str, name: str, uid: str) -> None:
+        """Foreground deletion: delete the dependents (foreground too), wait until they are
+        gone, then drop the ``foregroundDeletion`` finalizer so the owner goes."""
+        deadline = time.monotonic() + 3600
+        while time.monotonic() < deadline:
+            current = self.store.peek(kind.gvr, ns, name)
+            if current is None or current["metadata"].get("uid") != uid:
+                return
+            deps = self._dependents(uid)
+            if not deps:
+                def drop(o: Obj) -> None:
+                    o["metadata"]["finalizers"] = [f for f in o["metadata"].get("finalizers") or [] if f != "foregroundDeletion"]
+                    if not o["metadata"]["finalizers"]:
+                        del o["metadata"]["finalizers"]
+
+                self.store.mutate(kind.gvr, ns, name, drop)
+                return
+            for dep_kind, dep in deps:
+                if not dep["metadata"].get("deletionTimestamp"):
+                    with contextlib.suppress(ApiError):
+                        self._delete(dep_kind, str(dep["metadata"].get("namespace", "")), str(dep["metadata"]["name"]),
+                                     {"propagationPolicy": "Foreground"}, None)
+            await asyncio.sleep(0.05)
 
     def _delete_pod(self, pod: Obj, grace_opt: Any) -> Obj:
         meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
