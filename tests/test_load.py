@@ -415,3 +415,16 @@ def test_start_works_when_stderr_has_no_file_descriptor(relay_url: str, monkeypa
     monkeypatch.setattr(sys, "stderr", Capture())
     snap = run(LoadSettings(url=relay_url, concurrency=2, duration=None, requests=20))
     assert snap.responses == 20
+
+
+def test_update_url_moves_the_load_to_another_target(relay_url: str, servers: ServerThread) -> None:
+    plain = f"http://127.0.0.1:{servers.plain()}/"
+    with LoadGenerator(LoadSettings(url=plain, mode="keep-alive", concurrency=2, duration=15)) as gen:
+        gen.start()
+        wait_for(gen, lambda s: s.per_pod.get("unknown", 0) >= 50)
+        gen.update(url=relay_url)
+        gen.reset()
+        snap = wait_for(gen, lambda s: sum(n for p, n in s.per_pod.items() if p in PODS) >= 50)
+        gen.stop()
+    assert gen.settings.url == relay_url
+    assert snap.per_pod.get("unknown", 0) <= 2  # at most the requests in flight at the switch
