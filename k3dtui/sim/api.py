@@ -708,6 +708,7 @@ class ApiServer:
             rv = (body.get("metadata") or {}).get("resourceVersion")
             return self._write(kind, new, old, expect_rv=rv, request=request, main=False)
         obj = self._check_body(kind, body, ns=ns, name=name)
+        obj["metadata"].setdefault("name", name)
         self._strict(kind, obj, request)
         rv = obj["metadata"].get("resourceVersion")
         return self._write(kind, obj, old, expect_rv=str(rv) if rv else None, request=request)
@@ -897,6 +898,9 @@ class ApiServer:
         if kind.gvr == gvrs.PODS:
             return 200, self._out(kind, self._delete_pod(obj, opts.get("gracePeriodSeconds")))
         if kind.gvr == gvrs.NAMESPACES:
+            if name in ("default", "kube-system", "kube-public"):
+                raise ApiError(403, "Forbidden", f'namespaces "{name}" is forbidden: this namespace may not be deleted',
+                               {"name": name, "kind": "namespaces"})
             self._empty_namespace(name)
         if kind.gvr == gvrs.CRDS:
             for k in list(self.registry.kinds()):

@@ -172,6 +172,13 @@ def test_conflicts_are_409(api: ApiThread, kc: client.ApiClient) -> None:
     still_serving(api)
 
 
+def test_protected_namespace_is_403(api: ApiThread) -> None:
+    resp = raw(api, "DELETE", "/api/v1/namespaces/default")
+    assert resp.status_code == 403
+    assert status_of(resp)["message"] == 'namespaces "default" is forbidden: this namespace may not be deleted'
+    still_serving(api)
+
+
 def test_unsupported_media_types_are_415(api: ApiThread) -> None:
     resp = raw(api, "POST", "/api/v1/namespaces/default/configmaps", b"\x6b\x38\x73\x00", content_type="application/vnd.kubernetes.protobuf")
     assert resp.status_code == 415 and status_of(resp)["reason"] == "UnsupportedMediaType"
