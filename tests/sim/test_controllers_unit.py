@@ -245,3 +245,49 @@ async def test_graceful_termination_honours_the_grace_period(
     # the replacement was created while the old pod terminated
     assert len([p for p in pods(store) if util.is_active(p)]) == 1
     cluster.stop()
+
+
+class _BrokenRuntime:
+    """A data plane whose app fails to start the first two times."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def start_pod(self, uid: str, pod: str, node: str) -> int:
+        self.calls += 1
+        if self.calls <= 2:
+            raise RuntimeError("pod server never answered /healthz")
+        return 40000 + self.calls
+
+    async def stop_pod(self, uid: str) -> None:
+        return None
+
+    async def set_lb(self, key: str, backends: list[int]) -> int:
+        return 1
+
+    async def remove_lb(self, key: str) -> None:
+        return None
+
+
+async def test_an_app_that_fails_to_start_crash_loops_then_runs() -> None:
+    store = Store()
+    runtime = _BrokenRuntime()
+    cluster = SimCluster(store, "crash", settings=SimSettings.fast(), runtime=runtime)
+    cluster.start()
+    cluster.import_image("fastapi-random:latest")
+    store.create(gvrs.DEPLOYMENTS, deployment(1))
+    reasons: list[str] = []
+
+    def observe(ev: Any) -> None:
+        for cs in (ev.obj.get("status") or {}).get("containerStatuses") or []:
+            waiting = (cs.get("state") or {}).get("waiting")
+            if ev.gvr == gvrs.PODS and waiting:
+                reasons.append(waiting["reason"])
+
+    store.subscribe(observe)
+    await settle(store, lambda: any(util.is_ready(p) for p in pods(store)), 10)
+    assert "CrashLoopBackOff" in reasons
+    cs = pods(store)[0]["status"]["containerStatuses"][0]
+    assert cs["restartCount"] == 2 and cs["lastState"]["terminated"]["exitCode"] == 1
+    assert runtime.calls == 3
+    cluster.stop()

@@ -257,8 +257,7 @@ class Kubelet(Controller):
             cname = str(c.get("name", ""))
             self._event(ns, name, "Created", f"Created container: {cname}", container=cname)
             if is_app_image(str(c.get("image", ""))) and self.ctx.runtime is not None and port is None:
-                port = await self.ctx.runtime.start_pod(uid, name, node)
-                self.ports[uid] = port
+                port = await self._start_server(ns, name, uid, node, c)
                 current = self.store.peek(gvrs.PODS, ns, name)
                 if current is None or current["metadata"].get("uid") != uid or util.is_terminating(current):
                     raise _Gone
@@ -268,16 +267,21 @@ class Kubelet(Controller):
         def run(p: Obj) -> None:
             st = p["status"]
             st["phase"] = "Running"
+            before = {cs.get("name"): cs for cs in st.get("containerStatuses") or []}
             statuses = []
             for c in containers:
                 ready = "readinessProbe" not in c
-                statuses.append({
+                prev = before.get(c.get("name")) or {}
+                cs: dict[str, Any] = {
                     "name": c.get("name", ""), "image": c.get("image", ""),
                     "imageID": image_id(str(c.get("image", ""))),
                     "containerID": "containerd://" + secrets.token_hex(32),
-                    "ready": ready, "restartCount": 0, "started": True,
+                    "ready": ready, "restartCount": int(prev.get("restartCount", 0)), "started": True,
                     "state": {"running": {"startedAt": started_at}},
-                })
+                }
+                if prev.get("lastState"):
+                    cs["lastState"] = prev["lastState"]
+                statuses.append(cs)
             st["containerStatuses"] = statuses
             if not has_probe:
                 util.set_condition(p, "Ready", "True")
@@ -442,6 +446,37 @@ class Kubelet(Controller):
                 util.set_condition(p, "ContainersReady", "True")
 
             self._update(ns, name, uid, ready)
+
+    async def _start_server(self, ns: str, name: str, uid: str, node: str, c: dict[str, Any]) -> int:
+        """Start the pod's HTTP server; while that fails, the container is in CrashLoopBackOff."""
+        assert self.ctx.runtime is not None
+        restarts = 0
+        cname = str(c.get("name", ""))
+        while True:
+            try:
+                port = await self.ctx.runtime.start_pod(uid, name, node)
+            except RuntimeError as exc:
+                log.warning("pod %s/%s: the app did not start: %s", ns, name, exc)
+                restarts += 1
+                finished = util.now()
+
+                def failed(p: Obj, restarts: int = restarts, finished: str = finished, msg: str = str(exc)) -> None:
+                    for cs in p["status"].get("containerStatuses") or []:
+                        if cs.get("name") != cname:
+                            continue
+                        cs["restartCount"] = restarts
+                        cs["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error", "message": msg,
+                                                          "startedAt": finished, "finishedAt": finished}}
+                        cs["state"] = {"waiting": {"reason": "CrashLoopBackOff",
+                                                   "message": f"back-off restarting failed container={cname} pod={name}"}}
+
+                self._update(ns, name, uid, failed)
+                self._event(ns, name, "BackOff", f"Back-off restarting failed container {cname} in pod {name}",
+                            warning=True, container=cname)
+                await asyncio.sleep(max(0.2, self.ctx.settings.backoff_delay) * min(2 ** restarts, 30))
+                continue
+            self.ports[uid] = port
+            return port
 
     async def _crash_loop(self, ns: str, name: str, uid: str, c: dict[str, Any]) -> None:
         """Fault injection: the container exits with 1 at every start (CrashLoopBackOff)."""
