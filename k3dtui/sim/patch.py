@@ -433,6 +433,15 @@ def prune_for_apply(live: Json, mine_before: set[Path], others: set[Path], appli
     """Remove what a manager applied before, no longer applies, and nobody else owns."""
     out = copy.deepcopy(live)
     mine_now = owned_paths(applied)
+    for path in mine_before & mine_now:
+        # a list only this manager set is replaced by what it applies now (items it dropped go)
+        if any(related(path, o) for o in others):
+            continue
+        parent = out
+        for part in path[:-1]:
+            parent = parent.get(part) if isinstance(parent, dict) else None
+        if isinstance(parent, dict) and isinstance(parent.get(path[-1]), list):
+            parent[path[-1]] = []
     for path in mine_before - mine_now:
         if not any(related(path, o) for o in others) and not any(
             len(n) > len(path) and n[: len(path)] == path for n in mine_now

@@ -572,3 +572,15 @@ def test_server_side_apply_conflict_without_force(api: ApiThread, kc: client.Api
     assert client.AppsV1Api(kc).read_namespaced_deployment("web", "default").spec.replicas == 4
     out = deployments.server_side_apply(body=body, name="web", namespace="default", field_manager="k3dtui", force_conflicts=True)
     assert out.spec.replicas == 2 and out.spec.template.metadata.labels["v"] == "2"
+
+
+def test_server_side_apply_drops_list_items_it_no_longer_applies(api: ApiThread, kc: client.ApiClient) -> None:
+    dyn = DynamicClient(kc)
+    deployments = dyn.resources.get(api_version="apps/v1", kind="Deployment")
+    body = json.loads(json.dumps(DEPLOY))
+    body["spec"]["template"]["spec"]["containers"].append({"name": "side", "image": "busybox:1.36"})
+    deployments.server_side_apply(body=body, name="web", namespace="default", field_manager="k3dtui")
+    out = deployments.server_side_apply(body=DEPLOY, name="web", namespace="default", field_manager="k3dtui")
+    containers = out.to_dict()["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == ["web"]
+    assert containers[0]["imagePullPolicy"] == "IfNotPresent"  # defaults filled in again
