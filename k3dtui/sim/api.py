@@ -490,6 +490,8 @@ class ApiServer:
             if _wants_table(request):
                 return json_response(tables.to_table(kind, [self._out(kind, obj)], resource_version=obj["metadata"].get("resourceVersion", ""),
                                                      include_object=q.get("includeObject", "Metadata")))
+            if _wants_metadata(request):
+                return json_response(_partial(obj))
             return json_response(self._out(kind, obj))
         if method == "POST":
             body = await self._body(request)
@@ -1050,6 +1052,11 @@ class ApiServer:
         if _wants_table(request):
             return json_response(tables.to_table(kind, items, resource_version=str(rv),
                                                  include_object=request.query.get("includeObject", "Metadata")))
+        if _wants_metadata(request):
+            return json_response({
+                "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
+                "metadata": {"resourceVersion": str(rv)}, "items": [_partial(o) for o in items],
+            })
         return json_response({
             "kind": f"{kind.kind}List",
             "apiVersion": kind.api_version,
@@ -1062,6 +1069,7 @@ class ApiServer:
         q = request.query
         match = self._matcher(request, kind)
         table = _wants_table(request)
+        metadata_only = _wants_metadata(request)
         include = q.get("includeObject", "Metadata")
         bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
         timeout = _WATCH_DEFAULT_TIMEOUT
@@ -1110,7 +1118,9 @@ class ApiServer:
 
             def encode(etype: str, obj: Obj) -> bytes:
                 obj = self._out(kind, obj)
-                if table:
+                if metadata_only:
+                    obj = _partial(obj)
+                elif table:
                     obj = tables.to_table(kind, [obj], resource_version=str(obj["metadata"].get("resourceVersion", "")),
                                           include_object=include)
                 return _dumps({"type": etype, "object": obj}) + b"\n"
@@ -1217,6 +1227,15 @@ async def _get(queue: asyncio.Queue[Event | None]) -> Event | None:
 
 def _wants_table(request: web.Request) -> bool:
     return "as=Table" in request.headers.get("Accept", "")
+
+
+def _wants_metadata(request: web.Request) -> bool:
+    """``Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1``."""
+    return "as=PartialObjectMetadata" in request.headers.get("Accept", "")
+
+
+def _partial(obj: Obj) -> Obj:
+    return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
 
 
 def _translate(ev: Event, match: Callable[[Obj], bool]) -> tuple[str, Obj] | None:

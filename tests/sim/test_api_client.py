@@ -550,6 +550,14 @@ def test_misc_paths_dry_run_collection_delete_eviction_namespace(api: ApiThread,
     core.delete_namespace("tmp")
     assert core.list_config_map_for_all_namespaces().items[0].metadata.namespace == "default"
     assert "tmp" not in {n.metadata.name for n in core.list_namespace().items}
+    # metadata-only answers (what metadata informers ask for)
+    accept = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
+    meta_list = raw(api, "GET", "/api/v1/namespaces/default/configmaps", accept=accept).json()
+    assert meta_list["kind"] == "PartialObjectMetadataList"
+    assert [i["metadata"]["name"] for i in meta_list["items"]] == ["c2"] and "data" not in meta_list["items"][0]
+    one = raw(api, "GET", "/api/v1/namespaces/default/configmaps/c2",
+              accept="application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1,application/json").json()
+    assert one["kind"] == "PartialObjectMetadata" and one["metadata"]["name"] == "c2"
     # pod logs come from the log provider, as text
     api.server.log_provider = lambda ns, name, container: f"hello from {ns}/{name}\n"
     core.create_namespaced_pod("default", pod_body("logger"))
