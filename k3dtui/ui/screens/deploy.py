@@ -4,6 +4,7 @@ when the IP is not routable from this host."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from k3dtui.ui.screens.setup import error_text
 from k3dtui.ui.screens.steps import PipelineScreen
 from k3dtui.ui.widgets.pods import short_pod_name
 from k3dtui.ui.widgets.progress import StepProgress
+
+POD_LINE = re.compile(r"^pod (\S+?):? ")
 
 STEP_TITLES = {
     "image": "build the image and import it into the nodes",
@@ -123,9 +126,12 @@ class DeployScreen(PipelineScreen):
                 text.append("■" * ready, style="green")
                 text.append("□" * max(0, desired - ready), style="grey50")
                 text.append(f" {ready}/{desired}", style="bold")
-                for pod, state in sorted(self.pods.items()):
+                listed = sorted(self.pods.items())
+                for pod, state in listed[:6]:
                     text.append(f"\n      {short_pod_name(pod)} ", style="dim")
                     text.append(str(state), style="green" if str(state).startswith("Ready") else "yellow")
+                if len(listed) > 6:
+                    text.append(f"\n      … and {len(listed) - 6} more", style="dim")
             if step == "deploy":
                 text.append("\n    external IP ")
                 text.append(self.ip or "pending…", style="bold magenta" if self.ip else "dim")
@@ -147,8 +153,9 @@ class DeployScreen(PipelineScreen):
             self.ready = (int(data["ready"]), int(want))
         if isinstance(data.get("pods"), Mapping):
             self.pods = dict(data["pods"])
-        elif data.get("pod"):
-            pod = str(data["pod"])
+        elif event.step == "deploy" and (data.get("pod") or POD_LINE.match(event.message)):
+            match = POD_LINE.match(event.message)
+            pod = str(data.get("pod") or (match.group(1) if match else ""))
             if "ready" in data:
                 state = "Ready" + (f" on {data['node']}" if data.get("node") else "")
             else:

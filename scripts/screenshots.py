@@ -1,0 +1,163 @@
+"""Write SVG screenshots of each k3dtui screen into screenshots/.
+
+Drives the real app with Pilot against a freshly created simulated cluster (its own
+state folder, removed afterwards): setup, pool, deploy in progress, and the live view
+with load running and a pod terminating. ``--fixed`` uses the fixed-data backend
+instead (no cluster at all).
+
+    python scripts/screenshots.py [--out screenshots] [--size 120x40] [--fixed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+async def wait_until(pilot: Any, predicate: Callable[[], Any], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        failures = getattr(pilot.app, "failures", [])
+        if failures:
+            raise SystemExit(f"screenshots: {what}: a step failed: {failures[-1]}")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"screenshots: timed out waiting for {what}")
+        await pilot.pause(0.05)
+
+
+def screen_is(app: Any, name: str) -> bool:
+    return type(app.screen).__name__ == name
+
+
+async def drive(backend: Any, out: Path, size: tuple[int, int], *, fixed: bool = False) -> list[Path]:
+    from textual.widgets import Input
+
+    from k3dtui.ui.app import K3dtuiApp
+    from k3dtui.ui.screens.live import LiveScreen
+
+    app = K3dtuiApp(backend)
+    written: list[Path] = []
+
+    def shot(name: str) -> None:
+        for screen in app.screen_stack:
+            for field in screen.query(Input):
+                field.cursor_blink = False
+        path = out / f"{name}.svg"
+        app.save_screenshot(filename=path.name, path=str(out))
+        written.append(path)
+        print(f"wrote {path}")
+
+    async with app.run_test(size=size) as pilot:
+        await wait_until(pilot, lambda: screen_is(app, "SetupScreen"), 30, "the setup screen")
+        await wait_until(
+            pilot,
+            lambda: app.screen.query("#doctor") and "checking" not in str(app.screen.query_one("#doctor").render()),
+            30,
+            "the doctor",
+        )
+        await pilot.pause(0.6)
+        shot("setup")
+
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: getattr(app.screen, "created", False), 120, "the cluster")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen_is(app, "PoolScreen") and app.screen.choice is not None, 30, "the pool screen")
+        await pilot.pause(0.3)
+        shot("pool")
+
+        await pilot.press("ctrl+s")
+        await wait_until(pilot, lambda: getattr(app.screen, "applied", False), 180, "MetalLB and the pool")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: screen_is(app, "DeployScreen"), 10, "the deploy screen")
+        await pilot.press("ctrl+s")
+        await wait_until(
+            pilot,
+            lambda: (fixed and getattr(app.screen, "deployed", False))
+            or (app.screen.states.get("deploy") == "running" and app.screen.ready is not None),
+            120,
+            "the deploy step under way",
+        )
+        shot("deploy")
+        await wait_until(pilot, lambda: getattr(app.screen, "deployed", False), 180, "the app deployed")
+        await pilot.press("enter")
+
+        await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen), 10, "the live view")
+        live = app.screen
+        assert isinstance(live, LiveScreen)
+        await wait_until(
+            pilot,
+            lambda: live.snapshot.service is not None and bool(live.snapshot.service.external_ip)
+            and sum(1 for p in live.snapshot.pods if p.status == "Running") >= 3,
+            60,
+            "three running pods behind the external IP",
+        )
+        await pilot.press("l")
+        await wait_until(pilot, lambda: live.load is not None and live.load.responses > 500, 30, "load counts")
+        await pilot.press("right")
+        victim = live.selected_pod()
+        await pilot.press("k")
+        await wait_until(
+            pilot,
+            lambda: victim is not None and any(p.name == victim.name and p.deleting for p in live.snapshot.pods),
+            20,
+            "a pod terminating",
+        )
+        await pilot.pause(1.0)
+        shot("live")
+        await pilot.press("l")
+        await wait_until(pilot, lambda: live.load is not None and not live.load.running, 20, "the load to stop")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "screenshots"), help="folder for the SVGs")
+    parser.add_argument("--size", default="120x40", help="terminal size, COLSxROWS")
+    parser.add_argument("--fixed", action="store_true", help="use fixed data instead of the simulated cluster")
+    args = parser.parse_args(argv)
+    try:
+        cols, rows = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        print(f"screenshots: --size must look like 120x40, not {args.size!r}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(ROOT))
+
+    if args.fixed:
+        from k3dtui.ui.fixed import FixedBackend
+
+        asyncio.run(drive(FixedBackend(), out, (cols, rows), fixed=True))
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="k3dtui-shots-") as tmp:
+        os.environ["K3DTUI_STATE_DIR"] = str(Path(tmp) / "state")
+        os.environ["K3DTUI_CACHE_DIR"] = str(Path(tmp) / "cache")
+        from k3dtui.sim.provider import SimProvider
+        from k3dtui.sim.settings import SimSettings
+        from k3dtui.ui.backend import CoreBackend
+
+        # quick, but slow enough to terminate that the picture catches it
+        settings = SimSettings.fast().replace(terminate_delay=6.0, ready_delay=3.0, pull_delay=0.5)
+        provider = SimProvider("simple-app-cluster", settings=settings)
+        backend = CoreBackend(provider.name, force_sim=True, provider=provider)
+        try:
+            asyncio.run(drive(backend, out, (cols, rows)))
+        finally:
+            backend.close()
+            if asyncio.run(provider.find()) is not None:
+                asyncio.run(provider.delete(lambda _line: None))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
