@@ -102,3 +102,15 @@ def test_cli_malformed_input_exits_2_with_one_line(
 def test_cli_watch_rejects_a_non_positive_duration(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["watch", "--sim", "--duration", "0"]) == 2
     assert "--duration must be more than 0" in capsys.readouterr().err
+
+
+def test_start_with_a_bad_kubeconfig_raises_one_clear_error_and_starts_nothing(tmp_path: Path) -> None:
+    import threading
+
+    from k3dtui.core.errors import K3dtuiError
+
+    before = threading.active_count()
+    live = LiveCluster(tmp_path / "missing.yaml")
+    with pytest.raises(K3dtuiError, match="cannot use the kubeconfig"):
+        live.start(lambda snap: None)
+    assert threading.active_count() == before and live.watchers == ()

@@ -75,13 +75,14 @@ class LiveCluster:
     def start(self, on_change: Callable[[ClusterSnapshot], None]) -> None:
         if self._watchers:
             raise RuntimeError("LiveCluster already started")
+        sources = self._sources()
+        clients = [self._new_client() for _ in sources]  # raises before any thread starts
         coalescer = st.Coalescer(lambda: on_change(self.state.snapshot()), self._coalesce_interval)
         self._coalescer = coalescer
         self.state.on_update = coalescer.notify
         coalescer.start()
-        for kind, make_call, absent_ok in self._sources():
-            api = self._new_client()
-            self._clients.append(api)
+        self._clients = clients
+        for (kind, make_call, absent_ok), api in zip(sources, clients, strict=True):
             watcher = Watcher(
                 kind, make_call(api), self.state, settings=self.watch_settings, absent_ok=absent_ok
             )
