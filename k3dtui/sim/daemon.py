@@ -143,6 +143,7 @@ class Daemon:
         self.api.add_route("GET", "/sim/status", self._status)
         self.api.add_route("POST", "/sim/faults", self._faults)
         self.api.log_provider = self._logs
+        self.runtime.on_exit = self._data_plane_exited
         await self.runtime.start()  # requests queue in its pipe until it has started
         self.cluster.start(lb=self.lb)
         self.port = await self.api.start("127.0.0.1", self.port)
@@ -154,6 +155,22 @@ class Daemon:
         write_private(self.folder / "kubeconfig.yaml",
                       kubeconfig_text(self.name, self.port, self.token, self.api.ca_pem))
         return self.port
+
+    def _data_plane_exited(self) -> None:
+        spawn(self._recover_data_plane())
+
+    async def _recover_data_plane(self) -> None:
+        """The data plane died: start a new one; app containers restart, listeners come back."""
+        await self.runtime.start()
+        write_json(self.folder / "state.json", self.state())
+        kubelet = self.cluster.kubelet
+        dead = list(kubelet.ports)
+        kubelet.ports.clear()
+        for uid in dead:
+            for pod in list(self.store.iter(gvrs.PODS)):
+                if pod["metadata"].get("uid") == uid:
+                    kubelet.crash(pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self.lb.forget()
 
     def state(self) -> dict[str, Any]:
         return {

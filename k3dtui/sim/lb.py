@@ -209,6 +209,12 @@ class LoadBalancerController(Controller):
                 self.write_file()
             self.changed.set()
 
+    def forget(self) -> None:
+        """The data plane was replaced: every listener must be created again."""
+        self._listeners.clear()
+        self._backends.clear()
+        self.enqueue("all")
+
     def write_file(self) -> None:
         if self.lb_file is None:
             return

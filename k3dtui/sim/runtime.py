@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -208,6 +209,8 @@ class DataPlaneClient:
 
     def __init__(self) -> None:
         self.proc: asyncio.subprocess.Process | None = None
+        self.on_exit: Callable[[], None] | None = None  # called when it dies unexpectedly
+        self._stopping = False
         self._ids = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._reader: asyncio.Task[None] | None = None
@@ -217,6 +220,7 @@ class DataPlaneClient:
         return self.proc.pid if self.proc is not None else None
 
     async def start(self) -> None:
+        self._stopping = False
         env = dict(os.environ)
         env.pop("PYTHONSTARTUP", None)
         self.proc = await asyncio.create_subprocess_exec(
@@ -247,6 +251,9 @@ class DataPlaneClient:
             if not fut.done():
                 fut.set_exception(RuntimeError("the data-plane process exited"))
         self._waiting.clear()
+        if not self._stopping and self.on_exit is not None:
+            log.error("the data-plane process exited unexpectedly")
+            self.on_exit()
 
     async def request(self, op: str, **kwargs: Any) -> dict[str, Any]:
         if self.proc is None or self.proc.stdin is None or self.proc.returncode is not None:
@@ -273,6 +280,7 @@ class DataPlaneClient:
         await self.request("remove_lb", key=key)
 
     async def stop(self, timeout: float = 3.0) -> None:
+        self._stopping = True
         proc = self.proc
         if proc is None:
             return

@@ -186,3 +186,36 @@ def test_fault_crash_restarts_the_container(sim_app: SimHandle) -> None:
     with sim_app.http() as http:
         res = http.post("/sim/faults", json={"crash": "no-such-pod"})
     assert res.status_code == 409
+
+
+def test_a_dead_data_plane_is_replaced_and_pods_serve_again(sim_app: SimHandle) -> None:
+    import os
+    import signal
+
+    import httpx
+    from kubernetes import client
+
+    from tests.simfixtures import wait_for
+
+    state = sim_app.provider.state()
+    old = state["dataplane_pid"]
+    os.kill(old, signal.SIGKILL)
+
+    def replaced() -> bool:
+        new = sim_app.provider.state().get("dataplane_pid")
+        return bool(new) and new != old
+
+    wait_for(replaced, 10, "a new data plane")
+    api = client.CoreV1Api(sim_app.api_client())
+
+    def restarted() -> bool:
+        pods = api.list_namespaced_pod("default", label_selector="app=fastapi").items
+        return all(p.status.container_statuses[0].restart_count == 1 and p.status.container_statuses[0].ready
+                   for p in pods)
+
+    wait_for(restarted, 15, "every app container restarted")
+    wait_for(lambda: list(sim_app.control("GET", "/sim/status")["lb_backends"].values()) == [3], 10, "lb back")
+    ip = api.read_namespaced_service("fastapi-service", "default").status.load_balancer.ingress[0].ip
+    host, port = sim_app.provider.dial(ip, 80)
+    with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=5) as http:
+        assert http.get(f"http://{host}:{port}/").status_code == 200
