@@ -81,9 +81,19 @@ class DataPlane:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-        await server.startup(sockets=[sock])
-        await server.on_tick(0)
-        self.pods[uid] = _PodServer(server, sock, port)
+        ps = _PodServer(server, sock, port)
+        self.pods[uid] = ps  # a stop_pod from now on wins over this start
+        try:
+            await server.startup(sockets=[sock])
+            await server.on_tick(0)
+        except (OSError, ValueError) as exc:
+            self.pods.pop(uid, None)
+            with contextlib.suppress(OSError):
+                sock.close()
+            raise RuntimeError(f"pod {pod}: the server did not start: {exc}") from None
+        if self.pods.get(uid) is not ps:
+            await self._close(ps)
+            raise RuntimeError(f"pod {pod} was stopped while it started")
         await self._wait_healthy(port)
         return port
 
@@ -108,11 +118,15 @@ class DataPlane:
         ps = self.pods.pop(uid, None)
         if ps is None:
             return
+        await self._close(ps)
+
+    async def _close(self, ps: _PodServer) -> None:
         for lb in self.lbs.values():
             lb.reset_backend(ps.port)
         server = ps.server
         for srv in server.servers:
-            srv.close()
+            with contextlib.suppress(ValueError, OSError):  # its socket may be closed already
+                srv.close()
         with contextlib.suppress(OSError):
             ps.sock.close()
         for conn in list(server.server_state.connections):

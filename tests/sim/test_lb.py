@@ -109,3 +109,23 @@ def test_external_traffic_policy_local_keeps_traffic_on_the_announcing_node(sim_
     api.patch_namespaced_service("fastapi-service", "default", {"spec": {"externalTrafficPolicy": "Cluster"}})
     wait_for(lambda: list(sim_app.control("GET", "/sim/status")["lb_backends"].values()) == [3], 10,
              "every endpoint again")
+
+
+async def test_data_plane_serves_the_app_and_stop_wins_over_a_start_in_flight() -> None:
+    from k3dtui.sim.runtime import DataPlane
+
+    plane = DataPlane()
+    port = await plane.start_pod("uid-1", "web-abc12", "k3d-x-agent-0")
+    async with httpx.AsyncClient() as http:
+        res = await http.get(f"http://127.0.0.1:{port}/")
+        assert res.json()["pod"] == "web-abc12" and res.headers["x-node"] == "k3d-x-agent-0"
+    await plane.stop_pod("uid-1")
+    with pytest.raises(OSError):
+        await asyncio.open_connection("127.0.0.1", port)
+    # a stop that arrives while the start is in flight leaves nothing behind
+    start = asyncio.ensure_future(plane.start_pod("uid-2", "web-def34", "k3d-x-agent-1"))
+    await asyncio.sleep(0)
+    await plane.stop_pod("uid-2")
+    with pytest.raises(RuntimeError):
+        await start
+    assert plane.pods == {}

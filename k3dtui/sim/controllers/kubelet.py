@@ -50,6 +50,7 @@ class Kubelet(Controller):
         self.running: dict[str, asyncio.Task[None]] = {}
         self.terminating: dict[str, asyncio.Task[None]] = {}
         self.ports: dict[str, int] = {}  # pod uid → loopback port of its HTTP server
+        self._starting: set[str] = set()  # pod uids whose server is being started
         self.pod_ips: dict[str, str] = {}
         self._next_ip: dict[str, int] = {}
         self._used_ips: set[str] = set()
@@ -172,7 +173,9 @@ class Kubelet(Controller):
         ip = self.pod_ips.pop(uid, None)
         if ip:
             self._used_ips.discard(ip)
-        if self.ports.pop(uid, None) is not None and self.ctx.runtime is not None:
+        had_server = self.ports.pop(uid, None) is not None or uid in self._starting
+        self._starting.discard(uid)
+        if had_server and self.ctx.runtime is not None:
             try:
                 await self.ctx.runtime.stop_pod(uid)
             except Exception:
@@ -453,9 +456,11 @@ class Kubelet(Controller):
         restarts = 0
         cname = str(c.get("name", ""))
         while True:
+            self._starting.add(uid)
             try:
                 port = await self.ctx.runtime.start_pod(uid, name, node)
             except RuntimeError as exc:
+                self._starting.discard(uid)
                 log.warning("pod %s/%s: the app did not start: %s", ns, name, exc)
                 restarts += 1
                 finished = util.now()
@@ -475,6 +480,7 @@ class Kubelet(Controller):
                             warning=True, container=cname)
                 await asyncio.sleep(max(0.2, self.ctx.settings.backoff_delay) * min(2 ** restarts, 30))
                 continue
+            self._starting.discard(uid)
             self.ports[uid] = port
             return port
 
