@@ -25,7 +25,7 @@ CONCURRENCY_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LOAD_DURATION = 300.0  # every run is bounded; l starts another
 
 
-KILL = Binding.Group("kill")
+KILL = Binding.Group("kill", compact=True)
 SCALE = Binding.Group("±1", compact=True)
 CONC = Binding.Group("conc", compact=True)
 
@@ -190,19 +190,17 @@ class LiveScreen(K3dScreen):
             text.append(f" {snap.error or 'the API server does not answer'}; retrying by itself ", style="yellow")
         else:
             text.append("● connected ", style="bold green")
+        dep = snap.deployment
+        if dep is not None:
+            text.append("│ replicas ", style="dim")
+            text.append(f"{dep.ready}/{dep.desired} ready", style="bold" if dep.ready == dep.desired else "bold yellow")
         svc = snap.service
         if svc is not None:
-            text.append("│ service ", style="dim")
-            text.append(svc.name, style="bold")
-            text.append(" ")
+            text.append(" │ ", style="dim")
             text.append(f"{svc.external_ip}:{svc.port}" if svc.external_ip else "external IP pending",
                         style="bold magenta" if svc.external_ip else "yellow")
             if svc.announcing_node:
                 text.append(f" via {short_node_name(svc.announcing_node)}", style="dim")
-        dep = snap.deployment
-        if dep is not None:
-            text.append(" │ replicas ", style="dim")
-            text.append(f"{dep.ready}/{dep.desired} ready", style="bold" if dep.ready == dep.desired else "bold yellow")
         alive = [p for p in snap.pods if not p.deleting]
         text.append(f" │ {len(alive)} pods on {len(snap.nodes)} nodes", style="dim")
         pod = self.selected_pod()

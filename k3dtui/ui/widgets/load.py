@@ -23,7 +23,7 @@ def bar_lines(counts: dict[str, int], gone: frozenset[str], *, width: int) -> Te
     total = sum(counts.values()) or 1
     top = max(counts.values(), default=0) or 1
     longest = max((len(k) for k in counts), default=4)
-    label = max(6, min(longest, width // 3))
+    label = max(8, min(longest, width // 3))
     show_share = width >= label + 18
     bar = max(0, width - label - 1 - 8 - (5 if show_share else 0) - 1)
     for i, (name, count) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))):
@@ -31,7 +31,7 @@ def bar_lines(counts: dict[str, int], gone: frozenset[str], *, width: int) -> Te
         filled = round(bar * count / top)
         if i:
             text.append("\n")
-        shown = name if len(name) <= label else name[-label:]
+        shown = name if len(name) <= label else name.split("-", 1)[-1][-label:]
         text.append(f"{shown:<{label}} ", style="grey50 strike" if dead else "")
         text.append("█" * filled, style="grey42" if dead else "green")
         text.append("░" * (bar - filled), style="grey23")
