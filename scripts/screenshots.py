@@ -82,7 +82,7 @@ async def drive(backend: Any, out: Path, size: tuple[int, int], *, fixed: bool =
         await wait_until(
             pilot,
             lambda: (fixed and getattr(app.screen, "deployed", False))
-            or (app.screen.states.get("deploy") == "running" and app.screen.ready is not None),
+            or (app.screen.states.get("deploy") == "running" and len(app.screen.pods) >= 3),
             120,
             "the deploy step under way",
         )
