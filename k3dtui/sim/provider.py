@@ -243,6 +243,14 @@ class SimProvider:
         return data if isinstance(data, dict) else {}
 
 
+    async def fault(self, **body: Any) -> list[str]:
+        """Fault injection (the daemon's ``/sim/faults``): ``restart_api=True``, ``expire=True``,
+        ``node="k3d-<name>-agent-0", ready=False``, ``crash="<pod>"`` (``namespace=``),
+        ``settings={...}`` (e.g. ``{"ignore_sigterm": True}``). Returns what was done."""
+        data = await self.control("POST", "/sim/faults", body)
+        return [str(x) for x in data.get("done") or []]
+
+
 def _tail(path: Path, lines: int = 3) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()

@@ -150,7 +150,7 @@ def test_fault_crash_restarts_the_container(sim_app: SimHandle) -> None:
 
     api = client.CoreV1Api(sim_app.api_client())
     pod = api.list_namespaced_pod("default", label_selector="app=fastapi").items[0].metadata.name
-    sim_app.control("POST", "/sim/faults", {"crash": pod})
+    assert asyncio.run(sim_app.provider.fault(crash=pod)) == [f"crash default/{pod}"]
 
     def restarted() -> bool:
         p = api.read_namespaced_pod(pod, "default")
