@@ -197,3 +197,30 @@ def test_a_dead_data_plane_is_replaced_and_pods_serve_again(sim_app: SimHandle) 
     host, port = sim_app.provider.dial(ip, 80)
     with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=5) as http:
         assert http.get(f"http://{host}:{port}/").status_code == 200
+
+
+def test_without_openssl_the_daemon_serves_plain_http(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """No openssl command, no certificate: the simulated cluster still starts, over HTTP."""
+    import shutil
+
+    from kubernetes import client as k8s
+
+    from k3dtui.core.kube import make_api_client
+    from tests.simfixtures import start_sim, stop_sim
+
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("sh", "env"):
+        found = shutil.which(tool)
+        if found:
+            (bindir / tool).symlink_to(found)
+    monkeypatch.setenv("PATH", str(bindir))
+    assert shutil.which("openssl") is None
+    handle = start_sim("no-tls", agents=1)
+    try:
+        server = yaml.safe_load(handle.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+        assert server.startswith("http://127.0.0.1:")
+        nodes = k8s.CoreV1Api(make_api_client(handle.kubeconfig)).list_node()
+        assert sorted(n.metadata.name for n in nodes.items) == ["k3d-no-tls-agent-0", "k3d-no-tls-server-0"]
+    finally:
+        stop_sim(handle)
