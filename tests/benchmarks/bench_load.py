@@ -267,9 +267,9 @@ def main() -> int:
         print("bench_load: wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     c, secs = args.connections, args.seconds
-    rows: list[tuple[str, str, Result, Result, Result | None, float]] = []
+    rows: list[tuple[str, str, Result, Result, Result | None, float, float]] = []
 
-    def scenario(url: str, mode: ConnectionMode, close: bool) -> tuple[Result, Result, Result | None]:
+    def scenario(url: str, mode: ConnectionMode, close: bool) -> tuple[Result, Result, Result | None, float]:
         """wrk, k3dtui and aiohttp, interleaved ``--repeat`` times (so drifting load hits all)."""
         runs: dict[str, list[Result]] = {"wrk": [], "k3dtui": [], "aiohttp": []}
         for _ in range(args.repeat):
@@ -278,7 +278,9 @@ def main() -> int:
             if not args.no_aiohttp:
                 runs["aiohttp"].append(run_aiohttp(url, c, secs, close))
         aio = median(runs["aiohttp"]) if runs["aiohttp"] else None
-        return median(runs["wrk"]), median(runs["k3dtui"]), aio
+        # the ratio of runs made side by side, then the median: drifting load cancels out
+        ratio = statistics.median(o.rps / w.rps for w, o in zip(runs["wrk"], runs["k3dtui"], strict=True) if w.rps)
+        return median(runs["wrk"]), median(runs["k3dtui"]), aio, float(ratio)
 
     print(f"# {c} connections, {secs:g} s per run, median of {args.repeat}; "
           f"{'server on core 0, clients on core 1' if pinned() else 'unpinned'}; "
@@ -287,14 +289,14 @@ def main() -> int:
         with uvicorn_server() as url:
             time.sleep(0.5)
             for mode, close, goal in (("keep-alive", False, 0.95), ("new-connection", True, 0.90)):
-                wrk, ours, aio = scenario(url, mode, close)  # type: ignore[arg-type]
-                rows.append(("uvicorn app/main.py", mode, wrk, ours, aio, goal))
+                wrk, ours, aio, ratio = scenario(url, mode, close)  # type: ignore[arg-type]
+                rows.append(("uvicorn app/main.py", mode, wrk, ours, aio, goal, ratio))
                 print(f"  done: uvicorn {mode}", flush=True)
     if args.only in (None, "nginx"):
         with nginx_server() as url:
             time.sleep(0.3)
-            wrk, ours, aio = scenario(url, "keep-alive", False)
-            rows.append(("nginx (client-bound)", "keep-alive", wrk, ours, aio, 0.40))
+            wrk, ours, aio, ratio = scenario(url, "keep-alive", False)
+            rows.append(("nginx (client-bound)", "keep-alive", wrk, ours, aio, 0.40, ratio))
             print("  done: nginx", flush=True)
 
     print()
@@ -303,8 +305,7 @@ def main() -> int:
     print(head)
     print("-" * len(head))
     failed = False
-    for target, mode, wrk, ours, aio, goal in rows:
-        ratio = ours.rps / wrk.rps if wrk.rps else 0.0
+    for target, mode, wrk, ours, aio, goal, ratio in rows:
         ok = ratio >= goal
         failed |= not ok
         lat = f"{wrk.p50:.2f}/{wrk.p99:.2f} | {ours.p50:.2f}/{ours.p99:.2f}"
@@ -315,7 +316,8 @@ def main() -> int:
               f"{'' if ok else '  BELOW GOAL'}")
         if ours.errors or wrk.errors:
             print(f"{'':<22} errors: wrk {wrk.errors}, k3dtui {ours.errors}")
-    print("\nwrk new-connection rows use -H 'Connection: close'; CPU is % of one core; "
+    print("\nratio: median over the repeats of k3dtui / wrk in back-to-back runs; "
+          "wrk new-connection rows use -H 'Connection: close'; CPU is % of one core; "
           f"load average at the end {os.getloadavg()[0]:.1f} (other work on the machine skews every figure)")
     return 1 if failed else 0
 
