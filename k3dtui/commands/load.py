@@ -273,6 +273,8 @@ def run(args: argparse.Namespace) -> int:
         print(result_table(snap, url))
     if snap.finished_reason.startswith("error"):
         raise K3dtuiError(f"the load run failed: {snap.finished_reason}")
+    if snap.finished_reason == "worker exited":
+        raise K3dtuiError("the load worker exited before the end of the run (the figures above are partial)")
     if snap.responses == 0:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(snap.errors.items()) if n) or "none"
         raise K3dtuiError(f"no response from {url} ({snap.requests} requests; errors: {kinds})")
