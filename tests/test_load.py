@@ -428,3 +428,20 @@ def test_update_url_moves_the_load_to_another_target(relay_url: str, servers: Se
         gen.stop()
     assert gen.settings.url == relay_url
     assert snap.per_pod.get("unknown", 0) <= 2  # at most the requests in flight at the switch
+
+
+def test_a_killed_worker_ends_the_run_without_hanging(relay_url: str) -> None:
+    import signal
+
+    with LoadGenerator(LoadSettings(url=relay_url, mode="keep-alive", concurrency=2, rate=200.0, duration=30)) as gen:
+        gen.start()
+        wait_for(gen, lambda s: s.requests > 20)
+        pid = gen.worker_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        started = time.monotonic()
+        snap = gen.wait(10)
+        assert time.monotonic() - started < 5
+        assert not gen.running
+    assert snap.finished_reason == "worker exited"
+    assert snap.requests > 20  # the last figures received are kept
