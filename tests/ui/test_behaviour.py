@@ -147,7 +147,7 @@ async def test_lost_connection_shows_reconnecting_and_recovers() -> None:
     app, fixed = make_app(stage="deployed")
     async with app.run_test(size=(120, 40)) as pilot:
         screen = await to_live(pilot)
-        status = screen.query_one("#live-status", Static)
+        status = screen.query_one("#live-status")
         fixed.set_connected(False)
         await settle(pilot)
         assert "reconnecting" in str(status.render())

@@ -80,6 +80,9 @@ def test_setup_create_fails_with_what_to_do(snap_compare: Any) -> None:
         await settle(pilot)
         await pilot.press("ctrl+s")
         await settle(pilot)
+        await until(pilot, lambda: bool(app.failures))
+        await pilot.pause(0.3)
+        await settle(pilot)
 
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import Footer, RichLog
 
 from k3dtui.core.models import ClusterEvent, ClusterSnapshot, LoadSettings, LoadSnapshot, PodView
 from k3dtui.ui.backend import Outcome, StepEvent
@@ -20,6 +20,7 @@ from k3dtui.ui.screens.base import K3dScreen
 from k3dtui.ui.screens.modals import ConfirmScreen, HelpScreen, ScaleScreen
 from k3dtui.ui.widgets.load import LoadPanel
 from k3dtui.ui.widgets.pods import NodeColumn, PodCard, short_node_name, short_pod_name
+from k3dtui.ui.widgets.text import TextLine
 
 CONCURRENCY_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LOAD_DURATION = 300.0  # every run is bounded; l starts another
@@ -106,6 +107,7 @@ class LiveScreen(K3dScreen):
         super().__init__()
         self.snapshot = ClusterSnapshot()
         self.columns: dict[str, NodeColumn] = {}
+        self._column_seq = 0
         self.selected: str | None = None  # pod uid
         self.seen_events: set[ClusterEvent] = set()
         self.settings = LoadSettings(duration=LOAD_DURATION)
@@ -116,7 +118,7 @@ class LiveScreen(K3dScreen):
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
-        yield Static(id="live-status")
+        yield TextLine(id="live-status")
         yield Horizontal(id="nodes")
         with Horizontal(id="bottom"):
             yield LoadPanel(id="load")
@@ -158,10 +160,11 @@ class LiveScreen(K3dScreen):
             wanted = [n.name for n in nodes] + (["\x00unscheduled"] if snap.unscheduled else [])
             for key in [k for k in self.columns if k not in wanted]:
                 self.columns.pop(key).remove()
-            for i, node in enumerate(nodes):
+            for node in nodes:
                 column = self.columns.get(node.name)
                 if column is None:
-                    column = NodeColumn(node, key=f"n{len(self.columns)}-{i}", clock=self.backend.now)
+                    self._column_seq += 1
+                    column = NodeColumn(node, key=f"n{self._column_seq}", clock=self.backend.now)
                     self.columns[node.name] = column
                     container.mount(column)
                 column.set_node(node, ip if node.name == announcing else "")
@@ -169,7 +172,8 @@ class LiveScreen(K3dScreen):
             if snap.unscheduled:
                 column = self.columns.get("\x00unscheduled")
                 if column is None:
-                    column = NodeColumn(None, key="unscheduled", clock=self.backend.now)
+                    self._column_seq += 1
+                    column = NodeColumn(None, key=f"unscheduled-{self._column_seq}", clock=self.backend.now)
                     self.columns["\x00unscheduled"] = column
                     container.mount(column)
                 column.sync_pods(snap.unscheduled)
@@ -207,7 +211,7 @@ class LiveScreen(K3dScreen):
         if pod is not None:
             text.append(" │ selected ", style="dim")
             text.append(short_pod_name(pod.name), style="bold reverse")
-        self.query_one("#live-status", Static).update(text)
+        self.query_one("#live-status", TextLine).set(text)
 
     def _log_events(self, events: tuple[ClusterEvent, ...]) -> None:
         log = self.query_one("#events", RichLog)

@@ -186,6 +186,10 @@ class SetupScreen(PipelineScreen):
 
     def _lookup(self) -> None:
         name = self.query_one("#name", Input).value.strip()
+        try:
+            self.backend.validate_name(name)
+        except K3dtuiError:
+            return  # the field shows why; nothing to look up
 
         def work() -> None:
             header = self.backend.use_name(name)

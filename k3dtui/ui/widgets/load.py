@@ -5,10 +5,11 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Sparkline, Static
+from textual.widgets import Sparkline
 
 from k3dtui.core.models import LoadSettings, LoadSnapshot
 from k3dtui.ui.widgets.pods import short_node_name, short_pod_name
+from k3dtui.ui.widgets.text import TextLine
 
 MODE_EXPLANATION = {
     "new-connection": "a new connection per request: kube-proxy picks a pod each time, a fair spread",
@@ -51,8 +52,8 @@ class LoadPanel(Vertical):
     LoadPanel > Sparkline { height: 2; margin: 0 0; }
     LoadPanel > #load-latency { height: 1; }
     LoadPanel > #load-bars { height: 1fr; }
-    LoadPanel #load-pods { width: 3fr; }
-    LoadPanel #load-nodes { width: 2fr; margin-left: 2; }
+    LoadPanel #load-pods { width: 3fr; height: 1fr; }
+    LoadPanel #load-nodes { width: 2fr; height: 1fr; margin-left: 2; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -62,13 +63,13 @@ class LoadPanel(Vertical):
         self.snapshot: LoadSnapshot | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(id="load-state")
-        yield Static(id="load-mode")
+        yield TextLine(id="load-state")
+        yield TextLine(id="load-mode")
         yield Sparkline([], id="load-spark")
-        yield Static(id="load-latency")
+        yield TextLine(id="load-latency")
         with Horizontal(id="load-bars"):
-            yield Static(id="load-pods")
-            yield Static(id="load-nodes")
+            yield TextLine(id="load-pods")
+            yield TextLine(id="load-nodes")
 
     def on_mount(self) -> None:
         self.show(None)
@@ -97,8 +98,8 @@ class LoadPanel(Vertical):
             state.append(" │ ", style="dim")
             state.append(f"{snap.rps:,.0f} req/s", style="bold cyan")
             state.append(f"  {snap.responses:,} ok", style="dim")
-        self.query_one("#load-state", Static).update(state)
-        self.query_one("#load-mode", Static).update(
+        self.query_one("#load-state", TextLine).update(state)
+        self.query_one("#load-mode", TextLine).update(
             Text(MODE_EXPLANATION.get(mode, mode), no_wrap=True, overflow="ellipsis")
         )
         spark = self.query_one(Sparkline)
@@ -120,16 +121,16 @@ class LoadPanel(Vertical):
             lat.append(" ".join(f"{k} {v:,}" for k, v in sorted(errors.items())), style="bold red")
         else:
             lat.append("none", style="green")
-        self.query_one("#load-latency", Static).update(lat)
+        self.query_one("#load-latency", TextLine).update(lat)
         if snap is None or not snap.per_pod:
-            self.query_one("#load-pods", Static).update(
+            self.query_one("#load-pods", TextLine).update(
                 Text("press l to start load, m to switch mode, [ ] for concurrency", style="dim")
             )
-            self.query_one("#load-nodes", Static).update("")
+            self.query_one("#load-nodes", TextLine).update("")
             return
         pods = {short_pod_name(k): v for k, v in snap.per_pod.items()}
         gone = frozenset(short_pod_name(k) for k in snap.gone_pods)
         nodes = {short_node_name(k): v for k, v in snap.per_node.items()}
-        pod_box, node_box = self.query_one("#load-pods", Static), self.query_one("#load-nodes", Static)
+        pod_box, node_box = self.query_one("#load-pods", TextLine), self.query_one("#load-nodes", TextLine)
         pod_box.update(bar_lines(pods, gone, width=pod_box.size.width or 40))
         node_box.update(bar_lines(nodes, frozenset(), width=node_box.size.width or 30))

@@ -8,9 +8,9 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.widget import Widget
-from textual.widgets import Static
 
 from k3dtui.core.models import NodeView, PodView
+from k3dtui.ui.widgets.text import TextLine
 
 STATUS_STYLES = {
     "Running": "bold green",
@@ -90,7 +90,9 @@ class PodCard(Widget):
     def set_pod(self, pod: PodView) -> None:
         if pod != self.pod:
             self.pod = pod
-            self.border_title = short_pod_name(pod.name)
+            title = short_pod_name(pod.name)
+            if title != self.border_title:
+                self.border_title = title
             self._classes_for(pod)
             self.refresh()
 
@@ -118,7 +120,7 @@ class PodCard(Widget):
         return text
 
 
-class NodeHeader(Static):
+class NodeHeader(TextLine):
     DEFAULT_CSS = """
     NodeHeader { height: 3; padding: 0 1; background: $boost; }
     """

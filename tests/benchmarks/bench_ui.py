@@ -1,0 +1,157 @@
+"""TUI benchmarks (run on demand: ``python tests/benchmarks/bench_ui.py``); prints figures.
+
+1. 100 pods on 10 nodes: one live-view update (snapshot in → screen refreshed), p50/p95.
+2. With load running at full speed against the simulated cluster: ``+`` pressed → the
+   live view shows the new replica count, p50/p95; the TUI process's CPU meanwhile.
+3. Idle live view (nothing changing) against the simulated cluster: the TUI process's CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def big_snapshot(generation: int) -> Any:
+    from k3dtui.core.models import ClusterSnapshot, DeploymentView, NodeView, PodView, ServiceView
+
+    nodes = tuple(NodeView(f"k3d-bench-agent-{i}", "<none>", f"172.20.0.{i + 2}", True) for i in range(10))
+    pods = []
+    for i in range(100):
+        status = "Running" if (i + generation) % 7 else "ContainerCreating"
+        pods.append(PodView(
+            uid=f"uid-{i}", name=f"fastapi-7d4b9c8f5d-p{i:04d}", node=nodes[i % 10].name, status=status,
+            ready=status == "Running", ready_text="1/1" if status == "Running" else "0/1",
+            ip=f"10.42.{i % 10}.{i}", restarts=generation % 3, created=time.time() - 60, deleting=False,
+        ))
+    return ClusterSnapshot(
+        nodes=nodes, pods=tuple(pods), deployment=DeploymentView("fastapi", 100, 90, 100, 90),
+        service=ServiceView("fastapi-service", "172.20.255.200", 80, nodes[0].name),
+    )
+
+
+async def bench_render() -> None:
+    from k3dtui.ui.app import K3dtuiApp
+    from k3dtui.ui.fixed import FixedBackend
+    from k3dtui.ui.screens.live import LiveScreen
+
+    app = K3dtuiApp(FixedBackend(stage="deployed"))
+    async with app.run_test(size=(200, 60)) as pilot:
+        while not isinstance(app.screen, LiveScreen):
+            await pilot.pause(0.05)
+        screen = app.screen
+        screen.apply_snapshot(big_snapshot(0))
+        await pilot.pause()
+        times = []
+        for gen in range(1, 41):
+            snap = big_snapshot(gen)
+            t0 = time.perf_counter()
+            screen.apply_snapshot(snap)
+            await pilot.pause()  # waits for the refresh
+            times.append((time.perf_counter() - t0) * 1000)
+        cards = sum(len(c.cards) for c in screen.columns.values())
+        # the usual update: one pod changes (a kill, a replacement becoming ready)
+        one = []
+        base = big_snapshot(0)
+        for gen in range(1, 41):
+            pods = list(base.pods)
+            pods[gen % 100] = replace(pods[gen % 100], status="Terminating" if gen % 2 else "Running", deleting=bool(gen % 2))
+            snap = replace(base, pods=tuple(pods))
+            t0 = time.perf_counter()
+            screen.apply_snapshot(snap)
+            await pilot.pause()
+            one.append((time.perf_counter() - t0) * 1000)
+    print(f"render, {cards} pods on 10 nodes, every pod changed: update p50 {pct(times, 0.5):.1f} ms, p95 {pct(times, 0.95):.1f} ms (target < 50 ms)")
+    print(f"render, {cards} pods on 10 nodes, one pod changed: update p50 {pct(one, 0.5):.1f} ms, p95 {pct(one, 0.95):.1f} ms (target < 50 ms)")
+
+
+async def bench_sim() -> None:
+    from k3dtui.ui.app import K3dtuiApp
+    from k3dtui.ui.backend import CoreBackend
+    from k3dtui.ui.screens.live import LiveScreen
+    from tests.simfixtures import install_app, start_sim, stop_sim
+
+    handle = await asyncio.to_thread(start_sim, "bench-ui")
+    try:
+        await asyncio.to_thread(install_app, handle)
+        backend = CoreBackend(handle.name, force_sim=True, provider=handle.provider)
+        app = K3dtuiApp(backend, detect=False)
+        me = psutil.Process()
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.open_live()
+            while not (isinstance(app.screen, LiveScreen) and app.screen.snapshot.service
+                       and app.screen.snapshot.service.external_ip):
+                await pilot.pause(0.05)
+            screen = app.screen
+            assert isinstance(screen, LiveScreen)
+            await pilot.pause(1.0)
+
+            # idle: nothing changes for 5 s
+            cpu0, t0 = me.cpu_times(), time.monotonic()
+            await asyncio.sleep(5.0)
+            cpu1, t1 = me.cpu_times(), time.monotonic()
+            idle = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0) * 100
+            print(f"idle live view: TUI process CPU {idle:.1f}% of one core (target < 3%)")
+
+            # load at full speed, then + presses
+            screen.settings = replace(screen.settings, concurrency=32)
+            await pilot.press("l")
+            while not (screen.load and screen.load.responses > 200):
+                await pilot.pause(0.05)
+            cpu0, t0 = me.cpu_times(), time.monotonic()
+            lat, acted = [], []
+            for _ in range(8):
+                want = (screen.snapshot.deployment.desired if screen.snapshot.deployment else 3) + 1
+                start = time.perf_counter()
+                done = len(screen.outcomes)
+                await pilot.press("plus")
+                while len(screen.outcomes) == done:
+                    await asyncio.sleep(0.002)
+                acted.append((time.perf_counter() - start) * 1000)
+                while not (screen.snapshot.deployment and screen.snapshot.deployment.desired == want):
+                    await asyncio.sleep(0.002)
+                await pilot.pause()  # and drawn
+                lat.append((time.perf_counter() - start) * 1000)
+                await asyncio.sleep(0.3)
+            cpu1, t1 = me.cpu_times(), time.monotonic()
+            busy = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0) * 100
+            rps = screen.load.rps if screen.load else 0.0
+            await pilot.press("l")
+            await asyncio.sleep(0.5)
+        backend.close()
+        print(f"'+' → shown, load at {rps:,.0f} req/s: p50 {pct(lat, 0.5):.0f} ms, p95 {pct(lat, 0.95):.0f} ms "
+              f"(target p95 < 100 ms); TUI process CPU {busy:.0f}% of one core")
+        print(f"  (all: {', '.join(f'{v:.0f}' for v in lat)} ms; median {statistics.median(lat):.0f}; "
+              f"of which the scale call answered after a median {statistics.median(acted):.0f} ms)")
+    finally:
+        await asyncio.to_thread(stop_sim, handle)
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="k3dtui-bench-ui-") as tmp:
+        os.environ["K3DTUI_STATE_DIR"] = str(Path(tmp) / "state")
+        os.environ["K3DTUI_CACHE_DIR"] = str(Path(tmp) / "cache")
+        asyncio.run(bench_render())
+        asyncio.run(bench_sim())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
