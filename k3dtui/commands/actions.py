@@ -14,10 +14,12 @@ import json
 import queue
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from k3dtui.core.actions import ActionResult, parse_scale, valid_pod_name
 from k3dtui.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from k3dtui.core.actions import ActionResult
 
 DEFAULT_MAX_REPLICAS = 50
 
@@ -93,6 +95,8 @@ def _report(result: ActionResult) -> int:
 
 def scale_command(args: argparse.Namespace) -> int:
     try:
+        from k3dtui.core.actions import parse_scale
+
         how, value = parse_scale(args.count)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -113,6 +117,8 @@ def kill_command(args: argparse.Namespace) -> int:
         raise UsageError("give either a POD name or --random, not both")
     if not args.random and not args.pod:
         raise UsageError("name the pod to kill (k3dtui kill POD) or use --random")
+    from k3dtui.core.actions import valid_pod_name
+
     if args.pod and not valid_pod_name(args.pod):
         raise UsageError(
             f"{args.pod!r} is not a valid pod name (lowercase letters, digits, '-' and '.')"
