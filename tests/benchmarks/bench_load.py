@@ -11,6 +11,16 @@ nginx >= 40% of wrk. The aiohttp rows show why the generator has its own minimal
 With two or more cores the servers are pinned to core 0 and the clients to core 1.
 
     /work/venv/bin/python tests/benchmarks/bench_load.py [--seconds 10] [--repeat 1] [--no-aiohttp]
+
+Measured on the 2-core development VM (``--repeat 3``, other work running, load average ~1.5-2.4;
+ratio = median of back-to-back k3dtui/wrk pairs):
+
+    uvicorn keep-alive       wrk 6,454   k3dtui 7,767   100%   aiohttp 3,799 (59%)
+    uvicorn new-connection   wrk 5,112   k3dtui 4,050    97%   aiohttp 2,474 (48%)
+    nginx keep-alive         wrk 51,349  k3dtui 48,438   91%   aiohttp 8,362 (16%)
+    client CPU per request (nginx): wrk 8.3 µs, k3dtui 10.9 µs
+
+On a busy machine single runs swing by +-30%; use --repeat 3 or more.
 """
 
 from __future__ import annotations
