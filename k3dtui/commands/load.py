@@ -232,10 +232,13 @@ def result_table(snap: LoadSnapshot, url: str) -> str:
 
 
 def _progress(snap: LoadSnapshot, settings: LoadSettings) -> str:
-    bound = f"/{settings.duration:g} s" if settings.duration else f" s, {snap.requests:,}/{settings.requests:,} req"
+    if settings.duration:
+        done = f"{snap.elapsed:5.1f}/{settings.duration:g} s  {snap.requests:,} req"
+    else:
+        done = f"{snap.elapsed:5.1f} s  {snap.requests:,}/{settings.requests or 0:,} req"
     p99 = snap.latency_ms.get("p99")
     errors = sum(snap.errors.values())
-    text = f"  {snap.elapsed:5.1f}{bound}  {snap.requests:,} req  {snap.rps:,.0f} req/s"
+    text = f"  {done}  {snap.rps:,.0f} req/s"
     if p99 is not None:
         text += f"  p99 {p99:.1f} ms"
     text += f"  {len(snap.per_pod)} pods  errors {errors:,}"
