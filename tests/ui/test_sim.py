@@ -82,8 +82,13 @@ async def test_live_view_kill_scale_and_load(sim_app: SimHandle) -> None:
             10,
             "the counts to keep rising",
         )
-        card = next(iter(next(iter(screen.columns.values())).cards.values()))
-        assert card.served > 0  # the cards show it too
+        # the cards show it too
+        await wait_until(
+            pilot,
+            lambda: all(c.served > 0 for col in screen.columns.values() for c in col.cards.values()),
+            5,
+            "every card's served count",
+        )
         await pilot.press("l")  # stop the load
         await wait_until(pilot, lambda: screen.load is not None and not screen.load.running, 10, "the load to stop")
 

@@ -23,7 +23,8 @@ from k3dtui.ui.widgets.pods import NodeColumn, PodCard, short_node_name, short_p
 from k3dtui.ui.widgets.text import TextLine
 
 CONCURRENCY_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-LOAD_DURATION = 300.0  # every run is bounded; l starts another
+LOAD_DURATION = 300.0
+CARD_EVERY = 5  # load ticks (0.1 s each) between updates of the cards' served counts  # every run is bounded; l starts another
 
 
 KILL = Binding.Group("kill", compact=True)
@@ -115,6 +116,7 @@ class LiveScreen(K3dScreen):
         self.load: LoadSnapshot | None = None
         self.pending_gone: set[str] = set()
         self.outcomes: list[tuple[str, Outcome]] = []
+        self._load_ticks = 0
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
@@ -418,9 +420,12 @@ class LiveScreen(K3dScreen):
         self.load = snap
         if self.load_on and not snap.running and snap.finished_reason and snap.elapsed > 0.5:
             self.load_on = False
+        self._load_ticks += 1
         with self.app.batch_update():
             self.query_one(LoadPanel).show(snap)
-            self._apply_served()
+            # the panel follows every tick; the cards (many widgets) twice a second
+            if self._load_ticks % CARD_EVERY == 0 or not snap.running:
+                self._apply_served()
 
     def _apply_served(self) -> None:
         snap = self.load

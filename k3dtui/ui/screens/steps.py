@@ -54,7 +54,18 @@ class PipelineScreen(K3dScreen):
     def step_event(self, event: StepEvent) -> None:
         """Screens refine (readiness, external IP...)."""
 
+    @dataclass
+    class Failed(Message):
+        what: str
+        message: str
+        hint: str
+
     def show_failure(self, what: str, message: str, hint: str) -> None:
+        # through this screen's queue, so it lands after the step events the worker posted
+        self.post_message(self.Failed(what, message, hint))
+
+    def on_pipeline_screen_failed(self, failed: Failed) -> None:
+        what, message, hint = failed.what, failed.message, failed.hint
         self.write_log(f"{what} failed: {message}", "bold red")
         if hint:
             self.write_log(f"  what to do: {hint}", "yellow")
