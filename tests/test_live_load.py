@@ -73,3 +73,42 @@ def test_killed_pod_is_replaced_in_state_and_in_traffic(app: SimHandle) -> None:
         if gen is not None:
             gen.close()
         live.stop()
+
+
+def test_scale_up_new_connection_reaches_new_pods_keep_alive_stays_pinned(app: SimHandle) -> None:
+    """Scale 3 → 6: with a new connection per request every new pod gets responses soon after
+    it is Ready; with 4 keep-alive connections at most 4 pods ever answer (the skew is real)."""
+    live = LiveCluster(app.kubeconfig, max_replicas=6)
+    live.start(lambda s: None)
+    gens: list[LoadGenerator] = []
+    try:
+        assert wait_until(lambda: live.snapshot().connected and len(live.snapshot().pods) == 3
+                          and all(p.ready for p in live.snapshot().pods), 10)
+        svc = live.snapshot().service
+        assert svc is not None and svc.external_ip
+        host, port = app.provider.dial(svc.external_ip, svc.port)
+        url = f"http://{host}:{port}/"
+        fresh = LoadGenerator(LoadSettings(url=url, mode="new-connection", concurrency=4,
+                                           duration=25.0, timeout=2.0, rate=400.0))
+        pinned = LoadGenerator(LoadSettings(url=url, mode="keep-alive", concurrency=4,
+                                            duration=25.0, timeout=2.0, rate=400.0))
+        gens += [fresh, pinned]
+        fresh.start()
+        pinned.start()
+        assert wait_until(lambda: len(fresh.latest().per_pod) == 3, 10)
+        assert live.scale_to(6).ok
+        assert wait_until(lambda: len(live.snapshot().pods) == 6
+                          and all(p.ready for p in live.snapshot().pods), 15)
+        ready_at = time.monotonic()
+        names = {p.name for p in live.snapshot().pods}
+        assert wait_until(lambda: names <= set(fresh.latest().per_pod), 5), (
+            f"new pods without responses {time.monotonic() - ready_at:.1f}s after Ready: "
+            f"{sorted(names - set(fresh.latest().per_pod))}")
+        time.sleep(1.0)  # more traffic on the pinned connections
+        served = {pod for pod, n in pinned.latest().per_pod.items() if n > 0}
+        assert pinned.latest().responses > 200
+        assert 1 <= len(served) <= 4, served
+    finally:
+        for gen in gens:
+            gen.close()
+        live.stop()

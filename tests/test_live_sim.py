@@ -285,3 +285,32 @@ def test_cli_watch_prints_pod_changes_as_json_lines(app: SimHandle) -> None:
         proc.wait(timeout=25)
     assert proc.returncode == 0
     assert (proc.stderr.read() if proc.stderr else "") == ""
+
+
+def test_watch_relists_after_an_expired_resource_version(app: SimHandle) -> None:
+    """The simulator forgets its event window: a watcher that resumes from a resourceVersion
+    older than the window gets 410 Expired, lists again, and the state stays exact."""
+    from k3dtui.core.watch import WatchSettings
+
+    # Server-side watch timeout of 1 s: every watch ends normally and resumes from its RV.
+    fast = WatchSettings(timeout_seconds=1, inactivity_timeout=10, connect_timeout=1,
+                         backoff_initial=0.05, backoff_max=0.5)
+    lc = LiveCluster(app.kubeconfig, watch_settings=fast)
+    lc.start(lambda s: None)
+    try:
+        assert wait_until(lambda: settled(lc, 3), 10)
+        assert all(w.expired == 0 for w in lc.watchers)
+        victim = lc.snapshot().pods[0].name
+        # Writes the node watcher never sees leave its resourceVersion behind; then the
+        # window is forgotten, so its next resume is older than anything the server keeps.
+        assert lc.kill(victim, force=True).ok
+        app.control("POST", "/sim/faults", {"expire": True})
+        assert wait_until(lambda: any(w.expired > 0 for w in lc.watchers), 10)
+        assert wait_until(lambda: settled(lc, 3) and victim not in statuses(lc.snapshot()), 15)
+        with app.http() as http:
+            items = http.get("/api/v1/namespaces/default/pods", params={"labelSelector": "app=fastapi"}).json()["items"]
+        snap = lc.snapshot()
+        assert sorted(p.uid for p in snap.pods) == sorted(i["metadata"]["uid"] for i in items)
+        assert len(snap.nodes) == 3
+    finally:
+        lc.stop()

@@ -174,6 +174,7 @@ class Watcher:
         self.connected = False
         self.lists = 0  # how many lists were made (first one included)
         self.watches = 0  # how many watch requests were made
+        self.expired = 0  # how many times the server answered 410 Expired (each followed by a list)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -221,6 +222,7 @@ class Watcher:
                     # An empty stream that ended at once: do not hammer the server.
                     self._stopping.wait(churn.next())
             except _Expired:
+                self.expired += 1
                 need_list = True
                 if time.monotonic() - began < 1.0:
                     self._stopping.wait(churn.next())
