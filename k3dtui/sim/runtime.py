@@ -39,6 +39,24 @@ def load_app_module() -> ModuleType:
         return module
 
 
+def tcp_listen_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
+    """A bound TCP listening socket whose accepted connections have ``TCP_NODELAY``.
+
+    The protocol must be given as ``IPPROTO_TCP``: with 0, the event loop does not see a
+    TCP socket and leaves Nagle on for the accepted ones, so a response written in two
+    parts (headers, then body) waits for the peer's delayed ACK (about 40 ms) on every
+    keep-alive request. Linux also copies ``TCP_NODELAY`` from the listener to them."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class _PodServer:
     def __init__(self, server: Any, sock: socket.socket, port: int) -> None:
         self.server = server
@@ -77,9 +95,7 @@ class DataPlane:
         config.load()
         server = uvicorn.Server(config)
         server.lifespan = config.lifespan_class(config)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock = tcp_listen_socket()
         port = int(sock.getsockname()[1])
         ps = _PodServer(server, sock, port)
         self.pods[uid] = ps  # a stop_pod from now on wins over this start
