@@ -417,6 +417,40 @@ def test_start_works_when_stderr_has_no_file_descriptor(relay_url: str, monkeypa
     assert snap.responses == 20
 
 
+_FRESH_PROCESS_START = """
+import io, sys
+from k3dtui.core.load import LoadGenerator
+from k3dtui.core.models import LoadSettings
+
+class Capture(io.StringIO):  # what Textual puts in sys.stderr while it runs
+    def fileno(self):
+        return -1
+
+sys.stderr = Capture()
+if sys.argv[2] == "no-real-stderr":
+    sys.__stderr__ = Capture()
+with LoadGenerator(LoadSettings(url=sys.argv[1], concurrency=2, duration=None, requests=20)) as gen:
+    gen.start()
+    snap = gen.wait(30)
+assert isinstance(sys.stderr, Capture), "sys.stderr was not given back"
+print("responses", snap.responses)
+"""
+
+
+@pytest.mark.parametrize("case", ["real-stderr", "no-real-stderr"])
+def test_start_in_a_fresh_process_whose_stderr_has_no_file_descriptor(relay_url: str, case: str) -> None:
+    # A fresh interpreter: multiprocessing's resource tracker is not running yet, so the
+    # start must launch it as well, which is where a descriptor of -1 is refused.
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_PROCESS_START, relay_url, case],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "responses 20" in proc.stdout
+
+
 def test_update_url_moves_the_load_to_another_target(relay_url: str, servers: ServerThread) -> None:
     plain = f"http://127.0.0.1:{servers.plain()}/"
     with LoadGenerator(LoadSettings(url=plain, mode="keep-alive", concurrency=2, duration=15)) as gen:

@@ -78,23 +78,46 @@ def validate_settings(settings: LoadSettings, *, need_url: bool = True) -> None:
             raise UsageError(f"{exc}; give http://host:port/path") from None
 
 
-@contextlib.contextmanager
-def _real_stderr() -> Iterator[None]:
-    """A UI may replace ``sys.stderr`` with an object without a file descriptor, which the
-    spawn start method refuses; lend it the process's real stderr while the worker starts."""
-    current = sys.stderr
+def _has_fd(stream: Any) -> bool:
     try:
-        usable = current is not None and current.fileno() >= 0
-    except (AttributeError, OSError, ValueError):
-        usable = False
-    if usable or sys.__stderr__ is None:
+        return stream is not None and int(stream.fileno()) >= 0
+    except (AttributeError, OSError, ValueError, TypeError):
+        return False
+
+
+@contextlib.contextmanager
+def _spawnable_stderr() -> Iterator[None]:
+    """Make ``sys.stderr`` usable by the spawn start method while a worker starts.
+
+    A UI may replace ``sys.stderr`` with an object whose ``fileno()`` is -1 (or that has
+    none); multiprocessing hands that descriptor to the resource tracker it starts, and
+    the start fails. While the worker (and the tracker) start, ``sys.stderr`` is the
+    process's real stderr, or fd 2 when that is open, or else ``/dev/null``."""
+    current = sys.stderr
+    if _has_fd(current):
         yield
         return
-    sys.stderr = sys.__stderr__
+    opened: Any = None
+    if _has_fd(sys.__stderr__):
+        substitute: Any = sys.__stderr__
+    else:
+        try:
+            os.fstat(2)
+            opened = substitute = open(2, "w", closefd=False)  # noqa: SIM115 - closed below
+        except OSError:
+            opened = substitute = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    sys.stderr = substitute
     try:
         yield
     finally:
-        sys.stderr = current
+        if sys.stderr is substitute:
+            sys.stderr = current
+        if opened is not None:
+            with contextlib.suppress(OSError):
+                opened.close()
+
+
+_real_stderr = _spawnable_stderr  # the former name
 
 
 def _empty(settings: LoadSettings, running: bool = False, reason: str = "") -> LoadSnapshot:
@@ -145,7 +168,7 @@ class LoadGenerator:
             self._reap()
             validate_settings(self.settings)
             ctx = multiprocessing.get_context("spawn")
-            with _real_stderr():  # the resource tracker and the worker both start here
+            with _spawnable_stderr():  # the resource tracker and the worker both start here
                 parent_conn, child_conn = ctx.Pipe(duplex=True)
                 stop_event = ctx.Event()
                 proc = ctx.Process(

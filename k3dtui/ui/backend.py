@@ -13,11 +13,9 @@ generator). Tests and the screenshot script pass a backend with fixed data inste
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
@@ -150,26 +148,6 @@ def problem_text(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, K3dtuiError):
         return exc.message, exc.hint
     return f"{type(exc).__name__}: {exc}", "see the log above; fix the cause and try again"
-
-
-@contextlib.contextmanager
-def _real_stderr() -> Iterator[None]:
-    """The TUI replaces ``sys.stderr`` with a capture whose ``fileno()`` is -1, which the
-    spawn start method of multiprocessing (the load generator's worker) refuses; lend it
-    the process's real stderr while the worker starts."""
-    current = sys.stderr
-    try:
-        bad = current is None or current.fileno() < 0
-    except (AttributeError, OSError, ValueError):
-        bad = True
-    if not bad or sys.__stderr__ is None:
-        yield
-        return
-    sys.stderr = sys.__stderr__
-    try:
-        yield
-    finally:
-        sys.stderr = current
 
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
@@ -388,8 +366,7 @@ class CoreBackend:
             self._load.stop()
             fields = ("url", "mode", "concurrency", "rate", "duration", "requests", "timeout")
             self._load.update(**{k: getattr(settings, k) for k in fields})
-        with _real_stderr():
-            self._load.start()
+        self._load.start()  # copes with the TUI's stderr (no file descriptor) itself
         self._ensure_poller()
 
     def _ensure_poller(self) -> None:
