@@ -3,14 +3,14 @@ embedded simulated cluster, with the reason either way."""
 
 from __future__ import annotations
 
-from k3dtui.core import docker as dockerx
-from k3dtui.core import k3d
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import Provider
 
 
 def probe_docker(timeout: float = 3.0) -> tuple[bool, str]:
     """(answers, one line: the engine version or why not)."""
+    from k3dtui.core import docker as dockerx  # the Docker SDK: only when asked (not for --sim)
+
     try:
         cli = dockerx.connect(timeout=timeout)
         version = cli.version().get("Version", "?")
@@ -23,6 +23,8 @@ def probe_docker(timeout: float = 3.0) -> tuple[bool, str]:
 
 def probe_k3d(timeout: float = 10.0) -> tuple[bool, str]:
     """(k3d v5 usable, one line: the version or why not)."""
+    from k3dtui.core import k3d
+
     try:
         version = k3d.version_sync(timeout=timeout)
         k3d.require_v5(version)

@@ -15,19 +15,24 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
-
-from kubernetes.client import ApiClient
-from kubernetes.client.exceptions import ApiException
-from kubernetes.dynamic import DynamicClient
-from kubernetes.dynamic.exceptions import (
-    DynamicApiError,
-    ResourceNotFoundError,
-)
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from k3dtui.core import paths
 from k3dtui.core.errors import K3dtuiError
-from k3dtui.core.kube import make_api_client
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+    from kubernetes.dynamic import DynamicClient
+
+# The kubernetes client takes a noticeable part of a second to import: it is imported when
+# the first ``Kube`` is made (``preload()`` does it early, in a thread, while a cluster starts).
+
+
+def preload() -> None:
+    """Import the kubernetes client modules ``Kube`` uses."""
+    import kubernetes.dynamic  # noqa: F401
+
+    import k3dtui.core.kube  # noqa: F401  (kubernetes.client and .config)
 
 Obj = dict[str, Any]
 T = TypeVar("T")
@@ -98,6 +103,8 @@ class Kube:
     def __init__(self, kubeconfig: Path, context: str | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.context = context
+        from k3dtui.core.kube import make_api_client
+
         self.api_client: ApiClient = make_api_client(kubeconfig, context)
         self.api_client.configuration.retries = 0
         self.host = str(self.api_client.configuration.host)
@@ -113,6 +120,9 @@ class Kube:
     # -- plumbing -------------------------------------------------------------------------
     def guard(self, doing: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` turning client exceptions into k3dtui errors that say what was being done."""
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic.exceptions import DynamicApiError
+
         try:
             return fn()
         except K3dtuiError:
@@ -140,6 +150,8 @@ class Kube:
     @property
     def dyn(self) -> DynamicClient:
         if self._dyn is None:
+            from kubernetes.dynamic import DynamicClient
+
             self._dyn = self.guard(
                 "reading the API server's discovery",
                 lambda: DynamicClient(self.api_client, cache_file=str(self._cache_file)),
@@ -147,6 +159,8 @@ class Kube:
         return self._dyn
 
     def resource(self, api_version: str, kind: str) -> Any:
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
         def find() -> Any:
             try:
                 return self.dyn.resources.get(api_version=api_version, kind=kind)
@@ -178,6 +192,9 @@ class Kube:
         return self.guard(f"applying {describe(obj)}", call)
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
+        from kubernetes.client.exceptions import ApiException
+        from kubernetes.dynamic.exceptions import DynamicApiError
+
         res = self.resource(api_version, kind)
 
         def call() -> Obj | None:

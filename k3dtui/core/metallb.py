@@ -42,7 +42,7 @@ WEBHOOK_SERVICE = "metallb-webhook-service"
 POOL_NAME = "k3dtui-pool"
 L2_NAME = "k3dtui-l2"
 MINIMAL_MANIFEST = "metallb-minimal.yaml"
-MAX_RETRY_DELAY = 0.25  # the webhook race is short: retry often (bounded by Timeouts.webhook)
+MAX_RETRY_DELAY = 0.1  # the webhook race is short: retry often (bounded by Timeouts.webhook)
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -270,7 +270,7 @@ async def poll(
     timeout: float,
     on_timeout: Callable[[], K3dtuiError],
     interval: float = 0.05,
-    max_interval: float = 0.5,
+    max_interval: float = 0.25,
     tick: Callable[[float], Awaitable[None] | None] | None = None,
 ) -> T:
     """Run ``check`` (in a worker thread) until it returns something not None, backing off
@@ -512,7 +512,7 @@ class MetalLBInstaller:
         await self.wait_webhook_endpoints()
         for doc in pool_documents(pool_range):
             start = loop.time()
-            delay = 0.1
+            delay = 0.05
             attempt = 0
             while True:
                 attempt += 1

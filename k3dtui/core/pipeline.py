@@ -35,7 +35,7 @@ from k3dtui.core.deploy import (
     service_ip,
 )
 from k3dtui.core.errors import K3dtuiError, UsageError
-from k3dtui.core.kubeapply import ApiUnreachable, Kube
+from k3dtui.core.kubeapply import ApiUnreachable, Kube, preload
 from k3dtui.core.metallb import (
     NAMESPACE as METALLB_NAMESPACE,
 )
@@ -441,6 +441,9 @@ class Pipeline:
         self._bind_loop()
         started = time.monotonic()
         self.validate()
+        # the kubernetes client's import overlaps the cluster's start (a thread of its own)
+        preloading = asyncio.create_task(asyncio.to_thread(preload))
+        preloading.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved when unused
         stage = await self.detect_stage()
         if stage == "stopped":
             raise K3dtuiError(
@@ -463,6 +466,7 @@ class Pipeline:
         if not stage_at_least(stage, "metallb"):
             await self._resolve_manifest()  # fetched (or refused) before anything is created
         await self.create_cluster(reuse=True)
+        await preloading
         try:
             pool_range = await self.choose_pool()
         except UsageError:

@@ -33,7 +33,6 @@ from typing import Any
 
 from aiohttp import web
 
-from k3dtui.core import paths
 from k3dtui.sim import gvrs
 from k3dtui.sim.api import ApiServer
 from k3dtui.sim.cluster import SimCluster
@@ -42,13 +41,11 @@ from k3dtui.sim.kinds import Registry
 from k3dtui.sim.lb import LoadBalancerController
 from k3dtui.sim.runtime import DataPlaneClient
 from k3dtui.sim.settings import SimSettings
+from k3dtui.sim.statefiles import pid_alive as pid_alive  # re-exported (tests, callers)
+from k3dtui.sim.statefiles import running_pid, state_dir
 from k3dtui.sim.store import Store
 
 log = logging.getLogger("k3dtui.sim.daemon")
-
-
-def state_dir(name: str) -> Path:
-    return paths.cluster_dir("sim", name)
 
 
 def kubeconfig_text(name: str, port: int, token: str, ca_pem: str | None = None) -> str:
@@ -94,28 +91,6 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not running
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
-
-
-def running_pid(folder: Path) -> int | None:
-    try:
-        pid = int((folder / "pid").read_text().strip())
-    except (OSError, ValueError):
-        return None
-    return pid if pid_alive(pid) else None
 
 
 class Daemon:

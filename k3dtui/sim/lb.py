@@ -22,11 +22,11 @@ import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, Ctx, spawn
+from k3dtui.sim.statefiles import read_lb_file as read_lb_file  # re-exported
 from k3dtui.sim.store import Event
 
 log = logging.getLogger("k3dtui.sim.lb")
@@ -221,11 +221,3 @@ class LoadBalancerController(Controller):
         tmp = self.lb_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.mapping, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, self.lb_file)
-
-
-def read_lb_file(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

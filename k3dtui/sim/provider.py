@@ -26,9 +26,8 @@ import yaml
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.network import NetworkInfo
 from k3dtui.core.provider import ClusterInfo, LineSink, Reachability
-from k3dtui.sim.daemon import pid_alive, running_pid, state_dir
-from k3dtui.sim.lb import read_lb_file
 from k3dtui.sim.settings import SimSettings
+from k3dtui.sim.statefiles import pid_alive, read_lb_file, running_pid, state_dir
 
 START_TIMEOUT = 30.0
 _children: dict[int, subprocess.Popen[bytes]] = {}
