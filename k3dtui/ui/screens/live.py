@@ -438,8 +438,7 @@ class LiveScreen(K3dScreen):
 
     def _tick_ages(self) -> None:
         for column in self.columns.values():
-            for card in column.cards.values():
-                card.refresh()
+            column.stack.tick()
 
     # -- help, failures --------------------------------------------------------------------
     def action_help(self) -> None:
