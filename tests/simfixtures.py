@@ -2,9 +2,11 @@
 
 - ``sim_cluster``: a running simulated cluster, 1 server + 2 agents, fast settings, MetalLB
   not installed, the app image not imported.
-- ``sim_app``: the same, plus a MetalLB stand-in (CRDs, controller Deployment, speaker
-  DaemonSet) with a pool and an L2Advertisement, the app image imported and
-  ``manifests/app.yaml`` (3 replicas) Ready with an external IP and a load balancer.
+- ``sim_app``: the same, as ``k3dtui up`` leaves it: MetalLB from the project's
+  ``manifests/metallb-minimal.yaml`` (webhook configuration included, so
+  ``Pipeline.detect_stage()`` says "deployed") with the pool and L2Advertisement of
+  ``manifests/metallb-pool.yaml``, the app image imported and ``manifests/app.yaml``
+  (3 replicas) Ready with an external IP and a load balancer.
 
 Both are function-scoped and stop the cluster (no process left) afterwards.
 """
@@ -193,26 +195,39 @@ def stop_sim(handle: SimHandle) -> None:
 
 
 def install_app(handle: SimHandle, replicas: int = 3) -> str:
-    """MetalLB stand-in + pool + image + the app; returns the external IP once served."""
-    for obj in metallb_standin():
+    """What ``k3dtui up`` adds to a running cluster, with the project's own manifests:
+    MetalLB from ``manifests/metallb-minimal.yaml`` (its webhook Service and
+    ValidatingWebhookConfiguration included), the pool and L2Advertisement of
+    ``manifests/metallb-pool.yaml`` (applied through the webhook, retried while it refuses),
+    the image imported, ``manifests/app.yaml`` with ``replicas``. Returns the external IP
+    once every replica is Ready behind the load balancer.
+
+    Applied directly rather than through the pipeline: the app is created while MetalLB
+    starts, which keeps this fixture as fast as it was (tests/test_pipeline_sim.py runs the
+    pipeline itself)."""
+    from k3dtui.core.metallb import minimal_manifest, pool_documents
+
+    for obj in minimal_manifest().documents:
         handle.apply(obj)
-    network = asyncio.run(handle.provider.network())
-    handle.apply({
-        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
-        "metadata": {"name": "k3dtui-pool", "namespace": "metallb-system"},
-        "spec": {"addresses": [pool_range(network.subnet)], "avoidBuggyIPs": True},
-    })
-    handle.apply({
-        "apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement",
-        "metadata": {"name": "k3dtui-l2", "namespace": "metallb-system"},
-        "spec": {"ipAddressPools": ["k3dtui-pool"]},
-    })
     asyncio.run(handle.provider.import_image("fastapi-random:latest", lambda _line: None))
     for doc in yaml.safe_load_all(resources.manifest_text("app.yaml")):
         if doc and doc.get("kind") == "Deployment":
             doc["spec"]["replicas"] = replicas
         if doc:
             handle.apply(doc)
+    network = asyncio.run(handle.provider.network())
+    for doc in pool_documents(pool_range(network.subnet)):
+
+        def applied(doc: dict[str, Any] = doc) -> bool:
+            try:
+                handle.apply(doc)
+            except httpx.HTTPStatusError as exc:
+                if exc.response.status_code == 500 and "webhook" in exc.response.text:
+                    return False  # MetalLB's controller (its webhook) is not serving yet
+                raise
+            return True
+
+        wait_for(applied, 20.0, f"MetalLB's webhook to accept {doc['kind']}")
 
     def served() -> str | None:
         with handle.http() as client:

@@ -143,6 +143,25 @@ async def test_pipeline_up_on_an_existing_sim_cluster(sim_cluster: Any) -> None:
     assert sim_cluster.control("GET", "/sim/status")["lb_backends"][f"{result.external_ip}:80"] == 3
 
 
+async def test_sim_app_is_seen_as_deployed(sim_app: Any) -> None:
+    """The sim_app fixture leaves the cluster as `k3dtui up` does: the pipeline sees it
+    deployed (MetalLB's webhook configuration, the pool, the app) and re-running `up` only
+    checks, reusing the pool and changing nothing."""
+    events: list[PipelineEvent] = []
+    pipe = Pipeline(sim_app.provider, ClusterSpec(name=sim_app.name), events.append)
+    try:
+        assert await pipe.detect_stage() == "deployed"
+        status = await pipe.status()
+        result = await pipe.up()
+    finally:
+        pipe.close()
+    assert status["stage"] == "deployed" and status["pool"]
+    assert status["deployment"] == {"name": "fastapi", "replicas": 3, "ready": 3}
+    assert result.stage_before == "deployed" and result.pool == status["pool"]
+    assert any("MetalLB is already installed" in e.message for e in events)
+    assert not any(e.message.startswith("applied CustomResourceDefinition") for e in events)
+
+
 async def test_api_server_dies_midway_clear_message(sim_factory: Any) -> None:
     provider = await sim_factory(SimSettings.fast())
     pid = provider.pid()

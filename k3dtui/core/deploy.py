@@ -146,8 +146,10 @@ class AppDeployer:
                 return len(ready)
             return None
 
+        # checked often: each replica turning Ready is reported as it happens
         return await poll(
             check,
+            max_interval=0.1,
             timeout=self.timeouts.ready,
             on_timeout=lambda: K3dtuiError(
                 f"only {state['ready']}/{state['want']} replicas of {DEPLOYMENT} became Ready "

@@ -100,7 +100,7 @@ def _is_connection_error(exc: BaseException) -> bool:
 class Kube:
     """A DynamicClient bound to one kubeconfig/context, with the calls the pipeline needs."""
 
-    def __init__(self, kubeconfig: Path, context: str | None = None) -> None:
+    def __init__(self, kubeconfig: Path, context: str | None = None, *, discovery_from: Kube | None = None) -> None:
         self.kubeconfig = kubeconfig
         self.context = context
         from k3dtui.core.kube import make_api_client
@@ -116,6 +116,14 @@ class Kube:
         self._cache_dir = Path(tempfile.mkdtemp(prefix=f"{digest}-", dir=root))
         self._cache_file = self._cache_dir / "discovery.json"
         self._dyn: DynamicClient | None = None
+        if discovery_from is not None and discovery_from.host == self.host and discovery_from._dyn is not None:
+            # a copy of another client's finished discovery (it is written once discovery
+            # ends): no second round of discovery requests; kinds missing from it (CRDs
+            # added since) are discovered again by the client library as for any client
+            with contextlib.suppress(OSError, ValueError):
+                data = discovery_from._cache_file.read_bytes()
+                json.loads(data)  # not caught mid-write by the other client's thread
+                self._cache_file.write_bytes(data)
 
     # -- plumbing -------------------------------------------------------------------------
     def guard(self, doing: str, fn: Callable[[], T]) -> T:
