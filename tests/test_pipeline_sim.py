@@ -162,6 +162,22 @@ async def test_sim_app_is_seen_as_deployed(sim_app: Any) -> None:
     assert not any(e.message.startswith("applied CustomResourceDefinition") for e in events)
 
 
+def test_second_client_starts_from_the_first_ones_discovery(sim_cluster: Any) -> None:
+    from k3dtui.core.kubeapply import Kube
+
+    first = Kube(sim_cluster.kubeconfig, sim_cluster.context)
+    second = Kube(sim_cluster.kubeconfig, sim_cluster.context, discovery_from=first)  # nothing discovered yet
+    assert not second._cache_file.exists()
+    assert first.get("v1", "Namespace", "default") is not None  # discovery done
+    third = Kube(sim_cluster.kubeconfig, sim_cluster.context, discovery_from=first)
+    try:
+        assert third._cache_file.read_bytes() == first._cache_file.read_bytes()
+        assert third.get("apps/v1", "Deployment", "nope", "default") is None
+    finally:
+        for kube in (first, second, third):
+            kube.close()
+
+
 async def test_api_server_dies_midway_clear_message(sim_factory: Any) -> None:
     provider = await sim_factory(SimSettings.fast())
     pid = provider.pid()

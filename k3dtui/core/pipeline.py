@@ -208,9 +208,10 @@ class Pipeline:
         if self.metallb_manifest is not None and self._manifest is None:
             self._manifest = read_user_manifest(self.metallb_manifest, verify=not self.insecure_skip_verify)
 
-    async def _new_kube(self, *, discovery_from: Kube | None = None) -> Kube:
+    async def _new_kube(self) -> Kube:
         kubeconfig = await self.provider.kubeconfig()
-        return await asyncio.to_thread(Kube, kubeconfig, self.provider.context, discovery_from=discovery_from)
+        # a second client (the app line's) starts from the first one's discovery
+        return await asyncio.to_thread(Kube, kubeconfig, self.provider.context, discovery_from=self._kube)
 
     async def _get_kube(self) -> Kube:
         if self._kube is None:
@@ -398,7 +399,7 @@ class Pipeline:
     async def _app_line(self, replicas: int) -> None:
         await self.build_and_import()
         # its own client: the MetalLB line uses the shared one from another thread meanwhile
-        kube = await self._new_kube(discovery_from=self._kube)
+        kube = await self._new_kube()
         try:
             async with self._step("deploy", f"deploying the app ({replicas} replicas asked)"):
                 deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts)
