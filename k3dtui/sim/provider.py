@@ -18,9 +18,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import yaml
 
 from k3dtui.core.errors import K3dtuiError
@@ -28,6 +27,9 @@ from k3dtui.core.network import NetworkInfo
 from k3dtui.core.provider import ClusterInfo, LineSink, Reachability
 from k3dtui.sim.settings import SimSettings
 from k3dtui.sim.statefiles import pid_alive, read_lb_file, running_pid, state_dir
+
+if TYPE_CHECKING:
+    import httpx
 
 START_TIMEOUT = 30.0
 _children: dict[int, subprocess.Popen[bytes]] = {}
@@ -65,6 +67,8 @@ class SimProvider:
         return data if isinstance(data, dict) else {}
 
     def _client(self, timeout: float) -> httpx.AsyncClient:
+        import httpx  # imported while the daemon starts, not with the CLI
+
         ca = self.folder / "ca.crt"
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca.exists() else True
         return httpx.AsyncClient(timeout=timeout, verify=verify)
@@ -138,6 +142,8 @@ class SimProvider:
         log(f"INFO[0000] Cluster '{self.name}' created successfully!")
 
     async def _answers(self) -> bool:
+        import httpx
+
         try:
             server, token = self._server_and_token()
         except K3dtuiError:
@@ -198,6 +204,8 @@ class SimProvider:
         log(f"Successfully tagged {tag}")
 
     async def import_image(self, tag: str, log: LineSink) -> None:
+        import httpx
+
         server, token = self._server_and_token()
         log(f"INFO[0000] Importing image(s) into cluster '{self.name}'")
         try:
