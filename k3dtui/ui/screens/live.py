@@ -116,6 +116,11 @@ class LiveScreen(K3dScreen):
         self.load: LoadSnapshot | None = None
         self.pending_gone: set[str] = set()
         self.outcomes: list[tuple[str, Outcome]] = []
+        # a scale asked for and not yet seen in the watched deployment: (from, to, state),
+        # state "asked" (key pressed) then "accepted" (the API answered); shown at once,
+        # replaced by the watched truth when the deployment's desired count reaches "to"
+        self.pending_scale: tuple[int, int, str] | None = None
+        self._pending_since = 0.0
         self._load_ticks = 0
 
     def compose(self) -> ComposeResult:
@@ -154,6 +159,11 @@ class LiveScreen(K3dScreen):
     def apply_snapshot(self, snap: ClusterSnapshot) -> None:
         before = {p.name for p in self.snapshot.pods}
         self.snapshot = snap
+        pending = self.pending_scale
+        if pending is not None and snap.deployment is not None and (
+            snap.deployment.desired == pending[1] or time.monotonic() - self._pending_since > 15.0
+        ):
+            self.pending_scale = None
         nodes = sorted(snap.nodes, key=lambda n: _node_order(n.name, n.roles))
         announcing = snap.service.announcing_node if snap.service else ""
         ip = snap.service.external_ip if snap.service else ""
@@ -197,7 +207,14 @@ class LiveScreen(K3dScreen):
         else:
             text.append("● connected ", style="bold green")
         dep = snap.deployment
-        if dep is not None:
+        pending = self.pending_scale
+        if pending is not None:
+            text.append("│ ", style="dim")
+            text.append(f" scaling {pending[0]} → {pending[1]} ", style="bold black on cyan")
+            text.append(" requested" if pending[2] == "asked" else " accepted, waiting for the watch", style="cyan")
+            if dep is not None:
+                text.append(f" │ {dep.ready}/{dep.desired} ready", style="dim")
+        elif dep is not None:
             text.append("│ replicas ", style="dim")
             text.append(f"{dep.ready}/{dep.desired} ready", style="bold" if dep.ready == dep.desired else "bold yellow")
         svc = snap.service
@@ -290,6 +307,13 @@ class LiveScreen(K3dScreen):
     def on_live_screen_action_done(self, message: ActionDone) -> None:
         out = message.outcome
         self.outcomes.append((message.what, out))
+        if message.what.startswith("scale") and self.pending_scale is not None:
+            if out.ok:
+                frm, to, _ = self.pending_scale
+                self.pending_scale = (frm, to, "accepted")
+            else:
+                self.pending_scale = None
+            self._render_status()
         self.log_action(out.message, "green" if out.ok else "bold red")
         if not out.ok:
             self.notify(out.message, title=message.what, severity="warning")
@@ -314,14 +338,31 @@ class LiveScreen(K3dScreen):
             backend = self.backend
             self._act("kill a random pod", lambda: backend.kill_random(force=False))
 
+    def _desired(self) -> int:
+        """The replica count last asked for (pending) or else watched."""
+        if self.pending_scale is not None:
+            return self.pending_scale[1]
+        return self.snapshot.deployment.desired if self.snapshot.deployment else 0
+
+    def _show_pending(self, target: int) -> None:
+        """Show the asked-for count at once (the key press → the screen), before the API answers."""
+        watched = self.snapshot.deployment.desired if self.snapshot.deployment else 0
+        frm = self.pending_scale[0] if self.pending_scale is not None else watched
+        self.pending_scale = (frm, target, "asked")
+        self._pending_since = time.monotonic()
+        self._render_status()
+
     def action_scale_up(self) -> None:
         if self.allowed("scale_up"):
             backend = self.backend
+            self._show_pending(self._desired() + 1)
             self._act("scale +1", lambda: backend.scale_by(1))
 
     def action_scale_down(self) -> None:
         if self.allowed("scale_down"):
             backend = self.backend
+            if self._desired() > 0:
+                self._show_pending(self._desired() - 1)
             self._act("scale -1", lambda: backend.scale_by(-1))
 
     def action_scale_to(self) -> None:
@@ -332,6 +373,7 @@ class LiveScreen(K3dScreen):
 
         def chosen(value: int | None) -> None:
             if value is not None:
+                self._show_pending(value)
                 self._act(f"scale to {value}", lambda: backend.scale_to(value))
 
         self.app.push_screen(ScaleScreen(current, backend.validate_replicas), chosen)
