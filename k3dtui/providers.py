@@ -4,7 +4,7 @@ embedded simulated cluster, with the reason either way."""
 from __future__ import annotations
 
 from k3dtui.core.errors import K3dtuiError
-from k3dtui.core.provider import Provider
+from k3dtui.core.provider import ClusterInfo, Provider
 
 
 def probe_docker(timeout: float = 3.0) -> tuple[bool, str]:
@@ -58,3 +58,44 @@ def select_provider(name: str, force_sim: bool) -> tuple[Provider, str]:
     from k3dtui.sim.provider import SimProvider
 
     return SimProvider(name), reason
+
+
+def _sim_clusters() -> list[ClusterInfo]:
+    """Simulated clusters whose state folder has a live daemon."""
+    import json
+
+    from k3dtui.core import paths
+    from k3dtui.sim.statefiles import running_pid
+
+    root = paths.state_dir() / "sim"
+    found: list[ClusterInfo] = []
+    if not root.is_dir():
+        return found
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or running_pid(folder) is None:
+            continue
+        try:
+            state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = {}
+        if not isinstance(state, dict):
+            state = {}
+        try:
+            servers, agents = int(state.get("servers", 1)), int(state.get("agents", 0))
+        except (TypeError, ValueError):
+            servers, agents = 1, 0
+        found.append(ClusterInfo(folder.name, servers, agents, servers, agents))
+    return found
+
+
+def list_clusters(force_sim: bool) -> list[ClusterInfo]:
+    """The clusters on this host of the provider ``select_provider`` would choose: k3d's
+    (``k3d cluster list``) when k3d is usable and not ``force_sim``, else the running
+    simulated ones."""
+    if not force_sim and k3d_usable()[0]:
+        import asyncio
+
+        from k3dtui.core import k3d
+
+        return asyncio.run(k3d.cluster_list())
+    return _sim_clusters()
