@@ -37,8 +37,8 @@ class SimSettings:
     # MetalLB controller: a Service (or pool) change → the IP allocation
     metallb_delay: float = 0.05
     # MetalLB: pools are refused this long after the controller turns Ready (the webhook
-    # server and its certificate are not serving yet)
-    webhook_race: float = 3.0
+    # server and its certificate are not serving yet); long enough to be seen retried
+    webhook_race: float = 2.0
     # API: watch bookmarks period
     bookmark_interval: float = 60.0
     # at most this many Event objects are kept (oldest removed first)
