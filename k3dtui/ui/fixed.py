@@ -56,6 +56,7 @@ class FixedBackend:
     read_only: bool = False
     stage: str = "absent"
     existing: ClusterInfo | None = None
+    clusters: list[ClusterInfo] = field(default_factory=list)
     routable: bool = True
     connected: bool = True
     hold: set[str] = field(default_factory=set)
@@ -165,7 +166,14 @@ class FixedBackend:
         return self.stage
 
     def find(self) -> ClusterInfo | None:
-        return self.existing
+        for info in self.clusters:
+            if info.name == self.name:
+                return info
+        return self.existing if self.existing is not None and self.existing.name == self.name else None
+
+    def list_clusters(self) -> list[ClusterInfo]:
+        self.calls.append("list")
+        return list(self.clusters)
 
     def create_cluster(self, servers: int, agents: int, emit: Emit, *, reuse: bool) -> None:
         n = self.name
@@ -178,10 +186,14 @@ class FixedBackend:
         ]
         self._step("cluster", emit, lines, f"cluster {n} is running ({servers} server, {agents} agents)")
         self.existing = ClusterInfo(n, servers, agents, servers, agents)
+        if all(c.name != n for c in self.clusters):
+            self.clusters.append(self.existing)
 
     def delete_cluster(self, emit: Emit) -> None:
+        self.calls.append(f"delete {self.name}")
         self._step("cluster", emit, [f"INFO[0000] Deleting cluster '{self.name}'"], f"cluster {self.name} deleted")
         self.existing = None
+        self.clusters = [c for c in self.clusters if c.name != self.name]
         self.stage = "absent"
 
     def inspect_network(self, emit: Emit) -> NetworkInfo:

@@ -191,3 +191,64 @@ async def test_setup_blocks_only_on_its_own_bad_field() -> None:
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert "cluster" in fixed.calls
+
+
+def _listed() -> list[ClusterInfo]:
+    return [ClusterInfo("demo", 1, 3, 1, 3), ClusterInfo("old-one", 1, 1, 0, 0)]
+
+
+async def test_setup_lists_clusters_enter_reuses_and_goes_on() -> None:
+    app, fixed = make_app(clusters=_listed())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen" and app.screen.query("#clusters"))
+        await settle(pilot)
+        table = app.screen.query_one("#clusters")
+        assert table.row_count == 2  # type: ignore[attr-defined]
+        table.focus()
+        await pilot.press("enter")  # the first row: demo
+        await settle(pilot, rounds=3)
+        assert app.screen.query_one("#name").value == "demo"  # type: ignore[attr-defined]
+        assert app.screen.query_one("#agents").value == "3"  # type: ignore[attr-defined]
+        assert fixed.name == "demo" and "cluster" in fixed.calls  # reused through the cluster step
+        await until(pilot, lambda: app.screen.created)  # type: ignore[attr-defined]
+        await pilot.press("ctrl+n")
+        await until(pilot, lambda: type(app.screen).__name__ == "PoolScreen")
+
+
+async def test_setup_delete_listed_cluster_asks_naming_it() -> None:
+    app, fixed = make_app(clusters=_listed())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen" and app.screen.query("#clusters"))
+        await settle(pilot)
+        table = app.screen.query_one("#clusters")
+        table.focus()
+        await pilot.press("down")  # old-one
+        await pilot.press("ctrl+d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query("#yes"))
+        assert "old-one" in str(app.screen.query_one("#yes").label)  # type: ignore[attr-defined]
+        assert "old-one" in str(app.screen.query_one("#dialog-title").render())
+        await pilot.press("escape")
+        await settle(pilot)
+        assert [c.name for c in fixed.clusters] == ["demo", "old-one"]  # cancelled: nothing deleted
+        await pilot.press("ctrl+d")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query("#yes"))
+        await pilot.click("#yes")
+        await until(pilot, lambda: "delete old-one" in fixed.calls)
+        await settle(pilot, rounds=3)
+        assert [c.name for c in fixed.clusters] == ["demo"]
+        assert app.screen.query_one("#clusters").row_count == 1  # type: ignore[attr-defined]
+        assert fixed.name == "simple-app-cluster"  # back to the name in the field
+        assert app.screen.query_one("#name").value == "simple-app-cluster"  # type: ignore[attr-defined]
+
+
+async def test_scale_key_shows_the_asked_count_at_once() -> None:
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await to_live(pilot)
+        status = screen.query_one("#live-status")
+        screen.action_scale_up()  # on the UI thread: shown before the worker even runs
+        assert "scaling 3 → 4" in str(status.render())
+        await settle(pilot)
+        assert fixed.desired == 4
+        assert "scaling" not in str(status.render())  # the watched count replaced it
+        assert "/4 ready" in str(status.render())

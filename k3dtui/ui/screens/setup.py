@@ -11,7 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
 from textual.timer import Timer
-from textual.widgets import Button, Footer, Input, Label, Static
+from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import ClusterInfo
@@ -29,16 +29,18 @@ class SetupScreen(PipelineScreen):
     PAGE = "1 setup"
     CSS_PATH = "setup.tcss"
     STEPS = ["cluster"]
-    CHANGING = frozenset({"create", "delete_existing"})
+    CHANGING = frozenset({"create", "delete_existing", "delete_listed"})
     BINDINGS = [
         Binding("ctrl+s", "create", "create", id="setup.create", tooltip="Create the cluster (or reuse the one that exists)"),
         Binding("ctrl+r", "doctor", "doctor", id="setup.doctor", tooltip="Run the environment checks again"),
         Binding("ctrl+n", "next", "next", id="setup.next", tooltip="Go on to the MetalLB address pool"),
+        Binding("ctrl+d", "delete_listed", "delete", id="setup.delete_listed", tooltip="Delete the cluster highlighted in the list (asks first)"),
     ]
     COMMAND_TITLES = {
         "create": "Create the cluster",
         "doctor": "Run the doctor checks again",
         "next": "Next: MetalLB address pool",
+        "delete_listed": "Delete the highlighted cluster…",
     }
     PALETTE_ONLY = (("delete_existing", "Delete the existing cluster", "Delete it (asks for confirmation)"),)
 
@@ -51,6 +53,10 @@ class SetupScreen(PipelineScreen):
         name: str
         info: ClusterInfo | None
         header: HeaderInfo
+
+    @dataclass
+    class Listed(Message):
+        clusters: list[ClusterInfo]
 
     @dataclass
     class Created(Message):
@@ -68,6 +74,7 @@ class SetupScreen(PipelineScreen):
         self.busy = False
         self.created = False
         self.existing: ClusterInfo | None = None
+        self.listed: list[ClusterInfo] = []
         self._find_timer: Timer | None = None
 
     def compose(self) -> ComposeResult:
@@ -98,6 +105,11 @@ class SetupScreen(PipelineScreen):
                 with Horizontal(id="existing-buttons"):
                     yield Button("Reuse", id="reuse")
                     yield Button("Delete…", id="delete", variant="error")
+                yield Label("Clusters on this host  (enter: reuse · ctrl+d: delete)", classes="section")
+                table: DataTable[str] = DataTable(id="clusters", cursor_type="row", zebra_stripes=True)
+                table.add_columns("name", "servers", "agents", "state")
+                yield table
+                yield Static(Text("enter: reuse it and go on · ctrl+d: delete it", style="dim"), id="clusters-hint")
         yield self.progress()
         yield self.log_widget()
         yield Footer(compact=True)
@@ -111,6 +123,7 @@ class SetupScreen(PipelineScreen):
         self.query_one("#name", Input).focus()
         self.action_doctor()
         self._lookup()
+        self.list_clusters()
 
     # -- validation as you type --------------------------------------------------------
     def _check(self, field: str) -> bool:
@@ -215,12 +228,76 @@ class SetupScreen(PipelineScreen):
         self.query_one("#reuse", Button).disabled = self.k3d.read_only or self.busy
         self.query_one("#delete", Button).disabled = self.k3d.read_only or self.busy
 
+    # -- every cluster on this host: reuse or delete ------------------------------------
+    def list_clusters(self) -> None:
+        def work() -> None:
+            self.post_message(self.Listed(self.backend.list_clusters()))
+
+        self.run_io(work, name="list clusters", exclusive=True)
+
+    def on_setup_screen_listed(self, message: Listed) -> None:
+        self.listed = list(message.clusters)
+        table = self.query_one("#clusters", DataTable)
+        table.clear()
+        for info in self.listed:
+            state = Text("running", style="green") if info.running else Text("stopped", style="yellow")
+            table.add_row(
+                info.name, f"{info.servers_running}/{info.servers}", f"{info.agents_running}/{info.agents}", state,
+                key=info.name,
+            )
+        table.display = bool(self.listed)
+        hint = self.query_one("#clusters-hint", Static)
+        if not self.listed:
+            hint.update(Text("none yet", style="dim"))
+        elif self.k3d.read_only:
+            hint.update(Text("enter: use its name (read-only: no reuse or delete)", style="dim"))
+        else:
+            hint.update(Text("enter: reuse it and go on · ctrl+d: delete it", style="dim"))
+        self.refresh_bindings()
+
+    def highlighted(self) -> ClusterInfo | None:
+        table = self.query_one("#clusters", DataTable)
+        if not self.listed or not (0 <= table.cursor_row < len(self.listed)):
+            return None
+        return self.listed[table.cursor_row]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        name = event.row_key.value
+        info = next((c for c in self.listed if c.name == name), None)
+        if info is None:
+            return
+        self.query_one("#name", Input).value = info.name
+        self.query_one("#servers", Input).value = str(info.servers)
+        self.query_one("#agents", Input).value = str(info.agents)
+        if self.allowed("create"):
+            self.call_after_refresh(self.run_action, "create")
+
+    def action_delete_listed(self) -> None:
+        info = self.highlighted()
+        if info is None or self.busy or not self.allowed("delete_listed"):
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._delete(info.name, switch=True)
+
+        self.app.push_screen(
+            ConfirmScreen(
+                f"Delete the cluster '{info.name}'?",
+                f"This deletes the cluster '{info.name}' with its nodes, MetalLB and the app.",
+                f"Delete {info.name}",
+            ),
+            answered,
+        )
+
     # -- actions -----------------------------------------------------------------------
     def action_state(self, action: str) -> bool | None:
         if action == "next":
             return self.created
         if action == "delete_existing":
             return self.existing is not None and not self.busy
+        if action == "delete_listed":
+            return bool(self.listed) and not self.busy
         if action == "create":
             return not self.busy
         return True
@@ -257,6 +334,7 @@ class SetupScreen(PipelineScreen):
         nxt.focus()
         self.refresh_bindings()
         self._lookup()
+        self.list_clusters()
 
     def action_next(self) -> None:
         if self.created:
@@ -280,22 +358,31 @@ class SetupScreen(PipelineScreen):
             answered,
         )
 
-    def _delete(self, name: str) -> None:
+    def _delete(self, name: str, *, switch: bool = False) -> None:
         self._set_busy(True)
         self.query_one(StepProgress).begin()
+        current = self.query_one("#name", Input).value.strip()
 
         def work() -> None:
-            self.backend.delete_cluster(self.emit)
+            if switch:
+                self.backend.use_name(name)
+            try:
+                self.backend.delete_cluster(self.emit)
+            finally:
+                if switch and current != name:
+                    self.backend.use_name(current)
             self.post_message(self.Deleted(name))
 
         self.run_io(work, name="delete cluster")
 
     def on_setup_screen_deleted(self, message: Deleted) -> None:
         self._set_busy(False)
-        self.created = False
-        self.query_one("#next").display = False
+        if message.name == self.query_one("#name", Input).value.strip():
+            self.created = False
+            self.query_one("#next").display = False
         self.query_one(StepProgress).finish(True, f"cluster {message.name} deleted")
         self._lookup()
+        self.list_clusters()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         action = {"create": "create", "reuse": "create", "next": "next", "delete": "delete_existing"}.get(
