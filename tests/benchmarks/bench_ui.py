@@ -109,6 +109,8 @@ async def bench_render() -> None:
             screen.apply_snapshot(big_snapshot(gen))
             await pilot.pause()
             paused.append((time.perf_counter() - t0) * 1000)
+    if "--verbose" in sys.argv:
+        print("every:", [round(t) for t in times])
     print(f"render, {cards} pods on 10 nodes, every pod changed: update → painted p50 {pct(times, 0.5):.1f} ms, p95 {pct(times, 0.95):.1f} ms (target < 50 ms)")
     print(f"render, {cards} pods on 10 nodes, one pod changed: update → painted p50 {pct(one, 0.5):.1f} ms, p95 {pct(one, 0.95):.1f} ms (target < 50 ms)")
     print(f"  (every pod changed, ended by pilot.pause() instead: p50 {pct(paused, 0.5):.1f} ms, p95 {pct(paused, 0.95):.1f} ms; "

@@ -3,6 +3,7 @@ log, and the keys that kill and scale. Cards are keyed by pod uid and updated in
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -30,6 +31,11 @@ CARD_EVERY = 5  # load ticks (0.1 s each) between updates of the cards' served c
 KILL = Binding.Group("kill", compact=True)
 SCALE = Binding.Group("±1", compact=True)
 CONC = Binding.Group("conc", compact=True)
+
+
+def _freeze_heap() -> None:
+    gc.collect()
+    gc.freeze()
 
 
 def _node_order(name: str, roles: str) -> tuple[int, str]:
@@ -122,6 +128,7 @@ class LiveScreen(K3dScreen):
         self.pending_scale: tuple[int, int, str] | None = None
         self._pending_since = 0.0
         self._load_ticks = 0
+        self._gc_frozen = False
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
@@ -197,6 +204,12 @@ class LiveScreen(K3dScreen):
         gone = before - {p.name for p in snap.pods}
         if gone:
             self.backend.load_mark_gone(gone)
+        if snap.pods and not self._gc_frozen:
+            # Everything long-lived exists now (Textual, the kubernetes client, the cards):
+            # move it out of the collector's way, or every full collection walks it all
+            # (~100 ms pauses in the middle of updates).
+            self._gc_frozen = True
+            self.call_after_refresh(_freeze_heap)
 
     def _render_status(self) -> None:
         snap = self.snapshot
