@@ -273,13 +273,33 @@ async def serve(name: str, servers: int, agents: int, settings: SimSettings, por
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, daemon.request_stop)
+    watchdog: asyncio.Task[None] | None = None
     try:
         bound = await daemon.start()
         log.info("simulated cluster %s serving on 127.0.0.1:%d", name, bound)
+        watchdog = asyncio.create_task(_orphan_watch(folder, daemon))
         await daemon.wait()
     finally:
+        if watchdog is not None:
+            watchdog.cancel()
         await daemon.stop()
     return 0
+
+
+async def _orphan_watch(folder: Path, daemon: Daemon, interval: float = 2.0) -> None:
+    """Stop when the state folder no longer names this process: without its pid file and
+    kubeconfig nobody can reach or stop the simulated cluster, so it must not linger."""
+    me = str(os.getpid())
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            owner = (folder / "pid").read_text(encoding="utf-8").strip()
+        except OSError:
+            owner = ""
+        if owner != me:
+            log.warning("state folder %s no longer names this process: stopping", folder)
+            daemon.request_stop()
+            return
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -224,3 +224,25 @@ def test_without_openssl_the_daemon_serves_plain_http(tmp_path, monkeypatch: pyt
         assert sorted(n.metadata.name for n in nodes.items) == ["k3d-no-tls-agent-0", "k3d-no-tls-server-0"]
     finally:
         stop_sim(handle)
+
+
+def test_a_daemon_whose_state_folder_is_gone_stops_by_itself() -> None:
+    """Nothing lingers: once its state folder (pid file, kubeconfig) is deleted, nobody could
+    reach or stop the simulated cluster, so it shuts itself down, data plane included."""
+    import shutil
+    import time
+
+    from tests.simfixtures import start_sim
+
+    handle = start_sim("orphan", agents=1)
+    state = handle.provider.state()
+    pids = [state["pid"], state["dataplane_pid"]]
+    assert all(running(p) for p in pids)
+    shutil.rmtree(handle.kubeconfig.parent)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(running(p) for p in pids):
+        time.sleep(0.1)
+    alive = [p for p in pids if running(p)]
+    for p in alive:  # do not leave them behind even when the assertion fails
+        psutil.Process(p).kill()
+    assert not alive, f"still running after the state folder was removed: {alive}"
