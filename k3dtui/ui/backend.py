@@ -156,39 +156,38 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
 
 
-def core_validate_name(name: str) -> None:
-    from k3dtui.core import spec
+class CoreValidation:
+    """Validation and pool choice, the same for every backend: core's own rules."""
 
-    spec.validate_name(name)
+    def validate_name(self, name: str) -> None:
+        from k3dtui.core import spec
+
+        spec.validate_name(name)
+
+    def validate_counts(self, servers: int, agents: int) -> None:
+        from k3dtui.core import spec
+
+        spec.validate_spec(spec.ClusterSpec(servers=servers, agents=agents))
+
+    def validate_replicas(self, replicas: int) -> None:
+        from k3dtui.core import spec
+
+        spec.validate_spec(spec.ClusterSpec(replicas=replicas))
+
+    def suggest_range(self, network: NetworkInfo) -> Range:
+        from k3dtui.core import pool
+
+        choice = pool.suggest_range(network.subnet, network.used)
+        return Range(choice.start, choice.end, choice.size)
+
+    def validate_range(self, text: str, network: NetworkInfo) -> Range:
+        from k3dtui.core import pool
+
+        choice = pool.validate_range(text, network.subnet, network.used)
+        return Range(choice.start, choice.end, choice.size)
 
 
-def core_validate_counts(servers: int, agents: int) -> None:
-    from k3dtui.core import spec
-
-    spec.validate_spec(spec.ClusterSpec(servers=servers, agents=agents))
-
-
-def core_validate_replicas(replicas: int) -> None:
-    from k3dtui.core import spec
-
-    spec.validate_spec(spec.ClusterSpec(replicas=replicas))
-
-
-def core_suggest_range(network: NetworkInfo) -> Range:
-    from k3dtui.core import pool
-
-    choice = pool.suggest_range(network.subnet, network.used)
-    return Range(choice.start, choice.end, choice.size)
-
-
-def core_validate_range(text: str, network: NetworkInfo) -> Range:
-    from k3dtui.core import pool
-
-    choice = pool.validate_range(text, network.subnet, network.used)
-    return Range(choice.start, choice.end, choice.size)
-
-
-class CoreBackend:
+class CoreBackend(CoreValidation):
     """The real wiring: provider + pipeline + live cluster + load generator."""
 
     def __init__(
@@ -226,22 +225,6 @@ class CoreBackend:
         if name != self._provider.name:
             self._select(name)
         return self.header()
-
-    # -- validation ------------------------------------------------------------------
-    def validate_name(self, name: str) -> None:
-        core_validate_name(name)
-
-    def validate_counts(self, servers: int, agents: int) -> None:
-        core_validate_counts(servers, agents)
-
-    def validate_replicas(self, replicas: int) -> None:
-        core_validate_replicas(replicas)
-
-    def suggest_range(self, network: NetworkInfo) -> Range:
-        return core_suggest_range(network)
-
-    def validate_range(self, text: str, network: NetworkInfo) -> Range:
-        return core_validate_range(text, network)
 
     # -- setup -----------------------------------------------------------------------
     def _pipeline(self, emit: Emit | None, *, servers: int = 1, agents: int = 2) -> Any:

@@ -28,17 +28,12 @@ from k3dtui.core.models import (
 from k3dtui.core.network import Member, NetworkInfo
 from k3dtui.core.provider import ClusterInfo, Reachability
 from k3dtui.ui.backend import (
+    CoreValidation,
     DoctorFinding,
     Emit,
     HeaderInfo,
     Outcome,
-    Range,
     UiEvent,
-    core_suggest_range,
-    core_validate_counts,
-    core_validate_name,
-    core_validate_range,
-    core_validate_replicas,
 )
 
 NOW = 1_780_000_000.0  # a frozen clock: ages and elapsed times are the same in every run
@@ -50,7 +45,7 @@ def _node(cluster: str, role: str, index: int) -> str:
 
 
 @dataclass
-class FixedBackend:
+class FixedBackend(CoreValidation):
     name: str = "simple-app-cluster"
     provider: str = "sim"
     read_only: bool = False
@@ -120,21 +115,6 @@ class FixedBackend:
     def use_name(self, name: str) -> HeaderInfo:
         self.name = name
         return self.header()
-
-    def validate_name(self, name: str) -> None:
-        core_validate_name(name)
-
-    def validate_counts(self, servers: int, agents: int) -> None:
-        core_validate_counts(servers, agents)
-
-    def validate_replicas(self, replicas: int) -> None:
-        core_validate_replicas(replicas)
-
-    def suggest_range(self, network: NetworkInfo) -> Range:
-        return core_suggest_range(network)
-
-    def validate_range(self, text: str, network: NetworkInfo) -> Range:
-        return core_validate_range(text, network)
 
     # -- scripted pipeline -------------------------------------------------------------
     def release(self) -> None:
