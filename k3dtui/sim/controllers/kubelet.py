@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import logging
 import secrets
+from collections.abc import Coroutine
 from typing import Any
 
 from k3dtui.sim import gvrs
@@ -182,18 +183,24 @@ class Kubelet(Controller):
                 log.exception("stop_pod %s", uid)
 
     # -- the pod's life --------------------------------------------------------------
-    async def _run(self, ns: str, name: str, uid: str) -> None:
+    async def _guarded(self, what: str, tasks: dict[str, asyncio.Task[None]], ns: str, name: str,
+                       uid: str, body: Coroutine[Any, Any, None]) -> None:
+        """Run one of a pod's tasks (``what``): the pod going away ends it quietly, an API
+        refusal is a race with that and only logged, and the task leaves ``tasks`` when done."""
         try:
-            await self._run_inner(ns, name, uid)
+            await body
         except (_Gone, asyncio.CancelledError):
             pass
         except ApiError as exc:
-            log.debug("kubelet %s/%s: %s", ns, name, exc.message)
+            log.debug("kubelet %s %s/%s: %s", what, ns, name, exc.message)
         except Exception:
-            log.exception("kubelet %s/%s", ns, name)
+            log.exception("kubelet %s %s/%s", what, ns, name)
         finally:
-            if self.running.get(uid) is asyncio.current_task():
-                del self.running[uid]
+            if tasks.get(uid) is asyncio.current_task():
+                del tasks[uid]
+
+    async def _run(self, ns: str, name: str, uid: str) -> None:
+        await self._guarded("run", self.running, ns, name, uid, self._run_inner(ns, name, uid))
 
     async def _run_inner(self, ns: str, name: str, uid: str) -> None:
         s = self.ctx.settings
@@ -381,15 +388,7 @@ class Kubelet(Controller):
         return True
 
     async def _restart(self, ns: str, name: str, uid: str) -> None:
-        try:
-            await self._restart_inner(ns, name, uid)
-        except (_Gone, asyncio.CancelledError):
-            pass
-        except Exception:
-            log.exception("kubelet restart %s/%s", ns, name)
-        finally:
-            if self.running.get(uid) is asyncio.current_task():
-                del self.running[uid]
+        await self._guarded("restart", self.running, ns, name, uid, self._restart_inner(ns, name, uid))
 
     async def _restart_inner(self, ns: str, name: str, uid: str) -> None:
         s = self.ctx.settings
@@ -512,17 +511,8 @@ class Kubelet(Controller):
             await asyncio.sleep(max(s.backoff_delay, 0.05) * min(2 ** restarts, 32))
 
     async def _terminate(self, ns: str, name: str, uid: str) -> None:
-        try:
-            await self._terminate_inner(ns, name, uid)
-        except (_Gone, asyncio.CancelledError):
-            pass
-        except ApiError as exc:
-            log.debug("kubelet terminate %s/%s: %s", ns, name, exc.message)
-        except Exception:
-            log.exception("kubelet terminate %s/%s", ns, name)
-        finally:
-            if self.terminating.get(uid) is asyncio.current_task():
-                del self.terminating[uid]
+        await self._guarded("terminate", self.terminating, ns, name, uid,
+                            self._terminate_inner(ns, name, uid))
 
     async def _terminate_inner(self, ns: str, name: str, uid: str) -> None:
         s = self.ctx.settings
