@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from k3dtui.cli import main
-
-FIXTURE = "/work/shared/fixtures/metallb-native-v0.15.2.yaml"
+from tests.upstream import MINIMAL
 
 
 def _created_anything() -> list[str]:
@@ -50,7 +49,7 @@ def test_up_bad_input_exit_2_nothing_created(
 
 def test_up_checksum_mismatch_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "m.yaml"
-    bad.write_bytes(Path(FIXTURE).read_bytes() + b"\n")
+    bad.write_bytes(MINIMAL.read_bytes())  # a MetalLB manifest, not the pinned one
     code = main(["up", "--sim", "--metallb-manifest", str(bad)])
     err = capsys.readouterr().err
     assert code == 2

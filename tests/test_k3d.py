@@ -17,6 +17,7 @@ from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.k3d_provider import K3dProvider, reachability_for
 from k3dtui.core.pool import suggest_range, validate_range
 from k3dtui.core.process import CommandError
+from tests.upstream import MINIMAL
 
 # ------------------------------------------------------------------ unit
 
@@ -278,13 +279,8 @@ def test_up_shows_k3d_failure_to_the_user(
 
     monkeypatch.setenv("FAKE_K3D_FAIL", "create")
     name = f"t{fake_k3d.run_id}"
-    repo = Path(__file__).resolve().parents[1]
-    manifest = next(
-        p for p in (repo.parent / "shared" / "fixtures" / "metallb-native-v0.15.2.yaml",
-                    Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml"))
-        if p.is_file()
-    )
-    code = main(["up", "--name", name, "--agents", "1", "--metallb-manifest", str(manifest)])
+    # any MetalLB will do: create fails before it is applied
+    code = main(["up", "--name", name, "--agents", "1", "--metallb-manifest", str(MINIMAL), "--insecure-skip-verify"])
     out, err = capsys.readouterr()
     assert code == 1
     text = out + err

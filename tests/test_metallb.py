@@ -12,19 +12,19 @@ import pytest
 from k3dtui.core import metallb
 from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.kubeapply import ApiRefused
-
-FIXTURE = Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml")
+from tests.upstream import FIXTURE
 
 
 @pytest.fixture
-def upstream_bytes() -> bytes:
-    return FIXTURE.read_bytes()
+def upstream_bytes(upstream_manifest: Path) -> bytes:
+    return upstream_manifest.read_bytes()
 
 
 def test_fixture_is_the_pinned_manifest(upstream_bytes: bytes) -> None:
     assert hashlib.sha256(upstream_bytes).hexdigest() == metallb.METALLB_SHA256
 
 
+@pytest.mark.upstream_manifest
 def test_user_manifest_verified_and_parsed() -> None:
     m = metallb.read_user_manifest(FIXTURE)
     assert m.origin == "path" and m.verified

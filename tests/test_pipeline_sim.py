@@ -27,8 +27,7 @@ from k3dtui.core.spec import ClusterSpec
 from k3dtui.sim.daemon import pid_alive
 from k3dtui.sim.provider import SimProvider
 from k3dtui.sim.settings import SimSettings
-
-FIXTURE = Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml")
+from tests.upstream import FIXTURE, MINIMAL
 
 
 def _name() -> str:
@@ -67,6 +66,7 @@ def _custom(provider: SimProvider, kubeconfig: Path, plural: str, name: str) -> 
         raise
 
 
+@pytest.mark.upstream_manifest
 async def test_metallb_upstream_manifest_through_webhook_race(sim_cluster: Any) -> None:
     # the webhook refuses pools for 1 s after the controller turns Ready
     sim_cluster.control("POST", "/sim/faults", {"settings": {"webhook_race": 1.0}})
@@ -105,7 +105,8 @@ async def test_webhook_never_ready_fails_in_bounded_time(sim_cluster: Any) -> No
         provider,
         ClusterSpec(name=provider.name),
         events.append,
-        metallb_manifest=FIXTURE,
+        metallb_manifest=MINIMAL,  # any MetalLB with its webhook
+        insecure_skip_verify=True,
         metallb_timeouts=Timeouts(webhook=1.5),
     )
     import time
@@ -130,7 +131,11 @@ async def test_pipeline_up_on_an_existing_sim_cluster(sim_cluster: Any) -> None:
     """The pipeline finishes a bare cluster (what sim_app could be built with)."""
     events: list[PipelineEvent] = []
     pipe = Pipeline(
-        sim_cluster.provider, ClusterSpec(name=sim_cluster.name), events.append, metallb_manifest=FIXTURE
+        sim_cluster.provider,
+        ClusterSpec(name=sim_cluster.name),
+        events.append,
+        metallb_manifest=MINIMAL,
+        insecure_skip_verify=True,
     )
     try:
         result = await pipe.up()
@@ -189,7 +194,9 @@ async def test_api_server_dies_midway_clear_message(sim_factory: Any) -> None:
         if event.step == "metallb" and event.kind == "progress" and event.data.get("index") == 5:
             os.kill(pid, signal.SIGKILL)  # the simulator this test started
 
-    pipe = Pipeline(provider, ClusterSpec(name=provider.name), emit, metallb_manifest=FIXTURE)
+    pipe = Pipeline(
+        provider, ClusterSpec(name=provider.name), emit, metallb_manifest=MINIMAL, insecure_skip_verify=True
+    )
     try:
         with pytest.raises(ApiUnreachable) as info:
             await pipe.up()
@@ -218,6 +225,7 @@ def cli_cluster() -> Iterator[str]:
     main(["down", "--sim", "--yes", "--name", name])
 
 
+@pytest.mark.upstream_manifest
 def test_up_status_down_acceptance(cli_cluster: str, capsys: pytest.CaptureFixture[str]) -> None:
     name = cli_cluster
     code, out, err = _run(["up", "--sim", "--name", name, "--json", "--metallb-manifest", str(FIXTURE)], capsys)

@@ -2,7 +2,7 @@
 pods' listening sockets as the data plane makes them (TCP, ``TCP_NODELAY``) and, for
 comparison, as they were made before (protocol 0, Nagle on).
 
-Run: /work/venv/bin/python tests/benchmarks/bench_lb_nodelay.py [--seconds 3] [--connections 1]
+Run: python tests/benchmarks/bench_lb_nodelay.py [--seconds 3] [--connections 1]
 
 One data plane in this process (uvloop when installed, as the simulator runs it), one pod,
 one listener; ``wrk`` (or a small client when wrk is missing) sends keep-alive GETs to the

@@ -10,7 +10,7 @@ Targets: keep-alive >= 95% of wrk, new-connection >= 90% of wrk's ``Connection: 
 nginx >= 40% of wrk. The aiohttp rows show why the generator has its own minimal client.
 With two or more cores the servers are pinned to core 0 and the clients to core 1.
 
-    /work/venv/bin/python tests/benchmarks/bench_load.py [--seconds 10] [--repeat 1] [--no-aiohttp]
+    python tests/benchmarks/bench_load.py [--seconds 10] [--repeat 1] [--no-aiohttp]
 
 Measured on the 2-core development VM (``--repeat 3``, other work running, load average ~1.5-2.4;
 ratio = median of back-to-back k3dtui/wrk pairs):

@@ -1,6 +1,6 @@
 """Benchmarks of the simulated cluster (figures printed; run on demand).
 
-Run: /work/venv/bin/python tests/benchmarks/bench_sim.py [--runs 5] [--deletes 30] [--replicas 100]
+Run: python tests/benchmarks/bench_sim.py [--runs 5] [--deletes 30] [--replicas 100]
 
 1. start → API answering: `SimProvider.create` (and the `k3dtui sim start` CLI) median.
 2. delete a pod → a watcher sees its MODIFIED (deletionTimestamp) and the replacement's

@@ -1,6 +1,6 @@
 """Benchmark: a pod deleted → LiveCluster's on_change shows it (change latency), p50/p95/max.
 
-Run: /work/venv/bin/python tests/benchmarks/bench_state.py [--runs 40] [--realistic]
+Run: python tests/benchmarks/bench_state.py [--runs 40] [--realistic]
 
 Starts a simulated cluster in fresh state folders (1 server + 2 agents, the app with 3
 replicas), starts a LiveCluster, then repeatedly deletes a Running pod of the app straight

@@ -1,6 +1,6 @@
 """Benchmark: `k3dtui up --sim` from nothing to the app answering (median of N runs).
 
-Run: /work/venv/bin/python tests/benchmarks/bench_up.py [--runs 3] [--manifest PATH]
+Run: python tests/benchmarks/bench_up.py [--runs 3] [--manifest PATH]
 
 Each run uses fresh state and cache folders, runs `k3dtui up --sim --json` in a
 subprocess, reads the per-step durations from its events, checks the app answered
@@ -27,7 +27,10 @@ from pathlib import Path
 
 import httpx
 
-FIXTURE = Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml")
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from tests.upstream import UPSTREAM
+
+FIXTURE = UPSTREAM
 
 
 def one_run(i: int, manifest: Path | None) -> dict[str, float]:
@@ -61,7 +64,7 @@ def one_run(i: int, manifest: Path | None) -> dict[str, float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--manifest", type=Path, default=FIXTURE if FIXTURE.is_file() else None)
+    parser.add_argument("--manifest", type=Path, default=FIXTURE)
     args = parser.parse_args()
     runs = [one_run(i, args.manifest) for i in range(max(1, args.runs))]
     keys = [k for k in runs[0] if k not in ("total", "wall")] + ["total", "wall"]

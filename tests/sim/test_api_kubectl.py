@@ -18,9 +18,10 @@ from k3dtui.resources import manifest_text
 from k3dtui.sim import gvrs
 from k3dtui.sim.store import now_rfc3339
 from k3dtui.sim.testing import ApiThread, run_api_in_thread
+from tests.upstream import FIXTURE
 
-KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
-pytestmark = pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
+KUBECTL = shutil.which("kubectl") or "kubectl"
+pytestmark = pytest.mark.kubectl
 
 
 class Kubectl:
@@ -362,10 +363,9 @@ def test_strict_field_validation(api: ApiThread, k: Kubectl, tmp_path: Path) -> 
     assert json.loads(k("get", "deploy", "fastapi", "-o", "json"))["spec"]["replicas"] == 1
 
 
+@pytest.mark.upstream_manifest
 def test_metallb_manifest_with_kubectl(api: ApiThread, k: Kubectl) -> None:
-    manifest = Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml")
-    if not manifest.exists():
-        pytest.skip("the MetalLB fixture is not present")
+    manifest = FIXTURE
     out = k("apply", "--server-side", "-f", str(manifest))
     assert out.count("serverside-applied") >= 20
     out = k("get", "deploy,ds", "-n", "metallb-system")

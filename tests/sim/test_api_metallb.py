@@ -14,9 +14,9 @@ from kubernetes.dynamic import DynamicClient
 from k3dtui.core.kube import make_api_client
 from k3dtui.sim.testing import ApiThread, run_api_in_thread
 from tests.sim.test_api_client import raw
+from tests.upstream import FIXTURE as MANIFEST
 
-MANIFEST = Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml")
-pytestmark = pytest.mark.skipif(not MANIFEST.exists(), reason="the MetalLB fixture is not present")
+pytestmark = pytest.mark.upstream_manifest
 
 
 @pytest.fixture
