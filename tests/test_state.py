@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
-import time
 from typing import Any
 
 import pytest
 
+from k3dtui.core.clock import ManualClock
 from k3dtui.core.state import (
     DEPLOYMENTS,
     EVENTS,
@@ -28,6 +28,7 @@ from k3dtui.core.state import (
     pod_view,
     service_view,
 )
+from k3dtui.core.watch import wait_until
 
 T0 = "2026-01-01T10:00:00Z"
 
@@ -372,51 +373,60 @@ def test_not_connected_until_every_expected_kind_has_listed() -> None:
 
 # -- coalescing ----------------------------------------------------------------------------
 
-def test_coalescer_fires_first_at_once_then_at_most_once_per_interval() -> None:
-    times: list[float] = []
-    values: list[int] = []
-    counter = {"n": 0}
+def test_coalescer_fires_a_burst_at_once_then_one_call_per_interval() -> None:
+    clock = ManualClock()
+    fired: list[tuple[float, int]] = []  # (clock reading, the state the call saw)
+    state = {"n": 0}
     lock = threading.Lock()
 
     def fire() -> None:
         with lock:
-            times.append(time.monotonic())
-            values.append(counter["n"])
+            fired.append((clock.now(), state["n"]))
 
-    c = Coalescer(fire, interval=0.05)
+    def calls() -> int:
+        with lock:
+            return len(fired)
+
+    def change(n: int) -> None:
+        state["n"] = n
+        c.notify()
+
+    c = Coalescer(fire, interval=0.05, burst=2, clock=clock)
+    t0 = clock.now()
     c.start()
     try:
-        t0 = time.monotonic()
-        counter["n"] = 1
-        c.notify()
-        deadline = time.monotonic() + 2
-        while not times and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert times and times[0] - t0 < 0.03  # the first one without delay
-        # A burst: 300 changes over ~0.3 s.
-        for i in range(300):
-            counter["n"] = 2 + i
-            c.notify()
-            time.sleep(0.001)
-        time.sleep(0.15)
-        with lock:
-            fired = list(times)
-            seen = list(values)
-        assert seen[-1] == 301  # the trailing call carries the latest state
-        span = fired[-1] - fired[0]
-        assert len(fired) <= c.burst + span / 0.05 + 1  # at most ~20/s sustained
-        assert len(fired) >= 3
-        # Over the sustained part of the burst, calls are spaced by the interval.
-        gaps = [b - a for a, b in itertools.pairwise(fired[c.burst :])]
-        assert gaps and all(g >= 0.045 for g in gaps)
-        # Quiet again: one more change fires promptly.
-        time.sleep(0.1)
-        t1 = time.monotonic()
-        c.notify()
-        deadline = time.monotonic() + 2
-        while len(times) == len(fired) and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert times[-1] - t1 < 0.03
+        # The first changes after a quiet moment go out at once: the clock never moves.
+        change(1)
+        assert wait_until(lambda: calls() == 1, 5)
+        change(2)
+        assert wait_until(lambda: calls() == 2, 5)
+        assert fired == [(t0, 1), (t0, 2)]
+        # The bucket is empty: the next changes wait one interval and go out as one call
+        # carrying the latest state.
+        change(3)
+        (left,) = clock.wait_for_sleepers(1)
+        change(4)
+        assert left == pytest.approx(0.05)
+        clock.advance(0.049)
+        assert clock.sleepers() == [pytest.approx(0.001)] and calls() == 2
+        clock.advance(0.001)
+        assert wait_until(lambda: calls() == 3, 5)
+        assert fired[2] == (pytest.approx(t0 + 0.05), 4)
+        # Sustained changes: one call per interval, each with the state of its moment.
+        for i in range(5):
+            change(10 + i)
+            (left,) = clock.wait_for_sleepers(1)
+            assert left == pytest.approx(0.05)
+            clock.advance(left)
+            assert wait_until(lambda i=i: calls() == 4 + i, 5)
+        sustained = [t for t, _ in fired[2:]]
+        assert [round(b - a, 6) for a, b in itertools.pairwise(sustained)] == [0.05] * 5
+        assert [v for _, v in fired[3:]] == [10, 11, 12, 13, 14]
+        # Quiet again long enough to refill the bucket: a change goes out at once.
+        clock.advance(1.0)
+        change(99)
+        assert wait_until(lambda: calls() == 9, 5)
+        assert fired[-1] == (clock.now(), 99)
     finally:
         c.stop()
     assert c._thread is not None and not c._thread.is_alive()
@@ -429,13 +439,13 @@ def test_coalescer_survives_a_failing_callback() -> None:
         calls.append(1)
         raise RuntimeError("boom")
 
-    c = Coalescer(fire, interval=0.01)
+    c = Coalescer(fire, interval=0.01, clock=ManualClock())
     c.start()
     try:
         c.notify()
-        time.sleep(0.05)
-        c.notify()
-        time.sleep(0.05)
+        assert wait_until(lambda: len(calls) == 1, 5)
+        c.notify()  # the second token of the burst: the thread lived through the failure
+        assert wait_until(lambda: len(calls) == 2, 5)
     finally:
         c.stop()
     assert len(calls) == 2

@@ -16,6 +16,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from test_watch_fakeapi import EXPIRED, PODS_PATH, FakeApi, bookmark, event, pod
 
+from k3dtui.core.clock import ManualClock
 from k3dtui.core.kube import make_api_client
 from k3dtui.core.watch import Backoff, Watcher, WatchSettings, describe_error, wait_until
 
@@ -199,18 +200,29 @@ def test_unreachable_server_reports_disconnected_backs_off_and_recovers(
     port = fake.port
     fake.stop()
     sink = Recorder()
-    w = start(running, pods_watcher(api_client, sink))
+    clock = ManualClock()
+    w = start(running, pods_watcher(api_client, sink, clock=clock))
     assert wait_until(lambda: any(not ok for ok, _ in sink.statuses), 5)
     connected, reason = sink.statuses[0]
     assert not connected
     assert "refused" in reason
     assert not w.connected
-    time.sleep(0.5)
-    # Capped back-off: with 0.05..0.2 s, half a second gives a handful of attempts, not hundreds.
-    attempts = sum(1 for ok, _ in sink.statuses if not ok)
-    assert 2 <= attempts <= 8
+
+    def failures() -> int:
+        return sum(1 for ok, _ in sink.statuses if not ok)
+
+    # Back-off 0.05 s doubling to the 0.2 s cap, one attempt per wait, nothing in between.
+    waits = []
+    for attempt in range(1, 6):
+        (left,) = clock.wait_for_sleepers(1)
+        assert failures() == attempt  # no retry until the clock passes the back-off
+        waits.append(round(left, 3))
+        clock.advance(left)
+        assert wait_until(lambda a=attempt: failures() == a + 1, 5)
+    assert waits == [0.05, 0.1, 0.2, 0.2, 0.2]
     fake.port = port
     fake.start()
+    clock.advance(clock.wait_for_sleepers(1)[0])
     assert wait_until(lambda: w.connected and bool(sink.objects), 5)
     assert sink.statuses[-1] == (True, "")
     assert set(sink.objects) == {"a"}
@@ -241,10 +253,10 @@ def test_stop_ends_a_hanging_watch_promptly(
     w.start()
     assert wait_until(lambda: len(fake.watches()) == 1, 5)
     time.sleep(0.1)
-    began = time.monotonic()
     w.stop(timeout=2.0)
+    # the hanging request was aborted: stop() did not wait for the 5 s inactivity timeout
     assert not w.alive
-    assert time.monotonic() - began < 1.0
+    assert w.watches == 1
 
 
 def test_absent_resource_gives_an_empty_resync_then_picks_it_up(
@@ -307,8 +319,16 @@ def test_streams_that_break_at_once_do_not_make_a_busy_loop(
     for _ in range(200):
         fake.script(PODS_PATH, ("drop",))
     sink = Recorder()
-    w = start(running, pods_watcher(api_client, sink))
-    time.sleep(1.0)
-    # Back-off 0.05 s doubling to 0.2 s: a handful of attempts a second, not hundreds.
-    assert 3 <= w.lists <= 12
+    clock = ManualClock()
+    w = start(running, pods_watcher(api_client, sink, clock=clock))
+    # Each stream breaks as it starts: before the next list the watcher waits on its
+    # back-off (0.05 s doubling to 0.2 s), so the clock alone paces it: no busy loop.
+    waits = []
+    for n in range(1, 6):
+        (left,) = clock.wait_for_sleepers(1)
+        assert w.lists == n
+        waits.append(round(left, 3))
+        clock.advance(left)
+        assert wait_until(lambda n=n: w.lists == n + 1, 5)
+    assert waits == [0.05, 0.1, 0.2, 0.2, 0.2]
     assert w.alive and set(sink.objects) == {"a"}

@@ -15,11 +15,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from k3dtui.core.clock import MONOTONIC, Clock
 from k3dtui.core.models import (
     ClusterEvent,
     ClusterSnapshot,
@@ -438,17 +438,20 @@ class Coalescer:
     followed by a call made after it, so the last call always sees the latest state.
     """
 
-    def __init__(self, fire: Callable[[], None], interval: float = 0.05, burst: int = 2) -> None:
+    def __init__(
+        self, fire: Callable[[], None], interval: float = 0.05, burst: int = 2, *, clock: Clock = MONOTONIC
+    ) -> None:
         if interval <= 0 or burst < 1:
             raise ValueError("coalescing needs interval > 0 and burst >= 1")
         self._fire = fire
+        self._clock = clock
         self.interval = interval
         self.burst = burst
         self._pending = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._tokens = float(burst)
-        self._stamp = time.monotonic()
+        self._stamp = clock.now()
         self.fired = 0
 
     def start(self) -> None:
@@ -467,7 +470,7 @@ class Coalescer:
             thread.join(timeout)
 
     def _refill(self) -> None:
-        now = time.monotonic()
+        now = self._clock.now()
         self._tokens = min(float(self.burst), self._tokens + (now - self._stamp) / self.interval)
         self._stamp = now
 
@@ -478,7 +481,7 @@ class Coalescer:
                 return
             self._refill()
             if self._tokens < 1.0:
-                if self._stopping.wait((1.0 - self._tokens) * self.interval):
+                if self._clock.wait(self._stopping, (1.0 - self._tokens) * self.interval):
                     return
                 self._refill()
             self._tokens -= 1.0

@@ -34,6 +34,8 @@ from typing import Any, Protocol
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from k3dtui.core.clock import MONOTONIC, Clock
+
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
@@ -159,8 +161,10 @@ class Watcher:
         *,
         settings: WatchSettings | None = None,
         absent_ok: bool = False,
+        clock: Clock = MONOTONIC,
     ) -> None:
         self.kind = kind
+        self._clock = clock
         self._call = call
         self._sink = sink
         self.settings = settings or WatchSettings()
@@ -202,30 +206,30 @@ class Watcher:
         # a watch has lasted a while. Real failures use ``_backoff`` and report themselves.
         churn = Backoff(self.settings.backoff_initial, self.settings.backoff_max)
         while not self._stopping.is_set():
-            began = time.monotonic()
+            began = self._clock.now()
             try:
                 if need_list:
                     present = self._list()
                     need_list = False
                     if not present:
                         # The resource does not exist (yet): look again later.
-                        self._stopping.wait(self.settings.absent_poll)
+                        self._clock.wait(self._stopping, self.settings.absent_poll)
                         need_list = True
                         continue
-                    began = time.monotonic()
+                    began = self._clock.now()
                 got_events = self._watch_once()
                 if got_events:
                     self._backoff.reset()
-                if time.monotonic() - began >= 1.0:
+                if self._clock.now() - began >= 1.0:
                     churn.reset()
                 elif not got_events:
                     # An empty stream that ended at once: do not hammer the server.
-                    self._stopping.wait(churn.next())
+                    self._clock.wait(self._stopping, churn.next())
             except _Expired:
                 self.expired += 1
                 need_list = True
-                if time.monotonic() - began < 1.0:
-                    self._stopping.wait(churn.next())
+                if self._clock.now() - began < 1.0:
+                    self._clock.wait(self._stopping, churn.next())
                 continue
             except _StreamDropped as exc:
                 # The stream was up and broke: list again at once (only a failing request
@@ -234,8 +238,8 @@ class Watcher:
                     break
                 log.debug("watch %s: %s", self.kind, exc)
                 need_list = True
-                if time.monotonic() - began < 1.0:
-                    self._stopping.wait(churn.next())
+                if self._clock.now() - began < 1.0:
+                    self._clock.wait(self._stopping, churn.next())
                 else:
                     churn.reset()
                 continue
@@ -246,7 +250,7 @@ class Watcher:
                 log.debug("watch %s failed: %s", self.kind, reason)
                 self._set_status(False, reason)
                 need_list = True
-                self._stopping.wait(self._backoff.next())
+                self._clock.wait(self._stopping, self._backoff.next())
                 continue
         self._abort_response()
 
