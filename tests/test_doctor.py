@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes.fixtures import FakeK3d, fake_k3d, install_fake_k3d  # noqa: F401
@@ -152,11 +153,21 @@ def test_select_k3d_when_docker_and_k3d_answer(fake_k3d: FakeK3d) -> None:  # no
     assert reason.startswith("k3d:") and "v5.9.0" in reason
 
 
-def test_select_sim_when_k3d_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("PATH", str(tmp_path))
+@pytest.mark.docker
+def test_select_sim_when_k3d_missing(
+    docker_engine: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # Docker answers, k3d is nowhere
     provider, reason = select_provider("demo", force_sim=False)
     assert provider.kind == "sim" and provider.name == "demo"
-    assert "simulated cluster" in reason and ("k3d is not installed" in reason or "Docker" in reason)
+    assert reason == "simulated cluster: k3d is not installed (not found on PATH)"
+
+
+def test_select_sim_when_docker_does_not_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    provider, reason = select_provider("demo", force_sim=False)
+    assert provider.kind == "sim"
+    assert reason.startswith("simulated cluster: ") and "tcp://127.0.0.1:1" in reason
 
 
 def test_select_sim_when_forced() -> None:

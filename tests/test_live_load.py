@@ -67,7 +67,9 @@ def test_killed_pod_is_replaced_in_state_and_in_traffic(app: SimHandle) -> None:
         snap = latest()
         assert snap.per_pod.get(victim, 0) == frozen
         assert snap.per_pod[replacement] > 0
-        assert all(isinstance(k, str) and n >= 0 for k, n in snap.errors.items())  # counted by kind
+        # the killed pod's connections may fail while it goes: counted by kind, never beyond the total
+        assert all(isinstance(k, str) and n > 0 for k, n in snap.errors.items())
+        assert sum(snap.errors.values()) < snap.responses
         assert snap.responses > 0
     finally:
         if gen is not None:

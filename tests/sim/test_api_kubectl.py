@@ -187,7 +187,8 @@ def test_apply_server_side_client_side_scale_label_patch(api: ApiThread, k: Kube
     assert "deployment.apps/fastapi" in out and "service/fastapi-service" in out
     out = k("delete", "-f", str(manifest))
     assert 'deployment.apps "fastapi" deleted' in out
-    assert k("get", "deploy").strip() == "" or "No resources" in k("get", "deploy")
+    proc = k.run("get", "deploy")
+    assert proc.stdout.strip() == "" and "No resources found in default namespace." in proc.stderr
 
 
 def test_delete_pod_waits_until_gone(api: ApiThread, k: Kubectl) -> None:
