@@ -12,7 +12,7 @@ import pytest
 from k3dtui.core import metallb
 from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.kubeapply import ApiRefused
-from tests.upstream import FIXTURE
+from tests.upstream import FIXTURE, MINIMAL
 
 
 @pytest.fixture
@@ -46,9 +46,9 @@ def test_user_manifest_verified_and_parsed() -> None:
     assert m.documents[-1]["kind"] == "ValidatingWebhookConfiguration"
 
 
-def test_user_manifest_mismatch_names_both_hashes(tmp_path: Path, upstream_bytes: bytes) -> None:
+def test_user_manifest_mismatch_names_both_hashes(tmp_path: Path) -> None:
     bad = tmp_path / "metallb.yaml"
-    bad.write_bytes(upstream_bytes.replace(b"v0.15.2", b"v0.15.3"))
+    bad.write_bytes(MINIMAL.read_bytes())  # a MetalLB manifest, not the pinned one
     actual = hashlib.sha256(bad.read_bytes()).hexdigest()
     with pytest.raises(metallb.ChecksumMismatch) as info:
         metallb.read_user_manifest(bad)
@@ -58,9 +58,9 @@ def test_user_manifest_mismatch_names_both_hashes(tmp_path: Path, upstream_bytes
     assert "--insecure-skip-verify" in info.value.hint
 
 
-def test_insecure_skip_verify_accepts_other_manifest(tmp_path: Path, upstream_bytes: bytes) -> None:
+def test_insecure_skip_verify_accepts_other_manifest(tmp_path: Path) -> None:
     other = tmp_path / "metallb.yaml"
-    other.write_bytes(upstream_bytes.replace(b"v0.15.2", b"v0.15.3"))
+    other.write_bytes(MINIMAL.read_bytes())
     notes: list[tuple[str, str]] = []
     m = metallb.resolve_manifest(other, insecure_skip_verify=True, progress=lambda k, msg, d: notes.append((k, msg)))
     assert not m.verified and m.origin == "path"
