@@ -1,23 +1,14 @@
-"""Small helpers the simulated controllers share: selectors, pod predicates, names."""
+"""Small helpers the simulated controllers share: selectors, pod predicates, conditions, images.
+
+Names (``generateName``) and every per-kind rule are the registry's (:mod:`k3dtui.sim.registry`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 from typing import Any
 
+from k3dtui.sim.registry.names import NAME_ALPHABET as ALPHABET
 from k3dtui.sim.store import Obj
-
-# apimachinery util/rand: no vowels, no confusable digits
-ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def random_suffix(n: int = 5) -> str:
-    return "".join(random.choice(ALPHABET) for _ in range(n))
-
-
-def generate_name(base: str) -> str:
-    return base[:58] + random_suffix()
 
 
 def fnv32a(data: bytes) -> int:
