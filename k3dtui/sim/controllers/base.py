@@ -221,6 +221,12 @@ class Controller:
             return
         self._enqueue_now(key)
 
+    def enqueue_all(self, gvr: GVR) -> None:
+        """Queue every stored object of ``gvr`` by (namespace, name): a start's initial sync."""
+        for obj in list(self.store.iter(gvr)):
+            m = obj["metadata"]
+            self.enqueue((str(m.get("namespace", "")), str(m["name"])))
+
     def _enqueue_now(self, key: Any) -> None:
         loop = asyncio.get_running_loop()
         self._pending[key] = None

@@ -26,8 +26,7 @@ class ServiceController(Controller):
         return [] if event.type == "DELETED" else [(event.namespace, event.name)]
 
     def start(self) -> None:
-        for s in list(self.store.iter(gvrs.SERVICES)):
-            self.enqueue((s["metadata"]["namespace"], s["metadata"]["name"]))
+        self.enqueue_all(gvrs.SERVICES)
 
     def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key
@@ -82,8 +81,7 @@ class EndpointsController(Controller):
         return out
 
     def start(self) -> None:
-        for s in list(self.store.iter(gvrs.SERVICES)):
-            self.enqueue((s["metadata"]["namespace"], s["metadata"]["name"]))
+        self.enqueue_all(gvrs.SERVICES)
 
     def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key

@@ -87,8 +87,7 @@ class DeploymentController(Controller):
         return []
 
     def start(self) -> None:
-        for d in list(self.store.iter(gvrs.DEPLOYMENTS)):
-            self.enqueue((d["metadata"].get("namespace", ""), d["metadata"]["name"]))
+        self.enqueue_all(gvrs.DEPLOYMENTS)
 
     def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key
@@ -285,8 +284,7 @@ class ReplicaSetController(Controller):
         return []
 
     def start(self) -> None:
-        for rs in list(self.store.iter(gvrs.REPLICASETS)):
-            self.enqueue((rs["metadata"].get("namespace", ""), rs["metadata"]["name"]))
+        self.enqueue_all(gvrs.REPLICASETS)
 
     def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key
@@ -408,8 +406,7 @@ class DaemonSetController(Controller):
         return []
 
     def start(self) -> None:
-        for d in list(self.store.iter(gvrs.DAEMONSETS)):
-            self.enqueue((d["metadata"].get("namespace", ""), d["metadata"]["name"]))
+        self.enqueue_all(gvrs.DAEMONSETS)
 
     def _eligible(self, ds: Obj, node: Obj) -> bool:
         spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
