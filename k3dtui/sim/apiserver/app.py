@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import os
 import ssl
-import tempfile
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -31,12 +29,10 @@ from k3dtui.sim.apiserver.http import (
     wants_table,
 )
 from k3dtui.sim.apiserver.patching import Patching
-from k3dtui.sim.apiserver.tls import make_self_signed
+from k3dtui.sim.apiserver.tls import server_context
 from k3dtui.sim.apiserver.watch import Watch
 from k3dtui.sim.kinds import Kind, Registry
-from k3dtui.sim.patch import (
-    PatchError,
-)
+from k3dtui.sim.patch import PatchError
 from k3dtui.sim.store import GVR, ApiError, Event, Obj, Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -60,7 +56,6 @@ class _Route:
         self.watch = watch
 
 
-
 class ApiServer(Patching, Watch, Discovery):
     """The API server. ``tls=True`` serves HTTPS with a fresh self-signed certificate
     (``ca_pem``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
@@ -74,16 +69,7 @@ class ApiServer(Patching, Watch, Discovery):
         self.ca_pem: str | None = None
         self._ssl: ssl.SSLContext | None = None
         if tls:
-            cert, key = make_self_signed()
-            self.ca_pem = cert
-            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            with tempfile.TemporaryDirectory(prefix="k3dtui-tls-") as tmp:
-                cpath, kpath = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
-                with open(cpath, "w") as fc, open(kpath, "w") as fk:
-                    fc.write(cert)
-                    fk.write(key)
-                ctx.load_cert_chain(cpath, kpath)
-            self._ssl = ctx
+            self.ca_pem, self._ssl = server_context()
         self.bookmark_interval: float = 60.0
         self.log_provider: Callable[[str, str, str | None], str] | None = None
         self._admission: dict[GVR, list[Admission]] = {}

@@ -34,10 +34,7 @@ from k3dtui.sim.patch import (
     related,
     release_changed,
 )
-from k3dtui.sim.selectors import (
-    parse_field_selector,
-    parse_label_selector,
-)
+from k3dtui.sim.selectors import parse_field_selector, parse_label_selector
 from k3dtui.sim.store import ApiError, Obj, now_rfc3339
 
 # Kinds whose DELETE answers with the object rather than a Status.
@@ -47,6 +44,8 @@ _SERVER_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGraceP
 
 
 class Crud(Handlers):
+    """get, list, create, replace and delete; every write through the registry's rules."""
+
     def _strict(self, kind: Kind, obj: Any, request: web.Request | None) -> None:
         if request is None or not isinstance(obj, dict):
             return

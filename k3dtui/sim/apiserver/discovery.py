@@ -26,6 +26,8 @@ AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGro
 
 
 class Discovery(Handlers):
+    """Discovery documents, cached by the kinds registry's generation."""
+
     # -- discovery ---------------------------------------------------------------------
     def _discovery_root(self, request: web.Request, *, core: bool) -> web.Response:
         accept = request.headers.get("Accept", "")
@@ -144,7 +146,6 @@ class Discovery(Handlers):
                     raise ApiError(404, "NotFound", NOT_FOUND_MSG)
                 return json_response(openapi.gv_document(self.registry, rest[1], rest[2]))
         raise ApiError(404, "NotFound", NOT_FOUND_MSG)
-
 
 
 def _subresource_kind(k: Kind, sub: str) -> tuple[str, str, str, list[str]]:

@@ -30,5 +30,4 @@ def bad_request(message: str) -> ApiError:
     return ApiError(400, "BadRequest", message)
 
 
-
 NOT_FOUND_MSG = "the server could not find the requested resource"

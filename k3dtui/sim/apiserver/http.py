@@ -41,7 +41,6 @@ def partial(obj: Obj) -> Obj:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata") or {}}
 
 
-
 # -- bodies-----------------------------------------------------------------------
 async def read_body(request: web.Request, *, allow_yaml: bool = False) -> Any:
     ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()

@@ -29,6 +29,8 @@ from k3dtui.sim.store import ApiError, Obj, not_found, now_rfc3339
 
 
 class Patching(Subresources):
+    """PATCH of an object or of its scale, status or finalize subresource."""
+
     # -- patch ----------------------------------------------------------------------------
     async def _patch(self, request: web.Request, kind: Kind, ns: str, name: str, sub: str | None) -> web.Response:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -109,7 +111,6 @@ class Patching(Subresources):
         if sub in ("status", "finalize"):
             return json_response(self._write_sub(kind, old, sub, patched, expect_rv=None, request=request))
         return json_response(self._write(kind, patched, old, expect_rv=None, request=request))
-
 
 
 _LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"

@@ -11,13 +11,13 @@ from k3dtui.sim.apiserver.crud import Crud
 from k3dtui.sim.apiserver.errors import bad_request, success_status
 from k3dtui.sim.kinds import Kind
 from k3dtui.sim.registry import pods
-from k3dtui.sim.selectors import (
-    format_label_selector,
-)
+from k3dtui.sim.selectors import format_label_selector
 from k3dtui.sim.store import ApiError, Obj
 
 
 class Subresources(Crud):
+    """scale, status and finalize writes, log, binding (eviction is a delete)."""
+
     def _replace_sub(self, kind: Kind, ns: str, name: str, sub: str, body: Any, request: web.Request) -> Obj:
         """PUT on ``scale``, ``status`` or ``finalize``."""
         old = self.store.require(kind.gvr, ns, name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import ssl
 import subprocess
 import tempfile
 
@@ -30,3 +31,16 @@ def make_self_signed(host: str = "127.0.0.1") -> tuple[str, str]:
         with open(cert) as fc, open(key) as fk:
             return fc.read(), fk.read()
 
+
+
+def server_context(host: str = "127.0.0.1") -> tuple[str, ssl.SSLContext]:
+    """(certificate PEM, server SSL context) for serving HTTPS on ``host``, self-signed."""
+    cert, key = make_self_signed(host)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    with tempfile.TemporaryDirectory(prefix="k3dtui-tls-") as tmp:
+        cpath, kpath = os.path.join(tmp, "c.pem"), os.path.join(tmp, "k.pem")
+        with open(cpath, "w") as fc, open(kpath, "w") as fk:
+            fc.write(cert)
+            fk.write(key)
+        ctx.load_cert_chain(cpath, kpath)
+    return cert, ctx

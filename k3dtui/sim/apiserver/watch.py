@@ -18,6 +18,8 @@ _WATCH_DEFAULT_TIMEOUT = 1800.0
 
 
 class Watch(Crud):
+    """Watches of one resource (a namespace or all), selector-filtered."""
+
     # -- watch ---------------------------------------------------------------------------------
     async def _watch(self, request: web.Request, kind: Kind, ns: str | None) -> web.StreamResponse:
         q = request.query
@@ -128,11 +130,8 @@ class Watch(Crud):
         return resp
 
 
-
-
 async def _get(queue: asyncio.Queue[Event | None]) -> Event | None:
     return await queue.get()
-
 
 
 def _translate(ev: Event, match: Callable[[Obj], bool]) -> tuple[str, Obj] | None:
