@@ -71,8 +71,26 @@ def not_found(gvr: GVR, name: str) -> ApiError:
     return ApiError(404, "NotFound", f'{gvr} "{name}" not found', {"name": name, "group": gvr.group, "kind": gvr.resource})
 
 
+_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime(_RFC3339)
+
+
+def rfc3339(t: float) -> str:
+    """A Unix time as the API writes timestamps (``2025-01-01T00:00:00Z``)."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime(_RFC3339)
+
+
+def parse_rfc3339(text: str | None) -> float | None:
+    """A timestamp the API wrote, as Unix time (``None`` when absent or malformed)."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.strptime(text, _RFC3339).replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,10 @@ Names (``generateName``) and every per-kind rule are the registry's (:mod:`k3dtu
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from k3dtui.sim.registry.names import NAME_ALPHABET as ALPHABET
-from k3dtui.sim.store import Obj
+from k3dtui.sim.store import Obj, now_rfc3339, parse_rfc3339
 
 
 def fnv32a(data: bytes) -> int:
@@ -24,16 +23,12 @@ def safe_encode(text: str) -> str:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now_rfc3339()
 
 
 def parse_time(text: str | None) -> float:
-    if not text:
-        return 0.0
-    try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-    except ValueError:
-        return 0.0
+    """A timestamp as Unix time; 0.0 when absent or malformed."""
+    return parse_rfc3339(text) or 0.0
 
 
 def meta(obj: Obj) -> dict[str, Any]:

@@ -8,13 +8,12 @@ controller deletes follow the same rule.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from typing import Any
 
 from k3dtui.sim import gvrs
 from k3dtui.sim.registry.validation import Invalid
-from k3dtui.sim.store import Obj, Store, now_rfc3339
+from k3dtui.sim.store import Obj, Store, now_rfc3339, parse_rfc3339, rfc3339
 
 
 def _image_pull_policy(image: str) -> str:
@@ -163,17 +162,6 @@ def bind(pod: Obj, node: str) -> None:
 # -- delete -------------------------------------------------------------------------------
 
 
-def _rfc3339(t: float) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _timestamp(text: str) -> float | None:
-    try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-    except ValueError:
-        return None
-
-
 def grace_period(pod: Obj, requested: Any = None) -> int:
     """The grace period of a delete: the request's ``gracePeriodSeconds`` when it is a
     non-negative integer, else the pod's ``terminationGracePeriodSeconds`` (30)."""
@@ -195,9 +183,9 @@ def delete_pod(store: Store, pod: Obj, requested_grace: Any = None) -> Obj:
         return store.delete(gvrs.PODS, ns, name)
     deadline = time.time() + grace
     if meta.get("deletionTimestamp"):
-        current = _timestamp(str(meta["deletionTimestamp"]))
+        current = parse_rfc3339(str(meta["deletionTimestamp"]))
         if current is not None and deadline >= current:
             return pod
-    meta["deletionTimestamp"] = _rfc3339(deadline)
+    meta["deletionTimestamp"] = rfc3339(deadline)
     meta["deletionGracePeriodSeconds"] = grace
     return store.update(gvrs.PODS, pod, bump_generation=True)
