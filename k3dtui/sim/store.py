@@ -74,6 +74,16 @@ def not_found(gvr: GVR, name: str) -> ApiError:
 _RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
 
 
+def modified_conflict(gvr: GVR, name: str) -> ApiError:
+    """409: the write names a resourceVersion that is no longer the stored one."""
+    return ApiError(
+        409, "Conflict",
+        f'Operation cannot be fulfilled on {gvr} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+        {"name": name, "group": gvr.group, "kind": gvr.resource},
+    )
+
+
 def now_rfc3339() -> str:
     return dt.datetime.now(dt.UTC).strftime(_RFC3339)
 
@@ -195,12 +205,7 @@ class Store:
         if old is None:
             raise not_found(gvr, name)
         if expect_rv and expect_rv != old["metadata"]["resourceVersion"]:
-            raise ApiError(
-                409, "Conflict",
-                f'Operation cannot be fulfilled on {gvr} "{name}": the object has been modified; '
-                "please apply your changes to the latest version and try again",
-                {"name": name, "group": gvr.group, "kind": gvr.resource},
-            )
+            raise modified_conflict(gvr, name)
         # identity fields are the server's
         for field in ("uid", "creationTimestamp"):
             meta[field] = old["metadata"][field]

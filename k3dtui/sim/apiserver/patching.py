@@ -25,7 +25,7 @@ from k3dtui.sim.patch import (
     related,
     strategic_merge,
 )
-from k3dtui.sim.store import ApiError, Obj, not_found, now_rfc3339
+from k3dtui.sim.store import ApiError, Obj, modified_conflict, not_found, now_rfc3339
 
 
 class Patching(Subresources):
@@ -98,16 +98,14 @@ class Patching(Subresources):
                     raise _apply_conflict(kind, name, found)
             new_rv = (patch.get("metadata") or {}).get("resourceVersion")
             if new_rv and new_rv != old["metadata"].get("resourceVersion"):
-                raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has been modified; please apply your changes to the latest version and try again',
-                               {"name": name, "group": kind.gvr.group, "kind": kind.gvr.resource})
+                raise modified_conflict(kind.gvr, name)
             return json_response(self._write(kind, patched, old, expect_rv=None, request=request, applied=(manager, patch)))
         patched = run(copy.deepcopy(old))
         new_rv = (patched.get("metadata") or {}).get("resourceVersion")
         expect = str(new_rv) if new_rv and new_rv != old["metadata"].get("resourceVersion") else None
         if expect:
             # a patch that names a resourceVersion is a precondition
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has been modified; please apply your changes to the latest version and try again',
-                           {"name": name, "group": kind.gvr.group, "kind": kind.gvr.resource})
+            raise modified_conflict(kind.gvr, name)
         if sub in ("status", "finalize"):
             return json_response(self._write_sub(kind, old, sub, patched, expect_rv=None, request=request))
         return json_response(self._write(kind, patched, old, expect_rv=None, request=request))

@@ -12,7 +12,7 @@ from k3dtui.sim.apiserver.errors import bad_request, success_status
 from k3dtui.sim.kinds import Kind
 from k3dtui.sim.registry import pods
 from k3dtui.sim.selectors import format_label_selector
-from k3dtui.sim.store import ApiError, Obj
+from k3dtui.sim.store import ApiError, Obj, modified_conflict
 
 
 class Subresources(Crud):
@@ -68,8 +68,7 @@ class Subresources(Crud):
             )
         rv = (scale.get("metadata") or {}).get("resourceVersion")
         if rv and rv != old["metadata"].get("resourceVersion"):
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {kind.qualified} "{name}": the object has been modified; please apply your changes to the latest version and try again',
-                           {"name": name, "group": kind.gvr.group, "kind": kind.gvr.resource})
+            raise modified_conflict(kind.gvr, name)
         new = copy.deepcopy(old)
         new.setdefault("spec", {})["replicas"] = replicas
         stored = self._write(kind, new, old, expect_rv=None, request=request)
