@@ -34,7 +34,7 @@ from typing import Any
 from aiohttp import web
 
 from k3dtui.sim import gvrs
-from k3dtui.sim.api import ApiServer
+from k3dtui.sim.apiserver import ApiServer
 from k3dtui.sim.cluster import SimCluster
 from k3dtui.sim.controllers.base import spawn
 from k3dtui.sim.kinds import Registry

@@ -258,3 +258,12 @@ class Registry:
             if name in (k.gvr.resource, k.singular, *k.short_names, k.kind.lower()):
                 return k
         return None
+
+
+_BUILTIN_BY_GVR: dict[GVR, Kind] = {k.gvr: k for k in _BUILTIN + _METALLB}
+
+
+def builtin_kind(gvr: GVR) -> Kind | None:
+    """The built-in kind served at ``gvr`` (MetalLB's included), for writers that have no
+    :class:`Registry` at hand (the controllers)."""
+    return _BUILTIN_BY_GVR.get(gvr)

@@ -71,8 +71,36 @@ def not_found(gvr: GVR, name: str) -> ApiError:
     return ApiError(404, "NotFound", f'{gvr} "{name}" not found', {"name": name, "group": gvr.group, "kind": gvr.resource})
 
 
+_RFC3339 = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def modified_conflict(gvr: GVR, name: str) -> ApiError:
+    """409: the write names a resourceVersion that is no longer the stored one."""
+    return ApiError(
+        409, "Conflict",
+        f'Operation cannot be fulfilled on {gvr} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+        {"name": name, "group": gvr.group, "kind": gvr.resource},
+    )
+
+
 def now_rfc3339() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime(_RFC3339)
+
+
+def rfc3339(t: float) -> str:
+    """A Unix time as the API writes timestamps (``2025-01-01T00:00:00Z``)."""
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime(_RFC3339)
+
+
+def parse_rfc3339(text: str | None) -> float | None:
+    """A timestamp the API wrote, as Unix time (``None`` when absent or malformed)."""
+    if not text:
+        return None
+    try:
+        return dt.datetime.strptime(text, _RFC3339).replace(tzinfo=dt.UTC).timestamp()
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -177,12 +205,7 @@ class Store:
         if old is None:
             raise not_found(gvr, name)
         if expect_rv and expect_rv != old["metadata"]["resourceVersion"]:
-            raise ApiError(
-                409, "Conflict",
-                f'Operation cannot be fulfilled on {gvr} "{name}": the object has been modified; '
-                "please apply your changes to the latest version and try again",
-                {"name": name, "group": gvr.group, "kind": gvr.resource},
-            )
+            raise modified_conflict(gvr, name)
         # identity fields are the server's
         for field in ("uid", "creationTimestamp"):
             meta[field] = old["metadata"][field]

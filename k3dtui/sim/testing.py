@@ -1,6 +1,6 @@
 """Run the simulated API server in a background thread (for tests and tools).
 
-``run_api_in_thread()`` starts an :class:`~k3dtui.sim.api.ApiServer` on 127.0.0.1 with its
+``run_api_in_thread()`` starts an :class:`~k3dtui.sim.apiserver.ApiServer` on 127.0.0.1 with its
 own event loop and writes a kubeconfig (mode 0600) holding its random token::
 
     with run_api_in_thread(tmp_path) as api:
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from k3dtui.sim.api import ApiServer
+from k3dtui.sim.apiserver import ApiServer
 from k3dtui.sim.kinds import Registry
 from k3dtui.sim.store import Store
 

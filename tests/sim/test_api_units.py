@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from k3dtui.sim import gvrs
-from k3dtui.sim.defaults import NAME_ALPHABET, apply_defaults, generate_name
 from k3dtui.sim.kinds import Registry
 from k3dtui.sim.patch import PatchError, json_patch, merge_patch, strategic_merge
+from k3dtui.sim.registry import NAME_ALPHABET, apply_defaults, generate_name
 from k3dtui.sim.selectors import format_label_selector, parse_field_selector, parse_label_selector
 from k3dtui.sim.store import ApiError, Store
 from k3dtui.sim.tables import human_duration, node_roles, pod_status, to_table

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from k3dtui.sim import gvrs
+from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
 from k3dtui.sim.settings import SimSettings
 from k3dtui.sim.store import GVR, ApiError, Event, Obj, Store
@@ -221,6 +221,12 @@ class Controller:
             return
         self._enqueue_now(key)
 
+    def enqueue_all(self, gvr: GVR) -> None:
+        """Queue every stored object of ``gvr`` by (namespace, name): a start's initial sync."""
+        for obj in list(self.store.iter(gvr)):
+            m = obj["metadata"]
+            self.enqueue((str(m.get("namespace", "")), str(m["name"])))
+
     def _enqueue_now(self, key: Any) -> None:
         loop = asyncio.get_running_loop()
         self._pending[key] = None
@@ -248,34 +254,12 @@ class Controller:
 
 
 def delete_pod(store: Store, namespace: str, name: str, grace: int | None = None) -> None:
-    """A pod DELETE with the API's semantics: unscheduled, finished or grace 0 → removed now;
-    otherwise ``deletionTimestamp`` is set and the kubelet finishes the job."""
-    pod = store.peek(gvrs.PODS, namespace, name)
-    if pod is None:
-        return
-    spec = pod.get("spec") or {}
-    if grace is None:
-        grace = int(spec.get("terminationGracePeriodSeconds", 30) or 0)
-    if not spec.get("nodeName") or util.phase(pod) in ("Succeeded", "Failed") or grace <= 0:
-        store.delete(gvrs.PODS, namespace, name)
-        return
-    m = pod["metadata"]
-    if m.get("deletionTimestamp") and int(m.get("deletionGracePeriodSeconds", grace)) <= grace:
-        return
-
-    def mark(p: Obj) -> None:
-        import datetime as dt
-
-        when = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)
-        p["metadata"]["deletionTimestamp"] = when.strftime("%Y-%m-%dT%H:%M:%SZ")
-        p["metadata"]["deletionGracePeriodSeconds"] = grace
-
-    store.mutate(gvrs.PODS, namespace, name, mark)
+    """Delete a pod as the API does (:func:`k3dtui.sim.registry.pods.delete_pod`): graceful
+    unless unscheduled, finished or ``grace`` 0; a pod already gone is no error."""
+    opts = {} if grace is None else {"gracePeriodSeconds": grace}
+    registry.delete_quietly(store, gvrs.PODS, namespace, name, opts)
 
 
 def delete_object(store: Store, gvr: GVR, namespace: str, name: str) -> None:
-    if gvr == gvrs.PODS:
-        delete_pod(store, namespace, name)
-        return
-    with contextlib.suppress(ApiError):
-        store.delete(gvr, namespace, name)
+    """Delete as the API does, by the kind's rules; an object already gone is no error."""
+    registry.delete_quietly(store, gvr, namespace, name)

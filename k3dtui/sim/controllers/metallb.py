@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from k3dtui.sim import gvrs
+from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, Ctx
 from k3dtui.sim.controllers.nodes import node_is_ready
@@ -378,7 +378,7 @@ class MetalLB(Controller):
                 "kind": "ServiceL2Status",
                 "metadata": {
                     "generateName": "l2-",
-                    "name": util.generate_name("l2-"),
+                    "name": registry.generate_name("l2-"),
                     "namespace": NAMESPACE,
                     "labels": {
                         "metallb.io/node": node,

@@ -3,16 +3,16 @@ and the namespace controller (phase Active, the name label)."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import ipaddress
 import uuid
 from typing import Any
 
-from k3dtui.sim import gvrs
+from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, NodeSpec
-from k3dtui.sim.store import ApiError, Event, Obj, Store
+from k3dtui.sim.registry import namespaces
+from k3dtui.sim.store import Event, Obj, Store
 
 K3S_VERSION = "v1.31.5+k3s1"
 CONTAINERD_VERSION = "containerd://1.7.23-k3s2"
@@ -127,25 +127,19 @@ def node_object(spec: NodeSpec) -> Obj:
 
 
 def namespace_object(name: str) -> Obj:
-    return {
-        "apiVersion": "v1",
-        "kind": "Namespace",
-        "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
-        "spec": {"finalizers": ["kubernetes"]},
-        "status": {"phase": "Active"},
-    }
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
 
 
 def bootstrap(store: Store, nodes: list[NodeSpec]) -> None:
     """Create what a fresh k3s cluster has: namespaces, nodes, the ``kubernetes`` Service."""
     for ns in BOOT_NAMESPACES:
         if store.peek(gvrs.NAMESPACES, "", ns) is None:
-            store.create(gvrs.NAMESPACES, namespace_object(ns))
+            registry.create(store, gvrs.NAMESPACES, namespace_object(ns))
     for spec in nodes:
         if store.peek(gvrs.NODES, "", spec.name) is None:
-            store.create(gvrs.NODES, node_object(spec))
+            registry.create(store, gvrs.NODES, node_object(spec))
     if store.peek(gvrs.SERVICES, "default", "kubernetes") is None:
-        store.create(gvrs.SERVICES, {
+        registry.create(store, gvrs.SERVICES, {
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {
@@ -202,15 +196,11 @@ class NamespaceController(Controller):
     def reconcile(self, key: tuple[str, str]) -> None:
         etype, name = key
         if etype == "DELETED":
-            for gvr in list(self.store.resources()):
-                for obj in list(self.store.iter(gvr, name)):
-                    with contextlib.suppress(ApiError):
-                        self.store.delete(gvr, name, obj["metadata"]["name"])
+            namespaces.empty(self.store, name)
             return
 
         def fn(ns: Obj) -> None:
-            ns.setdefault("metadata", {}).setdefault("labels", {})["kubernetes.io/metadata.name"] = name
-            ns.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
+            registry.fill_defaults(self.store, gvrs.NAMESPACES, ns)
             ns.setdefault("status", {}).setdefault("phase", "Active")
 
         self.store.mutate(gvrs.NAMESPACES, "", name, fn)

@@ -14,6 +14,7 @@ from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller
 from k3dtui.sim.controllers.nodes import node_is_ready
+from k3dtui.sim.registry import pods
 from k3dtui.sim.store import Event, Obj
 
 
@@ -111,8 +112,7 @@ class Scheduler(Controller):
         target = scored[0]["metadata"]["name"]
 
         def bind(p: Obj) -> None:
-            p["spec"]["nodeName"] = target
-            util.set_condition(p, "PodScheduled", "True")
+            pods.bind(p, target)
 
         bound = self.store.mutate(gvrs.PODS, ns, name, bind)
         if bound is not None:

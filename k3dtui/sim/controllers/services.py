@@ -4,10 +4,9 @@ v1 Endpoints from the pods a Service selects, and garbage collection by ownerRef
 from __future__ import annotations
 
 import contextlib
-import random
 from typing import Any
 
-from k3dtui.sim import gvrs
+from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, delete_object
 from k3dtui.sim.store import ApiError, Event, Obj
@@ -18,7 +17,8 @@ MANAGER = "endpointslice-controller.k8s.io"
 
 
 class ServiceController(Controller):
-    """Allocates ``clusterIP`` from 10.43.0.0/16 and node ports 30000-32767 when missing."""
+    """Fills in what a Service written around the API lacks (``clusterIP``, node ports, the
+    other defaults) by the registry's Service rules, and an empty ``status.loadBalancer``."""
 
     watches = frozenset({gvrs.SERVICES})
 
@@ -26,20 +26,7 @@ class ServiceController(Controller):
         return [] if event.type == "DELETED" else [(event.namespace, event.name)]
 
     def start(self) -> None:
-        for s in list(self.store.iter(gvrs.SERVICES)):
-            self.enqueue((s["metadata"]["namespace"], s["metadata"]["name"]))
-
-    def _used(self) -> tuple[set[str], set[int]]:
-        ips: set[str] = set()
-        ports: set[int] = set()
-        for s in self.store.iter(gvrs.SERVICES):
-            spec = s.get("spec") or {}
-            if spec.get("clusterIP"):
-                ips.add(str(spec["clusterIP"]))
-            for p in spec.get("ports") or []:
-                if p.get("nodePort"):
-                    ports.add(int(p["nodePort"]))
-        return ips, ports
+        self.enqueue_all(gvrs.SERVICES)
 
     def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key
@@ -55,36 +42,9 @@ class ServiceController(Controller):
         need_status = "loadBalancer" not in (svc.get("status") or {})
         if not (need_ip or need_ports or need_status):
             return
-        used_ips, used_ports = self._used()
 
         def fn(s: Obj) -> None:
-            sp = s.setdefault("spec", {})
-            if need_ip:
-                while True:
-                    ip = f"10.43.{random.randint(0, 255)}.{random.randint(1, 254)}"
-                    if ip not in used_ips:
-                        break
-                sp["clusterIP"] = ip
-                sp["clusterIPs"] = [ip]
-            sp.setdefault("type", "ClusterIP")
-            sp.setdefault("sessionAffinity", "None")
-            sp.setdefault("ipFamilies", ["IPv4"])
-            sp.setdefault("ipFamilyPolicy", "SingleStack")
-            sp.setdefault("internalTrafficPolicy", "Cluster")
-            if sp["type"] in ("LoadBalancer", "NodePort"):
-                sp.setdefault("externalTrafficPolicy", "Cluster")
-            if sp["type"] == "LoadBalancer":
-                sp.setdefault("allocateLoadBalancerNodePorts", True)
-            for p in sp.get("ports") or []:
-                p.setdefault("protocol", "TCP")
-                p.setdefault("targetPort", p.get("port"))
-                if sp["type"] in ("LoadBalancer", "NodePort") and not p.get("nodePort"):
-                    while True:
-                        port = random.randint(30000, 32767)
-                        if port not in used_ports:
-                            used_ports.add(port)
-                            break
-                    p["nodePort"] = port
+            registry.fill_defaults(self.store, gvrs.SERVICES, s)
             s.setdefault("status", {}).setdefault("loadBalancer", {})
 
         self.store.mutate(gvrs.SERVICES, ns, name, fn)
@@ -121,8 +81,7 @@ class EndpointsController(Controller):
         return out
 
     def start(self) -> None:
-        for s in list(self.store.iter(gvrs.SERVICES)):
-            self.enqueue((s["metadata"]["namespace"], s["metadata"]["name"]))
+        self.enqueue_all(gvrs.SERVICES)
 
     def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key
@@ -197,7 +156,7 @@ class EndpointsController(Controller):
                         "kind": "EndpointSlice",
                         "metadata": {
                             "generateName": f"{name}-",
-                            "name": util.generate_name(f"{name}-"),
+                            "name": registry.generate_name(f"{name}-"),
                             "namespace": ns,
                             "labels": {SERVICE_NAME_LABEL: name, MANAGED_BY: MANAGER},
                             "ownerReferences": [util.owner_ref(svc)],

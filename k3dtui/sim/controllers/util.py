@@ -1,23 +1,13 @@
-"""Small helpers the simulated controllers share: selectors, pod predicates, names."""
+"""Small helpers the simulated controllers share: selectors, pod predicates, conditions, images.
+
+Names (``generateName``) and every per-kind rule are the registry's (:mod:`k3dtui.sim.registry`)."""
 
 from __future__ import annotations
 
-import datetime as dt
-import random
 from typing import Any
 
-from k3dtui.sim.store import Obj
-
-# apimachinery util/rand: no vowels, no confusable digits
-ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
-
-
-def random_suffix(n: int = 5) -> str:
-    return "".join(random.choice(ALPHABET) for _ in range(n))
-
-
-def generate_name(base: str) -> str:
-    return base[:58] + random_suffix()
+from k3dtui.sim.registry.names import NAME_ALPHABET as ALPHABET
+from k3dtui.sim.store import Obj, now_rfc3339, parse_rfc3339
 
 
 def fnv32a(data: bytes) -> int:
@@ -33,16 +23,12 @@ def safe_encode(text: str) -> str:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return now_rfc3339()
 
 
 def parse_time(text: str | None) -> float:
-    if not text:
-        return 0.0
-    try:
-        return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC).timestamp()
-    except ValueError:
-        return 0.0
+    """A timestamp as Unix time; 0.0 when absent or malformed."""
+    return parse_rfc3339(text) or 0.0
 
 
 def meta(obj: Obj) -> dict[str, Any]:

@@ -7,90 +7,36 @@ import json
 import math
 from typing import Any
 
-from k3dtui.sim import gvrs
+from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, delete_pod
-from k3dtui.sim.store import ApiError, Event, Obj
+from k3dtui.sim.kinds import builtin_kind
+from k3dtui.sim.store import ApiError, Event, Obj, Store
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+_pod_kind = builtin_kind(gvrs.PODS)
+_rs_kind = builtin_kind(gvrs.REPLICASETS)
+assert _pod_kind is not None and _rs_kind is not None
+POD_KIND, RS_KIND = _pod_kind, _rs_kind
 
 
 # -- pods from templates -------------------------------------------------------------
-def default_pod_spec(spec: dict[str, Any]) -> None:
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("serviceAccountName", "default")
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
-    spec.setdefault("securityContext", {})
-    spec.setdefault("enableServiceLinks", True)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    spec.setdefault("priority", 0)
-    tolerations = spec.setdefault("tolerations", [])
-    keys = {t.get("key") for t in tolerations}
-    for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
-        if key not in keys:
-            tolerations.append({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300})
-    for c in spec.get("containers") or []:
-        image = str(c.get("image", ""))
-        tagged = ":" in image.rsplit("/", 1)[-1] or "@" in image
-        latest = not tagged or image.endswith(":latest")
-        c.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
-        c.setdefault("terminationMessagePath", "/dev/termination-log")
-        c.setdefault("terminationMessagePolicy", "File")
-        c.setdefault("resources", {})
-        for p in c.get("ports") or []:
-            p.setdefault("protocol", "TCP")
-        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-            if probe in c:
-                pr = c[probe]
-                pr.setdefault("timeoutSeconds", 1)
-                pr.setdefault("periodSeconds", 10)
-                pr.setdefault("successThreshold", 1)
-                pr.setdefault("failureThreshold", 3)
-                if "httpGet" in pr:
-                    pr["httpGet"].setdefault("scheme", "HTTP")
-
-
-def qos_class(spec: dict[str, Any]) -> str:
-    requests_any = False
-    guaranteed = True
-    for c in spec.get("containers") or []:
-        res = c.get("resources") or {}
-        req, lim = res.get("requests") or {}, res.get("limits") or {}
-        if req or lim:
-            requests_any = True
-        for r in ("cpu", "memory"):
-            if r not in lim or (r in req and req[r] != lim[r]):
-                guaranteed = False
-    if not requests_any:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
-
-
-def pod_from_template(owner: Obj, template: dict[str, Any], base: str, namespace: str) -> Obj:
+def pod_from_template(store: Store, owner: Obj, template: dict[str, Any], base: str, namespace: str) -> Obj:
+    """A pod for ``owner`` from its template, named from ``base`` (``generateName``) and
+    defaulted and validated by the registry as a pod a client creates; not stored yet."""
     tmeta = template.get("metadata") or {}
-    spec = copy.deepcopy(template.get("spec") or {})
-    default_pod_spec(spec)
     m: dict[str, Any] = {
         "generateName": base,
-        "name": util.generate_name(base),
         "namespace": namespace,
         "labels": dict(tmeta.get("labels") or {}),
         "ownerReferences": [util.owner_ref(owner)],
     }
     if tmeta.get("annotations"):
         m["annotations"] = dict(tmeta["annotations"])
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": m,
-        "spec": spec,
-        "status": {"phase": "Pending", "qosClass": qos_class(spec)},
-    }
+    pod: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": copy.deepcopy(template.get("spec") or {})}
+    return registry.prepare_create(store, POD_KIND, pod)
 
 
 def template_hash(template: dict[str, Any]) -> str:
@@ -141,8 +87,7 @@ class DeploymentController(Controller):
         return []
 
     def start(self) -> None:
-        for d in list(self.store.iter(gvrs.DEPLOYMENTS)):
-            self.enqueue((d["metadata"].get("namespace", ""), d["metadata"]["name"]))
+        self.enqueue_all(gvrs.DEPLOYMENTS)
 
     def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key
@@ -207,7 +152,7 @@ class DeploymentController(Controller):
                 "status": {"replicas": 0},
             }
             try:
-                new_rs = self.store.create(gvrs.REPLICASETS, rs)
+                new_rs = registry.create(self.store, RS_KIND, rs)
             except ApiError:
                 return
             if start:
@@ -339,8 +284,7 @@ class ReplicaSetController(Controller):
         return []
 
     def start(self) -> None:
-        for rs in list(self.store.iter(gvrs.REPLICASETS)):
-            self.enqueue((rs["metadata"].get("namespace", ""), rs["metadata"]["name"]))
+        self.enqueue_all(gvrs.REPLICASETS)
 
     def reconcile(self, key: tuple[str, str]) -> None:
         ns, name = key
@@ -369,17 +313,9 @@ class ReplicaSetController(Controller):
         batch, made = 1, 0
         while made < count:  # slow start: 1, 2, 4, ...
             for _ in range(min(batch, count - made)):
-                for _attempt in range(5):
-                    pod = pod_from_template(rs, template, base, ns)
-                    try:
-                        self.store.create(gvrs.PODS, pod)
-                    except ApiError as exc:
-                        if exc.reason == "AlreadyExists":
-                            continue
-                        raise
-                    self.ctx.record(rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                                    component="replicaset-controller")
-                    break
+                pod = self.store.create(gvrs.PODS, pod_from_template(self.store, rs, template, base, ns))
+                self.ctx.record(rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                                component="replicaset-controller")
                 made += 1
             batch *= 2
 
@@ -470,8 +406,7 @@ class DaemonSetController(Controller):
         return []
 
     def start(self) -> None:
-        for d in list(self.store.iter(gvrs.DAEMONSETS)):
-            self.enqueue((d["metadata"].get("namespace", ""), d["metadata"]["name"]))
+        self.enqueue_all(gvrs.DAEMONSETS)
 
     def _eligible(self, ds: Obj, node: Obj) -> bool:
         spec = ((ds.get("spec") or {}).get("template") or {}).get("spec") or {}
@@ -508,7 +443,7 @@ class DaemonSetController(Controller):
             nname = node["metadata"]["name"]
             if by_node.get(nname):
                 continue
-            pod = pod_from_template(ds, template, f"{name}-", ns)
+            pod = pod_from_template(self.store, ds, template, f"{name}-", ns)
             pod["metadata"]["labels"]["controller-revision-hash"] = tmpl_hash
             pod["metadata"]["labels"]["pod-template-generation"] = str(ds["metadata"].get("generation", 1))
             pod["spec"]["nodeName"] = nname

@@ -1,0 +1,23 @@
+"""The simulated cluster's Kubernetes API server (aiohttp, on 127.0.0.1), split by concern:
+
+- ``app``: :class:`ApiServer`: the aiohttp application, authentication, path routing
+- ``discovery``: aggregated and legacy discovery; ``openapi``: the OpenAPI v3 stub
+- ``crud``: get, list, create, replace, delete (one object or a collection)
+- ``patching``: JSON, merge and strategic merge patches, server-side apply
+- ``subresources``: scale, status and finalize, log, binding, eviction
+- ``watch``: watches with selectors, resume and bookmarks
+- ``http``, ``errors``, ``tls``: request plumbing, ``Status`` responses, the certificate
+
+Every write goes through :mod:`k3dtui.sim.registry` (the per-kind rules the controllers
+use too). Everything runs on the event loop that called :meth:`ApiServer.start` (the
+store is not thread-safe).
+"""
+
+from __future__ import annotations
+
+from k3dtui.sim.apiserver.app import ApiServer
+from k3dtui.sim.apiserver.errors import json_response, status_response, success_status
+from k3dtui.sim.apiserver.handlers import Admission
+from k3dtui.sim.apiserver.tls import make_self_signed
+
+__all__ = ["Admission", "ApiServer", "json_response", "make_self_signed", "status_response", "success_status"]
