@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_watch_fakeapi import PODS_PATH, FakeApi, event, pod
 
+from k3dtui.core.identity import APP
 from k3dtui.core.live import LiveCluster
 from k3dtui.core.models import ClusterSnapshot
 from k3dtui.core.watch import WatchSettings, wait_until
@@ -35,7 +36,7 @@ def fake() -> Iterator[FakeApi]:
          "status": {"conditions": [{"type": "Ready", "status": "True"}], "addresses": [{"type": "InternalIP", "address": "172.18.0.3"}]}},
     ], 5)
     api.lists[PODS_PATH] = ([pod("fastapi-a", 6)], 7)
-    api.lists[DEPLOY_PATH] = ([{"metadata": {"name": "fastapi", "namespace": "default", "uid": "d"},
+    api.lists[DEPLOY_PATH] = ([{"metadata": {"name": APP.deployment, "namespace": "default", "uid": "d"},
                                 "spec": {"replicas": 1}, "status": {"replicas": 1}}], 7)
     api.lists[SVC_PATH] = ([{"metadata": {"name": "fastapi-service", "namespace": "default", "uid": "s"},
                              "spec": {"ports": [{"port": 80}]},
