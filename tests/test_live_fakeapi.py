@@ -72,7 +72,7 @@ def test_live_cluster_lists_watches_and_reports_snapshots(fake: FakeApi, tmp_pat
         # Selectors sent: only the app's pods, only its Deployment and Service.
         queries = {r.path: r.query for r in fake.requests if r.watch}
         assert queries[PODS_PATH]["labelSelector"] == "app=fastapi"
-        assert queries[DEPLOY_PATH]["fieldSelector"] == "metadata.name=fastapi"
+        assert queries[DEPLOY_PATH]["fieldSelector"] == "metadata.name=fastapi-app"
         assert queries[SVC_PATH]["fieldSelector"] == "metadata.name=fastapi-service"
         assert any(r.path == L2_PATH for r in fake.requests)
         # MetalLB installed later: its ServiceL2Status shows up and names the announcing node.
