@@ -33,6 +33,7 @@ from k3dtui.core.metallb import (
     read_user_manifest,
     resolve_manifest,
 )
+from k3dtui.core.migrate import carry_over_legacy
 from k3dtui.core.network import NetworkInfo
 from k3dtui.core.provider import Provider
 from k3dtui.core.spec import ClusterSpec, validate_spec
@@ -458,6 +459,8 @@ class Pipeline:
             await self._resolve_manifest()  # fetched (or refused) before anything is created
         await self.create_cluster(reuse=True)
         await preloading
+        if stage_at_least(stage, "cluster"):  # objects under an earlier k3dtui's names → the current ones
+            await asyncio.to_thread(carry_over_legacy, await self._get_kube(), self.identity, self._progress("pool"))
         try:
             pool_range = await self.choose_pool()
         except UsageError:
