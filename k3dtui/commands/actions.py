@@ -1,7 +1,7 @@
 """`k3dtui scale N|+N|-N`, `k3dtui kill POD | --random [--force]` and `k3dtui watch`.
 
-scale and kill act only on the app (its namespace, its Deployment, pods labelled
-``app=fastapi``), print what happened, and exit 1 with the reason when the cluster refused
+scale and kill act only on the app named by ``core.identity`` (its namespace, its Deployment
+``fastapi-app``, pods labelled ``app=fastapi``), print what happened, and exit 1 with the reason when the cluster refused
 or could not be reached, 2 for malformed input (nothing is sent then). watch prints the
 app's pod changes as they happen, one line each, until interrupted (or --duration).
 """

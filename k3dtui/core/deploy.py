@@ -1,6 +1,7 @@
-"""The app: its manifests (the Deployment and Service named by ``core.identity``: ``fastapi-app``
-and ``fastapi-service``), applied server-side; the waits for every replica Ready and for the external IP; the probe through
-the provider's dial address until a pod answers.
+"""The app: its manifests (the Deployment and Service named by ``core.identity``:
+``fastapi-app`` and ``fastapi-service``), applied server-side; the waits for every replica
+Ready and for the external IP; the probe through the provider's dial address until a pod
+answers; the Service's external IP for the load command.
 
 ``replicas`` comes from the spec on the first apply only. A re-apply sends the replica count
 the cluster has now (so it never undoes a scale, and k3dtui never drops ownership of the
