@@ -23,6 +23,7 @@ from k3dtui.core.identity import APP, AppIdentity
 from k3dtui.core.kubeapply import Kube
 from k3dtui.core.kubeerrors import NotFound, translate
 from k3dtui.core.metallb import parse_documents, poll
+from k3dtui.core.state import pod_view, service_view
 
 if TYPE_CHECKING:
     import httpx
@@ -79,22 +80,16 @@ def app_documents(replicas: int | None, identity: AppIdentity = APP) -> list[Obj
 
 
 def pod_ready(pod: Obj) -> bool:
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return False
-    status = pod.get("status") or {}
-    if status.get("phase") != "Running":
-        return False
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-    )
+    """Ready to serve: the live view's readiness (``core.state.pod_view``), not being deleted."""
+    view = pod_view(pod)
+    return view.ready and not view.deleting
 
 
 def service_ip(svc: Obj | None) -> str | None:
-    for ing in (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
-        ip = ing.get("ip") or ing.get("hostname")
-        if ip:
-            return str(ip)
-    return None
+    """The Service's external IP (or hostname) as the live view reads it; None while pending."""
+    if svc is None:
+        return None
+    return service_view(svc).external_ip or None
 
 
 def read_external_ip(kubeconfig: Path, context: str | None = None, identity: AppIdentity = APP) -> str:
@@ -192,7 +187,7 @@ class AppDeployer:
             for pod in pods:
                 name = str(pod["metadata"]["name"])
                 node = str((pod.get("spec") or {}).get("nodeName") or "")
-                status = "Ready" if pod_ready(pod) else str((pod.get("status") or {}).get("phase") or "Pending")
+                status = "Ready" if pod_ready(pod) else pod_view(pod).status
                 if seen.get(name) != status:
                     seen[name] = status
                     if status == "Ready":
