@@ -21,6 +21,7 @@ import ssl
 from k3dtui.core.errors import K3dtuiError
 
 UNREACHABLE_HINT = "check the cluster is running (`k3dtui status`), then try again"
+KUBECONFIG_HINT = "create or start the cluster first (`k3dtui up`, or `k3dtui sim start`)"
 
 
 class ApiUnreachable(K3dtuiError):
@@ -210,9 +211,6 @@ def translate_known(
             )
         return ApiUnreachable(f"{prefix}cannot reach the Kubernetes API server{where} ({text})", unreachable_hint)
     return None
-
-
-KUBECONFIG_HINT = "create or start the cluster first (`k3dtui up`, or `k3dtui sim start`)"
 
 
 def describe(exc: BaseException, *, host: str = "") -> str:
