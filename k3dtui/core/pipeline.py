@@ -537,4 +537,3 @@ class Pipeline:
         except ApiUnreachable:
             raise
         return out
-
