@@ -61,31 +61,34 @@ def select_provider(name: str, force_sim: bool) -> tuple[Provider, str]:
 
 
 def _sim_clusters() -> list[ClusterInfo]:
-    """Simulated clusters whose state folder has a live daemon."""
-    import json
-
+    """Simulated clusters whose state folder has a live daemon (through ``SimProvider``)."""
     from k3dtui.core import paths
-    from k3dtui.sim.statefiles import running_pid
+    from k3dtui.sim.provider import SimProvider
 
     root = paths.state_dir() / "sim"
     found: list[ClusterInfo] = []
     if not root.is_dir():
         return found
     for folder in sorted(root.iterdir()):
-        if not folder.is_dir() or running_pid(folder) is None:
+        if not folder.is_dir():
             continue
-        try:
-            state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            state = {}
-        if not isinstance(state, dict):
-            state = {}
+        provider = SimProvider(folder.name)
+        if provider.pid() is None:
+            continue
+        state = provider.state()
         try:
             servers, agents = int(state.get("servers", 1)), int(state.get("agents", 0))
         except (TypeError, ValueError):
             servers, agents = 1, 0
         found.append(ClusterInfo(folder.name, servers, agents, servers, agents))
     return found
+
+
+def serve_sim(name: str, servers: int, agents: int) -> int:
+    """Run the simulated cluster ``name`` in the foreground until Ctrl+C; the exit code."""
+    from k3dtui.sim import daemon
+
+    return daemon.main(["serve", "--name", name, "--servers", str(servers), "--agents", str(agents)])
 
 
 def list_clusters(force_sim: bool) -> list[ClusterInfo]:

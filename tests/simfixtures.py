@@ -26,7 +26,6 @@ import httpx
 import pytest
 import yaml
 
-from k3dtui import resources
 from k3dtui.sim.provider import SimProvider
 from k3dtui.sim.settings import SimSettings
 
@@ -205,16 +204,15 @@ def install_app(handle: SimHandle, replicas: int = 3) -> str:
     Applied directly rather than through the pipeline: the app is created while MetalLB
     starts, which keeps this fixture as fast as it was (tests/test_pipeline_sim.py runs the
     pipeline itself)."""
+    from k3dtui.core.deploy import app_documents
+    from k3dtui.core.identity import APP
     from k3dtui.core.metallb import minimal_manifest, pool_documents
 
     for obj in minimal_manifest().documents:
         handle.apply(obj)
-    asyncio.run(handle.provider.import_image("fastapi-random:latest", lambda _line: None))
-    for doc in yaml.safe_load_all(resources.manifest_text("app.yaml")):
-        if doc and doc.get("kind") == "Deployment":
-            doc["spec"]["replicas"] = replicas
-        if doc:
-            handle.apply(doc)
+    asyncio.run(handle.provider.import_image(APP.image, lambda _line: None))
+    for doc in app_documents(replicas, APP):
+        handle.apply(doc)
     network = asyncio.run(handle.provider.network())
     for doc in pool_documents(pool_range(network.subnet)):
 
@@ -231,10 +229,10 @@ def install_app(handle: SimHandle, replicas: int = 3) -> str:
 
     def served() -> str | None:
         with handle.http() as client:
-            d = client.get("/apis/apps/v1/namespaces/default/deployments/fastapi").json()
+            d = client.get(f"/apis/apps/v1/namespaces/{APP.namespace}/deployments/{APP.deployment}").json()
             if ((d.get("status") or {}).get("readyReplicas") or 0) != replicas:
                 return None
-            svc = client.get("/api/v1/namespaces/default/services/fastapi-service").json()
+            svc = client.get(f"/api/v1/namespaces/{APP.namespace}/services/{APP.service}").json()
         ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
         if not ingress:
             return None

@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from k3dtui.core.identity import APP
 from k3dtui.core.kube import make_api_client
 from k3dtui.core.live import LiveCluster
 from k3dtui.core.models import ClusterSnapshot
@@ -62,7 +63,7 @@ def read_pod(core: client.CoreV1Api, name: str, namespace: str = "default") -> d
 def make_deployment(sim: ApiThread, replicas: int = 3) -> None:
     api = make_api_client(sim.kubeconfig)
     body = {"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "fastapi", "namespace": "default", "labels": {"app": "fastapi"}},
+            "metadata": {"name": APP.deployment, "namespace": "default", "labels": {"app": "fastapi"}},
             "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "fastapi"}},
                      "template": {"metadata": {"labels": {"app": "fastapi"}},
                                   "spec": {"containers": [{"name": "fastapi", "image": "fastapi-random:latest"}]}}}}
@@ -72,7 +73,7 @@ def make_deployment(sim: ApiThread, replicas: int = 3) -> None:
 
 def replicas(sim: ApiThread) -> int:
     api = make_api_client(sim.kubeconfig)
-    resp = client.AppsV1Api(api).read_namespaced_deployment_scale("fastapi", "default", _preload_content=False)
+    resp = client.AppsV1Api(api).read_namespaced_deployment_scale(APP.deployment, "default", _preload_content=False)
     api.close()
     return int(json.loads(resp.data)["spec"]["replicas"])
 
@@ -138,9 +139,9 @@ def test_kill_random_picks_a_running_pod_of_the_app(sim: ApiThread, core: client
 def test_scale_to_and_by_within_bounds(sim: ApiThread) -> None:
     live = LiveCluster(sim.kubeconfig, max_replicas=6)
     r = live.scale_to(2)
-    assert not r.ok and "deployment fastapi not found" in r.message
+    assert not r.ok and "deployment fastapi-app not found" in r.message
     make_deployment(sim, 3)
-    assert live.scale_to(5) == type(r)(True, "scaled deployment fastapi from 3 to 5 replicas")
+    assert live.scale_to(5) == type(r)(True, "scaled deployment fastapi-app from 3 to 5 replicas")
     assert replicas(sim) == 5
     assert live.scale_by(1).ok and replicas(sim) == 6
     r = live.scale_by(1)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from test_watch_fakeapi import PODS_PATH, FakeApi, event, pod
 
+from k3dtui.core.identity import APP
 from k3dtui.core.live import LiveCluster
 from k3dtui.core.models import ClusterSnapshot
 from k3dtui.core.watch import WatchSettings, wait_until
@@ -35,7 +36,7 @@ def fake() -> Iterator[FakeApi]:
          "status": {"conditions": [{"type": "Ready", "status": "True"}], "addresses": [{"type": "InternalIP", "address": "172.18.0.3"}]}},
     ], 5)
     api.lists[PODS_PATH] = ([pod("fastapi-a", 6)], 7)
-    api.lists[DEPLOY_PATH] = ([{"metadata": {"name": "fastapi", "namespace": "default", "uid": "d"},
+    api.lists[DEPLOY_PATH] = ([{"metadata": {"name": APP.deployment, "namespace": "default", "uid": "d"},
                                 "spec": {"replicas": 1}, "status": {"replicas": 1}}], 7)
     api.lists[SVC_PATH] = ([{"metadata": {"name": "fastapi-service", "namespace": "default", "uid": "s"},
                              "spec": {"ports": [{"port": 80}]},
@@ -71,7 +72,7 @@ def test_live_cluster_lists_watches_and_reports_snapshots(fake: FakeApi, tmp_pat
         # Selectors sent: only the app's pods, only its Deployment and Service.
         queries = {r.path: r.query for r in fake.requests if r.watch}
         assert queries[PODS_PATH]["labelSelector"] == "app=fastapi"
-        assert queries[DEPLOY_PATH]["fieldSelector"] == "metadata.name=fastapi"
+        assert queries[DEPLOY_PATH]["fieldSelector"] == "metadata.name=fastapi-app"
         assert queries[SVC_PATH]["fieldSelector"] == "metadata.name=fastapi-service"
         assert any(r.path == L2_PATH for r in fake.requests)
         # MetalLB installed later: its ServiceL2Status shows up and names the announcing node.

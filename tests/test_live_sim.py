@@ -155,7 +155,7 @@ def test_scale_by_and_to_within_bounds(live: tuple[LiveCluster, Recorder]) -> No
     lc, _ = live
     assert wait_until(lambda: settled(lc, 3), 10)
     r = lc.scale_by(1)
-    assert r.ok and r.message == "scaled deployment fastapi from 3 to 4 replicas"
+    assert r.ok and r.message == "scaled deployment fastapi-app from 3 to 4 replicas"
     assert wait_until(lambda: settled(lc, 4), 10)
     assert lc.scale_by(-1).ok
     assert wait_until(lambda: settled(lc, 3), 10)
@@ -186,9 +186,9 @@ def test_cli_scale_and_kill(app: SimHandle, capsys: pytest.CaptureFixture[str]) 
     try:
         assert wait_until(lambda: settled(lc, 3), 10)
         code, out, _ = run(["scale", "+1"], capsys)
-        assert (code, out.strip()) == (0, "scaled deployment fastapi from 3 to 4 replicas")
+        assert (code, out.strip()) == (0, "scaled deployment fastapi-app from 3 to 4 replicas")
         code, out, _ = run(["scale", "2"], capsys)
-        assert (code, out.strip()) == (0, "scaled deployment fastapi from 4 to 2 replicas")
+        assert (code, out.strip()) == (0, "scaled deployment fastapi-app from 4 to 2 replicas")
         assert wait_until(lambda: settled(lc, 2), 10)
         code, _, err = run(["scale", "-3"], capsys)
         assert code == 1 and "refused: 2-3 = -1 replicas is outside 0..50" in err

@@ -155,6 +155,19 @@ def test_pool_documents_carry_the_range() -> None:
     assert pool["spec"]["addresses"] == ["172.18.255.200-172.18.255.250"]
     assert pool["spec"]["avoidBuggyIPs"] is True
     assert l2["kind"] == "L2Advertisement" and l2["spec"]["ipAddressPools"] == [pool["metadata"]["name"]]
+    # the workflow's names
+    assert (pool["metadata"]["name"], l2["metadata"]["name"]) == ("first-pool", "example")
+
+
+def test_pool_documents_are_named_by_the_identity() -> None:
+    import dataclasses
+
+    from k3dtui.core.identity import APP
+
+    other = dataclasses.replace(APP, pool="p2", l2advertisement="l2b", metallb_namespace="lb")
+    pool, l2 = metallb.pool_documents("10.0.0.1-10.0.0.9", other)
+    assert (pool["metadata"]["name"], pool["metadata"]["namespace"]) == ("p2", "lb")
+    assert (l2["metadata"]["name"], l2["metadata"]["namespace"], l2["spec"]["ipAddressPools"]) == ("l2b", "lb", ["p2"])
 
 
 @pytest.mark.parametrize(

@@ -48,7 +48,7 @@ class FakeKube:
         return (kind, ns or "", name)
 
     def _check_up(self, doing: str) -> None:
-        metallb_applied = [a for a in self.applied if a[1] not in ("fastapi", "fastapi-service")]
+        metallb_applied = [a for a in self.applied if a[1] not in ("fastapi-app", "fastapi-service")]
         if self.unreachable_after is not None and len(metallb_applied) >= self.unreachable_after:
             raise ApiUnreachable(f"{doing}: cannot reach the Kubernetes API server at fake")
 
@@ -77,7 +77,7 @@ class FakeKube:
         elif kind == "Deployment":
             n = int(obj["spec"].get("replicas", 1))
             obj["status"] = {"replicas": n, "readyReplicas": n, "availableReplicas": n, "updatedReplicas": n}
-            if obj["metadata"]["name"] == "fastapi":
+            if obj["metadata"]["name"] == "fastapi-app":
                 self._pods(n)
             if obj["metadata"]["name"] == "controller" and self.webhook_endpoints:
                 self.objects[("EndpointSlice", "metallb-system", "metallb-webhook-service-x1")] = {
@@ -253,13 +253,13 @@ async def test_up_from_nothing_runs_every_step_in_order(app_server: AppServer) -
     objects = len(metallb_mod.read_user_manifest(MINIMAL, verify=False).documents)
     applied = [e for e in events if e.step == "metallb" and e.kind == "progress" and "index" in e.data]
     assert objects >= 5 and [e.data["index"] for e in applied] == list(range(1, objects + 1))
-    metallb_applied = [a for a in kube.applied if a[1] not in ("fastapi", "fastapi-service")]
+    metallb_applied = [a for a in kube.applied if a[1] not in ("fastapi-app", "fastapi-service")]
     assert metallb_applied[0] == ("Namespace", "metallb-system")
     # the pool went through three webhook refusals
     assert any(e.step == "pool" and "not serving yet" in e.message for e in events)
     pool_done = [e for e in events if e.step == "pool" and e.data.get("kind") == "IPAddressPool"]
     assert pool_done[-1].data["attempts"] == 4
-    assert ("IPAddressPool", "k3dtui-pool") in kube.applied
+    assert ("IPAddressPool", "first-pool") in kube.applied
     # per-replica readiness
     ready = [e for e in events if e.step == "deploy" and e.data.get("pod")]
     assert {e.data["pod"] for e in ready if "Ready on" in e.message} == {"fastapi-0", "fastapi-1", "fastapi-2"}
@@ -271,7 +271,7 @@ async def test_rerun_reuses_cluster_and_metallb_and_keeps_a_scale(app_server: Ap
     provider, kube = FakeProvider("demo", app_server.port), FakeKube()
     await make(provider, kube, []).up()
     # someone scales to 5
-    dep = kube.objects[("Deployment", "default", "fastapi")]
+    dep = kube.objects[("Deployment", "default", "fastapi-app")]
     dep["spec"]["replicas"] = 5
     kube._react(dep)
     applied_before = len(kube.applied)
@@ -283,7 +283,7 @@ async def test_rerun_reuses_cluster_and_metallb_and_keeps_a_scale(app_server: Ap
     assert any("already installed" in e.message for e in events)
     new = kube.applied[applied_before:]
     assert ("Namespace", "metallb-system") not in new  # MetalLB not re-applied
-    assert kube.objects[("Deployment", "default", "fastapi")]["spec"]["replicas"] == 5
+    assert kube.objects[("Deployment", "default", "fastapi-app")]["spec"]["replicas"] == 5
     assert any("keeping the 5 replicas" in e.message for e in events)
 
 
@@ -339,8 +339,9 @@ async def test_api_unreachable_midway_reported(app_server: AppServer) -> None:
         await make(provider, kube, events).up()
     assert "cannot reach the Kubernetes API server" in info.value.message
     failed = [e for e in events if e.kind == "failed"]
-    assert "metallb" in [e.step for e in failed]
-    assert all("cannot reach" in e.message or e.message == "cancelled" for e in failed)
+    assert next(e for e in failed if e.step == "metallb").message == info.value.message
+    # the other line of work failed the same way or was cancelled by the first failure
+    assert all("cannot reach the Kubernetes API server" in e.message or e.message == "cancelled" for e in failed)
     progress = [e for e in events if e.step == "metallb" and e.kind == "progress" and "index" in e.data]
     assert len(progress) == 5  # what was applied is reported
 
@@ -377,7 +378,7 @@ async def test_status_shape(app_server: AppServer) -> None:
     assert data["nodes"][0]["roles"] == ["control-plane"] and data["nodes"][1]["roles"] == ["agent"]
     assert [len(n["pods"]) for n in data["nodes"]] == [1, 1, 1]
     assert all(p["ready"] and p["status"] == "Running" for n in data["nodes"] for p in n["pods"])
-    assert data["deployment"] == {"name": "fastapi", "replicas": 3, "ready": 3}
+    assert data["deployment"] == {"name": "fastapi-app", "replicas": 3, "ready": 3}
     assert data["service"]["external_ip"] == "172.28.255.200"
     assert data["service"]["dial"] == f"127.0.0.1:{app_server.port}"
 
@@ -433,7 +434,7 @@ async def test_pool_waits_for_webhook_endpoints_then_carries_on(app_server: AppS
     msgs = [e.message for e in events if e.step == "pool"]
     assert any("waiting for a ready endpoint of metallb-webhook-service" in m for m in msgs)
     assert any("no ready endpoint after" in m for m in msgs)
-    assert ("IPAddressPool", "k3dtui-pool") in kube.applied
+    assert ("IPAddressPool", "first-pool") in kube.applied
 
 
 async def test_unroutable_provider_is_not_probed(app_server: AppServer) -> None:

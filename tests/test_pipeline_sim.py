@@ -19,6 +19,7 @@ import pytest
 from k3dtui.cli import main
 from k3dtui.core import metallb
 from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.identity import APP
 from k3dtui.core.kube import make_api_client
 from k3dtui.core.kubeapply import ApiUnreachable
 from k3dtui.core.metallb import Timeouts
@@ -91,9 +92,9 @@ async def test_metallb_upstream_manifest_through_webhook_race(sim_cluster: Any) 
     assert any(e.step == "pool" and "not serving yet" in e.message for e in events)
     pool_done = [e for e in events if e.step == "pool" and e.data.get("kind") == "IPAddressPool"]
     assert pool_done and pool_done[-1].data["attempts"] > 1
-    pool = _custom(provider, sim_cluster.kubeconfig, "ipaddresspools", metallb.POOL_NAME)
+    pool = _custom(provider, sim_cluster.kubeconfig, "ipaddresspools", APP.pool)
     assert pool is not None and pool["spec"]["addresses"] == [pool_range]
-    assert _custom(provider, sim_cluster.kubeconfig, "l2advertisements", metallb.L2_NAME) is not None
+    assert _custom(provider, sim_cluster.kubeconfig, "l2advertisements", APP.l2advertisement) is not None
     assert await pipe.detect_stage() == "metallb"
 
 
@@ -124,7 +125,7 @@ async def test_webhook_never_ready_fails_in_bounded_time(sim_cluster: Any) -> No
     assert metallb.POOL_WEBHOOK in info.value.message
     assert "do not delete the webhook" in info.value.hint
     assert events[-1].kind == "failed" and events[-1].step == "pool"
-    assert _custom(provider, sim_cluster.kubeconfig, "ipaddresspools", metallb.POOL_NAME) is None
+    assert _custom(provider, sim_cluster.kubeconfig, "ipaddresspools", APP.pool) is None
 
 
 async def test_pipeline_up_on_an_existing_sim_cluster(sim_cluster: Any) -> None:
@@ -161,7 +162,7 @@ async def test_sim_app_is_seen_as_deployed(sim_app: Any) -> None:
     finally:
         pipe.close()
     assert status["stage"] == "deployed" and status["pool"]
-    assert status["deployment"] == {"name": "fastapi", "replicas": 3, "ready": 3}
+    assert status["deployment"] == {"name": "fastapi-app", "replicas": 3, "ready": 3}
     assert result.stage_before == "deployed" and result.pool == status["pool"]
     assert any("MetalLB is already installed" in e.message for e in events)
     assert not any(e.message.startswith("applied CustomResourceDefinition") for e in events)
@@ -259,12 +260,12 @@ def test_up_status_down_acceptance(cli_cluster: str, capsys: pytest.CaptureFixtu
 
     provider = SimProvider(name)
     apps = client.AppsV1Api(make_api_client(provider.kubeconfig_path, provider.context))
-    apps.patch_namespaced_deployment_scale("fastapi", "default", {"spec": {"replicas": 4}})
+    apps.patch_namespaced_deployment_scale(APP.deployment, "default", {"spec": {"replicas": 4}})
     code, out, err = _run(["up", "--sim", "--name", name], capsys)
     assert code == 0, err
     assert "reusing the existing cluster" in out and "MetalLB is already installed" in out
     assert "keeping the 4 replicas" in out
-    assert apps.read_namespaced_deployment("fastapi", "default").spec.replicas == 4
+    assert apps.read_namespaced_deployment(APP.deployment, "default").spec.replicas == 4
 
     pid = provider.pid()
     dataplane = provider.state().get("dataplane_pid")
@@ -329,7 +330,7 @@ async def test_offline_sim_falls_back_to_minimal_metallb(sim_cluster: Any, monke
     warnings = [e.message for e in events if e.kind == "warning"]
     assert any("minimal MetalLB manifest" in w and "no network" in w for w in warnings)
     assert any("k3dtui's minimal manifest" in e.message and "not verified" in e.message for e in events)
-    assert _custom(sim_cluster.provider, sim_cluster.kubeconfig, "ipaddresspools", metallb.POOL_NAME) is not None
+    assert _custom(sim_cluster.provider, sim_cluster.kubeconfig, "ipaddresspools", APP.pool) is not None
 
 
 def test_down_asks_on_a_terminal(cli_cluster: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

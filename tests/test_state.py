@@ -331,7 +331,7 @@ def test_state_ignores_objects_that_are_not_the_apps() -> None:
 def test_snapshot_gathers_nodes_deployment_service_l2_and_events() -> None:
     state = ClusterState(max_events=3)
     state.resync(NODES, [node("k3d-demo-agent-0"), node("k3d-demo-server-0", server=True), node("k3d-demo-agent-1")])
-    state.resync(DEPLOYMENTS, [{"metadata": {"name": "fastapi", "namespace": "default", "uid": "d"},
+    state.resync(DEPLOYMENTS, [{"metadata": {"name": "fastapi-app", "namespace": "default", "uid": "d"},
                                 "spec": {"replicas": 3}, "status": {"readyReplicas": 3, "availableReplicas": 3, "updatedReplicas": 3}}])
     state.resync(SERVICES, [svc("172.18.255.200")])
     state.resync(L2STATUSES, [])

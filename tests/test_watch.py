@@ -306,10 +306,10 @@ def test_describe_error_gives_one_readable_line() -> None:
     refused = urllib3.exceptions.MaxRetryError(
         None, "/api", urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")  # type: ignore[arg-type]
     )
-    assert describe_error(refused) == "cannot reach the API server (connection refused)"
+    assert describe_error(refused) == "cannot reach the Kubernetes API server (connection refused)"
     exc = ApiException(status=403, reason="Forbidden")
     exc.body = '{"kind":"Status","message":"pods is forbidden","code":403}'
-    assert describe_error(exc) == "API server answered 403 pods is forbidden"
+    assert describe_error(exc) == "the API server refused (403 Forbidden): pods is forbidden"
 
 
 def test_streams_that_break_at_once_do_not_make_a_busy_loop(

@@ -1,7 +1,7 @@
 """`k3dtui scale N|+N|-N`, `k3dtui kill POD | --random [--force]` and `k3dtui watch`.
 
-scale and kill act only on the app (its namespace, its Deployment, pods labelled
-``app=fastapi``), print what happened, and exit 1 with the reason when the cluster refused
+scale and kill act only on the app named by ``core.identity`` (its namespace, its Deployment
+``fastapi-app``, pods labelled ``app=fastapi``), print what happened, and exit 1 with the reason when the cluster refused
 or could not be reached, 2 for malformed input (nothing is sent then). watch prints the
 app's pod changes as they happen, one line each, until interrupted (or --duration).
 """
@@ -17,11 +17,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from k3dtui.core.errors import UsageError
+from k3dtui.core.identity import APP
 
 if TYPE_CHECKING:
     from k3dtui.core.actions import ActionResult
-
-DEFAULT_MAX_REPLICAS = 50
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -38,8 +37,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     scale.add_argument(
         "--max-replicas",
         type=int,
-        default=DEFAULT_MAX_REPLICAS,
-        help=f"refuse to go above this many replicas (default: {DEFAULT_MAX_REPLICAS})",
+        default=APP.max_replicas,
+        help=f"refuse to go above this many replicas (default: {APP.max_replicas})",
     )
     scale.set_defaults(func=scale_command)
 
@@ -76,7 +75,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     watch.set_defaults(func=watch_command)
 
 
-def _live(args: argparse.Namespace, max_replicas: int = DEFAULT_MAX_REPLICAS) -> Any:
+def _live(args: argparse.Namespace, max_replicas: int = APP.max_replicas) -> Any:
     from k3dtui.core.live import LiveCluster
     from k3dtui.providers import select_provider
 

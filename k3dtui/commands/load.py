@@ -1,6 +1,6 @@
 """`k3dtui load`: send a bounded run of GETs to the app and count the responses per pod and node.
 
-Without ``--url`` the target is the cluster's Service ``fastapi-service`` (namespace
+Without ``--url`` the target is the app's Service (``core.identity``: ``fastapi-service`` in
 ``default``): its external IP, turned by the provider into an address this machine can dial.
 """
 
@@ -17,8 +17,6 @@ from typing import Any
 from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.models import ConnectionMode, LoadSettings, LoadSnapshot
 
-SERVICE = "fastapi-service"
-NAMESPACE = "default"
 DEFAULT_DURATION = 10.0
 DEFAULT_CONCURRENCY = 16
 ERROR_KINDS = ("refused", "reset", "timeout", "other")
@@ -97,46 +95,10 @@ def settings_from_args(args: argparse.Namespace, url: str = "") -> LoadSettings:
 
 
 # --- the target ---
-def read_external_ip(kubeconfig: Any, context: str | None = None) -> str:
-    """The external IP (or hostname) of the app's Service, or a clear error."""
-    from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
-
-    from k3dtui.core.kube import make_api_client
-
-    try:
-        api = make_api_client(kubeconfig, context)
-    except Exception as exc:
-        raise K3dtuiError(f"cannot read the cluster's kubeconfig {kubeconfig}: {exc}") from None
-    try:
-        with api:
-            svc = client.CoreV1Api(api).read_namespaced_service(
-                SERVICE, NAMESPACE, _request_timeout=10
-            )
-    except ApiException as exc:
-        if exc.status == 404:
-            raise K3dtuiError(
-                f"the app is not deployed: no Service {SERVICE} in namespace {NAMESPACE}",
-                hint="deploy it with `k3dtui up`, or aim at any endpoint with --url",
-            ) from None
-        raise K3dtuiError(f"the cluster's API refused to read Service {SERVICE}: {exc.status} {exc.reason}") from None
-    except Exception as exc:
-        raise K3dtuiError(
-            f"cannot reach the cluster's API: {exc.__class__.__name__}: {exc}",
-            hint="is the cluster running? check with `k3dtui status`",
-        ) from None
-    ingress = (svc.status and svc.status.load_balancer and svc.status.load_balancer.ingress) or []
-    for entry in ingress:
-        if entry.ip or entry.hostname:
-            return str(entry.ip or entry.hostname)
-    raise K3dtuiError(
-        f"Service {SERVICE} has no external IP yet",
-        hint="MetalLB assigns it: run `k3dtui up` (installs MetalLB and an address pool) or wait a few seconds",
-    )
-
-
 async def discover_url(name: str, sim: bool) -> str:
     """``http://host:port/`` that reaches the cluster's Service from this machine."""
+    from k3dtui.core.deploy import read_external_ip
+    from k3dtui.core.identity import APP
     from k3dtui.providers import select_provider
 
     provider, _reason = select_provider(name, sim)
@@ -154,7 +116,7 @@ async def discover_url(name: str, sim: bool) -> str:
         )
     kubeconfig = await provider.kubeconfig()
     ip = await asyncio.to_thread(read_external_ip, kubeconfig)
-    host, port = provider.dial(ip, 80)
+    host, port = provider.dial(ip, APP.service_port)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/"
 
@@ -284,4 +246,4 @@ def run(args: argparse.Namespace) -> int:
     return 130 if interrupted else 0
 
 
-__all__ = ["discover_url", "read_external_ip", "register", "result_json", "run", "settings_from_args"]
+__all__ = ["discover_url", "register", "result_json", "run", "settings_from_args"]

@@ -43,13 +43,13 @@ def run(args: argparse.Namespace) -> int:
     _check_counts(args)
     provider = SimProvider(args.name)
     if args.action == "serve":
-        from k3dtui.sim import daemon
+        from k3dtui.providers import serve_sim
 
         if provider.pid() is not None:
             raise K3dtuiError(f"the simulated cluster {args.name!r} is already running (pid {provider.pid()})",
                               f"stop it with `k3dtui sim stop --name {args.name}`")
         print(f"serving the simulated cluster {args.name!r}; kubeconfig: {provider.kubeconfig_path} (Ctrl+C stops it)")
-        return daemon.main(["serve", "--name", args.name, "--servers", str(args.servers), "--agents", str(args.agents)])
+        return serve_sim(args.name, args.servers, args.agents)
     if args.action == "start":
         asyncio.run(provider.create(args.servers, args.agents, lambda line: print(line, file=sys.stderr)))
         print(f"kubeconfig: {provider.kubeconfig_path}")

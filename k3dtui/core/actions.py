@@ -15,12 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import urllib3
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from k3dtui.core.errors import K3dtuiError
-from k3dtui.core.watch import describe_error
+from k3dtui.core.identity import APP, AppIdentity
+from k3dtui.core.kubeerrors import is_status, translate
 
 Obj = dict[str, Any]
 
@@ -60,34 +58,24 @@ def _body(resp: Any) -> Obj:
     return data if isinstance(data, dict) else {}
 
 
-def _api_message(exc: ApiException) -> str:
-    try:
-        data = json.loads(exc.body or "")
-        if isinstance(data, dict) and data.get("message"):
-            return str(data["message"])
-    except (ValueError, TypeError):
-        pass
-    return f"{exc.status} {exc.reason or ''}".strip()
-
-
 class Actions:
-    """The app's actions against the API server (one ``ApiClient`` from ``api``)."""
+    """The app's actions against the API server (one ``ApiClient`` from ``api``), confined to
+    the app named by ``identity`` (its namespace, ``app`` label, Deployment, replica bounds)."""
 
     def __init__(
         self,
         api: Callable[[], client.ApiClient],
+        identity: AppIdentity = APP,
         *,
-        namespace: str = "default",
-        app_label: str = "fastapi",
-        deployment: str = "fastapi",
-        max_replicas: int = 50,
         rng: random.Random | None = None,
     ) -> None:
         self._api = api
-        self.namespace = namespace
-        self.app_label = app_label
-        self.deployment = deployment
-        self.max_replicas = max_replicas
+        self.identity = identity
+        self.namespace = identity.namespace
+        self.app_label = identity.app
+        self.deployment = identity.deployment
+        self.min_replicas = identity.min_replicas
+        self.max_replicas = identity.max_replicas
         self._rng = rng or random.Random()
 
     # -- kill ------------------------------------------------------------------------------
@@ -102,8 +90,8 @@ class Actions:
                         pod, self.namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
                     )
                 )
-            except ApiException as exc:
-                if exc.status == 404:
+            except Exception as exc:
+                if is_status(exc, 404):
                     return self._gone(pod)
                 raise
             refusal = self._refuse_pod(current)
@@ -127,8 +115,8 @@ class Actions:
                         _request_timeout=REQUEST_TIMEOUT,
                     )
                 )
-            except ApiException as exc:
-                if exc.status == 404:
+            except Exception as exc:
+                if is_status(exc, 404):
                     return self._gone(pod)
                 raise
         except Exception as exc:
@@ -154,7 +142,7 @@ class Actions:
             listing = _body(
                 core.list_namespaced_pod(
                     self.namespace,
-                    label_selector=f"app={self.app_label}",
+                    label_selector=self.identity.label_selector,
                     _preload_content=False,
                     _request_timeout=REQUEST_TIMEOUT,
                 )
@@ -177,10 +165,10 @@ class Actions:
 
     # -- scale -----------------------------------------------------------------------------
     def scale_to(self, replicas: int) -> ActionResult:
-        if not 0 <= replicas <= self.max_replicas:
+        if not self.min_replicas <= replicas <= self.max_replicas:
             return ActionResult(
                 False,
-                f"refused: {replicas} replicas is outside 0..{self.max_replicas}; nothing changed",
+                f"refused: {replicas} replicas is outside {self._bounds}; nothing changed",
             )
         return self._scale(lambda current: replicas)
 
@@ -197,8 +185,8 @@ class Actions:
                         name, self.namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
                     )
                 )
-            except ApiException as exc:
-                if exc.status == 404:
+            except Exception as exc:
+                if is_status(exc, 404):
                     return ActionResult(
                         False,
                         f"deployment {name} not found in namespace {self.namespace}; deploy the app first (k3dtui up)",
@@ -207,11 +195,11 @@ class Actions:
             spec_replicas = (scale.get("spec") or {}).get("replicas")
             current = int(spec_replicas) if isinstance(spec_replicas, int) else 0
             wanted = target(current)
-            if not 0 <= wanted <= self.max_replicas:
+            if not self.min_replicas <= wanted <= self.max_replicas:
                 how = f"{current}{delta:+d} = {wanted}" if delta is not None else str(wanted)
                 return ActionResult(
                     False,
-                    f"refused: {how} replicas is outside 0..{self.max_replicas}; nothing changed",
+                    f"refused: {how} replicas is outside {self._bounds}; nothing changed",
                 )
             if wanted == current:
                 return ActionResult(True, f"deployment {name} already has {current} replicas; nothing to do")
@@ -244,21 +232,15 @@ class Actions:
     def _gone(self, pod: str) -> ActionResult:
         return ActionResult(False, f"pod {pod} not found in namespace {self.namespace} (already gone?)")
 
+    @property
+    def _bounds(self) -> str:
+        return f"{self.min_replicas}..{self.max_replicas}"
+
     def _failure(self, exc: BaseException, what: str) -> ActionResult:
-        if isinstance(exc, K3dtuiError):
-            return ActionResult(False, f"could not {what}: {exc}")
-        if isinstance(exc, ApiException) and exc.status:
-            return ActionResult(False, f"could not {what}: {_api_message(exc)}")
-        if isinstance(exc, urllib3.exceptions.HTTPError | OSError) or (
-            isinstance(exc, ApiException) and not exc.status
-        ):
+        """One line: what could not be done and why (``core.kubeerrors`` says why)."""
+        host = ""
+        try:
+            host = str(self._api().configuration.host)
+        except Exception:
             host = ""
-            try:
-                host = str(self._api().configuration.host)
-            except Exception:
-                host = ""
-            text = describe_error(exc)
-            if host:
-                text = text.replace("the API server", f"the API server at {host}", 1)
-            return ActionResult(False, f"could not {what}: {text}; is the cluster running?")
-        return ActionResult(False, f"could not {what}: {describe_error(exc)}")
+        return ActionResult(False, f"could not {what}: {translate(exc, host=host)}")

@@ -1,6 +1,7 @@
-"""The app: its manifests (Deployment ``fastapi`` + Service ``fastapi-service``), applied
-server-side; the waits for every replica Ready and for the external IP; the probe through
-the provider's dial address until a pod answers.
+"""The app: its manifests (the Deployment and Service named by ``core.identity``:
+``fastapi-app`` and ``fastapi-service``), applied server-side; the waits for every replica
+Ready and for the external IP; the probe through the provider's dial address until a pod
+answers; the Service's external IP for the load command.
 
 ``replicas`` comes from the spec on the first apply only. A re-apply sends the replica count
 the cluster has now (so it never undoes a scale, and k3dtui never drops ownership of the
@@ -13,13 +14,16 @@ import asyncio
 import copy
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from k3dtui import resources
 from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.identity import APP, AppIdentity
 from k3dtui.core.kubeapply import Kube
-from k3dtui.core.metallb import NAMESPACE as METALLB_NAMESPACE
-from k3dtui.core.metallb import POOL_NAME, parse_documents, poll
+from k3dtui.core.kubeerrors import NotFound, translate
+from k3dtui.core.metallb import parse_documents, poll
+from k3dtui.core.state import pod_view, service_view
 
 if TYPE_CHECKING:
     import httpx
@@ -28,12 +32,6 @@ Obj = dict[str, Any]
 Progress = Callable[[str, str, Mapping[str, Any]], None]
 
 APP_MANIFEST = "app.yaml"
-IMAGE_TAG = "fastapi-random:latest"
-NAMESPACE = "default"
-DEPLOYMENT = "fastapi"
-SERVICE = "fastapi-service"
-APP_LABEL = "app=fastapi"
-SERVICE_PORT = 80
 
 
 def _no_progress(kind: str, message: str, data: Mapping[str, Any]) -> None:
@@ -47,36 +45,88 @@ class DeployTimeouts:
     probe: float = 60.0
 
 
-def app_documents(replicas: int | None) -> list[Obj]:
-    """The app's objects from manifests/app.yaml; ``replicas`` None leaves the field out."""
+def app_documents(replicas: int | None, identity: AppIdentity = APP) -> list[Obj]:
+    """The app's objects from manifests/app.yaml, named by ``identity``; ``replicas`` None
+    leaves the field out."""
     docs = [copy.deepcopy(d) for d in parse_documents(resources.manifest_text(APP_MANIFEST), "manifests/app.yaml")]
     for doc in docs:
+        meta = doc.setdefault("metadata", {})
+        meta["namespace"] = identity.namespace
+        meta.setdefault("labels", {}).update(identity.labels)
+        spec = doc.setdefault("spec", {})
         if doc["kind"] == "Deployment":
-            spec = doc.setdefault("spec", {})
+            meta["name"] = identity.deployment
+            spec["selector"] = {"matchLabels": dict(identity.labels)}
+            pod = spec.setdefault("template", {})
+            pod.setdefault("metadata", {}).setdefault("labels", {}).update(identity.labels)
+            pod_spec = pod.setdefault("spec", {})
+            for constraint in pod_spec.get("topologySpreadConstraints") or []:
+                constraint["labelSelector"] = {"matchLabels": dict(identity.labels)}
+            container = pod_spec["containers"][0]
+            container["name"] = identity.container
+            container["image"] = identity.image
+            container["ports"][0]["containerPort"] = identity.container_port
             if replicas is None:
                 spec.pop("replicas", None)
             else:
                 spec["replicas"] = int(replicas)
+        elif doc["kind"] == "Service":
+            meta["name"] = identity.service
+            spec["selector"] = dict(identity.labels)
+            port = spec["ports"][0]
+            port["port"] = identity.service_port
+            port["targetPort"] = identity.container_port
     return docs
 
 
 def pod_ready(pod: Obj) -> bool:
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return False
-    status = pod.get("status") or {}
-    if status.get("phase") != "Running":
-        return False
-    return any(
-        c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or []
-    )
+    """Ready to serve: the live view's readiness (``core.state.pod_view``), not being deleted."""
+    view = pod_view(pod)
+    return view.ready and not view.deleting
 
 
 def service_ip(svc: Obj | None) -> str | None:
-    for ing in (((svc or {}).get("status") or {}).get("loadBalancer") or {}).get("ingress") or []:
-        ip = ing.get("ip") or ing.get("hostname")
-        if ip:
-            return str(ip)
-    return None
+    """The Service's external IP (or hostname) as the live view reads it; None while pending."""
+    if svc is None:
+        return None
+    return service_view(svc).external_ip or None
+
+
+def read_external_ip(kubeconfig: Path, context: str | None = None, identity: AppIdentity = APP) -> str:
+    """The external IP (or hostname) of the app's Service, or a ``K3dtuiError`` saying why not.
+
+    A short synchronous read (the load command's way to its target), through the one client
+    stack and the one error mapping.
+    """
+    import json
+
+    from kubernetes import client
+
+    from k3dtui.core.kube import make_api_client
+
+    api = make_api_client(kubeconfig, context)
+    where = f"Service {identity.namespace}/{identity.service}"
+    try:
+        with api:
+            resp: Any = client.CoreV1Api(api).read_namespaced_service(
+                identity.service, identity.namespace, _preload_content=False, _request_timeout=10
+            )
+            svc = json.loads(resp.data)
+    except Exception as exc:
+        err = translate(exc, f"reading {where}", host=str(api.configuration.host))
+        if isinstance(err, NotFound):
+            raise K3dtuiError(
+                f"the app is not deployed: no Service {identity.service} in namespace {identity.namespace}",
+                "deploy it with `k3dtui up`, or aim at any endpoint with --url",
+            ) from None
+        raise err from None
+    ip = service_ip(svc if isinstance(svc, dict) else None)
+    if ip is None:
+        raise K3dtuiError(
+            f"Service {identity.service} has no external IP yet",
+            "MetalLB assigns it: run `k3dtui up` (installs MetalLB and an address pool) or wait a few seconds",
+        )
+    return ip
 
 
 class _PendingTimeout(K3dtuiError):
@@ -84,24 +134,32 @@ class _PendingTimeout(K3dtuiError):
 
 
 class AppDeployer:
-    def __init__(self, kube: Kube, progress: Progress = _no_progress, timeouts: DeployTimeouts | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        progress: Progress = _no_progress,
+        timeouts: DeployTimeouts | None = None,
+        identity: AppIdentity = APP,
+    ) -> None:
         self.kube = kube
         self.progress = progress
         self.timeouts = timeouts or DeployTimeouts()
+        self.identity = identity
 
     async def apply(self, replicas: int) -> int:
         """Apply the Deployment and Service; returns the replica count asked for."""
 
         def run() -> int:
-            live = self.kube.get("apps/v1", "Deployment", DEPLOYMENT, NAMESPACE)
+            app = self.identity
+            live = self.kube.get("apps/v1", "Deployment", app.deployment, app.namespace)
             if live is None:
                 want = replicas
-                docs = app_documents(replicas)
+                docs = app_documents(replicas, app)
                 note = f"first apply: {replicas} replicas"
             else:
                 current = (live.get("spec") or {}).get("replicas")
                 want = int(current) if current is not None else replicas
-                docs = app_documents(want)
+                docs = app_documents(want, app)
                 note = f"re-apply: keeping the {want} replicas the cluster has"
             for doc in docs:
                 self.kube.apply(doc)
@@ -116,18 +174,20 @@ class AppDeployer:
         seen: dict[str, str] = {}
         state: dict[str, Any] = {"want": 0, "ready": 0}
 
+        app = self.identity
+
         def check() -> int | None:
-            dep = self.kube.get("apps/v1", "Deployment", DEPLOYMENT, NAMESPACE)
+            dep = self.kube.get("apps/v1", "Deployment", app.deployment, app.namespace)
             if dep is None:
-                raise K3dtuiError(f"Deployment {NAMESPACE}/{DEPLOYMENT} disappeared while waiting for it")
+                raise K3dtuiError(f"Deployment {app.namespace}/{app.deployment} disappeared while waiting for it")
             want = int((dep.get("spec") or {}).get("replicas", 1))
-            pods = self.kube.list("v1", "Pod", NAMESPACE, APP_LABEL)
+            pods = self.kube.list("v1", "Pod", app.namespace, app.label_selector)
             ready = [p for p in pods if pod_ready(p)]
             current = {str(p["metadata"]["name"]) for p in pods}
             for pod in pods:
                 name = str(pod["metadata"]["name"])
                 node = str((pod.get("spec") or {}).get("nodeName") or "")
-                status = "Ready" if pod_ready(pod) else str((pod.get("status") or {}).get("phase") or "Pending")
+                status = "Ready" if pod_ready(pod) else pod_view(pod).status
                 if seen.get(name) != status:
                     seen[name] = status
                     if status == "Ready":
@@ -152,18 +212,19 @@ class AppDeployer:
             max_interval=0.1,
             timeout=self.timeouts.ready,
             on_timeout=lambda: K3dtuiError(
-                f"only {state['ready']}/{state['want']} replicas of {DEPLOYMENT} became Ready "
+                f"only {state['ready']}/{state['want']} replicas of {app.deployment} became Ready "
                 f"within {self.timeouts.ready:.0f}s",
-                "look at `kubectl describe pods -l app=fastapi` (image imported? probes failing?)",
+                f"look at `kubectl describe pods -l {app.label_selector}` (image imported? probes failing?)",
             ),
         )
 
     def _pending_causes(self) -> str:
         causes: list[str] = []
+        app = self.identity
         try:
-            pool = self.kube.try_get("metallb.io/v1beta1", "IPAddressPool", POOL_NAME, METALLB_NAMESPACE)
+            pool = self.kube.try_get("metallb.io/v1beta1", "IPAddressPool", app.pool, app.metallb_namespace)
             if pool is None:
-                causes.append(f"no IPAddressPool {POOL_NAME} (MetalLB has nothing to assign from)")
+                causes.append(f"no IPAddressPool {app.pool} (MetalLB has nothing to assign from)")
             svclb = [
                 str(d["metadata"]["name"])
                 for d in self.kube.list("apps/v1", "DaemonSet")
@@ -180,7 +241,7 @@ class AppDeployer:
         next_note = [0.0]
 
         def check() -> str | None:
-            svc = self.kube.get("v1", "Service", SERVICE, NAMESPACE)
+            svc = self.kube.get("v1", "Service", self.identity.service, self.identity.namespace)
             return service_ip(svc)
 
         def tick(elapsed: float) -> None:
@@ -198,8 +259,9 @@ class AppDeployer:
         except _PendingTimeout:
             causes = await asyncio.to_thread(self._pending_causes)
             raise K3dtuiError(
-                f"Service {SERVICE} still has no EXTERNAL-IP after {self.timeouts.external_ip:.0f}s: {causes}",
-                "check `kubectl -n metallb-system get ipaddresspools,l2advertisements,pods`, then run `k3dtui up` again",
+                f"Service {self.identity.service} still has no EXTERNAL-IP after "
+                f"{self.timeouts.external_ip:.0f}s: {causes}",
+                f"check `kubectl -n {self.identity.metallb_namespace} get ipaddresspools,l2advertisements,pods`, then run `k3dtui up` again",
             ) from None
         self.progress("progress", f"EXTERNAL-IP {ip}", {"external_ip": ip})
         return ip
@@ -224,7 +286,7 @@ class AppDeployer:
                 attempts += 1
                 url = ""
                 try:
-                    host, port = dial(ip, SERVICE_PORT)
+                    host, port = dial(ip, self.identity.service_port)
                     url = f"http://{host}:{port}/"
                     resp = await client.get(url, headers={"Connection": "close"})
                     pod = resp.headers.get("x-pod")

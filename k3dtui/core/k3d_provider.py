@@ -11,6 +11,7 @@ from typing import Any
 from k3dtui.core import docker as dockerx
 from k3dtui.core import k3d
 from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.identity import APP
 from k3dtui.core.network import NetworkInfo
 from k3dtui.core.process import CommandError
 from k3dtui.core.provider import ClusterInfo, LineSink, Reachability
@@ -38,7 +39,7 @@ def reachability_for(
         False,
         f"{where} keeps the {network} bridge inside a VM, so MetalLB IPs are not reachable "
         "from this host: run the load from a container on that network, use `kubectl "
-        "port-forward svc/fastapi-service 8080:80`, or on macOS add a route into the VM "
+        f"port-forward svc/{APP.service} 8080:{APP.service_port}`, or on macOS add a route into the VM "
         "(docker-mac-net-connect); or use --sim",
     )
 

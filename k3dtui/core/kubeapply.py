@@ -19,6 +19,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from k3dtui.core import paths
 from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.kubeerrors import (
+    ApiRefused,
+    ApiUnreachable,
+    is_status,
+    server_message,
+    translate_known,
+)
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -37,21 +44,9 @@ def preload() -> None:
 Obj = dict[str, Any]
 T = TypeVar("T")
 
+__all__ = ["FIELD_MANAGER", "ApiRefused", "ApiUnreachable", "Kube", "describe", "preload", "status_message"]
+
 FIELD_MANAGER = "k3dtui"
-
-
-class ApiRefused(K3dtuiError):
-    """The API server answered with an error status (``status``, ``reason``, ``body``)."""
-
-    def __init__(self, message: str, *, status: int, reason: str, body: str, hint: str = "") -> None:
-        super().__init__(message, hint)
-        self.status = status
-        self.reason = reason
-        self.body = body
-
-
-class ApiUnreachable(K3dtuiError):
-    """The API server could not be reached at all."""
 
 
 def describe(obj: Obj) -> str:
@@ -62,39 +57,7 @@ def describe(obj: Obj) -> str:
     return f"{obj.get('kind', '?')} {ns}/{name}" if ns else f"{obj.get('kind', '?')} {name}"
 
 
-def status_message(body: str | bytes | None) -> str:
-    """The ``message`` of a Kubernetes ``Status`` body, else the body itself (shortened)."""
-    if body is None:
-        return ""
-    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-    try:
-        data = json.loads(text)
-        if isinstance(data, dict) and data.get("message"):
-            return str(data["message"])
-    except ValueError:
-        pass
-    return text.strip()[:300]
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    import urllib3.exceptions
-
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
-        if isinstance(
-            cur,
-            urllib3.exceptions.MaxRetryError
-            | urllib3.exceptions.NewConnectionError
-            | urllib3.exceptions.ProtocolError
-            | urllib3.exceptions.TimeoutError
-            | ConnectionError
-            | TimeoutError,
-        ):
-            return True
-        cur = cur.__cause__ or cur.__context__
-    return False
+status_message = server_message  # the name it had here
 
 
 class Kube:
@@ -128,32 +91,20 @@ class Kube:
     # -- plumbing -------------------------------------------------------------------------
     def guard(self, doing: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` turning client exceptions into k3dtui errors that say what was being done."""
-        from kubernetes.client.exceptions import ApiException
-        from kubernetes.dynamic.exceptions import DynamicApiError
-
         try:
             return fn()
         except K3dtuiError:
             raise
-        except (ApiException, DynamicApiError) as exc:
-            status = int(getattr(exc, "status", 0) or 0)
-            reason = str(getattr(exc, "reason", "") or "")
-            body = getattr(exc, "body", None)
-            text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
-            msg = status_message(text) or reason or str(exc)
-            raise ApiRefused(
-                f"{doing}: the API server refused ({status} {reason}): {msg}",
-                status=status,
-                reason=reason,
-                body=text,
-            ) from exc
         except Exception as exc:
-            if _is_connection_error(exc):
-                raise ApiUnreachable(
-                    f"{doing}: cannot reach the Kubernetes API server at {self.host}",
-                    "check the cluster is running (`k3dtui status`), then run `k3dtui up` again",
-                ) from exc
-            raise
+            err = translate_known(
+                exc,
+                doing,
+                host=self.host,
+                unreachable_hint="check the cluster is running (`k3dtui status`), then run `k3dtui up` again",
+            )
+            if err is None:
+                raise
+            raise err from exc
 
     @property
     def dyn(self) -> DynamicClient:
@@ -200,20 +151,13 @@ class Kube:
         return self.guard(f"applying {describe(obj)}", call)
 
     def get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
-        from kubernetes.client.exceptions import ApiException
-        from kubernetes.dynamic.exceptions import DynamicApiError
-
         res = self.resource(api_version, kind)
 
         def call() -> Obj | None:
             try:
                 out = res.get(name=name, namespace=namespace) if res.namespaced else res.get(name=name)
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                raise
-            except DynamicApiError as exc:
-                if exc.status == 404:
+            except Exception as exc:
+                if is_status(exc, 404):
                     return None
                 raise
             return dict(out.to_dict())
@@ -240,6 +184,25 @@ class Kube:
             return [dict(item) for item in out.to_dict().get("items") or []]
 
         return self.guard(f"listing {kind}", call)
+
+    def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> bool:
+        """Delete one object (its dependents in the background); False when it was already gone."""
+        res = self.resource(api_version, kind)
+
+        def call() -> bool:
+            kwargs: dict[str, Any] = {"name": name, "propagation_policy": "Background"}
+            if res.namespaced:
+                kwargs["namespace"] = namespace
+            try:
+                res.delete(**kwargs)
+            except Exception as exc:
+                if is_status(exc, 404):
+                    return False
+                raise
+            return True
+
+        where = f"{namespace}/{name}" if namespace else name
+        return self.guard(f"deleting {kind} {where}", call)
 
     def try_get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None:
         """Like ``get`` but a kind the server does not serve (yet) is simply absent."""

@@ -11,22 +11,20 @@ the LiveCluster's own. The actions (kill, scale) work without ``start()``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from kubernetes import client
-from kubernetes.config.config_exception import ConfigException
 
 from k3dtui.core import state as st
 from k3dtui.core.actions import ActionResult, Actions
-from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.identity import APP, AppIdentity
 from k3dtui.core.kube import make_api_client
 from k3dtui.core.models import ClusterSnapshot
 from k3dtui.core.watch import ListCall, Watcher, WatchSettings
-
-METALLB_NAMESPACE = "metallb-system"
 
 
 class LiveCluster:
@@ -35,41 +33,30 @@ class LiveCluster:
         kubeconfig: Path,
         *,
         context: str | None = None,
-        namespace: str = "default",
-        app_label: str = "fastapi",
-        deployment: str = "fastapi",
-        service: str = "fastapi-service",
-        max_replicas: int = 50,
+        identity: AppIdentity = APP,
+        max_replicas: int | None = None,
         watch_settings: WatchSettings | None = None,
         coalesce_interval: float = 0.05,
     ) -> None:
+        """``max_replicas`` overrides the identity's upper replica bound (a convenience)."""
+        if max_replicas is not None:
+            identity = dataclasses.replace(identity, max_replicas=max_replicas)
         self.kubeconfig = Path(kubeconfig)
         self.context = context
-        self.namespace = namespace
-        self.app_label = app_label
-        self.deployment = deployment
-        self.service = service
-        self.max_replicas = max_replicas
+        self.identity = identity
+        self.namespace = identity.namespace
+        self.app_label = identity.app
+        self.deployment = identity.deployment
+        self.service = identity.service
+        self.max_replicas = identity.max_replicas
         self.watch_settings = watch_settings or WatchSettings()
-        self.state = st.ClusterState(
-            namespace=namespace,
-            app_label=app_label,
-            deployment=deployment,
-            service=service,
-            expected=st.KINDS,
-        )
+        self.state = st.ClusterState(identity, expected=st.KINDS)
         self._coalescer: st.Coalescer | None = None
         self._coalesce_interval = coalesce_interval
         self._watchers: list[Watcher] = []
         self._clients: list[client.ApiClient] = []
         self._local = threading.local()
-        self._actions = Actions(
-            self._action_client,
-            namespace=namespace,
-            app_label=app_label,
-            deployment=deployment,
-            max_replicas=max_replicas,
-        )
+        self._actions = Actions(self._action_client, identity)
 
     # -- watching --------------------------------------------------------------------------
     def start(self, on_change: Callable[[ClusterSnapshot], None]) -> None:
@@ -120,7 +107,7 @@ class LiveCluster:
 
         def pods(api: client.ApiClient) -> ListCall:
             return functools.partial(
-                client.CoreV1Api(api).list_namespaced_pod, ns, label_selector=f"app={self.app_label}"
+                client.CoreV1Api(api).list_namespaced_pod, ns, label_selector=self.identity.label_selector
             )
 
         def deployments(api: client.ApiClient) -> ListCall:
@@ -142,7 +129,7 @@ class LiveCluster:
                 client.CustomObjectsApi(api).list_namespaced_custom_object,
                 "metallb.io",
                 "v1beta1",
-                METALLB_NAMESPACE,
+                self.identity.metallb_namespace,
                 "servicel2statuses",
             )
 
@@ -173,13 +160,8 @@ class LiveCluster:
 
     # -- clients ---------------------------------------------------------------------------
     def _new_client(self) -> client.ApiClient:
-        try:
-            return make_api_client(self.kubeconfig, self.context)
-        except (ConfigException, OSError, ValueError) as exc:
-            raise K3dtuiError(
-                f"cannot use the kubeconfig {self.kubeconfig}: {exc}",
-                "create or start the cluster first (k3dtui up, or k3dtui sim start)",
-            ) from exc
+        """Raises ``KubeconfigError`` (a ``K3dtuiError``) when the kubeconfig cannot be used."""
+        return make_api_client(self.kubeconfig, self.context)
 
     def _action_client(self) -> client.ApiClient:
         api: client.ApiClient | None = getattr(self._local, "api", None)

@@ -9,6 +9,7 @@ refusals are retried with back-off until a hard timeout that names the webhook.
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import os
 import tempfile
@@ -22,6 +23,7 @@ import yaml
 from k3dtui import resources
 from k3dtui.core import paths
 from k3dtui.core.errors import K3dtuiError, UsageError
+from k3dtui.core.identity import APP, AppIdentity
 from k3dtui.core.kubeapply import ApiRefused, ApiUnreachable, Kube, describe
 
 if TYPE_CHECKING:
@@ -35,12 +37,9 @@ METALLB_URL = (
     "https://raw.githubusercontent.com/metallb/metallb/v0.15.2/config/manifests/metallb-native.yaml"
 )
 METALLB_SHA256 = "a1b04c376fb39c93265f551fe23716a3ae6e09b790edb3bf257d3fc784c35a18"
-NAMESPACE = "metallb-system"
 POOL_WEBHOOK = "ipaddresspoolvalidationwebhook.metallb.io"
 WEBHOOK_CONFIGURATION = "metallb-webhook-configuration"
 WEBHOOK_SERVICE = "metallb-webhook-service"
-POOL_NAME = "k3dtui-pool"
-L2_NAME = "k3dtui-l2"
 MINIMAL_MANIFEST = "metallb-minimal.yaml"
 MAX_RETRY_DELAY = 0.1  # the webhook race is short: retry often (bounded by Timeouts.webhook)
 
@@ -244,12 +243,22 @@ def resolve_manifest(
         return minimal_manifest()
 
 
-def pool_documents(pool_range: str) -> list[Obj]:
-    """The IPAddressPool and L2Advertisement (manifests/metallb-pool.yaml) for ``A-B``."""
-    docs = list(parse_documents(resources.manifest_text("metallb-pool.yaml"), "manifests/metallb-pool.yaml"))
+def pool_documents(pool_range: str, identity: AppIdentity = APP) -> list[Obj]:
+    """The IPAddressPool and L2Advertisement (manifests/metallb-pool.yaml) for ``A-B``, named
+    by ``identity`` (the L2Advertisement announces that one pool)."""
+    docs = [
+        copy.deepcopy(d)
+        for d in parse_documents(resources.manifest_text("metallb-pool.yaml"), "manifests/metallb-pool.yaml")
+    ]
     for doc in docs:
+        meta = doc.setdefault("metadata", {})
+        meta["namespace"] = identity.metallb_namespace
         if doc["kind"] == "IPAddressPool":
+            meta["name"] = identity.pool
             doc.setdefault("spec", {})["addresses"] = [pool_range]
+        elif doc["kind"] == "L2Advertisement":
+            meta["name"] = identity.l2advertisement
+            doc.setdefault("spec", {})["ipAddressPools"] = [identity.pool]
     return docs
 
 
@@ -333,10 +342,18 @@ def is_webhook_refusal(exc: ApiRefused) -> bool:
 class MetalLBInstaller:
     """Install MetalLB into a cluster and apply k3dtui's pool, reporting progress."""
 
-    def __init__(self, kube: Kube, progress: Progress = _no_progress, timeouts: Timeouts | None = None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        progress: Progress = _no_progress,
+        timeouts: Timeouts | None = None,
+        identity: AppIdentity = APP,
+    ) -> None:
         self.kube = kube
         self.progress = progress
         self.timeouts = timeouts or Timeouts()
+        self.identity = identity
+        self.namespace = identity.metallb_namespace
 
     async def installed(self) -> bool:
         """True when a previous install got through (its last object, the webhook
@@ -348,7 +365,7 @@ class MetalLBInstaller:
             )
             if vwc is None:
                 return False
-            return self.kube.try_get("apps/v1", "Deployment", "controller", NAMESPACE) is not None
+            return self.kube.try_get("apps/v1", "Deployment", "controller", self.namespace) is not None
 
         return await asyncio.to_thread(check)
 
@@ -408,7 +425,7 @@ class MetalLBInstaller:
 
     async def wait_controller(self) -> None:
         def check() -> bool | None:
-            dep = self.kube.get("apps/v1", "Deployment", "controller", NAMESPACE)
+            dep = self.kube.get("apps/v1", "Deployment", "controller", self.namespace)
             return True if deployment_available(dep) else None
 
         await poll(
@@ -425,7 +442,7 @@ class MetalLBInstaller:
         last: list[str] = [""]
 
         def check() -> bool | None:
-            ds = self.kube.get("apps/v1", "DaemonSet", "speaker", NAMESPACE)
+            ds = self.kube.get("apps/v1", "DaemonSet", "speaker", self.namespace)
             status = (ds or {}).get("status") or {}
             now = f"{status.get('numberReady', 0)}/{status.get('desiredNumberScheduled', 0)}"
             if now != last[0]:
@@ -464,7 +481,7 @@ class MetalLBInstaller:
             slices = self.kube.list(
                 "discovery.k8s.io/v1",
                 "EndpointSlice",
-                NAMESPACE,
+                self.namespace,
                 f"kubernetes.io/service-name={WEBHOOK_SERVICE}",
             )
         except ApiRefused:
@@ -510,7 +527,7 @@ class MetalLBInstaller:
         loop = asyncio.get_running_loop()
         timeout = self.timeouts.webhook
         await self.wait_webhook_endpoints()
-        for doc in pool_documents(pool_range):
+        for doc in pool_documents(pool_range, self.identity):
             start = loop.time()
             delay = 0.05
             attempt = 0

@@ -22,31 +22,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from k3dtui.core.deploy import (
-    APP_LABEL,
-    DEPLOYMENT,
-    IMAGE_TAG,
-    NAMESPACE,
-    SERVICE,
-    SERVICE_PORT,
-    AppDeployer,
-    DeployTimeouts,
-    pod_ready,
-    service_ip,
-)
+from k3dtui.core.deploy import AppDeployer, DeployTimeouts
 from k3dtui.core.errors import K3dtuiError, UsageError
+from k3dtui.core.identity import APP, AppIdentity
 from k3dtui.core.kubeapply import ApiUnreachable, Kube, preload
 from k3dtui.core.metallb import (
-    NAMESPACE as METALLB_NAMESPACE,
-)
-from k3dtui.core.metallb import (
-    POOL_NAME,
     Manifest,
     MetalLBInstaller,
     Timeouts,
     read_user_manifest,
     resolve_manifest,
 )
+from k3dtui.core.migrate import carry_over_legacy
 from k3dtui.core.network import NetworkInfo
 from k3dtui.core.provider import Provider
 from k3dtui.core.spec import ClusterSpec, validate_spec
@@ -127,7 +114,9 @@ class Pipeline:
         insecure_skip_verify: bool = False,
         metallb_timeouts: Timeouts | None = None,
         deploy_timeouts: DeployTimeouts | None = None,
+        identity: AppIdentity = APP,
     ) -> None:
+        self.identity = identity
         self.provider = provider
         self.spec = spec
         self._emit = emit
@@ -231,13 +220,14 @@ class Pipeline:
         if not info.running:
             return "stopped"
         kube = await self._get_kube()
-        installer = MetalLBInstaller(kube)
+        installer = MetalLBInstaller(kube, identity=self.identity)
         if not await installer.installed():
             return "cluster"
 
         def deployed() -> bool:
-            dep = kube.try_get("apps/v1", "Deployment", DEPLOYMENT, NAMESPACE)
-            svc = kube.try_get("v1", "Service", SERVICE, NAMESPACE)
+            app = self.identity
+            dep = kube.try_get("apps/v1", "Deployment", app.deployment, app.namespace)
+            svc = kube.try_get("v1", "Service", app.service, app.namespace)
             return dep is not None and svc is not None
 
         return "deployed" if await asyncio.to_thread(deployed) else "metallb"
@@ -334,7 +324,7 @@ class Pipeline:
         try:
             kube = await self._get_kube()
             pool = await asyncio.to_thread(
-                kube.try_get, "metallb.io/v1beta1", "IPAddressPool", POOL_NAME, METALLB_NAMESPACE
+                kube.try_get, "metallb.io/v1beta1", "IPAddressPool", self.identity.pool, self.identity.metallb_namespace
             )
         except K3dtuiError:
             return None
@@ -346,7 +336,7 @@ class Pipeline:
     async def install_metallb(self) -> None:
         async with self._step("metallb", "installing MetalLB"):
             kube = await self._get_kube()
-            installer = MetalLBInstaller(kube, self._progress("metallb"), self.metallb_timeouts)
+            installer = MetalLBInstaller(kube, self._progress("metallb"), self.metallb_timeouts, self.identity)
             if await installer.installed():
                 self.event("metallb", "log", "MetalLB is already installed; checking it is ready")
                 await installer.check_servicelb()
@@ -371,23 +361,24 @@ class Pipeline:
     async def apply_pool(self, pool_range: str) -> None:
         async with self._step("pool", f"applying the address pool {pool_range}"):
             kube = await self._get_kube()
-            installer = MetalLBInstaller(kube, self._progress("pool"), self.metallb_timeouts)
+            installer = MetalLBInstaller(kube, self._progress("pool"), self.metallb_timeouts, self.identity)
             await installer.apply_pool(pool_range)
 
     async def build_and_import(self) -> None:
         from k3dtui.resources import app_dir
 
-        async with self._step("image", f"building and importing {IMAGE_TAG}"):
+        image = self.identity.image
+        async with self._step("image", f"building and importing {image}"):
             with app_dir() as context:
-                self.event("image", "log", f"building {IMAGE_TAG} from {context}")
-                await self.provider.build_image(IMAGE_TAG, self._lines("image"))
-            self.event("image", "log", f"importing {IMAGE_TAG} into {self.spec.name}")
-            await self.provider.import_image(IMAGE_TAG, self._lines("image"))
+                self.event("image", "log", f"building {image} from {context}")
+                await self.provider.build_image(image, self._lines("image"))
+            self.event("image", "log", f"importing {image} into {self.spec.name}")
+            await self.provider.import_image(image, self._lines("image"))
 
     async def deploy_app(self, replicas: int) -> str:
         async with self._step("deploy", f"deploying the app ({replicas} replicas asked)"):
             kube = await self._get_kube()
-            deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts)
+            deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts, self.identity)
             await deployer.apply(replicas)
             await deployer.wait_ready()
             return await deployer.wait_external_ip()
@@ -402,7 +393,7 @@ class Pipeline:
         kube = await self._new_kube()
         try:
             async with self._step("deploy", f"deploying the app ({replicas} replicas asked)"):
-                deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts)
+                deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts, self.identity)
                 self._replicas_live = await deployer.apply(replicas)
                 await deployer.wait_ready()
         finally:
@@ -411,7 +402,7 @@ class Pipeline:
     async def wait_external_ip(self) -> str:
         async with self._step("deploy", "waiting for the Service's external IP"):
             kube = await self._get_kube()
-            deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts)
+            deployer = AppDeployer(kube, self._progress("deploy"), self.deploy_timeouts, self.identity)
             return await deployer.wait_external_ip()
 
     @staticmethod
@@ -434,7 +425,7 @@ class Pipeline:
                 self.event("probe", "warning", f"not probing from this machine: {reach.explanation}")
                 return f"http://{ip}/"
             kube = await self._get_kube()
-            deployer = AppDeployer(kube, self._progress("probe"), self.deploy_timeouts)
+            deployer = AppDeployer(kube, self._progress("probe"), self.deploy_timeouts, self.identity)
             return await deployer.probe(ip, self.provider.dial)
 
     async def up(self) -> UpResult:
@@ -468,6 +459,8 @@ class Pipeline:
             await self._resolve_manifest()  # fetched (or refused) before anything is created
         await self.create_cluster(reuse=True)
         await preloading
+        if stage_at_least(stage, "cluster"):  # objects under an earlier k3dtui's names → the current ones
+            await asyncio.to_thread(carry_over_legacy, await self._get_kube(), self.identity, self._progress("pool"))
         try:
             pool_range = await self.choose_pool()
         except UsageError:
@@ -488,7 +481,7 @@ class Pipeline:
             dial_url, dial = "", ""
         else:
             dial_url = await self.probe(ip)
-            host, port = self.provider.dial(ip, SERVICE_PORT)
+            host, port = self.provider.dial(ip, self.identity.service_port)
             dial = f"{host}:{port}"
         kubeconfig = await self.provider.kubeconfig()
         return UpResult(
@@ -534,91 +527,13 @@ class Pipeline:
         if not stage_at_least(stage, "cluster"):
             return out
         kube = await self._get_kube()
+        from k3dtui.core.status import cluster_status
 
         def collect() -> dict[str, Any]:
-            nodes = kube.list("v1", "Node")
-            pods = kube.list("v1", "Pod", NAMESPACE, APP_LABEL)
-            by_node: dict[str, list[dict[str, Any]]] = {}
-            for pod in sorted(pods, key=lambda p: str(p["metadata"]["name"])):
-                node = str((pod.get("spec") or {}).get("nodeName") or "")
-                by_node.setdefault(node, []).append(
-                    {
-                        "name": pod["metadata"]["name"],
-                        "status": pod_status(pod),
-                        "ip": (pod.get("status") or {}).get("podIP") or "",
-                        "ready": pod_ready(pod),
-                    }
-                )
-            node_rows = []
-            for nd in sorted(nodes, key=lambda n: str(n["metadata"]["name"])):
-                name = str(nd["metadata"]["name"])
-                labels = (nd.get("metadata") or {}).get("labels") or {}
-                roles = sorted(
-                    k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/")
-                ) or ["agent"]
-                addresses = (nd.get("status") or {}).get("addresses") or []
-                ip = next((a.get("address") for a in addresses if a.get("type") == "InternalIP"), "")
-                ready = any(
-                    c.get("type") == "Ready" and c.get("status") == "True"
-                    for c in (nd.get("status") or {}).get("conditions") or []
-                )
-                node_rows.append(
-                    {"name": name, "roles": roles, "ready": ready, "ip": ip or "", "pods": by_node.pop(name, [])}
-                )
-            unscheduled = [p for pods_ in by_node.values() for p in pods_]
-            dep = kube.try_get("apps/v1", "Deployment", DEPLOYMENT, NAMESPACE)
-            svc = kube.try_get("v1", "Service", SERVICE, NAMESPACE)
-            result: dict[str, Any] = {"nodes": node_rows}
-            if unscheduled:
-                result["unscheduled"] = unscheduled
-            if dep is not None:
-                result["deployment"] = {
-                    "name": DEPLOYMENT,
-                    "replicas": int((dep.get("spec") or {}).get("replicas") or 0),
-                    "ready": int((dep.get("status") or {}).get("readyReplicas") or 0),
-                }
-            if svc is not None:
-                ip = service_ip(svc)
-                dial = ""
-                if ip:
-                    try:
-                        host, port = self.provider.dial(ip, SERVICE_PORT)
-                        dial = f"{host}:{port}"
-                    except K3dtuiError:
-                        dial = ""
-                    except OSError:
-                        dial = ""
-                result["service"] = {
-                    "name": SERVICE,
-                    "external_ip": ip,
-                    "port": SERVICE_PORT,
-                    "dial": dial,
-                    "url": f"http://{dial}/" if dial else None,
-                }
-            pool = kube.try_get("metallb.io/v1beta1", "IPAddressPool", "k3dtui-pool", METALLB_NAMESPACE)
-            if pool is not None:
-                result["pool"] = ",".join((pool.get("spec") or {}).get("addresses") or [])
-            return result
+            return cluster_status(kube, self.identity, self.provider.dial)
 
         try:
             out.update(await asyncio.to_thread(collect))
         except ApiUnreachable:
             raise
         return out
-
-
-def pod_status(pod: dict[str, Any]) -> str:
-    """What `kubectl get pods` shows in STATUS, roughly."""
-    meta = pod.get("metadata") or {}
-    if meta.get("deletionTimestamp"):
-        return "Terminating"
-    pstatus: dict[str, Any] = pod.get("status") or {}
-    for cs in pstatus.get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        waiting = state.get("waiting")
-        if waiting and waiting.get("reason"):
-            return str(waiting["reason"])
-        terminated = state.get("terminated")
-        if terminated and terminated.get("reason"):
-            return str(terminated["reason"])
-    return str(pstatus.get("phase") or "Pending")

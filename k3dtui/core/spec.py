@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 
 from k3dtui.core.errors import UsageError
+from k3dtui.core.identity import APP
 
 DEFAULT_NAME = "simple-app-cluster"
 MAX_NAME = 32  # k3d refuses longer cluster names (they become host names)
-MAX_REPLICAS = 50
 MAX_NODES = 20  # a sanity bound: every node is a container on this machine
 
 _LABEL = r"[a-z0-9](?:[-a-z0-9]*[a-z0-9])?"
@@ -74,7 +74,7 @@ def validate_spec(spec: ClusterSpec) -> None:
     validate_name(spec.name)
     _count(spec.servers, "servers", "--servers", 1, MAX_NODES)
     _count(spec.agents, "agents", "--agents", 0, MAX_NODES)
-    _count(spec.replicas, "replicas", "--replicas", 0, MAX_REPLICAS)
+    _count(spec.replicas, "replicas", "--replicas", APP.min_replicas, APP.max_replicas)
     if spec.pool is not None:
         from k3dtui.core.pool import parse_range
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3dtui.core.clock import MONOTONIC, Clock
+from k3dtui.core.identity import APP, AppIdentity
 from k3dtui.core.models import (
     ClusterEvent,
     ClusterSnapshot,
@@ -317,19 +318,17 @@ class ClusterState:
 
     def __init__(
         self,
+        identity: AppIdentity = APP,
         *,
-        namespace: str = "default",
-        app_label: str = "fastapi",
-        deployment: str = "fastapi",
-        service: str = "fastapi-service",
         max_events: int = 50,
         on_update: Callable[[], None] | None = None,
         expected: Sequence[str] = (),
     ) -> None:
-        self.namespace = namespace
-        self.app_label = app_label
-        self.deployment = deployment
-        self.service = service
+        self.identity = identity
+        self.namespace = identity.namespace
+        self.app_label = identity.app
+        self.deployment = identity.deployment
+        self.service = identity.service
         self.max_events = max_events
         self.on_update = on_update
         self.expected = tuple(expected)  # kinds that must have listed before "connected"

@@ -35,6 +35,7 @@ import urllib3
 from kubernetes.client.exceptions import ApiException
 
 from k3dtui.core.clock import MONOTONIC, Clock
+from k3dtui.core.kubeerrors import describe
 
 log = logging.getLogger(__name__)
 
@@ -99,36 +100,10 @@ class _StreamDropped(Exception):
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line saying what went wrong talking to the API server."""
-    if isinstance(exc, ApiException):
-        message = ""
-        body = getattr(exc, "body", None)
-        if body:
-            try:
-                data = json.loads(body)
-                if isinstance(data, dict):
-                    message = str(data.get("message", ""))
-            except (ValueError, TypeError):
-                message = ""
-        status = exc.status or ""
-        text = message or str(exc.reason or "").strip()
-        return f"API server answered {status} {text}".strip()
-    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-        return describe_error(exc.reason)
-    if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        text = str(exc)
-        if "refused" in text.lower():
-            return "cannot reach the API server (connection refused)"
-        return f"cannot reach the API server ({text.split(': ', 1)[-1]})"
-    if isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-        return "cannot reach the API server (connection timed out)"
-    if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-        return "the API server stopped answering (read timed out)"
-    if isinstance(exc, urllib3.exceptions.ProtocolError | ConnectionError):
-        return "the connection to the API server broke"
+    """One line saying what went wrong talking to the API server (``core.kubeerrors``)."""
     if isinstance(exc, _StreamDropped):
         return f"the watch stream broke ({exc})"
-    return f"{type(exc).__name__}: {exc}"
+    return describe(exc)
 
 
 def _iter_lines(resp: Any) -> Iterator[bytes]:

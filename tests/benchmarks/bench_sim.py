@@ -128,10 +128,10 @@ def bench_scale(replicas: int) -> None:
         pid = int((handle.kubeconfig.parent / "pid").read_text())
         rss0 = sum(p.memory_info().rss for p in sim_processes(pid))
         t0 = time.perf_counter()
-        apps.patch_namespaced_deployment_scale("fastapi", "default", {"spec": {"replicas": replicas}})
+        apps.patch_namespaced_deployment_scale("fastapi-app", "default", {"spec": {"replicas": replicas}})
 
         def all_ready() -> bool:
-            d = apps.read_namespaced_deployment("fastapi", "default")
+            d = apps.read_namespaced_deployment("fastapi-app", "default")
             return (d.status.ready_replicas or 0) == replicas
 
         wait_for(all_ready, 120, f"{replicas} ready")

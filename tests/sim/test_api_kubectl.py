@@ -156,22 +156,22 @@ def test_apply_server_side_client_side_scale_label_patch(api: ApiThread, k: Kube
     manifest = tmp_path / "app.yaml"
     manifest.write_text(manifest_text("app.yaml"))
     out = k("apply", "--server-side", "-f", str(manifest))
-    assert "deployment.apps/fastapi serverside-applied" in out and "service/fastapi-service serverside-applied" in out
+    assert "deployment.apps/fastapi-app serverside-applied" in out and "service/fastapi-service serverside-applied" in out
     out = k("apply", "--server-side", "-f", str(manifest))
     assert "serverside-applied" in out
     out = k("apply", "-f", str(manifest))
-    assert "deployment.apps/fastapi" in out
-    assert "deployment.apps/fastapi scaled" in k("scale", "deploy/fastapi", "--replicas=5")
-    dep = json.loads(k("get", "deploy", "fastapi", "-o", "json"))
+    assert "deployment.apps/fastapi-app" in out
+    assert "deployment.apps/fastapi-app scaled" in k("scale", "deploy/fastapi-app", "--replicas=5")
+    dep = json.loads(k("get", "deploy", "fastapi-app", "-o", "json"))
     assert dep["spec"]["replicas"] == 5
     lines = k("get", "deploy", "-o", "wide").splitlines()
     assert lines[0].split()[:5] == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
-    assert lines[1].split()[:2] == ["fastapi", "0/5"] and "app=fastapi" in lines[1]
-    k("label", "deploy", "fastapi", "tier=web")
-    k("annotate", "deploy", "fastapi", "note=hello")
-    k("patch", "deploy", "fastapi", "--type=merge", "-p", '{"spec":{"revisionHistoryLimit":3}}')
-    k("patch", "deploy", "fastapi", "-p", '{"spec":{"template":{"spec":{"containers":[{"name":"fastapi","image":"fastapi-random:v2"}]}}}}')
-    dep = json.loads(k("get", "deploy", "fastapi", "-o", "json"))
+    assert lines[1].split()[:2] == ["fastapi-app", "0/5"] and "app=fastapi" in lines[1]
+    k("label", "deploy", "fastapi-app", "tier=web")
+    k("annotate", "deploy", "fastapi-app", "note=hello")
+    k("patch", "deploy", "fastapi-app", "--type=merge", "-p", '{"spec":{"revisionHistoryLimit":3}}')
+    k("patch", "deploy", "fastapi-app", "-p", '{"spec":{"template":{"spec":{"containers":[{"name":"fastapi","image":"fastapi-random:v2"}]}}}}')
+    dep = json.loads(k("get", "deploy", "fastapi-app", "-o", "json"))
     assert dep["metadata"]["labels"]["tier"] == "web"
     assert dep["metadata"]["annotations"]["note"] == "hello"
     assert dep["spec"]["revisionHistoryLimit"] == 3
@@ -184,9 +184,9 @@ def test_apply_server_side_client_side_scale_label_patch(api: ApiThread, k: Kube
         status={"loadBalancer": {"ingress": [{"ip": "172.18.255.200", "ipMode": "VIP"}]}})))
     assert k("get", "svc", "fastapi-service").splitlines()[1].split()[3] == "172.18.255.200"
     out = k("get", "all")
-    assert "deployment.apps/fastapi" in out and "service/fastapi-service" in out
+    assert "deployment.apps/fastapi-app" in out and "service/fastapi-service" in out
     out = k("delete", "-f", str(manifest))
-    assert 'deployment.apps "fastapi" deleted' in out
+    assert 'deployment.apps "fastapi-app" deleted' in out
     proc = k.run("get", "deploy")
     assert proc.stdout.strip() == "" and "No resources found in default namespace." in proc.stderr
 
@@ -325,17 +325,17 @@ def test_server_side_apply_conflicts_after_scale(api: ApiThread, k: Kubectl, tmp
     manifest = tmp_path / "app.yaml"
     manifest.write_text(manifest_text("app.yaml"))
     k("apply", "--server-side", "-f", str(manifest))
-    k("scale", "deploy/fastapi", "--replicas=5")
+    k("scale", "deploy/fastapi-app", "--replicas=5")
     # re-applying replicas: 3 now fights the scale, as against a real cluster
     proc = k.run("apply", "--server-side", "-f", str(manifest), ok=False)
     assert proc.returncode != 0
     assert "conflict" in proc.stderr and ".spec.replicas" in proc.stderr
-    assert json.loads(k("get", "deploy", "fastapi", "-o", "json"))["spec"]["replicas"] == 5
+    assert json.loads(k("get", "deploy", "fastapi-app", "-o", "json"))["spec"]["replicas"] == 5
     # --force-conflicts takes the field back
     k("apply", "--server-side", "--force-conflicts", "-f", str(manifest))
-    assert json.loads(k("get", "deploy", "fastapi", "-o", "json"))["spec"]["replicas"] == 3
+    assert json.loads(k("get", "deploy", "fastapi-app", "-o", "json"))["spec"]["replicas"] == 3
     # unchanged values never conflict
-    k("scale", "deploy/fastapi", "--replicas=3")
+    k("scale", "deploy/fastapi-app", "--replicas=3")
     assert "serverside-applied" in k("apply", "--server-side", "-f", str(manifest))
 
 
@@ -346,7 +346,7 @@ def test_client_side_then_server_side_apply(api: ApiThread, k: Kubectl, tmp_path
     changed = manifest_text("app.yaml").replace("terminationGracePeriodSeconds: 5", "terminationGracePeriodSeconds: 7")
     manifest.write_text(changed)
     k("apply", "--server-side", "-f", str(manifest))
-    dep = json.loads(k("get", "deploy", "fastapi", "-o", "json"))
+    dep = json.loads(k("get", "deploy", "fastapi-app", "-o", "json"))
     assert dep["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 7
 
 
@@ -361,7 +361,7 @@ def test_strict_field_validation(api: ApiThread, k: Kubectl, tmp_path: Path) -> 
     # --validate=warn: accepted, with the server's warning shown
     proc = k.run("apply", "--server-side", "--validate=warn", "-f", str(bad))
     assert 'unknown field "spec.replicaz"' in proc.stderr
-    assert json.loads(k("get", "deploy", "fastapi", "-o", "json"))["spec"]["replicas"] == 1
+    assert json.loads(k("get", "deploy", "fastapi-app", "-o", "json"))["spec"]["replicas"] == 1
 
 
 @pytest.mark.upstream_manifest

@@ -98,7 +98,7 @@ def test_three_replicas_spread_and_serve_their_identity(sim_app: SimHandle) -> N
                 break
     assert seen == identity
     # the Deployment and ReplicaSet roll up
-    d = apps(sim_app).read_namespaced_deployment("fastapi", "default")
+    d = apps(sim_app).read_namespaced_deployment("fastapi-app", "default")
     assert (d.status.ready_replicas, d.status.available_replicas, d.status.updated_replicas) == (3, 3, 3)
     assert d.status.observed_generation == d.metadata.generation
     assert {c.type: c.reason for c in d.status.conditions}["Available"] == "MinimumReplicasAvailable"
@@ -183,13 +183,13 @@ def test_scale_down_removes_pods_from_crowded_nodes_first(sim_app: SimHandle) ->
     def spread() -> list[int]:
         return sorted(collections.Counter(p.spec.node_name for p in active()).values())
 
-    a.patch_namespaced_deployment_scale("fastapi", "default", {"spec": {"replicas": 5}})
+    a.patch_namespaced_deployment_scale("fastapi-app", "default", {"spec": {"replicas": 5}})
     wait_for(lambda: sum(1 for p in active() if ready(p)) == 5, 15, "5 ready pods")
     assert spread() == [1, 2, 2]  # the scheduler spreads: fewest matching pods first
-    a.patch_namespaced_deployment_scale("fastapi", "default", {"spec": {"replicas": 4}})
+    a.patch_namespaced_deployment_scale("fastapi-app", "default", {"spec": {"replicas": 4}})
     wait_for(lambda: len(active()) == 4, 10, "4 active pods")
     assert spread() == [1, 1, 2]  # the victim came from a node running 2
-    a.patch_namespaced_deployment_scale("fastapi", "default", {"spec": {"replicas": 3}})
+    a.patch_namespaced_deployment_scale("fastapi-app", "default", {"spec": {"replicas": 3}})
     wait_for(lambda: len(active()) == 3, 10, "3 active pods")
     assert spread() == [1, 1, 1]
     terminating = [p for p in app_pods(api) if p.metadata.deletion_timestamp]
@@ -246,7 +246,7 @@ def test_kubectl_workflow(sim_app: SimHandle, tmp_path: Any) -> None:
     assert len(rows) == 3 and all(r[2] == "Running" and r[5].startswith("10.42.") for r in rows)
     svc = k("get", "svc", "fastapi-service")
     assert "<pending>" not in svc and "LoadBalancer" in svc
-    k("scale", "deploy/fastapi", "--replicas=4")
+    k("scale", "deploy/fastapi-app", "--replicas=4")
     k("wait", "--for=condition=ready", "pod", "-l", "app=fastapi", "--timeout=20s")
     api = core(sim_app)
     wait_for(lambda: sum(1 for p in app_pods(api) if ready(p)) == 4, 10, "4 ready pods")
@@ -273,7 +273,7 @@ def test_endpoint_slices_follow_pods(sim_app: SimHandle) -> None:
     assert len(ep.subsets[0].addresses) == 3
     # deleting the Deployment takes ReplicaSets and pods with it
     a, api = apps(sim_app), core(sim_app)
-    a.delete_namespaced_deployment("fastapi", "default")
+    a.delete_namespaced_deployment("fastapi-app", "default")
     wait_for(lambda: not a.list_namespaced_replica_set("default").items, 10, "ReplicaSet gone")
     wait_for(lambda: not app_pods(api), 10, "pods gone")
 

@@ -1,0 +1,102 @@
+"""What `k3dtui status --json` prints about a running cluster, built from the same views the
+live state uses (``core.state``: ``pod_view``, ``node_view``, ``deployment_view``,
+``service_view``), so the CLI and the TUI never disagree about a pod's status or readiness.
+
+The shape (stable, documented in the README):
+
+``nodes``: ``[{name, roles: [..], ready, ip, pods: [{name, status, ip, ready}]}]`` sorted by
+name; ``unscheduled``: pods on no node (only when there are some); ``deployment``:
+``{name, replicas, ready}`` or None; ``service``: ``{name, external_ip, port, dial, url}`` or
+None; ``pool``: the IPAddressPool's addresses joined by ``,`` (only when it exists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from k3dtui.core import state as st
+from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.identity import AppIdentity
+from k3dtui.core.models import DeploymentView, NodeView, PodView, ServiceView
+
+Obj = dict[str, Any]
+Dial = Callable[[str, int], tuple[str, int]]
+
+
+class Reader(Protocol):
+    """The reads status needs (``core.kubeapply.Kube`` has them)."""
+
+    def list(
+        self, api_version: str, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Obj]: ...
+
+    def try_get(self, api_version: str, kind: str, name: str, namespace: str | None = None) -> Obj | None: ...
+
+
+def pod_row(view: PodView) -> dict[str, Any]:
+    # a pod being deleted is no longer ready to serve, whatever its last condition said
+    return {"name": view.name, "status": view.status, "ip": view.ip, "ready": view.ready and not view.deleting}
+
+
+def node_row(view: NodeView, pods: Sequence[PodView]) -> dict[str, Any]:
+    roles = [] if view.roles == "<none>" else view.roles.split(",")
+    return {
+        "name": view.name,
+        "roles": roles or ["agent"],
+        "ready": view.ready,
+        "ip": view.ip,
+        "pods": [pod_row(p) for p in pods],
+    }
+
+
+def deployment_row(view: DeploymentView) -> dict[str, Any]:
+    return {"name": view.name, "replicas": view.desired, "ready": view.ready}
+
+
+def service_row(view: ServiceView, dial: Dial) -> dict[str, Any]:
+    where = ""
+    if view.external_ip:
+        try:
+            host, port = dial(view.external_ip, view.port)
+            where = f"{host}:{port}"
+        except (K3dtuiError, OSError):
+            where = ""
+    return {
+        "name": view.name,
+        "external_ip": view.external_ip or None,
+        "port": view.port,
+        "dial": where,
+        "url": f"http://{where}/" if where else None,
+    }
+
+
+def cluster_status(kube: Reader, identity: AppIdentity, dial: Dial) -> dict[str, Any]:
+    """The ``nodes``/``unscheduled``/``deployment``/``service``/``pool`` part of the status.
+
+    Synchronous (it reads through ``kube``); run it in a worker thread.
+    """
+    app = identity
+    nodes = sorted((st.node_view(n) for n in kube.list("v1", "Node")), key=lambda n: n.name)
+    pods = sorted(
+        (st.pod_view(p) for p in kube.list("v1", "Pod", app.namespace, app.label_selector)),
+        key=lambda p: p.name,
+    )
+    by_node: dict[str, list[PodView]] = {}
+    for pod in pods:
+        by_node.setdefault(pod.node, []).append(pod)
+    result: dict[str, Any] = {"nodes": [node_row(n, by_node.pop(n.name, [])) for n in nodes]}
+    unscheduled = [pod_row(p) for rest in by_node.values() for p in rest]
+    if unscheduled:
+        result["unscheduled"] = unscheduled
+    dep = kube.try_get("apps/v1", "Deployment", app.deployment, app.namespace)
+    if dep is not None:
+        result["deployment"] = deployment_row(st.deployment_view(dep))
+    svc = kube.try_get("v1", "Service", app.service, app.namespace)
+    if svc is not None:
+        view = st.service_view(svc)
+        result["service"] = service_row(view, dial)
+    pool = kube.try_get("metallb.io/v1beta1", "IPAddressPool", app.pool, app.metallb_namespace)
+    if pool is not None:
+        result["pool"] = ",".join((pool.get("spec") or {}).get("addresses") or [])
+    return result
