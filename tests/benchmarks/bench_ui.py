@@ -65,7 +65,7 @@ async def _painted(pilot: Any) -> None:
 
 async def bench_render() -> None:
     from k3dtui.ui.app import K3dtuiApp
-    from k3dtui.ui.fixed import FixedBackend
+    from tests.ui.fixed import FixedBackend
     from k3dtui.ui.screens.live import LiveScreen
 
     app = K3dtuiApp(FixedBackend(stage="deployed"))

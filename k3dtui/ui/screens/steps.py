@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import RichLog
 
-from k3dtui.ui.backend import StepEvent
+from k3dtui.core.session import PipelineEvent
 from k3dtui.ui.screens.base import K3dScreen
 from k3dtui.ui.widgets.progress import StepProgress
 
@@ -29,9 +29,9 @@ class PipelineScreen(K3dScreen):
     class Step(Message):
         """A pipeline event, posted from the worker thread that runs the step."""
 
-        event: StepEvent
+        event: PipelineEvent
 
-    def emit(self, event: StepEvent) -> None:
+    def emit(self, event: PipelineEvent) -> None:
         """Thread-safe: hand a pipeline event to this screen."""
         self.post_message(self.Step(event))
 
@@ -51,7 +51,7 @@ class PipelineScreen(K3dScreen):
         self.query_one(StepProgress).event(e.step, e.kind, e.message)
         self.step_event(e)
 
-    def step_event(self, event: StepEvent) -> None:
+    def step_event(self, event: PipelineEvent) -> None:
         """Screens refine (readiness, external IP...)."""
 
     @dataclass
