@@ -58,6 +58,7 @@ class FixedBackend(CoreValidation):
     fail: dict[str, Exception] = field(default_factory=dict)
     doctor_findings: list[Check] | None = None
     load_running: bool = False
+    load_started: bool = False  # a run was started (a stopped run still has its counts)
     clock: float = NOW
     calls: list[str] = field(default_factory=list)
 
@@ -387,7 +388,7 @@ class FixedBackend(CoreValidation):
             raise UsageError("the service has no external IP yet", "wait until MetalLB assigns one")
         self._load_settings = settings
         self._on_load = on_load
-        self.load_running = True
+        self.load_running = self.load_started = True
         self.push_load()
 
     def load_stop(self) -> None:
@@ -407,8 +408,8 @@ class FixedBackend(CoreValidation):
         self.push_load()
 
     def load_latest(self) -> LoadSnapshot | None:
-        if not self.load_running and self._load_elapsed == 12.4:
-            return None
+        if not self.load_started:
+            return None  # no run yet
         scale = self._load_elapsed / 12.4
         names = [p.name for p in self.pods]
         per_pod: dict[str, int] = {}
