@@ -227,7 +227,14 @@ async def _sim_live(pilot: Pilot[Any], app: K3dtuiApp) -> LiveScreen:
     screen = live(app)
     assert screen is not None
     await wait_until(
-        pilot, lambda: screen.snapshot.service and screen.snapshot.service.external_ip, 10, "the external IP"
+        pilot,
+        lambda: screen.snapshot.connected
+        and screen.snapshot.deployment is not None
+        and screen.snapshot.deployment.desired == 3
+        and screen.snapshot.service
+        and screen.snapshot.service.external_ip,
+        10,
+        "the watched Deployment at 3 and the external IP",
     )
     return screen
 
@@ -323,4 +330,13 @@ async def test_delete_cluster_from_palette_asks_naming_the_cluster(sim_app: SimH
         await pilot.click("#yes")
         await wait_until(pilot, lambda: type(app.screen).__name__ == "SetupScreen", 30, "the setup screen")
         assert await sim_app.provider.find() is None
+        # the setup screen looked the cluster up again and found it gone
+        await wait_until(
+            pilot,
+            lambda: app.screen.query("#existing")
+            and "no cluster named 'simple-app-cluster' yet" in str(app.screen.query_one("#existing", Static).render()),
+            10,
+            "the setup screen's lookup",
+        )
+        await settle(pilot)
     backend.close()
