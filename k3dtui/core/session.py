@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
@@ -264,12 +265,17 @@ class SetupSession:
             kube.close()
 
     def close(self) -> None:
-        """Close the client and stop the session's own loop (when it was started)."""
+        """Close the client and stop the session's own loop (when it was started).
+
+        Work still running on that loop is cancelled first: a caller blocked in ``call``
+        gets ``CancelledError`` instead of waiting forever."""
         with self._thread_lock:
             loop, thread = self._own_loop, self._thread
             self._own_loop = self._thread = None
         if loop is not None and thread is not None:
             if thread.is_alive() and threading.current_thread() is not thread:
+                with contextlib.suppress(concurrent.futures.TimeoutError, RuntimeError):
+                    asyncio.run_coroutine_threadsafe(_cancel_others(), loop).result(5.0)
                 loop.call_soon_threadsafe(loop.stop)
                 thread.join(5.0)
             if not loop.is_running():
@@ -429,3 +435,12 @@ class SetupSession:
 
 async def _awaited(awaitable: Awaitable[T]) -> T:
     return await awaitable
+
+
+async def _cancel_others() -> None:
+    """Cancel every other task of the running loop and wait for them to end."""
+    current = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not current]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)

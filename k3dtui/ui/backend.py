@@ -204,8 +204,9 @@ class CoreBackend(CoreValidation):
 
     def use_name(self, name: str) -> HeaderInfo:
         if name != self._provider.name:
-            self._close_session()
-            self._select(name)
+            with self._steps_lock:  # a step under way ends on the session it started on
+                self._close_session()
+                self._select(name)
         return self.header()
 
     # -- the setup session -------------------------------------------------------------
