@@ -37,6 +37,7 @@ class DeployScreen(PipelineScreen):
     PAGE = "3 deploy"
     CSS_PATH = "deploy.tcss"
     STEPS = ["image", "deploy", "probe"]
+    SPANS = ["image", "deploy", "deploy", "probe"]  # image, replicas Ready, external IP, probe
     CHANGING = frozenset({"deploy"})
     BINDINGS = [
         Binding("ctrl+s", "deploy", "deploy", id="deploy.deploy", tooltip="Build, import and deploy the app"),

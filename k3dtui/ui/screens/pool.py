@@ -61,6 +61,7 @@ class PoolScreen(PipelineScreen):
     PAGE = "2 MetalLB pool"
     CSS_PATH = "pool.tcss"
     STEPS = ["metallb", "pool"]
+    SPANS = ["pool", "metallb", "pool"]  # the pool choice, MetalLB, the pool applied
     CHANGING = frozenset({"confirm"})
     BINDINGS = [
         Binding("ctrl+s", "confirm", "confirm", id="pool.confirm", tooltip="Install MetalLB and apply this address pool"),

@@ -24,6 +24,9 @@ KIND_STYLE = {
 
 class PipelineScreen(K3dScreen):
     STEPS: list[str] = []
+    SPANS: list[str] = []
+    """The event steps the screen's work reports, in order, once per span (the progress
+    bar's units); empty: ``STEPS``."""
 
     @dataclass
     class Step(Message):
@@ -36,7 +39,7 @@ class PipelineScreen(K3dScreen):
         self.post_message(self.Step(event))
 
     def progress(self) -> StepProgress:
-        return StepProgress(self.STEPS, self.backend.now, id="progress")
+        return StepProgress(self.SPANS or self.STEPS, self.backend.now, id="progress")
 
     def log_widget(self) -> RichLog:
         return RichLog(id="log", wrap=False, markup=False, max_lines=2000)
