@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
 
     if args.fixed:
-        from k3dtui.ui.fixed import FixedBackend
+        from tests.ui.fixed import FixedBackend
 
         asyncio.run(drive(FixedBackend(), out, (cols, rows), fixed=True))
         return 0

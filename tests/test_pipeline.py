@@ -228,8 +228,8 @@ def make(
     async def get_kube() -> FakeKube:
         return kube
 
-    pipe._get_kube = get_kube  # type: ignore[method-assign]
-    pipe._new_kube = get_kube  # type: ignore[method-assign]
+    pipe.kube = get_kube  # type: ignore[method-assign]
+    pipe.new_kube = get_kube  # type: ignore[method-assign]
     return pipe
 
 

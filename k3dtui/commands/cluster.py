@@ -104,7 +104,7 @@ def _error_record(exc: K3dtuiError) -> dict[str, Any]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from k3dtui.core.pipeline import Pipeline
+    from k3dtui.core.session import STEPS, SetupSession
     from k3dtui.core.spec import ClusterSpec, validate_spec
 
     printer = EventPrinter(bool(args.json))
@@ -129,7 +129,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         provider, reason = select_provider(spec.name, bool(args.sim))
         printer.line(f"k3dtui up: {spec.name} on {reason}")
         printer.record({"event": "provider", "provider": provider.kind, "reason": reason})
-        pipeline = Pipeline(
+        session = SetupSession(
             provider,
             spec,
             printer,
@@ -139,15 +139,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 
         async def run() -> Any:
             try:
-                return await pipeline.up()
+                return await session.up()
             finally:
-                pipeline.close()
+                session.close()
 
         try:
             result = asyncio.run(run())
         except K3dtuiError as exc:
-            if "cluster" in pipeline.durations and exc.exit_code != 2:
-                done = [s for s in ("cluster", "pool", "metallb", "image", "deploy", "probe") if s in pipeline.durations]
+            if "cluster" in session.durations and exc.exit_code != 2:
+                done = [s for s in STEPS if s in session.durations]
                 kept = (
                     f"the cluster {spec.name} is kept with what was done ({', '.join(done)}); "
                     f"run `k3dtui up{' --sim' if provider.kind == 'sim' else ''} --name {spec.name}` again to finish, "

@@ -1,59 +1,38 @@
 """The one narrow door between the TUI and k3dtui's core.
 
 Screens and widgets never import core modules that talk to k3d, Docker or Kubernetes;
-they call a :class:`Backend`. Every method that does I/O is *blocking* and is only ever
-called from a thread worker; callbacks (``emit``, ``on_change``) are called from those
-threads, and the UI turns them into Messages.
+they call a :class:`Backend`, and read core's own models (``PipelineEvent``,
+``PoolChoice``, ``Check``, ``ActionResult``, the snapshots). Every method that does I/O is
+*blocking* and is only ever called from a thread worker; callbacks (``emit``,
+``on_change``, ``on_load``) are called from other threads, and the UI turns them into
+Messages.
 
-:class:`CoreBackend` wires the real core parts (provider, pipeline, live cluster, load
-generator). Tests and the screenshot script pass a backend with fixed data instead
-(``k3dtui.ui.fixed.FixedBackend``).
+:class:`CoreBackend` wires the real core parts: one :class:`SetupSession` whose step
+objects the setup screens run one at a time (the same objects ``k3dtui up`` runs), the
+live cluster and the load generator. Tests and the screenshot script pass a backend with
+fixed data instead (``tests/ui/fixed.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol, TypeVar
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
+from k3dtui.core.actions import ActionResult
+from k3dtui.core.doctor import Check
 from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.models import ClusterSnapshot, LoadSettings, LoadSnapshot, ServiceView
 from k3dtui.core.network import NetworkInfo
+from k3dtui.core.pool import PoolChoice
 from k3dtui.core.provider import ClusterInfo, Reachability
+from k3dtui.core.session import PipelineEvent, SetupSession
+from k3dtui.core.steps import ProbeResult, SetupStep
 
-T = TypeVar("T")
-
-
-class StepEvent(Protocol):
-    """What the setup screens read from a pipeline event (``core.pipeline.PipelineEvent``)."""
-
-    @property
-    def step(self) -> str: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def elapsed(self) -> float: ...
-    @property
-    def data(self) -> Mapping[str, Any]: ...
-
-
-@dataclass(frozen=True)
-class UiEvent:
-    """A pipeline event of the backend's own making (same shape as ``PipelineEvent``)."""
-
-    step: str
-    kind: str
-    message: str
-    elapsed: float = 0.0
-    data: Mapping[str, Any] = field(default_factory=dict)
-
-
-Emit = Callable[[StepEvent], None]
+Emit = Callable[[PipelineEvent], None]
+OnLoad = Callable[[LoadSnapshot], None]
 
 
 @dataclass(frozen=True)
@@ -64,36 +43,6 @@ class HeaderInfo:
     name: str
     context: str
     reason: str = ""  # why this provider was chosen
-
-
-@dataclass(frozen=True)
-class DoctorFinding:
-    name: str
-    ok: bool
-    detail: str
-    fix: str
-    required: bool
-
-
-@dataclass(frozen=True)
-class Range:
-    """A validated MetalLB address range."""
-
-    start: str
-    end: str
-    size: int
-
-    @property
-    def text(self) -> str:
-        return f"{self.start}-{self.end}"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The result of a kill or scale action."""
-
-    ok: bool
-    message: str
 
 
 class Backend(Protocol):
@@ -107,38 +56,39 @@ class Backend(Protocol):
     def validate_name(self, name: str) -> None: ...
     def validate_counts(self, servers: int, agents: int) -> None: ...
     def validate_replicas(self, replicas: int) -> None: ...
-    def suggest_range(self, network: NetworkInfo) -> Range: ...
-    def validate_range(self, text: str, network: NetworkInfo) -> Range: ...
+    def suggest_range(self, network: NetworkInfo) -> PoolChoice: ...
+    def validate_range(self, text: str, network: NetworkInfo) -> PoolChoice: ...
 
-    # setup (blocking; thread workers only)
-    def doctor(self) -> list[DoctorFinding]: ...
+    # setup (blocking; thread workers only). The steps, in the order ``k3dtui up`` runs them.
+    def doctor(self) -> list[Check]: ...
     def detect_stage(self) -> str: ...
     def find(self) -> ClusterInfo | None: ...
     def list_clusters(self) -> list[ClusterInfo]: ...
-    def create_cluster(self, servers: int, agents: int, emit: Emit, *, reuse: bool) -> None: ...
     def delete_cluster(self, emit: Emit) -> None: ...
     def inspect_network(self, emit: Emit) -> NetworkInfo: ...
+    def create_cluster(self, servers: int, agents: int, emit: Emit, *, reuse: bool) -> None: ...
+    def choose_pool(self, pool_range: str, emit: Emit) -> str: ...
     def install_metallb(self, emit: Emit) -> None: ...
     def apply_pool(self, pool_range: str, emit: Emit) -> None: ...
     def build_and_import(self, emit: Emit) -> None: ...
-    def deploy_app(self, replicas: int, emit: Emit) -> str: ...
-    def probe(self, ip: str, emit: Emit) -> str: ...
+    def deploy_app(self, replicas: int, emit: Emit) -> int: ...
+    def wait_external_ip(self, emit: Emit) -> str: ...
+    def probe(self, emit: Emit) -> ProbeResult: ...
     def reachability(self) -> Reachability: ...
 
     # live cluster
     def live_start(self, on_change: Callable[[ClusterSnapshot], None]) -> None: ...
     def live_stop(self) -> None: ...
-    def kill(self, pod: str, *, force: bool) -> Outcome: ...
-    def kill_random(self, *, force: bool) -> Outcome: ...
-    def scale_to(self, replicas: int) -> Outcome: ...
-    def scale_by(self, delta: int) -> Outcome: ...
+    def kill(self, pod: str, *, force: bool) -> ActionResult: ...
+    def kill_random(self, *, force: bool) -> ActionResult: ...
+    def scale_to(self, replicas: int) -> ActionResult: ...
+    def scale_by(self, delta: int) -> ActionResult: ...
 
-    # load generator
-    def load_start(self, settings: LoadSettings, service: ServiceView) -> None: ...
+    # load generator: snapshots arrive through ``on_load`` (another thread)
+    def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> None: ...
     def load_stop(self) -> None: ...
     def load_update(self, **changes: Any) -> None: ...
     def load_reset(self) -> None: ...
-    def load_latest(self) -> LoadSnapshot | None: ...
     def load_mark_gone(self, pods: Iterable[str]) -> None: ...
 
     def close(self) -> None: ...
@@ -149,11 +99,6 @@ def problem_text(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, K3dtuiError):
         return exc.message, exc.hint
     return f"{type(exc).__name__}: {exc}", "see the log above; fix the cause and try again"
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a core coroutine to completion on this (worker) thread's own loop."""
-    return asyncio.run(coro)
 
 
 class CoreValidation:
@@ -174,34 +119,71 @@ class CoreValidation:
 
         spec.validate_spec(spec.ClusterSpec(replicas=replicas))
 
-    def suggest_range(self, network: NetworkInfo) -> Range:
+    def suggest_range(self, network: NetworkInfo) -> PoolChoice:
         from k3dtui.core import pool
 
-        choice = pool.suggest_range(network.subnet, network.used)
-        return Range(choice.start, choice.end, choice.size)
+        return pool.suggest_range(network.subnet, network.used)
 
-    def validate_range(self, text: str, network: NetworkInfo) -> Range:
+    def validate_range(self, text: str, network: NetworkInfo) -> PoolChoice:
         from k3dtui.core import pool
 
-        choice = pool.validate_range(text, network.subnet, network.used)
-        return Range(choice.start, choice.end, choice.size)
+        return pool.validate_range(text, network.subnet, network.used)
+
+
+class _Relay:
+    """The session's event sink: hands each event to the screen that runs the current step."""
+
+    def __init__(self) -> None:
+        self.target: Emit | None = None
+
+    def __call__(self, event: PipelineEvent) -> None:
+        target = self.target
+        if target is not None:
+            target(event)
+
+
+class LoadReader:
+    """Reads the load generator's snapshots on a thread of its own and hands each new one
+    to ``on_load`` (the generator's lock can be held while a run stops: the UI never waits
+    for it). Ends when ``stop()`` is called."""
+
+    PERIOD = 0.1  # the generator's tick
+
+    def __init__(self, load: Any, on_load: OnLoad) -> None:
+        self.load = load
+        self.on_load = on_load
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="k3dtui-load-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        last: LoadSnapshot | None = None
+        while not self._stop.wait(self.PERIOD):
+            snap: LoadSnapshot = self.load.latest()
+            if snap is not last:
+                last = snap
+                self.on_load(snap)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(2.0)
 
 
 class CoreBackend(CoreValidation):
-    """The real wiring: provider + pipeline + live cluster + load generator."""
+    """The real wiring: provider + one setup session + live cluster + load generator."""
 
     def __init__(
         self, name: str, *, force_sim: bool, read_only: bool = False, provider: Any = None
     ) -> None:
         self.read_only = read_only
         self._force_sim = force_sim
-        self._spec_name = name
-        self._replicas = 3
         self._live: Any = None
         self._load: Any = None
-        self._latest: LoadSnapshot | None = None
-        self._poller: threading.Thread | None = None
-        self._closing = threading.Event()
+        self._reader: LoadReader | None = None
+        self._relay = _Relay()
+        self._session: SetupSession | None = None
+        self._steps_lock = threading.Lock()
         if provider is not None:
             self._provider, self._reason = provider, f"{provider.kind}: given"
         else:
@@ -211,7 +193,6 @@ class CoreBackend(CoreValidation):
         from k3dtui.providers import select_provider
 
         self._provider, self._reason = select_provider(name, self._force_sim)
-        self._spec_name = name
 
     # -- header, clock ---------------------------------------------------------------
     def header(self) -> HeaderInfo:
@@ -223,44 +204,53 @@ class CoreBackend(CoreValidation):
 
     def use_name(self, name: str) -> HeaderInfo:
         if name != self._provider.name:
-            self._select(name)
+            with self._steps_lock:  # a step under way ends on the session it started on
+                self._close_session()
+                self._select(name)
         return self.header()
 
+    # -- the setup session -------------------------------------------------------------
+    @property
+    def session(self) -> SetupSession:
+        """The setup session of the current cluster (made on first use)."""
+        if self._session is None:
+            from k3dtui.core.spec import ClusterSpec
+
+            self._session = SetupSession(self._provider, ClusterSpec(name=self._provider.name), self._relay)
+        return self._session
+
+    def _close_session(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
+
+    def run_step(self, name: str, emit: Emit | None = None, **args: Any) -> Any:
+        """Run the setup step ``name`` (``core.steps.SETUP_STEPS``) over the session; blocks."""
+        from k3dtui.core.steps import make_step
+
+        return self._run(make_step(name, **args), emit)
+
+    def _run(self, step: SetupStep[Any], emit: Emit | None) -> Any:
+        session = self.session
+        with self._steps_lock:  # one step at a time: events go to the screen that asked
+            self._relay.target = emit
+            try:
+                return session.call(step)
+            finally:
+                self._relay.target = None
+
     # -- setup -----------------------------------------------------------------------
-    def _pipeline(self, emit: Emit | None, *, servers: int = 1, agents: int = 2) -> Any:
-        from k3dtui.core import spec
-        from k3dtui.core.pipeline import Pipeline
-
-        cluster_spec = spec.ClusterSpec(
-            name=self._provider.name, servers=servers, agents=agents, replicas=self._replicas
-        )
-        return Pipeline(self._provider, cluster_spec, emit or (lambda _e: None))
-
-    def doctor(self) -> list[DoctorFinding]:
+    def doctor(self) -> list[Check]:
         from k3dtui.core.doctor import run_checks
 
-        return [
-            DoctorFinding(c.name, c.ok, c.detail, c.fix, c.required) for c in run_checks()
-        ]
-
-    def _with_pipeline(
-        self, emit: Emit | None, call: Callable[[Any], Coroutine[Any, Any, T]], **spec: int
-    ) -> T:
-        pipeline = self._pipeline(emit, **spec)
-
-        async def go() -> T:
-            try:
-                return await call(pipeline)
-            finally:
-                pipeline.close()
-
-        return _run(go())
+        return list(run_checks())
 
     def detect_stage(self) -> str:
-        return str(self._with_pipeline(None, lambda p: p.detect_stage()))
+        session = self.session
+        return str(session.call_soon(session.detect_stage()))
 
     def find(self) -> ClusterInfo | None:
-        result: ClusterInfo | None = _run(self._provider.find())
+        result: ClusterInfo | None = self.session.call_soon(self._provider.find())
         return result
 
     def list_clusters(self) -> list[ClusterInfo]:
@@ -269,35 +259,46 @@ class CoreBackend(CoreValidation):
 
         return list_clusters(force_sim=self._provider.kind == "sim")
 
-    def create_cluster(self, servers: int, agents: int, emit: Emit, *, reuse: bool) -> None:
-        self._with_pipeline(
-            emit, lambda p: p.create_cluster(reuse=reuse), servers=servers, agents=agents
-        )
-
     def delete_cluster(self, emit: Emit) -> None:
         self.live_stop()
         self.load_stop()
-        self._with_pipeline(emit, lambda p: p.down())
+        session = self.session
+        with self._steps_lock:
+            self._relay.target = emit
+            try:
+                session.call_soon(session.down())
+            finally:
+                self._relay.target = None
 
     def inspect_network(self, emit: Emit) -> NetworkInfo:
-        result: NetworkInfo = self._with_pipeline(emit, lambda p: p.inspect_network())
+        session = self.session
+        result: NetworkInfo = session.call_soon(session.inspect_network())
         return result
 
+    def create_cluster(self, servers: int, agents: int, emit: Emit, *, reuse: bool) -> None:
+        self.run_step("cluster", emit, servers=servers, agents=agents, reuse=reuse)
+
+    def choose_pool(self, pool_range: str, emit: Emit) -> str:
+        return str(self.run_step("pool_choice", emit, wanted=pool_range))
+
     def install_metallb(self, emit: Emit) -> None:
-        self._with_pipeline(emit, lambda p: p.install_metallb())
+        self.run_step("metallb", emit)
 
     def apply_pool(self, pool_range: str, emit: Emit) -> None:
-        self._with_pipeline(emit, lambda p: p.apply_pool(pool_range))
+        self.run_step("pool_apply", emit, pool_range=pool_range)
 
     def build_and_import(self, emit: Emit) -> None:
-        self._with_pipeline(emit, lambda p: p.build_and_import())
+        self.run_step("image", emit)
 
-    def deploy_app(self, replicas: int, emit: Emit) -> str:
-        self._replicas = replicas
-        return str(self._with_pipeline(emit, lambda p: p.deploy_app(replicas)))
+    def deploy_app(self, replicas: int, emit: Emit) -> int:
+        return int(self.run_step("deploy", emit, replicas=replicas))
 
-    def probe(self, ip: str, emit: Emit) -> str:
-        return str(self._with_pipeline(emit, lambda p: p.probe(ip)))
+    def wait_external_ip(self, emit: Emit) -> str:
+        return str(self.run_step("external_ip", emit))
+
+    def probe(self, emit: Emit) -> ProbeResult:
+        result: ProbeResult = self.run_step("probe", emit)
+        return result
 
     def reachability(self) -> Reachability:
         result: Reachability = self._provider.reachability()
@@ -308,7 +309,7 @@ class CoreBackend(CoreValidation):
         from k3dtui.core.live import LiveCluster
 
         self.live_stop()
-        kubeconfig = _run(self._provider.kubeconfig())
+        kubeconfig = self.session.call_soon(self._provider.kubeconfig())
         self._live = LiveCluster(kubeconfig, context=self._provider.context)
         self._live.start(on_change)
 
@@ -322,26 +323,24 @@ class CoreBackend(CoreValidation):
             raise K3dtuiError("the live view is not connected", "wait for it to connect")
         return self._live
 
-    def kill(self, pod: str, *, force: bool) -> Outcome:
-        r = self._need_live().kill(pod, force=force)
-        return Outcome(bool(r.ok), str(r.message))
+    def kill(self, pod: str, *, force: bool) -> ActionResult:
+        result: ActionResult = self._need_live().kill(pod, force=force)
+        return result
 
-    def kill_random(self, *, force: bool) -> Outcome:
-        r = self._need_live().kill_random(force=force)
-        return Outcome(bool(r.ok), str(r.message))
+    def kill_random(self, *, force: bool) -> ActionResult:
+        result: ActionResult = self._need_live().kill_random(force=force)
+        return result
 
-    def scale_to(self, replicas: int) -> Outcome:
-        r = self._need_live().scale_to(replicas)
-        return Outcome(bool(r.ok), str(r.message))
+    def scale_to(self, replicas: int) -> ActionResult:
+        result: ActionResult = self._need_live().scale_to(replicas)
+        return result
 
-    def scale_by(self, delta: int) -> Outcome:
-        r = self._need_live().scale_by(delta)
-        return Outcome(bool(r.ok), str(r.message))
+    def scale_by(self, delta: int) -> ActionResult:
+        result: ActionResult = self._need_live().scale_by(delta)
+        return result
 
     # -- load ------------------------------------------------------------------------
-    # The generator's own lock is held while a run stops (up to its grace period), so the
-    # UI never calls ``latest()`` itself: a poller thread keeps the newest snapshot here.
-    def load_start(self, settings: LoadSettings, service: ServiceView) -> None:
+    def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> None:
         from k3dtui.core.load import LoadGenerator
 
         if not service.external_ip:
@@ -357,19 +356,9 @@ class CoreBackend(CoreValidation):
             fields = ("url", "mode", "concurrency", "rate", "duration", "requests", "timeout")
             self._load.update(**{k: getattr(settings, k) for k in fields})
         self._load.start()  # copes with the TUI's stderr (no file descriptor) itself
-        self._ensure_poller()
-
-    def _ensure_poller(self) -> None:
-        if self._poller is not None and self._poller.is_alive():
-            return
-        self._poller = threading.Thread(target=self._poll_loop, name="k3dtui-load-poll", daemon=True)
-        self._poller.start()
-
-    def _poll_loop(self) -> None:
-        while not self._closing.wait(0.1):
-            load = self._load
-            if load is not None:
-                self._latest = load.latest()
+        if self._reader is not None:
+            self._reader.stop()
+        self._reader = LoadReader(self._load, on_load)
 
     def load_stop(self) -> None:
         if self._load is not None:
@@ -383,16 +372,16 @@ class CoreBackend(CoreValidation):
         if self._load is not None:
             self._load.reset()
 
-    def load_latest(self) -> LoadSnapshot | None:
-        return self._latest
-
     def load_mark_gone(self, pods: Iterable[str]) -> None:
         if self._load is not None:
             self._load.mark_gone(list(pods))
 
     def close(self) -> None:
-        self._closing.set()
         self.live_stop()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop()
         load, self._load = self._load, None
         if load is not None:
             load.close()
+        self._close_session()

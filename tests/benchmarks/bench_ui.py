@@ -65,8 +65,8 @@ async def _painted(pilot: Any) -> None:
 
 async def bench_render() -> None:
     from k3dtui.ui.app import K3dtuiApp
-    from k3dtui.ui.fixed import FixedBackend
     from k3dtui.ui.screens.live import LiveScreen
+    from tests.ui.fixed import FixedBackend
 
     app = K3dtuiApp(FixedBackend(stage="deployed"))
     async with app.run_test(size=(200, 60)) as pilot:

@@ -7,7 +7,7 @@ from typing import Any
 from textual.pilot import Pilot
 
 from k3dtui.ui.app import K3dtuiApp
-from k3dtui.ui.fixed import FixedBackend
+from tests.ui.fixed import FixedBackend
 
 
 def make_app(**backend: Any) -> tuple[K3dtuiApp, FixedBackend]:

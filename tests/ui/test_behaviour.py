@@ -1,18 +1,27 @@
-"""Pilot tests of the UI's behaviour over the fixed-data backend (fast, no cluster)."""
+"""Pilot tests of the UI's behaviour.
+
+What the UI itself decides (routing, the palette, read-only gating, validation, how a
+failure is shown) runs over the fixed-data backend (fast, no cluster). What an action does
+to the cluster (kill, scale, load, delete) runs over the real ``CoreBackend`` and
+``LiveCluster`` against the in-process simulated cluster, and is checked in the API."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from textual.pilot import Pilot
 from textual.widgets import Static
 
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import ClusterInfo
 from k3dtui.ui.app import K3dtuiApp
+from k3dtui.ui.backend import CoreBackend
 from k3dtui.ui.screens.live import LiveScreen
 from k3dtui.ui.screens.modals import ConfirmScreen
+from tests.simfixtures import SimHandle
 from tests.ui.helpers import make_app, settle, until
+from tests.ui.test_sim import cards, live, wait_until
 
 CHANGING_TITLES = {
     "Kill the selected pod",
@@ -94,40 +103,6 @@ async def test_read_only_keys_change_nothing() -> None:
         assert isinstance(app.screen, LiveScreen)  # no scale modal opened
 
 
-async def test_kill_scale_and_load_keys() -> None:
-    app, fixed = make_app(stage="deployed")
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await to_live(pilot)
-        await pilot.press("right")  # second column: agent-0's pod
-        target = screen.selected_pod()
-        assert target is not None and target.node.endswith("agent-0")
-        await pilot.press("k")
-        await settle(pilot)
-        card = screen.columns[target.node].cards[target.uid]
-        assert card.pod.deleting and card.has_class("-terminating")
-        assert len(screen.snapshot.pods) == 4  # the replacement appeared
-        await pilot.press("plus")
-        await settle(pilot)
-        assert fixed.desired == 4
-        await pilot.press("s")
-        await until(pilot, lambda: type(app.screen).__name__ == "ScaleScreen" and app.screen.query("#replicas"))
-        app.screen.query_one("#replicas").value = "7"  # type: ignore[attr-defined]
-        await pilot.press("enter")
-        await settle(pilot)
-        assert fixed.desired == 7
-        await pilot.press("l")
-        await settle(pilot)
-        await until(pilot, lambda: screen.load is not None and screen.load.running)
-        assert fixed.load_running
-        await pilot.press("m", "right_square_bracket")
-        await settle(pilot)
-        assert screen.settings.mode == "keep-alive" and screen.settings.concurrency == 32
-        assert fixed._load_settings.mode == "keep-alive"
-        await pilot.press("l")
-        await settle(pilot)
-        assert not fixed.load_running
-
-
 async def test_failed_action_becomes_a_visible_message_and_the_app_goes_on() -> None:
     app, _ = make_app(stage="deployed", fail={"kill": K3dtuiError("the API refused the delete", "check your RBAC")})
     async with app.run_test(size=(120, 40)) as pilot:
@@ -138,9 +113,11 @@ async def test_failed_action_becomes_a_visible_message_and_the_app_goes_on() -> 
         notes = [n.message for n in app._notifications]
         assert any("What to do: check your RBAC" in n for n in notes)
         assert isinstance(app.screen, LiveScreen) and app.is_running
-        await pilot.press("plus")  # still works
+        await pilot.press("plus")  # the next action still runs, and its outcome is shown
         await settle(pilot)
-        assert screen.snapshot.deployment is not None and screen.snapshot.deployment.desired == 4
+        what, outcome = screen.outcomes[-1]
+        assert what == "scale +1" and outcome.ok and outcome.message == "scaled deployment/fastapi-app to 4"
+        assert len(app.failures) == 1
 
 
 async def test_lost_connection_shows_reconnecting_and_recovers() -> None:
@@ -158,23 +135,6 @@ async def test_lost_connection_shows_reconnecting_and_recovers() -> None:
         assert not screen.query_one("#nodes").has_class("-disconnected")
 
 
-async def test_delete_cluster_from_palette_asks_naming_the_cluster() -> None:
-    app, fixed = make_app(stage="deployed", existing=ClusterInfo("simple-app-cluster", 1, 2, 1, 2))
-    async with app.run_test(size=(120, 40)) as pilot:
-        screen = await to_live(pilot)
-        screen.action_delete_cluster()
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query("#yes"))
-        assert "simple-app-cluster" in str(app.screen.query_one("#yes").label)  # type: ignore[attr-defined]
-        await pilot.press("escape")
-        await settle(pilot)
-        assert fixed.existing is not None  # cancelled: nothing deleted
-        screen.action_delete_cluster()
-        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query("#yes"))
-        await pilot.click("#yes")
-        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen")
-        assert fixed.existing is None
-
-
 async def test_setup_blocks_only_on_its_own_bad_field() -> None:
     app, fixed = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
@@ -182,7 +142,7 @@ async def test_setup_blocks_only_on_its_own_bad_field() -> None:
         await settle(pilot)
         app.screen.query_one("#agents").value = "-1"  # type: ignore[attr-defined]
         await pilot.pause(0.05)
-        assert str(app.screen.query_one("#agents-error", Static).render()) != ""
+        assert str(app.screen.query_one("#agents-error", Static).render()) == "agents must be at least 0 (got -1) — give --agents 0 or more"
         assert str(app.screen.query_one("#name-error", Static).render()) == ""
         await pilot.press("ctrl+s")
         await settle(pilot)
@@ -241,14 +201,142 @@ async def test_setup_delete_listed_cluster_asks_naming_it() -> None:
         assert app.screen.query_one("#name").value == "simple-app-cluster"  # type: ignore[attr-defined]
 
 
-async def test_scale_key_shows_the_asked_count_at_once() -> None:
-    app, fixed = make_app(stage="deployed")
+# -- on the simulated cluster: what the keys do to the cluster --------------------------------
+def _deployment_replicas(sim: SimHandle) -> int:
+    with sim.http() as client:
+        res = client.get("/apis/apps/v1/namespaces/default/deployments/fastapi-app")
+        res.raise_for_status()
+        return int(res.json()["spec"]["replicas"])
+
+
+def _api_pods(sim: SimHandle) -> dict[str, bool]:
+    """pod name → being deleted, as the API has them."""
+    with sim.http() as client:
+        res = client.get("/api/v1/namespaces/default/pods", params={"labelSelector": "app=fastapi"})
+        res.raise_for_status()
+        return {p["metadata"]["name"]: bool(p["metadata"].get("deletionTimestamp")) for p in res.json()["items"]}
+
+
+def _running(app: K3dtuiApp) -> set[str]:
+    return {name for name, state in cards(app).items() if state == "Running"}
+
+
+async def _sim_live(pilot: Pilot[Any], app: K3dtuiApp) -> LiveScreen:
+    app.open_live()
+    await wait_until(pilot, lambda: live(app) and len(_running(app)) == 3, 20, "the live view with 3 running pods")
+    screen = live(app)
+    assert screen is not None
+    await wait_until(
+        pilot,
+        lambda: screen.snapshot.connected
+        and screen.snapshot.deployment is not None
+        and screen.snapshot.deployment.desired == 3
+        and screen.snapshot.service
+        and screen.snapshot.service.external_ip,
+        10,
+        "the watched Deployment at 3 and the external IP",
+    )
+    return screen
+
+
+async def test_kill_scale_and_load_keys(sim_app: SimHandle) -> None:
+    backend = CoreBackend(sim_app.name, force_sim=True, provider=sim_app.provider)
+    app = K3dtuiApp(backend, detect=False)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await to_live(pilot)
+        screen = await _sim_live(pilot, app)
+        seen: set[tuple[str, str]] = set()
+        apply = screen.apply_snapshot
+
+        def recording(snap: Any) -> None:
+            apply(snap)
+            seen.update(cards(app).items())
+
+        screen.apply_snapshot = recording  # type: ignore[method-assign]
+
+        # k: the selected pod is deleted in the API, its card shows Terminating, a replacement runs
+        await pilot.press("right")
+        target = screen.selected_pod()
+        assert target is not None
+        await pilot.press("k")
+        await wait_until(pilot, lambda: (target.name, "Terminating") in seen, 10, "the card Terminating")
+        assert _api_pods(sim_app).get(target.name, True)  # deleting, or already gone
+        await wait_until(pilot, lambda: len(_running(app) - {target.name}) == 3, 20, "a replacement Running")
+
+        # -: the Deployment is scaled to 2 in the API and the view follows
+        await pilot.press("minus")
+        await wait_until(pilot, lambda: _deployment_replicas(sim_app) == 2, 10, "the API's replicas at 2")
+        await wait_until(pilot, lambda: len(_running(app)) == 2, 20, "2 running pods")
+
+        # s: the modal scales to a number
+        await pilot.press("s")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "ScaleScreen" and app.screen.query("#replicas"), 5, "the scale modal")
+        app.screen.query_one("#replicas").value = "4"  # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: _deployment_replicas(sim_app) == 4, 10, "the API's replicas at 4")
+        await wait_until(pilot, lambda: len(_running(app)) == 4, 20, "4 running pods")
+        assert screen.snapshot.deployment is not None and screen.snapshot.deployment.desired == 4
+
+        # l, m, ]: the generator runs, and reports the mode and concurrency it was switched to
+        await pilot.press("l")
+        await wait_until(pilot, lambda: screen.load is not None and screen.load.running and screen.load.responses > 0, 15, "load counts")
+        await pilot.press("m", "right_square_bracket")
+        assert screen.settings.mode == "keep-alive" and screen.settings.concurrency == 32
+        await wait_until(
+            pilot,
+            lambda: screen.load is not None and screen.load.mode == "keep-alive" and screen.load.concurrency == 32,
+            10,
+            "the generator in keep-alive mode at concurrency 32",
+        )
+        await pilot.press("l")
+        await wait_until(pilot, lambda: screen.load is not None and not screen.load.running, 10, "the load to stop")
+        assert not app.failures
+    backend.close()
+
+
+async def test_scale_key_shows_the_asked_count_at_once(sim_app: SimHandle) -> None:
+    backend = CoreBackend(sim_app.name, force_sim=True, provider=sim_app.provider)
+    app = K3dtuiApp(backend, detect=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _sim_live(pilot, app)
         status = screen.query_one("#live-status")
         screen.action_scale_up()  # on the UI thread: shown before the worker even runs
         assert "scaling 3 → 4" in str(status.render())
-        await settle(pilot)
-        assert fixed.desired == 4
+        await wait_until(
+            pilot,
+            lambda: screen.snapshot.deployment is not None and screen.snapshot.deployment.desired == 4,
+            10,
+            "the watched Deployment at 4",
+        )
+        await pilot.pause(0.05)
         assert "scaling" not in str(status.render())  # the watched count replaced it
         assert "/4 ready" in str(status.render())
+        assert _deployment_replicas(sim_app) == 4
+    backend.close()
+
+
+async def test_delete_cluster_from_palette_asks_naming_the_cluster(sim_app: SimHandle) -> None:
+    backend = CoreBackend(sim_app.name, force_sim=True, provider=sim_app.provider)
+    app = K3dtuiApp(backend, detect=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await _sim_live(pilot, app)
+        screen.action_delete_cluster()
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query("#yes"), 5, "the question")
+        assert sim_app.name in str(app.screen.query_one("#yes").label)  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert await sim_app.provider.find() is not None  # cancelled: nothing deleted
+        screen.action_delete_cluster()
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.query("#yes"), 5, "the question")
+        await pilot.click("#yes")
+        await wait_until(pilot, lambda: type(app.screen).__name__ == "SetupScreen", 30, "the setup screen")
+        assert await sim_app.provider.find() is None
+        # the setup screen looked the cluster up again and found it gone
+        await wait_until(
+            pilot,
+            lambda: app.screen.query("#existing")
+            and "no cluster named 'simple-app-cluster' yet" in str(app.screen.query_one("#existing", Static).render()),
+            10,
+            "the setup screen's lookup",
+        )
+        await settle(pilot)
+    backend.close()

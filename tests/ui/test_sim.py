@@ -10,6 +10,7 @@ from typing import Any
 from textual.pilot import Pilot
 
 from k3dtui.core.models import PodView
+from k3dtui.core.steps import SETUP_STEPS
 from k3dtui.ui.app import K3dtuiApp
 from k3dtui.ui.backend import CoreBackend
 from k3dtui.ui.screens.live import LiveScreen
@@ -177,7 +178,12 @@ async def test_setup_to_live_by_keys_alone(sim_cluster: SimHandle) -> None:
         await wait_until(pilot, lambda: type(app.screen).__name__ == "DeployScreen", 5, "the deploy screen")
         await pilot.press("ctrl+s")
         await wait_until(pilot, lambda: getattr(app.screen, "deployed", False), 60, "the app deployed")
-        assert app.screen.url  # type: ignore[attr-defined]  # the probe answered
+        deploy: Any = app.screen
+        host, port = sim_cluster.provider.dial(deploy.ip, 80)
+        assert deploy.url == f"http://{host}:{port}/"  # the probe answered through the dial address
+        assert host == "127.0.0.1"
+        # the screens ran the steps `k3dtui up` runs, over one session
+        assert backend.session.ran == list(SETUP_STEPS)
         await pilot.press("enter")
         await wait_until(pilot, lambda: live(app) and len(cards(app)) == 3, 20, "the live view with 3 pods")
     backend.close()

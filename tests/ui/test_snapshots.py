@@ -9,10 +9,10 @@ from typing import Any
 
 from textual.pilot import Pilot
 
+from k3dtui.core.doctor import Check
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import ClusterInfo
-from k3dtui.ui.backend import DoctorFinding
-from k3dtui.ui.fixed import FixedBackend
+from tests.ui.fixed import FixedBackend
 from tests.ui.helpers import make_app, settle, still_cursor, until
 
 WIDE = (120, 40)
@@ -75,9 +75,9 @@ def test_setup_cluster_created(snap_compare: Any) -> None:
     app, _ = make_app(
         provider="k3d",
         doctor_findings=[
-            DoctorFinding("docker engine", True, "engine 27.3.1", "", True),
-            DoctorFinding("k3d", True, "k3d v5.8.3", "", True),
-            DoctorFinding("routability", False, "Docker Desktop: the cluster network is inside a VM", "use kubectl port-forward", False),
+            Check("docker engine", True, "engine 27.3.1", "", True),
+            Check("k3d", True, "k3d v5.8.3", "", True),
+            Check("routability", False, "Docker Desktop: the cluster network is inside a VM", "use kubectl port-forward", False),
         ],
     )
 

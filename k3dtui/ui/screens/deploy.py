@@ -18,7 +18,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import Reachability
-from k3dtui.ui.backend import StepEvent
+from k3dtui.core.session import PipelineEvent
 from k3dtui.ui.screens.setup import error_text
 from k3dtui.ui.screens.steps import PipelineScreen
 from k3dtui.ui.widgets.pods import short_pod_name
@@ -37,6 +37,7 @@ class DeployScreen(PipelineScreen):
     PAGE = "3 deploy"
     CSS_PATH = "deploy.tcss"
     STEPS = ["image", "deploy", "probe"]
+    SPANS = ["image", "deploy", "deploy", "probe"]  # image, replicas Ready, external IP, probe
     CHANGING = frozenset({"deploy"})
     BINDINGS = [
         Binding("ctrl+s", "deploy", "deploy", id="deploy.deploy", tooltip="Build, import and deploy the app"),
@@ -47,8 +48,9 @@ class DeployScreen(PipelineScreen):
     @dataclass
     class Deployed(Message):
         ip: str
-        url: str
+        url: str  # the URL that answered; "" when not probed
         reach: Reachability
+        skipped: str = ""  # why the probe was skipped (0 replicas), when it was
 
     class Done(Message):
         """Deployed: the app moves on to the live view."""
@@ -139,7 +141,7 @@ class DeployScreen(PipelineScreen):
                 text.append(f"\n    {self.url} answered", style="green")
         self.query_one("#steps", Static).update(text)
 
-    def step_event(self, event: StepEvent) -> None:
+    def step_event(self, event: PipelineEvent) -> None:
         if event.step in self.states:
             if event.kind == "start":
                 self.states[event.step] = "running"
@@ -161,8 +163,8 @@ class DeployScreen(PipelineScreen):
             else:
                 state = event.message.split(": ", 1)[-1]
             self.pods = {**self.pods, pod: state}
-        if data.get("ip"):
-            self.ip = str(data["ip"])
+        if data.get("ip") or data.get("external_ip"):
+            self.ip = str(data.get("ip") or data["external_ip"])
         self.render_steps()
 
     def action_state(self, action: str) -> bool | None:
@@ -186,11 +188,15 @@ class DeployScreen(PipelineScreen):
         backend = self.backend
 
         def work() -> None:
+            # the steps `k3dtui up` runs, over the same session
             backend.build_and_import(self.emit)
-            ip = backend.deploy_app(replicas, self.emit)
+            backend.deploy_app(replicas, self.emit)
+            ip = backend.wait_external_ip(self.emit)
             reach = backend.reachability()
-            url = backend.probe(ip, self.emit) if reach.routable else ""
-            self.post_message(self.Deployed(ip, url, reach))
+            probe = backend.probe(self.emit)
+            url = probe.dial_url if probe.answered else ""
+            skipped = probe.note if reach.routable and not probe.answered else ""
+            self.post_message(self.Deployed(ip, url, reach, skipped))
 
         self.run_io(work, name="deploy")
 
@@ -200,7 +206,10 @@ class DeployScreen(PipelineScreen):
         self.ip, self.url = message.ip, message.url
         self.states["deploy"] = "done"
         reach = self.query_one("#reach", Static)
-        if message.reach.routable:
+        if message.skipped:
+            self.states["probe"] = "skipped"
+            self.query_one(StepProgress).finish(True, f"deployed at {message.ip}; probe skipped: {message.skipped}")
+        elif message.reach.routable:
             self.states["probe"] = "done"
             self.query_one(StepProgress).finish(True, f"the app answers at {message.url}")
         else:

@@ -4,6 +4,7 @@ log, and the keys that kill and scale. Cards are keyed by pod uid and updated in
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,8 +16,10 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Footer, RichLog
 
+from k3dtui.core.actions import ActionResult
+from k3dtui.core.identity import APP
 from k3dtui.core.models import ClusterEvent, ClusterSnapshot, LoadSettings, LoadSnapshot, PodView
-from k3dtui.ui.backend import Outcome, StepEvent
+from k3dtui.core.session import PipelineEvent
 from k3dtui.ui.screens.base import K3dScreen
 from k3dtui.ui.screens.modals import ConfirmScreen, HelpScreen, ScaleScreen
 from k3dtui.ui.widgets.load import LoadPanel
@@ -25,7 +28,7 @@ from k3dtui.ui.widgets.text import TextLine
 
 CONCURRENCY_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LOAD_DURATION = 300.0
-CARD_EVERY = 5  # load ticks (0.1 s each) between updates of the cards' served counts  # every run is bounded; l starts another
+CARD_PERIOD = 0.5  # seconds of the load run (the generator's clock) between updates of the cards' served counts  # every run is bounded; l starts another
 
 
 KILL = Binding.Group("kill", compact=True)
@@ -97,15 +100,18 @@ class LiveScreen(K3dScreen):
     @dataclass
     class ActionDone(Message):
         what: str
-        outcome: Outcome
+        outcome: ActionResult
 
     @dataclass
     class LoadChanged(Message):
         running: bool
 
+    class LoadArrived(Message):
+        """New load snapshots are waiting (one message however many arrived meanwhile)."""
+
     @dataclass
     class Step(Message):
-        event: StepEvent
+        event: PipelineEvent
 
     class ClusterDeleted(Message):
         """The cluster is gone: the app goes back to the setup screen."""
@@ -121,14 +127,18 @@ class LiveScreen(K3dScreen):
         self.load_on = False
         self.load: LoadSnapshot | None = None
         self.pending_gone: set[str] = set()
-        self.outcomes: list[tuple[str, Outcome]] = []
+        self.outcomes: list[tuple[str, ActionResult]] = []
         # a scale asked for and not yet seen in the watched deployment: (from, to, state),
         # state "asked" (key pressed) then "accepted" (the API answered); shown at once,
         # replaced by the watched truth when the deployment's desired count reaches "to"
         self.pending_scale: tuple[int, int, str] | None = None
         self._pending_since = 0.0
-        self._load_ticks = 0
+        self._cards_shown: tuple[float, frozenset[str]] | None = None  # (run elapsed, pods counted)
         self._gc_frozen = False
+        # the newest load snapshot from the generator's reader thread, not yet shown
+        self._load_lock = threading.Lock()
+        self._load_next: LoadSnapshot | None = None
+        self._load_posted = False
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
@@ -152,7 +162,6 @@ class LiveScreen(K3dScreen):
             backend.live_start(changed)
 
         self.run_io(work, name="watch the cluster")
-        self.set_interval(0.1, self._poll_load)
         self.set_interval(1.0, self._tick_ages)
 
     def on_unmount(self) -> None:
@@ -309,7 +318,7 @@ class LiveScreen(K3dScreen):
         self._render_status()
 
     # -- actions on the cluster ----------------------------------------------------------
-    def _act(self, what: str, fn: Callable[[], Outcome]) -> None:
+    def _act(self, what: str, fn: Callable[[], ActionResult]) -> None:
         self.log_action(what)
 
         def work() -> None:
@@ -389,7 +398,8 @@ class LiveScreen(K3dScreen):
                 self._show_pending(value)
                 self._act(f"scale to {value}", lambda: backend.scale_to(value))
 
-        self.app.push_screen(ScaleScreen(current, backend.validate_replicas), chosen)
+        name = self.snapshot.deployment.name if self.snapshot.deployment else APP.deployment
+        self.app.push_screen(ScaleScreen(current, backend.validate_replicas, name), chosen)
 
     def action_delete_cluster(self) -> None:
         if not self.allowed("delete_cluster"):
@@ -402,7 +412,7 @@ class LiveScreen(K3dScreen):
                 return
             self.log_action(f"delete cluster {name}", "bold red")
 
-            def step(event: StepEvent) -> None:
+            def step(event: PipelineEvent) -> None:
                 self.post_message(self.Step(event))
 
             def work() -> None:
@@ -440,7 +450,7 @@ class LiveScreen(K3dScreen):
         self.load_on = True
         settings = self.settings
         self.log_action(f"start load: {settings.mode}, concurrency {settings.concurrency}, {LOAD_DURATION:.0f}s max")
-        self.run_io(lambda: backend.load_start(settings, service), name="start load")
+        self.run_io(lambda: backend.load_start(settings, service, self.load_arrived), name="start load")
 
     def _set_settings(self, **changes: object) -> None:
         self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
@@ -468,18 +478,38 @@ class LiveScreen(K3dScreen):
         self.log_action("reset counts")
         self.backend.load_reset()
 
-    def _poll_load(self) -> None:
-        snap = self.backend.load_latest()
+    def load_arrived(self, snap: LoadSnapshot) -> None:
+        """Thread-safe: the load generator's reader hands over a snapshot. Bursts coalesce:
+        one message is in flight at a time and it shows the newest snapshot."""
+        with self._load_lock:
+            self._load_next = snap
+            if self._load_posted:
+                return
+            self._load_posted = True
+        self.post_message(self.LoadArrived())
+
+    def on_live_screen_load_arrived(self, message: LoadArrived) -> None:
+        with self._load_lock:
+            snap, self._load_next = self._load_next, None
+            self._load_posted = False
         if snap is None or snap is self.load:
             return
         self.load = snap
         if self.load_on and not snap.running and snap.finished_reason and snap.elapsed > 0.5:
             self.load_on = False
-        self._load_ticks += 1
+        shown = self._cards_shown
+        # the panel follows every snapshot; the cards (many widgets) twice a second of the
+        # run, at once when a pod starts or stops being counted, and at the end
+        cards_due = (
+            shown is None
+            or not snap.running
+            or not 0 <= snap.elapsed - shown[0] < CARD_PERIOD
+            or frozenset(snap.per_pod) != shown[1]
+        )
         with self.app.batch_update():
             self.query_one(LoadPanel).show(snap)
-            # the panel follows every tick; the cards (many widgets) twice a second
-            if self._load_ticks % CARD_EVERY == 0 or not snap.running:
+            if cards_due:
+                self._cards_shown = (snap.elapsed, frozenset(snap.per_pod))
                 self._apply_served()
 
     def _apply_served(self) -> None:

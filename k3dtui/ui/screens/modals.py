@@ -48,14 +48,15 @@ class ScaleScreen(ModalScreen[int | None]):
     CSS_PATH = "modals.tcss"
     BINDINGS = [Binding("escape", "cancel", "cancel", id="scale.cancel", tooltip="Close without scaling")]
 
-    def __init__(self, current: int, validate: Callable[[int], None]) -> None:
+    def __init__(self, current: int, validate: Callable[[int], None], deployment: str) -> None:
         super().__init__(classes="modal")
+        self.deployment = deployment
         self.current = current
         self.validate = validate
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label("Scale deployment/fastapi", id="dialog-title")
+            yield Label(f"Scale deployment/{self.deployment}", id="dialog-title")
             yield Input(str(self.current), type="integer", id="replicas", placeholder="replicas")
             yield Static("", id="replicas-error", classes="field-error")
             yield Static("enter to scale, escape to cancel", classes="hint")

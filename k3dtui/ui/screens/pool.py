@@ -16,7 +16,7 @@ from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.network import NetworkInfo
-from k3dtui.ui.backend import Range
+from k3dtui.core.pool import PoolChoice
 from k3dtui.ui.screens.setup import error_text
 from k3dtui.ui.screens.steps import PipelineScreen
 from k3dtui.ui.widgets.progress import StepProgress
@@ -61,6 +61,7 @@ class PoolScreen(PipelineScreen):
     PAGE = "2 MetalLB pool"
     CSS_PATH = "pool.tcss"
     STEPS = ["metallb", "pool"]
+    SPANS = ["pool", "metallb", "pool"]  # the pool choice, MetalLB, the pool applied
     CHANGING = frozenset({"confirm"})
     BINDINGS = [
         Binding("ctrl+s", "confirm", "confirm", id="pool.confirm", tooltip="Install MetalLB and apply this address pool"),
@@ -87,7 +88,7 @@ class PoolScreen(PipelineScreen):
     def __init__(self) -> None:
         super().__init__()
         self.network: NetworkInfo | None = None
-        self.choice: Range | None = None
+        self.choice: PoolChoice | None = None
         self.busy = False
         self.applied = False
 
@@ -159,7 +160,7 @@ class PoolScreen(PipelineScreen):
         self.query_one("#end", Input).value = choice.end
         self.validate()
 
-    def validate(self) -> Range | None:
+    def validate(self) -> PoolChoice | None:
         """Each field checked alone (message under it), then the range as a whole."""
         net = self.network
         if net is None:
@@ -172,7 +173,7 @@ class PoolScreen(PipelineScreen):
                 self.backend.validate_range(f"{value}-{value}", net)
             except K3dtuiError as exc:
                 problems[field] = error_text(exc)
-        choice: Range | None = None
+        choice: PoolChoice | None = None
         if not any(problems.values()):
             try:
                 choice = self.backend.validate_range(f"{start}-{end}", net)
@@ -185,7 +186,7 @@ class PoolScreen(PipelineScreen):
         count = Text()
         if choice is not None:
             count.append(f"{choice.size} addresses", style="bold green")
-            count.append(f"  {choice.text}", style="dim")
+            count.append(f"  {choice.range}", style="dim")
         else:
             count.append("no valid range", style="bold red")
         self.query_one("#count", Static).update(count)
@@ -220,12 +221,15 @@ class PoolScreen(PipelineScreen):
         self.busy = True
         self.query_one("#confirm", Button).disabled = True
         self.query_one(StepProgress).begin()
-        pool_range = choice.text
+        pool_range = choice.range
 
         def work() -> None:
+            # the steps `k3dtui up` runs: the range checked against the network now (the
+            # cluster this session created is removed when it does not fit), MetalLB, the pool
+            chosen = self.backend.choose_pool(pool_range, self.emit)
             self.backend.install_metallb(self.emit)
-            self.backend.apply_pool(pool_range, self.emit)
-            self.post_message(self.Applied(pool_range))
+            self.backend.apply_pool(chosen, self.emit)
+            self.post_message(self.Applied(chosen))
 
         self.run_io(work, name="MetalLB and pool")
 

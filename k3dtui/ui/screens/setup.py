@@ -13,9 +13,10 @@ from textual.message import Message
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Footer, Input, Label, Static
 
+from k3dtui.core.doctor import Check
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import ClusterInfo
-from k3dtui.ui.backend import DoctorFinding, HeaderInfo
+from k3dtui.ui.backend import HeaderInfo
 from k3dtui.ui.screens.modals import ConfirmScreen
 from k3dtui.ui.screens.steps import PipelineScreen
 from k3dtui.ui.widgets.progress import StepProgress
@@ -46,7 +47,7 @@ class SetupScreen(PipelineScreen):
 
     @dataclass
     class DoctorDone(Message):
-        findings: list[DoctorFinding]
+        findings: list[Check]
 
     @dataclass
     class Found(Message):

@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import RichLog
 
-from k3dtui.ui.backend import StepEvent
+from k3dtui.core.session import PipelineEvent
 from k3dtui.ui.screens.base import K3dScreen
 from k3dtui.ui.widgets.progress import StepProgress
 
@@ -24,19 +24,22 @@ KIND_STYLE = {
 
 class PipelineScreen(K3dScreen):
     STEPS: list[str] = []
+    SPANS: list[str] = []
+    """The event steps the screen's work reports, in order, once per span (the progress
+    bar's units); empty: ``STEPS``."""
 
     @dataclass
     class Step(Message):
         """A pipeline event, posted from the worker thread that runs the step."""
 
-        event: StepEvent
+        event: PipelineEvent
 
-    def emit(self, event: StepEvent) -> None:
+    def emit(self, event: PipelineEvent) -> None:
         """Thread-safe: hand a pipeline event to this screen."""
         self.post_message(self.Step(event))
 
     def progress(self) -> StepProgress:
-        return StepProgress(self.STEPS, self.backend.now, id="progress")
+        return StepProgress(self.SPANS or self.STEPS, self.backend.now, id="progress")
 
     def log_widget(self) -> RichLog:
         return RichLog(id="log", wrap=False, markup=False, max_lines=2000)
@@ -51,7 +54,7 @@ class PipelineScreen(K3dScreen):
         self.query_one(StepProgress).event(e.step, e.kind, e.message)
         self.step_event(e)
 
-    def step_event(self, event: StepEvent) -> None:
+    def step_event(self, event: PipelineEvent) -> None:
         """Screens refine (readiness, external IP...)."""
 
     @dataclass

@@ -35,7 +35,7 @@ def status_style(status: str) -> str:
 
 
 def short_pod_name(name: str) -> str:
-    """``fastapi-7d4b9c8f5d-x2k9p`` → ``fastapi-x2k9p`` (the ReplicaSet hash dropped)."""
+    """``fastapi-app-7d4b9c8f5d-x2k9p`` → ``fastapi-app-x2k9p`` (the ReplicaSet hash dropped)."""
     parts = name.split("-")
     if len(parts) >= 3 and len(parts[-2]) >= 8:
         return "-".join([*parts[:-2], parts[-1]])

@@ -28,7 +28,7 @@ class StepProgress(Horizontal):
         self.state = "idle"  # idle / running / done / failed
         self.started = 0.0
         self.finished = 0.0
-        self.done_steps: set[str] = set()
+        self.done = 0  # spans of the listed steps finished (a step may run more than once)
 
     def compose(self) -> ComposeResult:
         yield Static(id="step-label")
@@ -41,7 +41,7 @@ class StepProgress(Horizontal):
     def begin(self) -> None:
         self.started = self.clock()
         self.state = "running"
-        self.done_steps.clear()
+        self.done = 0
         self.query_one(ProgressBar).update(progress=0)
         self._render_label()
 
@@ -49,8 +49,8 @@ class StepProgress(Horizontal):
         if step in self.steps:
             self.current = step
         if kind == "done" and step in self.steps:
-            self.done_steps.add(step)
-            self.query_one(ProgressBar).update(progress=len(self.done_steps))
+            self.done = min(self.done + 1, len(self.steps))
+            self.query_one(ProgressBar).update(progress=self.done)
         if kind != "log":
             self.message = message
         if kind == "failed":

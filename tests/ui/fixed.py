@@ -1,5 +1,8 @@
 """A backend with fixed data: snapshot tests, the screenshot script, and UI work without a cluster.
 
+It speaks core's own models (``PipelineEvent``, ``Check``, ``ActionResult``, ``ProbeResult``)
+exactly as ``k3dtui.ui.backend.CoreBackend`` does; it lives with the tests, not in the package.
+
 It behaves like a tiny cluster (kill marks a pod Terminating and adds a replacement,
 scale adds or removes pods, load produces counts) but everything is deterministic: the
 clock is frozen, names come from a fixed list, and the pipeline steps emit scripted
@@ -14,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from k3dtui.core.actions import ActionResult
+from k3dtui.core.doctor import Check
 from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.models import (
     ClusterEvent,
@@ -27,14 +32,9 @@ from k3dtui.core.models import (
 )
 from k3dtui.core.network import Member, NetworkInfo
 from k3dtui.core.provider import ClusterInfo, Reachability
-from k3dtui.ui.backend import (
-    CoreValidation,
-    DoctorFinding,
-    Emit,
-    HeaderInfo,
-    Outcome,
-    UiEvent,
-)
+from k3dtui.core.session import PipelineEvent
+from k3dtui.core.steps import ProbeResult
+from k3dtui.ui.backend import CoreValidation, Emit, HeaderInfo, OnLoad
 
 NOW = 1_780_000_000.0  # a frozen clock: ages and elapsed times are the same in every run
 _SUFFIXES = ["x2k9p", "m4q7z", "c8wln", "t5vbr", "h9jxd", "q2nfs", "w7kzc", "b3mpl", "r6dgy", "n8shv"]
@@ -56,8 +56,9 @@ class FixedBackend(CoreValidation):
     connected: bool = True
     hold: set[str] = field(default_factory=set)
     fail: dict[str, Exception] = field(default_factory=dict)
-    doctor_findings: list[DoctorFinding] | None = None
+    doctor_findings: list[Check] | None = None
     load_running: bool = False
+    load_started: bool = False  # a run was started (a stopped run still has its counts)
     clock: float = NOW
     calls: list[str] = field(default_factory=list)
 
@@ -65,6 +66,7 @@ class FixedBackend(CoreValidation):
         self._released = threading.Event()
         self._lock = threading.Lock()
         self._on_change: Callable[[ClusterSnapshot], None] | None = None
+        self._on_load: OnLoad | None = None
         self._next = 3
         self._events: list[ClusterEvent] = []
         n = self.name
@@ -81,7 +83,7 @@ class FixedBackend(CoreValidation):
         self.desired = 3
         self.service = ServiceView("fastapi-service", "172.20.255.200", 80, self.nodes[1].name)
         self._events = [
-            ClusterEvent(self.clock - 186, "ScalingReplicaSet", "deployment/fastapi", "Scaled up replica set fastapi-7d4b9c8f5d to 3"),
+            ClusterEvent(self.clock - 186, "ScalingReplicaSet", "deployment/fastapi-app", "Scaled up replica set fastapi-app-7d4b9c8f5d to 3"),
             ClusterEvent(self.clock - 185, "Scheduled", f"pod/{self.pods[0].name}", f"Successfully assigned default/{self.pods[0].name} to {self.nodes[1].name}"),
             ClusterEvent(self.clock - 180, "IPAllocated", "service/fastapi-service", 'Assigned IP ["172.20.255.200"]'),
         ]
@@ -94,7 +96,7 @@ class FixedBackend(CoreValidation):
         ready = status == "Running"
         return PodView(
             uid=f"uid-{i}",
-            name=f"fastapi-7d4b9c8f5d-{suffix}",
+            name=f"fastapi-app-7d4b9c8f5d-{suffix}",
             node=node,
             status=status,
             ready=ready,
@@ -122,24 +124,24 @@ class FixedBackend(CoreValidation):
 
     def _step(self, step: str, emit: Emit, lines: Iterable[str], done: str) -> None:
         self.calls.append(step)
-        emit(UiEvent(step, "start", f"{step}: starting", 0.0))
+        emit(PipelineEvent(step, "start", f"{step}: starting", 0.0))
         for i, line in enumerate(lines):
-            emit(UiEvent(step, "log", line, 0.4 * (i + 1)))
+            emit(PipelineEvent(step, "log", line, 0.4 * (i + 1)))
         if step in self.hold:
-            emit(UiEvent(step, "progress", f"{step}: waiting", 2.0))
+            emit(PipelineEvent(step, "progress", f"{step}: waiting", 2.0))
             self._released.wait(30)
         if step in self.fail:
-            emit(UiEvent(step, "failed", str(self.fail[step]), 3.0))
+            emit(PipelineEvent(step, "failed", str(self.fail[step]), 3.0))
             raise self.fail[step]
-        emit(UiEvent(step, "done", done, 3.0))
+        emit(PipelineEvent(step, "done", done, 3.0))
 
-    def doctor(self) -> list[DoctorFinding]:
+    def doctor(self) -> list[Check]:
         if self.doctor_findings is not None:
             return list(self.doctor_findings)
         return [
-            DoctorFinding("docker engine", True, "engine 27.3.1 answers on /var/run/docker.sock", "", True),
-            DoctorFinding("k3d", False, "k3d not found on PATH", "install k3d v5 (https://k3d.io) or run with --sim", True),
-            DoctorFinding("routability", True, "Linux: MetalLB addresses are reachable from this host", "", False),
+            Check("docker engine", True, "engine 27.3.1 answers on /var/run/docker.sock", "", True),
+            Check("k3d", False, "k3d not found on PATH", "install k3d v5 (https://k3d.io) or run with --sim", True),
+            Check("routability", True, "Linux: MetalLB addresses are reachable from this host", "", False),
         ]
 
     def detect_stage(self) -> str:
@@ -191,6 +193,13 @@ class FixedBackend(CoreValidation):
             ),
         )
 
+    def choose_pool(self, pool_range: str, emit: Emit) -> str:
+        self.calls.append("pool_choice")
+        emit(PipelineEvent("pool", "start", "choosing the MetalLB address pool", 0.0))
+        emit(PipelineEvent("pool", "progress", f"using the given range {pool_range}", 0.2))
+        emit(PipelineEvent("pool", "done", "pool done in 0.20s", 0.2))
+        return pool_range
+
     def install_metallb(self, emit: Emit) -> None:
         lines = [
             "applied namespace/metallb-system",
@@ -204,8 +213,8 @@ class FixedBackend(CoreValidation):
     def apply_pool(self, pool_range: str, emit: Emit) -> None:
         lines = [
             "webhook not serving yet (connection refused); retrying in 1s",
-            f"applied ipaddresspool/k3dtui-pool {pool_range}",
-            "applied l2advertisement/k3dtui-l2",
+            f"applied ipaddresspool/first-pool {pool_range}",
+            "applied l2advertisement/example",
         ]
         self._step("pool", emit, lines, f"pool {pool_range} applied")
 
@@ -218,31 +227,48 @@ class FixedBackend(CoreValidation):
         ]
         self._step("image", emit, lines, "image fastapi-random:latest imported")
 
-    def deploy_app(self, replicas: int, emit: Emit) -> str:
+    def deploy_app(self, replicas: int, emit: Emit) -> int:
         self.calls.append("deploy")
-        emit(UiEvent("deploy", "start", "applying deployment/fastapi and service/fastapi-service", 0.0))
+        emit(PipelineEvent("deploy", "start", "applying deployment/fastapi-app and service/fastapi-service", 0.0))
         for i in range(replicas):
             pod = self._pod(i, self.nodes[(i + 1) % 3].name, "", age=0).name
-            emit(UiEvent("deploy", "log", f"pod {pod}: ContainerCreating", 1.0, {"pod": pod}))
+            emit(PipelineEvent("deploy", "log", f"pod {pod}: ContainerCreating", 1.0, {"pod": pod}))
         for ready in range(1, replicas + 1):
             pod = self._pod(ready - 1, self.nodes[ready % 3].name, "", age=0).name
             if "deploy" in self.hold and ready == replicas:
                 break
-            emit(UiEvent("deploy", "progress", f"pod {pod} Ready ({ready}/{replicas})", 1.0 + ready,
+            emit(PipelineEvent("deploy", "progress", f"pod {pod} Ready ({ready}/{replicas})", 1.0 + ready,
                          {"pod": pod, "node": self.nodes[ready % 3].name, "ready": ready, "want": replicas}))
         if "deploy" in self.hold:
-            emit(UiEvent("deploy", "progress", "waiting for the external IP", 5.0))
+            emit(PipelineEvent("deploy", "progress", "waiting for the external IP", 5.0))
             self._released.wait(30)
         if "deploy" in self.fail:
             raise self.fail["deploy"]
-        emit(UiEvent("deploy", "done", "external IP 172.20.255.200", 6.0, {"ip": "172.20.255.200"}))
         self.desired = replicas
+        return replicas
+
+    def wait_external_ip(self, emit: Emit) -> str:
+        self.calls.append("external_ip")
+        emit(PipelineEvent("deploy", "done", "external IP 172.20.255.200", 6.0, {"ip": "172.20.255.200"}))
         self.stage = "deployed"
         return "172.20.255.200"
 
-    def probe(self, ip: str, emit: Emit) -> str:
-        self._step("probe", emit, [f"GET http://{ip}:80/ → 200 from fastapi-7d4b9c8f5d-x2k9p"], f"http://{ip}:80/ answered")
-        return f"http://{ip}:80/"
+    def probe(self, emit: Emit) -> ProbeResult:
+        ip = self.service.external_ip
+        if self.desired == 0:
+            note = "the Deployment has 0 replicas: nothing can answer; scale it up"
+            emit(PipelineEvent("probe", "start", "probing skipped", 0.0))
+            emit(PipelineEvent("probe", "warning", note, 0.0))
+            emit(PipelineEvent("probe", "done", "probe done in 0.00s", 0.0))
+            return ProbeResult("", "", answered=False, note=note)
+        reach = self.reachability()
+        if not reach.routable:
+            emit(PipelineEvent("probe", "start", f"probing http://{ip}/", 0.0))
+            emit(PipelineEvent("probe", "warning", f"not probing from this machine: {reach.explanation}", 0.0))
+            emit(PipelineEvent("probe", "done", "probe done in 0.00s", 0.0))
+            return ProbeResult(f"http://{ip}/", f"{ip}:80", answered=False, note=reach.explanation)
+        self._step("probe", emit, [f"GET http://{ip}:80/ → 200 from fastapi-app-7d4b9c8f5d-x2k9p"], f"http://{ip}:80/ answered")
+        return ProbeResult(f"http://{ip}:80/", f"{ip}:80", answered=True)
 
     def reachability(self) -> Reachability:
         if self.routable:
@@ -259,7 +285,7 @@ class FixedBackend(CoreValidation):
         return ClusterSnapshot(
             nodes=self.nodes,
             pods=tuple(self.pods),
-            deployment=DeploymentView("fastapi", self.desired, ready, self.desired, ready),
+            deployment=DeploymentView("fastapi-app", self.desired, ready, self.desired, ready),
             service=self.service,
             events=tuple(self._events),
             connected=self.connected,
@@ -269,6 +295,13 @@ class FixedBackend(CoreValidation):
     def push(self) -> None:
         if self._on_change is not None:
             self._on_change(self.snapshot())
+        if self.load_running:
+            self.push_load()  # a running generator ticks on: the counts follow the pods
+
+    def push_load(self) -> None:
+        snap = self.load_latest()
+        if self._on_load is not None and snap is not None:
+            self._on_load(snap)
 
     def live_start(self, on_change: Callable[[ClusterSnapshot], None]) -> None:
         self.calls.append("live")
@@ -291,11 +324,11 @@ class FixedBackend(CoreValidation):
         node = self.nodes[i % len(self.nodes)].name
         pod = self._pod(i, node, f"10.42.{i % 3}.{10 + i}", age=0, status="ContainerCreating")
         self.pods.append(pod)
-        self._event("SuccessfulCreate", "replicaset/fastapi-7d4b9c8f5d", f"Created pod: {pod.name}")
+        self._event("SuccessfulCreate", "replicaset/fastapi-app-7d4b9c8f5d", f"Created pod: {pod.name}")
         self._event("Scheduled", f"pod/{pod.name}", f"Successfully assigned default/{pod.name} to {node}")
         return pod
 
-    def kill(self, pod: str, *, force: bool) -> Outcome:
+    def kill(self, pod: str, *, force: bool) -> ActionResult:
         if "kill" in self.fail:
             raise self.fail["kill"]
         with self._lock:
@@ -309,17 +342,17 @@ class FixedBackend(CoreValidation):
                     self._add_pod()
                     break
             else:
-                return Outcome(False, f"pod {pod} not found")
+                return ActionResult(False, f"pod {pod} not found")
         self.push()
-        return Outcome(True, f"deleted pod {pod}" + (" (grace 0)" if force else ""))
+        return ActionResult(True, f"deleted pod {pod}" + (" (grace 0)" if force else ""))
 
-    def kill_random(self, *, force: bool) -> Outcome:
+    def kill_random(self, *, force: bool) -> ActionResult:
         alive = [p for p in self.pods if not p.deleting]
         if not alive:
-            return Outcome(False, "no pod to kill")
+            return ActionResult(False, "no pod to kill")
         return self.kill(alive[0].name, force=force)
 
-    def scale_to(self, replicas: int) -> Outcome:
+    def scale_to(self, replicas: int) -> ActionResult:
         self.validate_replicas(replicas)
         with self._lock:
             alive = [p for p in self.pods if not p.deleting]
@@ -329,11 +362,11 @@ class FixedBackend(CoreValidation):
                 idx = self.pods.index(p)
                 self.pods[idx] = replace(p, status="Terminating", deleting=True, ready=False, ready_text="0/1")
             self.desired = replicas
-            self._event("ScalingReplicaSet", "deployment/fastapi", f"Scaled replica set fastapi-7d4b9c8f5d to {replicas}")
+            self._event("ScalingReplicaSet", "deployment/fastapi-app", f"Scaled replica set fastapi-app-7d4b9c8f5d to {replicas}")
         self.push()
-        return Outcome(True, f"scaled deployment/fastapi to {replicas}")
+        return ActionResult(True, f"scaled deployment/fastapi-app to {replicas}")
 
-    def scale_by(self, delta: int) -> Outcome:
+    def scale_by(self, delta: int) -> ActionResult:
         return self.scale_to(max(0, self.desired + delta))
 
     def finish_pending(self) -> None:
@@ -348,29 +381,35 @@ class FixedBackend(CoreValidation):
         self.push()
 
     # -- load --------------------------------------------------------------------------
-    def load_start(self, settings: LoadSettings, service: ServiceView) -> None:
+    def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> None:
         if "load" in self.fail:
             raise self.fail["load"]
         if not service.external_ip:
             raise UsageError("the service has no external IP yet", "wait until MetalLB assigns one")
         self._load_settings = settings
-        self.load_running = True
+        self._on_load = on_load
+        self.load_running = self.load_started = True
+        self.push_load()
 
     def load_stop(self) -> None:
         self.load_running = False
+        self.push_load()
 
     def load_update(self, **changes: Any) -> None:
         self._load_settings = replace(self._load_settings, **changes)
+        self.push_load()
 
     def load_reset(self) -> None:
         self._load_elapsed = 0.0
+        self.push_load()
 
     def load_mark_gone(self, pods: Iterable[str]) -> None:
         self._gone |= set(pods)
+        self.push_load()
 
     def load_latest(self) -> LoadSnapshot | None:
-        if not self.load_running and self._load_elapsed == 12.4:
-            return None
+        if not self.load_started:
+            return None  # no run yet
         scale = self._load_elapsed / 12.4
         names = [p.name for p in self.pods]
         per_pod: dict[str, int] = {}
@@ -407,6 +446,7 @@ class FixedBackend(CoreValidation):
     def close(self) -> None:
         self._released.set()
         self._on_change = None
+        self._on_load = None
 
 
 def fixed_error(message: str, hint: str) -> K3dtuiError:
