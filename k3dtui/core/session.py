@@ -371,17 +371,8 @@ class SetupSession:
 
     async def up(self) -> UpResult:
         """Every step, in order, reusing what exists."""
+        from k3dtui.core import steps as st  # the steps import this module
         from k3dtui.core.pool import validate_range
-        from k3dtui.core.steps import (
-            ClusterStep,
-            DeployStep,
-            ExternalIPStep,
-            ImageStep,
-            MetalLBStep,
-            PoolApplyStep,
-            PoolChoiceStep,
-            ProbeStep,
-        )
 
         self._bind_loop()
         started = time.monotonic()
@@ -408,18 +399,18 @@ class SetupSession:
                 validate_range(self.spec.pool, net.subnet, net.used)
         if not stage_at_least(stage, "metallb"):
             await self.resolve_manifest()  # fetched (or refused) before anything is created
-        await self.run(ClusterStep(reuse=True))
+        await self.run(st.ClusterStep(reuse=True))
         await preloading
-        pool_range = await self.run(PoolChoiceStep())
+        pool_range = await self.run(st.PoolChoiceStep())
         # Two independent lines of work: MetalLB (install, waits, the pool through the
         # webhook race) and the app (image, apply, replicas Ready). The external IP needs both.
         # The app line has a client of its own: the MetalLB line uses the shared one meanwhile.
         await self.together(
-            self.run_line(MetalLBStep(), PoolApplyStep(pool_range)),
-            self.run_line(ImageStep(), DeployStep(self.spec.replicas, own_client=True)),
+            self.run_line(st.MetalLBStep(), st.PoolApplyStep(pool_range)),
+            self.run_line(st.ImageStep(), st.DeployStep(self.spec.replicas, own_client=True)),
         )
-        ip = await self.run(ExternalIPStep())
-        probe = await self.run(ProbeStep())
+        ip = await self.run(st.ExternalIPStep())
+        probe = await self.run(st.ProbeStep())
         kubeconfig = await self.provider.kubeconfig()
         return UpResult(
             cluster=self.spec.name,
