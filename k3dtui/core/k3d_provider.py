@@ -170,16 +170,40 @@ class K3dProvider:
         await asyncio.sleep(0)  # let the last queued lines reach ``log``
 
     async def import_image(self, tag: str, log: LineSink) -> None:
+        """``k3d image import TAG -c NAME``; with Docker's containerd image store, or when
+        that import fails, ``docker save`` into ``ctr -n k8s.io images import -`` in each
+        node instead (k3dtui.core.nodeimport), saying so."""
+        from k3dtui.core import nodeimport
+
         try:
-            engine = await asyncio.to_thread(dockerx.info, dockerx.connect(timeout=3))
+            cli = await asyncio.to_thread(dockerx.connect, 3.0)
+            engine = await asyncio.to_thread(dockerx.info, cli)
         except K3dtuiError:
-            engine = {}
+            cli, engine = None, {}
+        reason = ""
         if dockerx.containerd_image_store(engine):
-            log(
-                "warning: Docker uses the containerd image store; `k3d image import` may fail "
-                "with 'content digest not found' (turn that store off in Docker's settings)"
-            )
-        await k3d.image_import(tag, self.name, log)
+            reason = ("Docker uses the containerd image store, where `k3d image import` can fail "
+                      "('content digest not found', k3d-io/k3d#1538)")
+        else:
+            try:
+                await k3d.image_import(tag, self.name, log)
+                return
+            except CommandError as exc:
+                if cli is None:
+                    raise
+                reason = f"`k3d image import` failed ({exc.message})"
+        if cli is None:
+            cli = await asyncio.to_thread(dockerx.connect, 3.0)
+        log(f"{reason}: importing with `docker save {tag}` into `ctr -n k8s.io images import -` "
+            "in each server and agent node instead")
+        loop = asyncio.get_running_loop()
+
+        def sink(line: str) -> None:  # called from the worker thread
+            loop.call_soon_threadsafe(log, line)
+
+        nodes = await asyncio.to_thread(nodeimport.import_into_nodes, cli, self.name, tag, sink, engine)
+        await asyncio.sleep(0)
+        log(f"imported {tag} into {len(nodes)} node(s) with ctr: {', '.join(nodes)}")
 
     def dial(self, ip: str, port: int) -> tuple[str, int]:
         return ip, port

@@ -14,7 +14,9 @@ Environment:
   FAKE_K3D_LOG      JSON-lines file: one {"argv", "config", "env"} record per call
   FAKE_K3D_RUN      a label value put on everything created (tests clean up by it)
   FAKE_K3D_VERSION  what `k3d version` reports (default v5.9.0)
-  FAKE_K3D_FAIL     "create": fail mid-create (after the server node), roll back, exit 1
+  FAKE_K3D_FAIL     "create": fail mid-create (after the server node), roll back, exit 1;
+                    "import": `image import` fails as it does on Docker's containerd image
+                    store (k3d-io/k3d#1538: "content digest … not found")
   FAKE_K3D_IMAGE    the node image (default k3dtui-test/busybox:latest)
 """
 
@@ -439,6 +441,13 @@ def image_import(argv: list[str]) -> None:
             fatal(f"Failed to import image(s) into cluster '{name}': image '{image}' not found")
     info(f"Importing image(s) into cluster '{name}'")
     info(f"Saving {len(images)} image(s) from runtime...")
+    if os.environ.get("FAKE_K3D_FAIL") == "import":
+        info(f"Importing images '{images}' into node '{nodes[0].name}'...")
+        error(f"failed to import images in node '{nodes[0].name}': Exec process in node "
+              f"'{nodes[0].name}' failed with exit code '1': ctr: content digest "
+              "sha256:4f8b0e6a3d2c1b0a99887766554433221100ffeeddccbbaa0099887766554433: not found")
+        fatal(f"Failed to import image(s) into cluster '{name}': error loading image to cluster, "
+              "first error: failed to import images in node")
     for c in nodes:
         info(f"Importing images into node '{c.name}'...")
     info(f"Successfully imported {len(images)} image(s) into 1 cluster(s)")
