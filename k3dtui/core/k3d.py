@@ -148,6 +148,12 @@ async def version() -> str:
     return parse_version(res.stdout)
 
 
+async def version_output() -> str:
+    """``k3d version``'s whole output (k3d's version and its default k3s version)."""
+    res = await _k3d(["version"])
+    return res.stdout
+
+
 # ---------------------------------------------------------------- config file
 
 
@@ -161,6 +167,9 @@ def render_config(name: str, servers: int, agents: int) -> str:
     options = doc.setdefault("options", {})
     k3d_opts = options.setdefault("k3d", {})
     k3d_opts["timeout"] = K3D_TIMEOUT  # a duration (k3d-io/k3d pkg/config/v1alpha5/schema.json)
+    image = os.environ.get("K3DTUI_K3S_IMAGE")
+    if image:  # the k3s image the nodes run (top-level `image` of the v1alpha5 schema)
+        doc["image"] = image
     k3s = options.setdefault("k3s", {})
     extra: list[dict[str, Any]] = k3s.setdefault("extraArgs", []) or []
     k3s["extraArgs"] = extra

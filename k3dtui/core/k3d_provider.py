@@ -138,8 +138,27 @@ class K3dProvider:
                 f"({existing.servers} server(s), {existing.agents} agent(s))",
                 f"reuse it, or delete it first with `k3dtui down --name {self.name}`",
             )
+        await self.pull_images(log)
         await k3d.cluster_create(self.name, servers, agents, log)
         await self.kubeconfig()
+
+    async def pull_images(self, log: LineSink) -> list[str]:
+        """The images k3d will need, pulled first through the SDK with per-image progress
+        (k3dtui.core.imagepull); those that could not be pulled are left to k3d."""
+        from k3dtui.core import imagepull
+
+        refs = imagepull.required_images(await k3d.version_output())
+        loop = asyncio.get_running_loop()
+
+        def sink(line: str) -> None:  # called from the worker thread
+            loop.call_soon_threadsafe(log, line)
+
+        def work() -> list[str]:
+            return imagepull.pull_missing(dockerx.connect(), refs, sink)
+
+        failed = await asyncio.to_thread(work)
+        await asyncio.sleep(0)
+        return failed
 
     async def start(self, log: LineSink) -> None:
         """Start a stopped cluster (``k3d cluster start``)."""

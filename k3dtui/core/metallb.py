@@ -259,8 +259,10 @@ def pool_documents(pool_range: str) -> list[Obj]:
 @dataclass(frozen=True)
 class Timeouts:
     crds: float = 60.0
-    controller: float = 180.0
-    speaker: float = 180.0
+    # the controller and speaker images are pulled inside the cluster on a first run: sized
+    # for a slow link (their pull progress is shown from the pods' events meanwhile)
+    controller: float = 420.0
+    speaker: float = 420.0
     webhook: float = 120.0
 
 
@@ -406,8 +408,23 @@ class MetalLBInstaller:
             ),
         )
 
+    def _pull_events(self) -> Callable[[], None]:
+        """A callable that reports the metallb-system pods' new image-pull events."""
+        from k3dtui.core.podpulls import PodPullEvents
+
+        events = PodPullEvents(lambda: self.kube.list("v1", "Event", NAMESPACE))
+
+        def report() -> None:
+            for line in events.new_lines():
+                self.progress("log", line, {"pull": line})
+
+        return report
+
     async def wait_controller(self) -> None:
+        pulls = self._pull_events()
+
         def check() -> bool | None:
+            pulls()
             dep = self.kube.get("apps/v1", "Deployment", "controller", NAMESPACE)
             return True if deployment_available(dep) else None
 
@@ -423,8 +440,10 @@ class MetalLBInstaller:
 
     async def wait_speaker(self) -> None:
         last: list[str] = [""]
+        pulls = self._pull_events()
 
         def check() -> bool | None:
+            pulls()
             ds = self.kube.get("apps/v1", "DaemonSet", "speaker", NAMESPACE)
             status = (ds or {}).get("status") or {}
             now = f"{status.get('numberReady', 0)}/{status.get('desiredNumberScheduled', 0)}"

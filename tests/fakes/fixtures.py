@@ -197,6 +197,9 @@ def fake_k3d(
     monkeypatch.setenv("FAKE_K3D_RUN", run_id)
     monkeypatch.delenv("FAKE_K3D_FAIL", raising=False)
     monkeypatch.delenv("FAKE_K3D_VERSION", raising=False)
+    # the images k3dtui pulls before `k3d cluster create` are local ones here: no registry
+    for var in ("K3DTUI_K3S_IMAGE", "K3D_IMAGE_LOADBALANCER", "K3D_IMAGE_TOOLS"):
+        monkeypatch.setenv(var, BUSYBOX)
     try:
         yield FakeK3d(bin_dir, log, run_id, docker_engine)
     finally:

@@ -17,7 +17,7 @@ Environment:
   FAKE_K3D_FAIL     "create": fail mid-create (after the server node), roll back, exit 1;
                     "import": `image import` fails as it does on Docker's containerd image
                     store (k3d-io/k3d#1538: "content digest … not found")
-  FAKE_K3D_IMAGE    the node image (default k3dtui-test/busybox:latest)
+  FAKE_K3D_IMAGE    the node image (default: the config's `image`, else k3dtui-test/busybox:latest)
 """
 
 from __future__ import annotations
@@ -243,7 +243,7 @@ def cluster_create(argv: list[str]) -> None:
     cli = client()
     if cluster_containers(cli, name):
         fatal(f"Failed to create cluster '{name}' because a cluster with that name already exists")
-    image = os.environ.get("FAKE_K3D_IMAGE", "k3dtui-test/busybox:latest")
+    image = os.environ.get("FAKE_K3D_IMAGE") or cfg.get("image") or "k3dtui-test/busybox:latest"
     info("Prep: Network")
     net = cli.networks.create(f"k3d-{name}", driver="bridge", labels={"app": "k3d", **labels_run()})
     info(f"Created network 'k3d-{name}'")
