@@ -6,6 +6,7 @@ generator; the in-network generator runs with the proxy variables removed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -109,3 +110,11 @@ def test_doctor_and_node_probe_with_a_dead_proxy(fake_k3d: FakeK3d, dead_proxy: 
     assert data["routable"] is True and data["load"] == "direct"
     assert f"k3d-{name}" in data["routable_reason"] and "probe:" in data["routable_reason"]
     assert "answered" in data["routable_reason"]
+def test_in_network_generator_env_drops_proxy_variables(dead_proxy: str) -> None:
+    from k3dtui.core.innetwork import container_env
+
+    env = container_env({"duration": 1})
+    assert not set(PROXY_VARS) & set(env)
+    assert os.environ["HTTP_PROXY"] == dead_proxy  # the host's variables are untouched
+
+
