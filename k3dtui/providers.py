@@ -44,6 +44,17 @@ def k3d_usable() -> tuple[bool, str]:
     return True, f"{docker_why} and {k3d_why} on PATH"
 
 
+def _cleanup_stale_generators() -> None:
+    """In-network load generators left by a k3dtui that was killed (k3dtui.core.innetwork)."""
+    import contextlib
+
+    from k3dtui.core import docker as dockerx
+    from k3dtui.core.innetwork import cleanup_stale
+
+    with contextlib.suppress(K3dtuiError):
+        cleanup_stale(dockerx.connect(timeout=3.0))
+
+
 def select_provider(name: str, force_sim: bool) -> tuple[Provider, str]:
     """(provider, one-line reason it was chosen)."""
     if not force_sim:
@@ -51,6 +62,7 @@ def select_provider(name: str, force_sim: bool) -> tuple[Provider, str]:
         if ok:
             from k3dtui.core.k3d_provider import K3dProvider
 
+            _cleanup_stale_generators()
             return K3dProvider(name), f"k3d: {why}"
         reason = f"simulated cluster: {why}"
     else:

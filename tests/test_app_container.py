@@ -254,3 +254,82 @@ def test_cleanup_stale_removes_generators_of_dead_owners(docker_lab: DockerLab) 
     removed = cleanup_stale(docker_lab.client)
     assert stale.name in removed and mine.name not in removed
     assert docker_lab.client.containers.get(mine.name).status == "running"
+
+
+class NotRoutableK3d:
+    """A k3d-like provider whose engine does not route the cluster network to this host (as
+    Docker Desktop or colima): its network is a test network with the app behind a relay."""
+
+    kind = "k3d"
+
+    def __init__(self, kubeconfig: Path, network: str) -> None:
+        self.name = "demo"
+        self.network_name = network
+        self._kubeconfig = kubeconfig
+        self.dialed: list[tuple[str, int]] = []
+
+    @property
+    def context(self) -> str:
+        return "k3d-demo"
+
+    async def find(self) -> Any:
+        from k3dtui.core.provider import ClusterInfo
+
+        return ClusterInfo(self.name, 1, 1, 1, 1)
+
+    async def kubeconfig(self) -> Path:
+        return self._kubeconfig
+
+    def dial(self, ip: str, port: int) -> tuple[str, int]:
+        self.dialed.append((ip, port))
+        return ip, port
+
+    def reachability(self) -> Any:
+        from k3dtui.core.k3d_provider import reachability_for
+
+        return reachability_for("docker-desktop", "Darwin", self.network_name)
+
+
+def test_load_command_runs_in_network_when_not_routable(
+    docker_lab: DockerLab, app_image: str, base_image: str, tmp_path: Path,  # noqa: F811
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from k3dtui.cli import main
+    from k3dtui.sim import gvrs
+    from k3dtui.sim.testing import run_api_in_thread
+
+    net = docker_lab.free_network("cli", 28)
+    a = _run_app(docker_lab, app_image, net.name, "pod-a", "node-1")
+    b = _run_app(docker_lab, app_image, net.name, "pod-b", "node-2")
+    backends = [f"{_ip(a, net.name)}:3000", f"{_ip(b, net.name)}:3000"]
+    relay = docker_lab.client.containers.run(  # the Service's address: port 80, as MetalLB's
+        base_image, ["python3", "-c", RELAY, "80", *backends], detach=True,
+        name=docker_lab.name("svc"), network=net.name, labels=docker_lab.labels,
+    )
+    for backend in backends:
+        _wait(lambda backend=backend: _get(f"http://{backend}/"), 30, f"{backend} answering")
+    ip = _ip(relay, net.name)
+    api = run_api_in_thread(tmp_path)
+    try:
+        svc = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "fastapi-service", "namespace": "default"},
+               "spec": {"type": "LoadBalancer", "ports": [{"port": 80, "targetPort": 3000}],
+                        "selector": {"app": "fastapi"}},
+               "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}}
+        api.call(lambda: api.store.create(gvrs.SERVICES, svc))
+        provider = NotRoutableK3d(api.kubeconfig, net.name)
+        monkeypatch.setattr("k3dtui.providers.select_provider", lambda name, sim: (provider, "test"))
+        # the generator image is built on the app image k3dtui would have built (here: the test's)
+        monkeypatch.setattr("k3dtui.core.loadplan.app_image", lambda: app_image)
+        code = main(["load", "--name", "demo", "--requests", "200", "--new-connections", "--json"])
+        out, err = capsys.readouterr()
+    finally:
+        api.stop()
+    assert code == 0, err
+    assert provider.dialed == [(ip, 80)]
+    assert f"load runs inside the cluster's network, in a container on {net.name}" in err
+    data = json.loads(out)
+    assert data["requests"] == 200 and data["status"] == {"200": 200} and not any(data["errors"].values())
+    assert data["latency_ms"]["p50"] > 0
+    assert set(data["per_pod"]) == {"pod-a", "pod-b"} and sum(data["per_pod"].values()) == 200
+    assert set(data["per_node"]) == {"node-1", "node-2"}

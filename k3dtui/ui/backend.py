@@ -134,7 +134,9 @@ class Backend(Protocol):
     def scale_by(self, delta: int) -> Outcome: ...
 
     # load generator
-    def load_start(self, settings: LoadSettings, service: ServiceView) -> None: ...
+    def load_start(self, settings: LoadSettings, service: ServiceView) -> str | None:
+        """Start (or restart) a load run; what it will do, in one line (None: nothing to say)."""
+        ...
     def load_stop(self) -> None: ...
     def load_update(self, **changes: Any) -> None: ...
     def load_reset(self) -> None: ...
@@ -199,6 +201,7 @@ class CoreBackend(CoreValidation):
         self._replicas = 3
         self._live: Any = None
         self._load: Any = None
+        self._load_where = ""
         self._latest: LoadSnapshot | None = None
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
@@ -341,8 +344,8 @@ class CoreBackend(CoreValidation):
     # -- load ------------------------------------------------------------------------
     # The generator's own lock is held while a run stops (up to its grace period), so the
     # UI never calls ``latest()`` itself: a poller thread keeps the newest snapshot here.
-    def load_start(self, settings: LoadSettings, service: ServiceView) -> None:
-        from k3dtui.core.load import LoadGenerator
+    def load_start(self, settings: LoadSettings, service: ServiceView) -> str | None:
+        from k3dtui.core.loadplan import make_generator, plan_load
 
         if not service.external_ip:
             raise UsageError(
@@ -350,14 +353,21 @@ class CoreBackend(CoreValidation):
             )
         host, port = self._provider.dial(service.external_ip, service.port)
         settings = replace(settings, url=f"http://{host}:{port}/")
-        if self._load is None:
-            self._load = LoadGenerator(settings)
+        # reachability first: straight from this host, or from a container in the cluster's
+        # network when the address is not routable here (k3dtui.core.loadplan)
+        plan = plan_load(self._provider)
+        if self._load is None or self._load_where != plan.where:
+            if self._load is not None:
+                self._load.close()
+            self._load = make_generator(plan, settings)
+            self._load_where = plan.where
         else:
             self._load.stop()
             fields = ("url", "mode", "concurrency", "rate", "duration", "requests", "timeout")
             self._load.update(**{k: getattr(settings, k) for k in fields})
         self._load.start()  # copes with the TUI's stderr (no file descriptor) itself
         self._ensure_poller()
+        return plan.says
 
     def _ensure_poller(self) -> None:
         if self._poller is not None and self._poller.is_alive():
