@@ -33,7 +33,9 @@ from urllib.parse import urlparse
 
 from k3dtui.core.errors import K3dtuiError
 
-DEFAULT_HOST = "unix:///var/run/docker.sock"
+# the default context's endpoint (docker/cli opts/hosts.go: defaultUnixSocket, and defaultNamedPipe
+# on Windows)
+DEFAULT_HOST = "npipe:////./pipe/docker_engine" if os.name == "nt" else "unix:///var/run/docker.sock"
 DEFAULT_CONTEXT = "default"
 
 

@@ -7,7 +7,9 @@ at the k3s version ``k3d version`` reports as the default, and ``ghcr.io/k3d-io/
 and ``ghcr.io/k3d-io/k3d-tools`` at k3d's own version without the ``v``; the variables
 ``K3D_IMAGE_LOADBALANCER``, ``K3D_IMAGE_TOOLS`` and ``K3D_HELPER_IMAGE_TAG`` override them as
 they do for k3d (``pkg/types/env.go``); ``K3DTUI_K3S_IMAGE`` picks the k3s image (k3dtui then
-writes it into the cluster config's ``image``).
+writes it into the cluster config's ``image``). k3d pulls an image only when creating a node
+container from it fails with "not found" (``pkg/runtimes/docker/container.go``,
+``createContainer``), so images pulled beforehand are used as they are.
 """
 
 from __future__ import annotations
