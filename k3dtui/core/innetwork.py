@@ -188,7 +188,12 @@ class _Link:
         if self.peeked:
             return True
         try:
-            item = self.queue.get(timeout=timeout) if timeout else self.queue.get_nowait()
+            if timeout is None:  # as Connection.poll(None): wait for as long as it takes
+                item = self.queue.get()
+            elif timeout > 0:
+                item = self.queue.get(timeout=timeout)
+            else:
+                item = self.queue.get_nowait()
         except queue.Empty:
             return False
         self.peeked.append(item)
