@@ -18,7 +18,12 @@ def probe_docker(timeout: float = 3.0) -> tuple[bool, str]:
         return False, exc.message
     except Exception as exc:  # any SDK/transport failure is "not reachable"
         return False, dockerx.not_reachable(exc).message
-    return True, f"Docker {version} at {dockerx.engine_address()}"
+    try:
+        ep = dockerx.endpoint()
+        where = ep.host if ep.context == "default" else f"{ep.host} (Docker context {ep.context!r})"
+    except K3dtuiError:
+        where = dockerx.engine_address()
+    return True, f"Docker {version} at {where}"
 
 
 def probe_k3d(timeout: float = 10.0) -> tuple[bool, str]:
