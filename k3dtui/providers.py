@@ -18,7 +18,12 @@ def probe_docker(timeout: float = 3.0) -> tuple[bool, str]:
         return False, exc.message
     except Exception as exc:  # any SDK/transport failure is "not reachable"
         return False, dockerx.not_reachable(exc).message
-    return True, f"Docker {version} at {dockerx.engine_address()}"
+    try:
+        ep = dockerx.endpoint()
+        where = ep.host if ep.context == "default" else f"{ep.host} (Docker context {ep.context!r})"
+    except K3dtuiError:
+        where = dockerx.engine_address()
+    return True, f"Docker {version} at {where}"
 
 
 def probe_k3d(timeout: float = 10.0) -> tuple[bool, str]:
@@ -44,6 +49,17 @@ def k3d_usable() -> tuple[bool, str]:
     return True, f"{docker_why} and {k3d_why} on PATH"
 
 
+def _cleanup_stale_generators() -> None:
+    """In-network load generators left by a k3dtui that was killed (k3dtui.core.innetwork)."""
+    import contextlib
+
+    from k3dtui.core import docker as dockerx
+    from k3dtui.core.innetwork import cleanup_stale
+
+    with contextlib.suppress(K3dtuiError):
+        cleanup_stale(dockerx.connect(timeout=3.0))
+
+
 def select_provider(name: str, force_sim: bool) -> tuple[Provider, str]:
     """(provider, one-line reason it was chosen)."""
     if not force_sim:
@@ -51,6 +67,7 @@ def select_provider(name: str, force_sim: bool) -> tuple[Provider, str]:
         if ok:
             from k3dtui.core.k3d_provider import K3dProvider
 
+            _cleanup_stale_generators()
             return K3dProvider(name), f"k3d: {why}"
         reason = f"simulated cluster: {why}"
     else:

@@ -125,12 +125,13 @@ def test_docker_down_is_clear_quick_exit_1(host: str, tmp_path: Path) -> None:
     assert docker["ok"] is False and docker["required"] is True and docker["fix"]
 
 
-def test_routing_on_docker_desktop(monkeypatch: pytest.MonkeyPatch) -> None:
-    check = check_routing({"OperatingSystem": "Docker Desktop", "ServerVersion": "27.0"})
+def test_routing_on_docker_desktop() -> None:
+    from k3dtui.core.k3d_provider import reachability_for
+
+    check = check_routing(reachability_for("docker-desktop", "Darwin"), "Darwin")
     assert not check.ok and not check.required
     assert "not routable" in check.detail and "port-forward" in check.fix
-    monkeypatch.setattr("platform.system", lambda: "Darwin")
-    assert not check_routing({"OperatingSystem": "Ubuntu"}).ok
+    assert check_routing(reachability_for("native-linux", "Linux"), "Linux").ok
 
 
 def test_image_store_warning() -> None:

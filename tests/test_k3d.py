@@ -112,12 +112,12 @@ def test_provider_refuses_bad_name() -> None:
 
 
 def test_reachability() -> None:
-    linux = reachability_for("Linux", {"OperatingSystem": "Debian GNU/Linux 12 (bookworm)"}, "k3d-x")
+    linux = reachability_for("native-linux", "Linux", "k3d-x")
     assert linux.routable and "k3d-x" in linux.explanation
-    for system, engine in [("Darwin", {}), ("Windows", {}), ("Linux", {"OperatingSystem": "Docker Desktop"})]:
-        r = reachability_for(system, engine, "k3d-x")
+    for kind, system in [("other", "Darwin"), ("docker-desktop", "Windows"), ("docker-desktop", "Linux")]:
+        r = reachability_for(kind, system, "k3d-x")
         assert not r.routable
-        assert "not reachable" in r.explanation and "port-forward" in r.explanation
+        assert "inside the cluster's network" in r.explanation and "port-forward" in r.explanation
 
 
 def test_dial_is_the_ip_itself() -> None:

@@ -11,7 +11,7 @@ import pytest
 from loadservers import ServerThread, closed_port
 
 from k3dtui.cli import main
-from k3dtui.core.provider import ClusterInfo
+from k3dtui.core.provider import ClusterInfo, Reachability
 from k3dtui.sim import gvrs
 from k3dtui.sim.testing import run_api_in_thread
 
@@ -157,6 +157,9 @@ class FakeProvider:
     def dial(self, ip: str, port: int) -> tuple[str, int]:
         self.dialed.append((ip, port))
         return "127.0.0.1", self._dial_to
+
+    def reachability(self) -> Reachability:  # `load` asks before it runs
+        return Reachability(True, "the relay listens on 127.0.0.1")
 
 
 def service(ingress: list[dict[str, str]] | None) -> dict[str, Any]:

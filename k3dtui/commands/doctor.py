@@ -20,12 +20,13 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3dtui.core.doctor import k3d_usable, report_json, run_checks
+    from k3dtui.core.doctor import k3d_usable, report_json, run_doctor
 
-    checks = run_checks()
+    report = run_doctor(getattr(args, "name", None))
+    checks = report.checks
     usable = k3d_usable(checks)
     if args.json:
-        print(json.dumps(report_json(checks)))
+        print(json.dumps(report_json(checks, report.engine, report.reach)))
         return 0 if usable else 1
     width = max(len(c.name) for c in checks)
     for c in checks:
@@ -33,5 +34,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"[{mark}] {c.name.ljust(width)}  {c.detail}")
         if not c.ok and c.fix:
             print(f"       {' ' * width}  fix: {c.fix}")
+    eng = report.engine
+    if eng.context is not None:
+        print(f"engine: context {eng.context!r}, endpoint {eng.endpoint}, kind {eng.kind}")
+    print("load: " + ("direct to the MetalLB IP" if report.reach.routable
+                      else "inside the cluster's network (a container on k3d-<name>)"))
     print("k3d provider usable" if usable else "k3d provider NOT usable: k3dtui will use the simulated cluster")
     return 0 if usable else 1

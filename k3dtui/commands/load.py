@@ -97,6 +97,11 @@ def settings_from_args(args: argparse.Namespace, url: str = "") -> LoadSettings:
 # --- the target ---
 async def discover_url(name: str, sim: bool) -> str:
     """``http://host:port/`` that reaches the cluster's Service from this machine."""
+    return (await discover(name, sim))[0]
+
+
+async def discover(name: str, sim: bool) -> tuple[str, Any]:
+    """(the Service's URL as the provider dials it, the provider)."""
     from k3dtui.core.deploy import read_external_ip
     from k3dtui.core.identity import APP
     from k3dtui.providers import select_provider
@@ -118,7 +123,7 @@ async def discover_url(name: str, sim: bool) -> str:
     ip = await asyncio.to_thread(read_external_ip, kubeconfig)
     host, port = provider.dial(ip, APP.service_port)
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}/"
+    return f"http://{shown}:{port}/", provider
 
 
 def preflight(url: str, timeout: float) -> None:
@@ -209,14 +214,22 @@ def _progress(snap: LoadSnapshot, settings: LoadSettings) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from k3dtui.core.load import LoadGenerator
+    from k3dtui.core.loadplan import DIRECT, make_generator, plan_load
 
     settings = settings_from_args(args, url=args.url or "")
-    url = args.url or asyncio.run(discover_url(args.name, args.sim))
+    plan = None
+    if args.url:
+        url = args.url
+    else:
+        url, provider = asyncio.run(discover(args.name, args.sim))
+        plan = plan_load(provider)  # reachability first: direct, or inside the cluster's network
+        print(plan.says, file=sys.stderr)
     settings = settings_from_args(args, url=url)
-    preflight(url, settings.timeout)
+    if plan is None or plan.where == DIRECT:
+        preflight(url, settings.timeout)
     live = sys.stderr.isatty() and not args.json
     interrupted = False
-    with LoadGenerator(settings) as gen:
+    with (LoadGenerator(settings) if plan is None else make_generator(plan, settings)) as gen:
         gen.start()
         try:
             while gen.running:

@@ -1,5 +1,6 @@
-"""The Docker engine through the docker SDK (``DOCKER_HOST`` honoured via ``from_env``):
-network inspection for the MetalLB pool, the app image build, engine facts for doctor."""
+"""The Docker engine through the docker SDK: the engine the user's Docker CLI uses
+(``DOCKER_HOST``, ``DOCKER_CONTEXT``, the current context: ``k3dtui.core.dockerctx``), network
+inspection for the MetalLB pool, the app image build, engine facts for doctor."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from k3dtui.core import dockerctx
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.network import Member, NetworkInfo
 from k3dtui.core.provider import LineSink
@@ -22,8 +24,16 @@ DEFAULT_TIMEOUT = 10.0
 _STEP_RE = re.compile(r"^Step \d+/\d+ : ")
 
 
+def endpoint() -> dockerctx.Endpoint:
+    """The engine the Docker CLI would use (raises K3dtuiError for a broken context)."""
+    return dockerctx.resolve()
+
+
 def engine_address() -> str:
-    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    try:
+        return endpoint().host
+    except K3dtuiError:
+        return os.environ.get("DOCKER_HOST") or dockerctx.DEFAULT_HOST
 
 
 _REASONS = (
@@ -48,23 +58,43 @@ def _short_reason(reason: object) -> str:
 
 def not_reachable(reason: object) -> K3dtuiError:
     text = _short_reason(reason)
+    try:
+        ep: dockerctx.Endpoint | None = endpoint()
+    except K3dtuiError:
+        ep = None
     if os.environ.get("DOCKER_HOST"):
         hint = (
             f"start the Docker engine DOCKER_HOST points at ({engine_address()}), or unset "
             "DOCKER_HOST; without Docker, run with --sim"
+        )
+    elif ep is not None and ep.context != dockerctx.DEFAULT_CONTEXT:
+        hint = (
+            f"start the engine of Docker context {ep.context!r} (colima start, OrbStack, "
+            "Docker Desktop...), or pick another with `docker context use NAME`; without "
+            "Docker, run with --sim"
         )
     else:
         hint = (
             "start Docker (e.g. `sudo systemctl start docker`, or open Docker Desktop) or set "
             "DOCKER_HOST; without Docker, run with --sim"
         )
-    return K3dtuiError(f"Docker engine not reachable at {engine_address()}: {text}", hint)
+    where = engine_address()
+    if ep is not None and ep.context != dockerctx.DEFAULT_CONTEXT:
+        where = f"{where} (Docker context {ep.context!r})"
+    return K3dtuiError(f"Docker engine not reachable at {where}: {text}", hint)
+
+
+def client_for(ep: dockerctx.Endpoint, timeout: float = DEFAULT_TIMEOUT) -> Any:
+    """A docker SDK client for ``ep`` (not yet pinged). The endpoint is passed explicitly:
+    the SDK's own ``from_env`` reads only DOCKER_HOST before docker-py 7.2."""
+    return docker.DockerClient(timeout=timeout, **ep.sdk_kwargs())
 
 
 def connect(timeout: float = DEFAULT_TIMEOUT) -> Any:
     """A Docker SDK client that has answered a ping, else K3dtuiError (never a traceback)."""
+    ep = endpoint()  # a broken context is its own clear error
     try:
-        cli = docker.from_env(timeout=timeout)
+        cli = client_for(ep, timeout)
         cli.ping()
     except Exception as exc:  # the SDK raises DockerException, requests' and OS errors
         raise not_reachable(exc) from None

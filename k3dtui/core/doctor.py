@@ -11,9 +11,10 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from k3dtui.core import docker as dockerx
-from k3dtui.core import k3d
+from k3dtui.core import dockerctx, k3d
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.process import INSTALL_HINTS, which
+from k3dtui.core.provider import Reachability
 
 DOCKER_TIMEOUT = 2.0
 
@@ -30,23 +31,42 @@ class Check:
         return asdict(self)
 
 
-def check_docker() -> tuple[Check, dict[str, Any] | None]:
-    fix = (
-        f"start the Docker engine at {dockerx.engine_address()} or unset DOCKER_HOST"
-        if os.environ.get("DOCKER_HOST")
-        else "start Docker (`sudo systemctl start docker`, or open Docker Desktop), "
-        "or set DOCKER_HOST"
-    )
+@dataclass(frozen=True)
+class Engine:
+    """The engine doctor looked at: the Docker CLI's context and endpoint, and its kind."""
+
+    context: str | None
+    endpoint: str | None
+    source: str | None
+    kind: str | None
+
+
+def check_docker() -> tuple[Check, dict[str, Any] | None, Engine]:
+    try:
+        ep = dockerctx.resolve()
+    except K3dtuiError as exc:  # a context that does not exist, a broken config.json
+        return Check("docker", False, exc.message, exc.hint, True), None, Engine(None, None, None, None)
+    where = ep.describe()
+    if os.environ.get("DOCKER_HOST"):
+        fix = f"start the Docker engine at {ep.host} or unset DOCKER_HOST"
+    elif ep.context != dockerctx.DEFAULT_CONTEXT:
+        fix = (f"start the engine of Docker context {ep.context!r} (colima start, OrbStack, "
+               "Docker Desktop...) or switch with `docker context use NAME`")
+    else:
+        fix = ("start Docker (`sudo systemctl start docker`, or open Docker Desktop), "
+               "or set DOCKER_HOST")
     try:
         cli = dockerx.connect(timeout=DOCKER_TIMEOUT)
         info = dockerx.info(cli)
     except K3dtuiError as exc:
-        return Check("docker", False, exc.message, fix, True), None
+        kind = dockerctx.engine_kind(ep, None, platform.system())
+        return Check("docker", False, exc.message, fix, True), None, Engine(ep.context, ep.host, ep.source, kind)
+    kind = dockerctx.engine_kind(ep, info, platform.system())
     detail = (
-        f"Docker {info.get('ServerVersion', '?')} ({info.get('OperatingSystem', '?')}) "
-        f"at {dockerx.engine_address()}"
+        f"Docker {info.get('ServerVersion', '?')} ({info.get('OperatingSystem', '?')}), "
+        f"{dockerctx.KIND_NAMES.get(kind, kind)}, {where}"
     )
-    return Check("docker", True, detail, "", True), info
+    return Check("docker", True, detail, "", True), info, Engine(ep.context, ep.host, ep.source, kind)
 
 
 def check_k3d() -> Check:
@@ -77,21 +97,15 @@ def check_kubectl() -> Check:
     return Check("kubectl", True, f"kubectl {version} at {exe}", "", False)
 
 
-def check_routing(info: dict[str, Any] | None) -> Check:
-    from k3dtui.core.k3d_provider import reachability_for
-
-    system = platform.system()
-    reach = reachability_for(system, info)
-    detail = reach.explanation
-    if info is None and reach.routable:
-        detail += " (assumed: the engine did not answer)"
+def check_routing(reach: Reachability, system: str | None = None) -> Check:
+    system = system or platform.system()
     if reach.routable:
-        return Check("routing", True, detail, "", False)
+        return Check("routing", True, reach.explanation, "", False)
     return Check(
         "routing",
         False,
         f"MetalLB IPs on the Docker network are not routable from this host ({system})",
-        detail,
+        reach.explanation,
         False,
     )
 
@@ -105,7 +119,8 @@ def check_image_store(info: dict[str, Any] | None) -> Check | None:
             False,
             "Docker uses the containerd image store; `k3d image import` can fail with "
             "'content digest not found'",
-            "turn off the containerd image store in Docker's settings, or use --sim",
+            "nothing to do: k3dtui then imports the image with `docker save` into each node's "
+            "`ctr -n k8s.io images import` instead",
             False,
         )
     return Check("image-store", True, "classic Docker image store (k3d image import works)", "", False)
@@ -123,32 +138,69 @@ def check_provider(docker_ok: bool, k3d_ok: bool, why: str) -> Check:
     )
 
 
-def run_checks() -> list[Check]:
+def routability(engine: Engine, docker_ok: bool, cluster: str | None) -> Reachability:
+    from k3dtui.core.k3d_provider import engine_reachability, reachability_for
+
+    if docker_ok:
+        return engine_reachability(cluster)
+    system = platform.system()
+    reach = reachability_for(engine.kind or dockerctx.OTHER, system)
+    if reach.routable:
+        return Reachability(True, reach.explanation + " (assumed: the engine did not answer)",
+                            reach.engine_kind)
+    return reach
+
+
+@dataclass(frozen=True)
+class Report:
+    checks: list[Check]
+    engine: Engine
+    reach: Reachability
+
+
+def run_checks(cluster: str | None = None) -> list[Check]:
+    return run_doctor(cluster).checks
+
+
+def run_doctor(cluster: str | None = None) -> Report:
+    """Every check; ``cluster`` (when it exists) gives routing a node address to probe."""
     with ThreadPoolExecutor(3) as pool:  # independent probes, each with its own timeout
         docker_future = pool.submit(check_docker)
         k3d_future = pool.submit(check_k3d)
         kubectl_future = pool.submit(check_kubectl)
-        docker_check, info = docker_future.result()
+        docker_check, info, engine = docker_future.result()
         k3d_check = k3d_future.result()
         kubectl_check = kubectl_future.result()
-    checks = [docker_check, k3d_check, kubectl_check, check_routing(info)]
+    reach = routability(engine, docker_check.ok, cluster)
+    checks = [docker_check, k3d_check, kubectl_check, check_routing(reach)]
     store = check_image_store(info)
     if store is not None:
         checks.append(store)
     missing = [c.name for c in (docker_check, k3d_check) if not c.ok]
     why = ", ".join(f"{n} unavailable" for n in missing)
     checks.append(check_provider(docker_check.ok, k3d_check.ok, why))
-    return checks
+    return Report(checks, engine, reach)
 
 
 def k3d_usable(checks: list[Check]) -> bool:
     return all(c.ok for c in checks if c.required)
 
 
-def report_json(checks: list[Check]) -> dict[str, Any]:
+def report_json(
+    checks: list[Check], engine: Engine | None = None, reach: Reachability | None = None
+) -> dict[str, Any]:
+    """The checks, plus the engine's context, endpoint and kind and whether MetalLB IPs are
+    routable (with the reason)."""
     usable = k3d_usable(checks)
+    engine = engine or Engine(None, None, None, None)
     return {
         "ok": usable,
         "provider": "k3d" if usable else "sim",
+        "context": engine.context,
+        "endpoint": engine.endpoint,
+        "engine_kind": engine.kind,
+        "routable": None if reach is None else reach.routable,
+        "routable_reason": None if reach is None else reach.explanation,
+        "load": None if reach is None else ("direct" if reach.routable else "in-network"),
         "checks": [c.to_json() for c in checks],
     }

@@ -6,11 +6,13 @@ Every call goes through ``k3dtui.core.process.run`` (argv lists, streamed lines)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,14 @@ import yaml
 
 from k3dtui.core import paths
 from k3dtui.core.errors import K3dtuiError
-from k3dtui.core.process import CommandError, missing_executable, run, which
+from k3dtui.core.process import (
+    CommandError,
+    ProcessResult,
+    missing_executable,
+    parse_log_line,
+    run,
+    which,
+)
 from k3dtui.core.provider import ClusterInfo, LineSink
 from k3dtui.core.spec import ClusterSpec, validate_spec
 from k3dtui.resources import manifest_text
@@ -27,7 +36,8 @@ from k3dtui.resources import manifest_text
 K3D = "k3d"
 SERVICELB_ARG = "--disable=servicelb"
 SERVER_FILTER = "server:*"
-CREATE_TIMEOUT = 600.0
+CREATE_TIMEOUT = 900.0  # our own guard around `k3d cluster create` (k3d's is K3D_TIMEOUT)
+K3D_TIMEOUT = "300s"  # k3d's options.k3d.timeout: long enough for a slow first pull of k3s
 SHORT_TIMEOUT = 60.0
 
 _VERSION_RE = re.compile(r"k3d version v?(\d+)\.(\d+)\.(\d+)\S*")
@@ -35,6 +45,59 @@ _VERSION_RE = re.compile(r"k3d version v?(\d+)\.(\d+)\.(\d+)\S*")
 
 def _quiet(_: str) -> None:
     return None
+
+
+def k3d_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment k3d runs in: colours off and the engine k3dtui's SDK uses.
+
+    - ``LOG_COLORS=false``: k3d forces colours on every line otherwise (k3d-io/k3d
+      ``cmd/root.go``, ``initLogging``: ``ForceColors: true`` unless LOG_COLORS parses false).
+    - ``DOCKER_HOST``: the endpoint resolved as the Docker CLI does (``core.dockerctx``). k3d
+      builds its client through the Docker CLI's code (k3d-io/k3d
+      ``pkg/runtimes/docker/util.go``, ``GetDockerClient``), so it would follow the same
+      context; giving it the endpoint explicitly makes that certain.
+    """
+    from k3dtui.core import dockerctx
+
+    env = dict(os.environ if base is None else base)
+    env["LOG_COLORS"] = "false"
+    # a broken context: k3d reports it the same way the SDK check already does
+    with contextlib.suppress(K3dtuiError):
+        env = dockerctx.resolve(env).child_env(env)
+    return env
+
+
+def plain_sink(log: LineSink) -> LineSink:
+    """A sink that gets k3d's lines as ``INFO[0003] message`` whatever shape k3d printed
+    (coloured, logfmt without colours), escape codes gone."""
+    start = time.monotonic()
+
+    def sink(line: str) -> None:
+        level, message = parse_log_line(line)
+        if level is None:
+            log(message)
+        else:
+            log(f"{level}[{int(time.monotonic() - start):04d}] {message}")
+
+    return sink
+
+
+async def _k3d(
+    args: list[str],
+    *,
+    log: LineSink | None = None,
+    timeout: float | None = SHORT_TIMEOUT,
+    hint: str = "",
+    check: bool = True,
+) -> ProcessResult:
+    return await run(
+        [K3D, *args],
+        on_line=plain_sink(log) if log is not None else None,
+        timeout=timeout,
+        env=k3d_env(),
+        hint=hint,
+        check=check,
+    )
 
 
 # ---------------------------------------------------------------- version
@@ -62,7 +125,7 @@ def require_v5(version: str) -> None:
 
 def version_sync(timeout: float = 10.0, env: Mapping[str, str] | None = None) -> str:
     """The installed k3d version (blocking; for doctor and provider selection)."""
-    full_env = dict(os.environ if env is None else env)
+    full_env = k3d_env(env)
     exe = which(K3D, full_env)
     if exe is None:
         raise missing_executable(K3D)
@@ -81,8 +144,14 @@ def version_sync(timeout: float = 10.0, env: Mapping[str, str] | None = None) ->
 
 
 async def version() -> str:
-    res = await run([K3D, "version"], timeout=SHORT_TIMEOUT)
+    res = await _k3d(["version"])
     return parse_version(res.stdout)
+
+
+async def version_output() -> str:
+    """``k3d version``'s whole output (k3d's version and its default k3s version)."""
+    res = await _k3d(["version"])
+    return res.stdout
 
 
 # ---------------------------------------------------------------- config file
@@ -96,6 +165,11 @@ def render_config(name: str, servers: int, agents: int) -> str:
     doc["servers"] = servers
     doc["agents"] = agents
     options = doc.setdefault("options", {})
+    k3d_opts = options.setdefault("k3d", {})
+    k3d_opts["timeout"] = K3D_TIMEOUT  # a duration (k3d-io/k3d pkg/config/v1alpha5/schema.json)
+    image = os.environ.get("K3DTUI_K3S_IMAGE")
+    if image:  # the k3s image the nodes run (top-level `image` of the v1alpha5 schema)
+        doc["image"] = image
     k3s = options.setdefault("k3s", {})
     extra: list[dict[str, Any]] = k3s.setdefault("extraArgs", []) or []
     k3s["extraArgs"] = extra
@@ -185,7 +259,7 @@ def parse_cluster_list(text: str) -> list[ClusterInfo]:
 
 
 async def cluster_list() -> list[ClusterInfo]:
-    res = await run([K3D, "cluster", "list", "-o", "json"], timeout=SHORT_TIMEOUT)
+    res = await _k3d(["cluster", "list", "-o", "json"])
     return parse_cluster_list(res.stdout)
 
 
@@ -206,9 +280,9 @@ async def cluster_create(
     validate_spec(ClusterSpec(name=name, servers=servers, agents=agents))
     config = write_config(name, servers, agents)
     try:
-        await run(
-            [K3D, "cluster", "create", "--config", str(config)],
-            on_line=log,
+        await _k3d(
+            ["cluster", "create", "--config", str(config)],
+            log=log,
             timeout=timeout,
             hint=f"k3d could not create cluster {name!r}; fix what its output says, then "
             f"run `k3d cluster delete {name}` if anything was left and try again",
@@ -218,18 +292,18 @@ async def cluster_create(
 
 
 async def cluster_start(name: str, log: LineSink, *, timeout: float = CREATE_TIMEOUT) -> None:
-    await run([K3D, "cluster", "start", name], on_line=log, timeout=timeout)
+    await _k3d(["cluster", "start", name], log=log, timeout=timeout)
 
 
 async def cluster_delete(name: str, log: LineSink, *, timeout: float = 300.0) -> None:
-    await run([K3D, "cluster", "delete", name], on_line=log, timeout=timeout)
+    await _k3d(["cluster", "delete", name], log=log, timeout=timeout)
 
 
 async def image_import(tag: str, name: str, log: LineSink, *, timeout: float = 600.0) -> None:
     """``k3d image import TAG -c NAME``: always ``-c`` (k3d's default is k3s-default)."""
-    await run(
-        [K3D, "image", "import", tag, "-c", name],
-        on_line=log,
+    await _k3d(
+        ["image", "import", tag, "-c", name],
+        log=log,
         timeout=timeout,
         hint=f"the image {tag} could not be imported into cluster {name!r}",
     )
@@ -242,7 +316,7 @@ def kubeconfig_path(name: str) -> Path:
 async def kubeconfig_get(name: str) -> Path:
     """``k3d kubeconfig get NAME`` into k3dtui's state folder (mode 0600); the user's
     ~/.kube/config is not touched here."""
-    res = await run([K3D, "kubeconfig", "get", name], timeout=SHORT_TIMEOUT)
+    res = await _k3d(["kubeconfig", "get", name])
     text = res.stdout.strip()
     try:
         doc = yaml.safe_load(text)

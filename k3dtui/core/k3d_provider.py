@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import platform
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,30 +19,87 @@ from k3dtui.core.provider import ClusterInfo, LineSink, Reachability
 from k3dtui.core.spec import ClusterSpec, validate_name, validate_spec
 from k3dtui.resources import app_dir
 
+PROBE_PORT = 6443  # every k3s server listens here on its node address (kube-apiserver)
+PROBE_TIMEOUT = 1.5
+
+
+def probe_address(ip: str, port: int = PROBE_PORT, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
+    """Can this host reach ``ip`` directly? A TCP connect, never through a proxy: an answer
+    (accepted, or refused by the node itself) proves a route; a timeout or "no route" does not.
+    """
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True, f"{ip}:{port} answered"
+    except ConnectionRefusedError:
+        return True, f"{ip} answered (port {port} refused)"
+    except TimeoutError:
+        return False, f"{ip}:{port} did not answer within {timeout:g} s"
+    except OSError as exc:
+        return False, f"{ip}:{port}: {exc.strerror or exc}"
+
+
+_IN_NETWORK = (
+    "`k3dtui load` and the TUI's load run inside the cluster's network instead (a container "
+    "on {network}); `kubectl port-forward svc/"
+    + APP.service
+    + f" 8080:{APP.service_port}` reaches the app too"
+)
+
 
 def reachability_for(
-    system: str, engine_info: Mapping[str, Any] | None, network: str = "k3d-<name>"
+    kind: str, system: str, network: str = "k3d-<name>", probe: tuple[bool, str] | None = None
 ) -> Reachability:
-    """Whether MetalLB IPs on a Docker network can be dialled from this host.
+    """Whether MetalLB IPs on the cluster's Docker network can be dialled from this host.
 
-    Linux with a native engine: the host sits on the bridge, so yes. Docker Desktop
-    (macOS/Windows, or an engine reporting "Docker Desktop"): the bridge is inside a VM, no.
+    From the engine's kind (k3dtui.core.dockerctx.engine_kind) and, where one was made, a probe
+    of a node address. The facts (../shared/reference/request-flow.md, "Docker engines people
+    have"): native rootful Linux: the host is on the bridge; rootless: containers live in
+    RootlessKit's network namespace (moby/moby#43625, docs.docker.com/engine/security/rootless);
+    remote (tcp://, ssh://): the bridge is on another machine; Docker Desktop and colima: the
+    bridge is inside a VM, unless a route was added; OrbStack on macOS routes container
+    addresses (docs.orbstack.dev/docker/network).
     """
-    desktop = dockerx.is_docker_desktop(engine_info or {}, system)
-    if not desktop and system == "Linux":
-        return Reachability(
-            True,
-            f"Linux with a native Docker engine: this host is on the {network} bridge, "
-            "so MetalLB IPs are reachable directly",
-        )
-    where = "Docker Desktop" if desktop else f"Docker on {system}"
-    return Reachability(
-        False,
-        f"{where} keeps the {network} bridge inside a VM, so MetalLB IPs are not reachable "
-        "from this host: run the load from a container on that network, use `kubectl "
-        f"port-forward svc/{APP.service} 8080:{APP.service_port}`, or on macOS add a route into the VM "
-        "(docker-mac-net-connect); or use --sim",
+    from k3dtui.core.dockerctx import (
+        COLIMA,
+        DESKTOP,
+        KIND_NAMES,
+        NATIVE,
+        ORBSTACK,
+        REMOTE,
+        ROOTLESS,
     )
+
+    what = KIND_NAMES.get(kind, kind)
+    seen = probe[1] if probe is not None else ""
+    instead = _IN_NETWORK.format(network=network)
+
+    def yes(why: str) -> Reachability:
+        return Reachability(True, why, kind, seen)
+
+    def no(why: str) -> Reachability:
+        return Reachability(False, f"{why}: {instead}", kind, seen)
+
+    if kind == REMOTE:
+        return no(f"the Docker engine is remote, so {network} is on another machine")
+    if kind == ROOTLESS:
+        return no(f"rootless Docker keeps {network} inside RootlessKit's network namespace")
+    if probe is not None and not probe[0]:
+        return no(f"{what}: a node address on {network} does not answer from here ({seen})")
+    if kind == NATIVE:
+        how = f" (probe: {seen})" if seen else ""
+        return yes(f"native Linux engine: this host is on the {network} bridge, so MetalLB "
+                   f"IPs are reachable directly{how}")
+    if kind == ORBSTACK and system == "Darwin":
+        how = f" (probe: {seen})" if seen else ""
+        return yes(f"OrbStack routes container addresses to macOS, so MetalLB IPs on {network} "
+                   f"are reachable{how}")
+    if probe is not None and probe[0]:
+        return yes(f"{what}: a node address on {network} answers from here ({seen}), so "
+                   "MetalLB IPs are reachable")
+    if kind in (DESKTOP, COLIMA):
+        return no(f"{what} keeps {network} inside its VM and no probe showed a route")
+    return no(f"{what} on {system}: {network} is not known to be reachable and no probe showed "
+              "a route")
 
 
 class K3dProvider:
@@ -83,8 +141,27 @@ class K3dProvider:
                 f"({existing.servers} server(s), {existing.agents} agent(s))",
                 f"reuse it, or delete it first with `k3dtui down --name {self.name}`",
             )
+        await self.pull_images(log)
         await k3d.cluster_create(self.name, servers, agents, log)
         await self.kubeconfig()
+
+    async def pull_images(self, log: LineSink) -> list[str]:
+        """The images k3d will need, pulled first through the SDK with per-image progress
+        (k3dtui.core.imagepull); those that could not be pulled are left to k3d."""
+        from k3dtui.core import imagepull
+
+        refs = imagepull.required_images(await k3d.version_output())
+        loop = asyncio.get_running_loop()
+
+        def sink(line: str) -> None:  # called from the worker thread
+            loop.call_soon_threadsafe(log, line)
+
+        def work() -> list[str]:
+            return imagepull.pull_missing(dockerx.connect(), refs, sink)
+
+        failed = await asyncio.to_thread(work)
+        await asyncio.sleep(0)
+        return failed
 
     async def start(self, log: LineSink) -> None:
         """Start a stopped cluster (``k3d cluster start``)."""
@@ -115,25 +192,75 @@ class K3dProvider:
         await asyncio.sleep(0)  # let the last queued lines reach ``log``
 
     async def import_image(self, tag: str, log: LineSink) -> None:
+        """``k3d image import TAG -c NAME``; with Docker's containerd image store, or when
+        that import fails, ``docker save`` into ``ctr -n k8s.io images import -`` in each
+        node instead (k3dtui.core.nodeimport), saying so."""
+        from k3dtui.core import nodeimport
+
         try:
-            engine = await asyncio.to_thread(dockerx.info, dockerx.connect(timeout=3))
+            cli = await asyncio.to_thread(dockerx.connect, 3.0)
+            engine = await asyncio.to_thread(dockerx.info, cli)
         except K3dtuiError:
-            engine = {}
+            cli, engine = None, {}
+        reason = ""
         if dockerx.containerd_image_store(engine):
-            log(
-                "warning: Docker uses the containerd image store; `k3d image import` may fail "
-                "with 'content digest not found' (turn that store off in Docker's settings)"
-            )
-        await k3d.image_import(tag, self.name, log)
+            reason = ("Docker uses the containerd image store, where `k3d image import` can fail "
+                      "('content digest not found', k3d-io/k3d#1538)")
+        else:
+            try:
+                await k3d.image_import(tag, self.name, log)
+                return
+            except CommandError as exc:
+                if cli is None:
+                    raise
+                reason = f"`k3d image import` failed ({exc.message})"
+        if cli is None:
+            cli = await asyncio.to_thread(dockerx.connect, 3.0)
+        log(f"{reason}: importing with `docker save {tag}` into `ctr -n k8s.io images import -` "
+            "in each server and agent node instead")
+        loop = asyncio.get_running_loop()
+
+        def sink(line: str) -> None:  # called from the worker thread
+            loop.call_soon_threadsafe(log, line)
+
+        nodes = await asyncio.to_thread(nodeimport.import_into_nodes, cli, self.name, tag, sink, engine)
+        await asyncio.sleep(0)
+        log(f"imported {tag} into {len(nodes)} node(s) with ctr: {', '.join(nodes)}")
 
     def dial(self, ip: str, port: int) -> tuple[str, int]:
         return ip, port
 
     def reachability(self) -> Reachability:
         if self._reachability is None:
-            try:
-                engine: Mapping[str, Any] | None = dockerx.info(dockerx.connect(timeout=3))
-            except K3dtuiError:
-                engine = None
-            self._reachability = reachability_for(platform.system(), engine, self.network_name)
+            self._reachability = engine_reachability(self.name)
         return self._reachability
+
+
+def engine_reachability(cluster: str | None) -> Reachability:
+    """The engine's kind, and a probe of one of ``cluster``'s node addresses when the cluster
+    exists (blocking: a second or two at most)."""
+    from k3dtui.core import dockerctx
+
+    system = platform.system()
+    network = f"k3d-{cluster}" if cluster else "k3d-<name>"
+    try:
+        ep = dockerctx.resolve()
+    except K3dtuiError as exc:
+        return Reachability(False, exc.message, dockerctx.OTHER)
+    engine: Mapping[str, Any] | None
+    try:
+        cli = dockerx.connect(timeout=3)
+        engine = dockerx.info(cli)
+    except K3dtuiError:
+        cli, engine = None, None
+    kind = dockerctx.engine_kind(ep, engine, system)
+    probe: tuple[bool, str] | None = None
+    if cli is not None and cluster and kind not in (dockerctx.REMOTE, dockerctx.ROOTLESS):
+        try:
+            net = dockerx.inspect_network(dockerx.cluster_network_name(cluster, cli), cli)
+        except K3dtuiError:
+            net = None
+        if net is not None and net.members:
+            network = net.name
+            probe = probe_address(net.members[0].ip)
+    return reachability_for(kind, system, network, probe)

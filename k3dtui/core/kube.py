@@ -24,6 +24,11 @@ def make_api_client(kubeconfig: Path, context: str | None = None) -> client.ApiC
     Raises ``KubeconfigError`` when the file is missing, unreadable or lacks ``context``.
     """
     configuration = client.Configuration()
+    # A proxy only when the kubeconfig names one (`proxy-url`, set by load_kube_config), never
+    # from HTTP(S)_PROXY: the cluster's API is local. The client reads those variables by
+    # itself otherwise (kubernetes/client/configuration.py, `_proxy_from_env`); NO_PROXY is
+    # still honoured for a kubeconfig's proxy (kubernetes/client/rest.py, should_bypass_proxies).
+    configuration.proxy = None
     try:
         config.load_kube_config(
             config_file=str(kubeconfig), context=context, client_configuration=configuration

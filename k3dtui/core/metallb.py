@@ -268,8 +268,10 @@ def pool_documents(pool_range: str, identity: AppIdentity = APP) -> list[Obj]:
 @dataclass(frozen=True)
 class Timeouts:
     crds: float = 60.0
-    controller: float = 180.0
-    speaker: float = 180.0
+    # the controller and speaker images are pulled inside the cluster on a first run: sized
+    # for a slow link (their pull progress is shown from the pods' events meanwhile)
+    controller: float = 420.0
+    speaker: float = 420.0
     webhook: float = 120.0
 
 
@@ -423,8 +425,23 @@ class MetalLBInstaller:
             ),
         )
 
+    def _pull_events(self) -> Callable[[], None]:
+        """A callable that reports the metallb-system pods' new image-pull events."""
+        from k3dtui.core.podpulls import PodPullEvents
+
+        events = PodPullEvents(lambda: self.kube.list("v1", "Event", self.namespace))
+
+        def report() -> None:
+            for line in events.new_lines():
+                self.progress("log", line, {"pull": line})
+
+        return report
+
     async def wait_controller(self) -> None:
+        pulls = self._pull_events()
+
         def check() -> bool | None:
+            pulls()
             dep = self.kube.get("apps/v1", "Deployment", "controller", self.namespace)
             return True if deployment_available(dep) else None
 
@@ -440,8 +457,10 @@ class MetalLBInstaller:
 
     async def wait_speaker(self) -> None:
         last: list[str] = [""]
+        pulls = self._pull_events()
 
         def check() -> bool | None:
+            pulls()
             ds = self.kube.get("apps/v1", "DaemonSet", "speaker", self.namespace)
             status = (ds or {}).get("status") or {}
             now = f"{status.get('numberReady', 0)}/{status.get('desiredNumberScheduled', 0)}"

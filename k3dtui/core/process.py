@@ -34,13 +34,79 @@ class ProcessResult:
     stderr: str
 
 
-_LEVEL_RE = re.compile(r"^(?:ERRO|FATA|PANI)\[\d+\]\s*|^(?:ERROR|FATAL|error|fatal):\s*")
+# ANSI escape sequences (CSI ... final byte, OSC ... BEL/ST, and lone ESC + one char).
+# k3d colours every log line unless LOG_COLORS=false (logrus TextFormatter with ForceColors:
+# k3d-io/k3d cmd/root.go, initLogging), and other programs may colour theirs too.
+_ANSI_RE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal escape codes."""
+    return _ANSI_RE.sub("", text)
+
+
+# logrus' two text shapes (k3d-io/k3d vendor/github.com/sirupsen/logrus/text_formatter.go):
+# coloured `ERRO[0002] message` (4-letter level, seconds since start), and without colour on
+# a pipe, logfmt: `time="2026-01-02T03:04:05Z" level=error msg="message"`.
+_TEXT_RE = re.compile(r"^(TRAC|DEBU|INFO|WARN|ERRO|FATA|PANI)\[[^\]]*\]\s*(.*)$")
+_LOGFMT_RE = re.compile(
+    r'^(?:time="[^"]*"\s+)?level=(trace|debug|info|warning|warn|error|fatal|panic)\s+'
+    r'(?:msg=("(?:[^"\\]|\\.)*"|\S*))?(.*)$'
+)
+_PLAIN_RE = re.compile(r"^(ERROR|FATAL|error|fatal):\s*(.*)$")
+_LEVEL4 = {
+    "trace": "TRAC", "debug": "DEBU", "info": "INFO", "warning": "WARN", "warn": "WARN",
+    "error": "ERRO", "fatal": "FATA", "panic": "PANI",
+}
+ERROR_LEVELS = frozenset({"ERRO", "FATA", "PANI"})
+
+
+def _unquote_go(value: str) -> str:
+    """A Go ``%q`` string (what logrus writes for a value that needs quoting) → its text."""
+    if len(value) < 2 or value[0] != '"' or value[-1] != '"':
+        return value
+    body = value[1:-1]
+    out: list[str] = []
+    i = 0
+    escapes = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+    while i < len(body):
+        ch = body[i]
+        if ch == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            out.append(escapes.get(nxt, "\\" + nxt))
+            i += 2
+            continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
+def parse_log_line(line: str) -> tuple[str | None, str]:
+    """(4-letter level or None, message) of one log line in either logrus shape, or of an
+    ``error: ...`` line; escape codes removed. A line of another shape → (None, line)."""
+    line = strip_ansi(line).strip()
+    m = _TEXT_RE.match(line)
+    if m:
+        return m.group(1), m.group(2).rstrip()
+    m = _LOGFMT_RE.match(line)
+    if m:
+        msg = _unquote_go(m.group(2) or "")
+        rest = m.group(3).strip()
+        return _LEVEL4[m.group(1)], f"{msg} {rest}".strip() if rest else msg
+    m = _PLAIN_RE.match(line)
+    if m:
+        return ("FATA" if m.group(1).lower() == "fatal" else "ERRO"), m.group(2)
+    return None, line
 
 
 def _strip_level(line: str) -> str:
-    """k3d's log lines start with ``ERRO[0002] ``; the message is what follows."""
-    line = line.strip()
-    return _LEVEL_RE.sub("", line, count=1) or line
+    """k3d's log lines start with ``ERRO[0002] `` (or ``level=error msg=``); the message is
+    what follows."""
+    return parse_log_line(line)[1] or line.strip()
+
+
+def _is_error(line: str) -> bool:
+    return parse_log_line(line)[0] in ERROR_LEVELS
 
 
 class CommandError(K3dtuiError):
@@ -51,10 +117,10 @@ class CommandError(K3dtuiError):
     ) -> None:
         self.argv = list(argv)
         self.returncode = returncode
-        lines = [ln for ln in stderr.splitlines() if ln.strip()]
+        lines = [strip_ansi(ln) for ln in stderr.splitlines() if strip_ansi(ln).strip()]
         self.stderr_tail = "\n".join(lines[-TAIL_LINES:])
         last = _strip_level(lines[-1]) if lines else ""
-        errors = [_strip_level(ln) for ln in lines if _LEVEL_RE.match(ln.strip())]
+        errors = [_strip_level(ln) for ln in lines if _is_error(ln)]
         if errors and errors[0] != last:
             last = f"{last} (first error: {errors[0]})"
         shown = shlex.join(argv[:4]) + (" ..." if len(argv) > 4 else "")
@@ -87,7 +153,7 @@ async def _pump(
         raw = await stream.readline()
         if not raw:
             return
-        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+        line = strip_ansi(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
         sink.append(line)
         if on_line is not None:
             on_line(line)

@@ -36,6 +36,8 @@ class ClusterInfo:
 class Reachability:
     routable: bool
     explanation: str  # one line: why, and what to do when not routable
+    engine_kind: str = ""  # k3dtui.core.dockerctx's kinds ("" for the simulated cluster)
+    probe: str = ""  # what a probe of a node address found ("" when none was made)
 
 
 class Provider(Protocol):

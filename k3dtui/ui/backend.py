@@ -85,7 +85,9 @@ class Backend(Protocol):
     def scale_by(self, delta: int) -> ActionResult: ...
 
     # load generator: snapshots arrive through ``on_load`` (another thread)
-    def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> None: ...
+    def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
+        """Start (or restart) a load run; what it will do, in one line (None: nothing to say)."""
+        ...
     def load_stop(self) -> None: ...
     def load_update(self, **changes: Any) -> None: ...
     def load_reset(self) -> None: ...
@@ -184,6 +186,7 @@ class CoreBackend(CoreValidation):
         self._relay = _Relay()
         self._session: SetupSession | None = None
         self._steps_lock = threading.Lock()
+        self._load_where = ""
         if provider is not None:
             self._provider, self._reason = provider, f"{provider.kind}: given"
         else:
@@ -340,8 +343,8 @@ class CoreBackend(CoreValidation):
         return result
 
     # -- load ------------------------------------------------------------------------
-    def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> None:
-        from k3dtui.core.load import LoadGenerator
+    def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
+        from k3dtui.core.loadplan import make_generator, plan_load
 
         if not service.external_ip:
             raise UsageError(
@@ -349,8 +352,14 @@ class CoreBackend(CoreValidation):
             )
         host, port = self._provider.dial(service.external_ip, service.port)
         settings = replace(settings, url=f"http://{host}:{port}/")
-        if self._load is None:
-            self._load = LoadGenerator(settings)
+        # reachability first: straight from this host, or from a container in the cluster's
+        # network when the address is not routable here (k3dtui.core.loadplan)
+        plan = plan_load(self._provider)
+        if self._load is None or self._load_where != plan.where:
+            if self._load is not None:
+                self._load.close()
+            self._load = make_generator(plan, settings)
+            self._load_where = plan.where
         else:
             self._load.stop()
             fields = ("url", "mode", "concurrency", "rate", "duration", "requests", "timeout")
@@ -359,6 +368,7 @@ class CoreBackend(CoreValidation):
         if self._reader is not None:
             self._reader.stop()
         self._reader = LoadReader(self._load, on_load)
+        return plan.says
 
     def load_stop(self) -> None:
         if self._load is not None:

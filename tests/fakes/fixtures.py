@@ -19,6 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 BUSYBOX = "k3dtui-test/busybox:latest"
+K3S_NODE = "k3dtui-test/k3s-node:latest"  # busybox + a recording ctr (tests/fakes/k3s-node)
 RUN_LABEL = "k3dtui.test.run"
 FAKE_K3D = Path(__file__).with_name("k3d.py")
 
@@ -32,6 +33,24 @@ def ensure_busybox(client: Any) -> str:
         subprocess.run(["bash", str(REPO / ".ci" / "busybox-image.sh"), BUSYBOX], check=True)
         client.images.get(BUSYBOX)
     return BUSYBOX
+
+
+def ensure_k3s_node(client: Any) -> str:
+    """The node stand-in with a recording ``ctr``, built once (rebuilt when its files change)."""
+    import hashlib
+
+    import docker.errors
+
+    ensure_busybox(client)
+    folder = Path(__file__).with_name("k3s-node")
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sorted(folder.iterdir()))).hexdigest()[:16]
+    try:
+        if client.images.get(K3S_NODE).labels.get("k3dtui.test.inputs") == digest:
+            return K3S_NODE
+    except docker.errors.ImageNotFound:
+        pass
+    client.images.build(path=str(folder), tag=K3S_NODE, labels={"k3dtui.test.inputs": digest}, rm=True)
+    return K3S_NODE
 
 
 def _remove(c: Any) -> None:
@@ -178,6 +197,9 @@ def fake_k3d(
     monkeypatch.setenv("FAKE_K3D_RUN", run_id)
     monkeypatch.delenv("FAKE_K3D_FAIL", raising=False)
     monkeypatch.delenv("FAKE_K3D_VERSION", raising=False)
+    # the images k3dtui pulls before `k3d cluster create` are local ones here: no registry
+    for var in ("K3DTUI_K3S_IMAGE", "K3D_IMAGE_LOADBALANCER", "K3D_IMAGE_TOOLS"):
+        monkeypatch.setenv(var, BUSYBOX)
     try:
         yield FakeK3d(bin_dir, log, run_id, docker_engine)
     finally:

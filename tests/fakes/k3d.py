@@ -2,12 +2,22 @@
 the real Docker engine (the `k3d-<name>` network, labelled node containers from a tiny
 local image, `cluster list -o json` in k3d's mixed-case shape, kubeconfig get, image import).
 
+Its output is shaped as real k3d's: logrus lines, coloured unless LOG_COLORS parses false
+(k3d-io/k3d cmd/root.go, initLogging: ForceColors), then logfmt (`time=... level=info
+msg="..."`, logrus' uncoloured TextFormatter on a pipe); INFO/DEBUG on stdout and
+WARN/ERRO/FATA on stderr (the two writer hooks in initLogging). `cluster list -o json` uses
+k3d's JSON key names (pkg/types/types.go, cmd/cluster/clusterList.go), and a config with a
+key the v1alpha5 schema does not know is refused (pkg/config/v1alpha5/schema.json sets
+additionalProperties false on every object but options.runtime and registries).
+
 Environment:
-  FAKE_K3D_LOG      JSON-lines file: one {"argv", "config"} record per call
+  FAKE_K3D_LOG      JSON-lines file: one {"argv", "config", "env"} record per call
   FAKE_K3D_RUN      a label value put on everything created (tests clean up by it)
   FAKE_K3D_VERSION  what `k3d version` reports (default v5.9.0)
-  FAKE_K3D_FAIL     "create": fail mid-create (after the server node), roll back, exit 1
-  FAKE_K3D_IMAGE    the node image (default k3dtui-test/busybox:latest)
+  FAKE_K3D_FAIL     "create": fail mid-create (after the server node), roll back, exit 1;
+                    "import": `image import` fails as it does on Docker's containerd image
+                    store (k3d-io/k3d#1538: "content digest … not found")
+  FAKE_K3D_IMAGE    the node image (default: the config's `image`, else k3dtui-test/busybox:latest)
 """
 
 from __future__ import annotations
@@ -26,13 +36,38 @@ ARGS_LABEL = "k3dtui.test.k3s-args"
 START = time.monotonic()
 
 
+_COLOURS = {"INFO": 36, "DEBU": 37, "WARN": 33, "ERRO": 31, "FATA": 31}
+_NAMES = {"INFO": "info", "DEBU": "debug", "WARN": "warning", "ERRO": "error", "FATA": "fatal"}
+_PLAIN = re.compile(r"^[A-Za-z0-9\-._/@^+]+$")  # logrus' needsQuoting: anything else is quoted
+
+
+def colours_on() -> bool:
+    value = os.environ.get("LOG_COLORS")
+    if value is None:
+        return True
+    # Go's strconv.ParseBool: 1 t T TRUE true True / 0 f F FALSE false False; else ignored
+    return value not in ("0", "f", "F", "FALSE", "false", "False")
+
+
+def _line(level: str, msg: str) -> str:
+    if colours_on():
+        return f"\x1b[{_COLOURS[level]}m{level}\x1b[0m[{int(time.monotonic() - START):04d}] {msg:<44} "
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    value = msg if msg and _PLAIN.match(msg) else json.dumps(msg)
+    return f'time="{stamp}" level={_NAMES[level]} msg={value}'
+
+
 def info(msg: str) -> None:
     # k3d prints INFO/DEBUG to stdout, WARN/ERRO/FATA to stderr.
-    print(f"INFO[{int(time.monotonic() - START):04d}] {msg}", flush=True)
+    print(_line("INFO", msg), flush=True)
+
+
+def warn(msg: str) -> None:
+    print(_line("WARN", msg), file=sys.stderr, flush=True)
 
 
 def error(msg: str, level: str = "ERRO") -> None:
-    print(f"{level}[{int(time.monotonic() - START):04d}] {msg}", file=sys.stderr, flush=True)
+    print(_line(level, msg), file=sys.stderr, flush=True)
 
 
 def fatal(msg: str) -> None:
@@ -52,8 +87,51 @@ def record(argv: list[str]) -> None:
                     config = fh.read()
             except OSError:
                 config = None
+    env = {k: os.environ[k] for k in ("DOCKER_HOST", "DOCKER_CONTEXT", "LOG_COLORS") if k in os.environ}
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"argv": argv, "config": config}) + "\n")
+        fh.write(json.dumps({"argv": argv, "config": config, "env": env}) + "\n")
+
+
+# The keys k3d's v1alpha5 schema allows, object by object (k3d-io/k3d
+# pkg/config/v1alpha5/schema.json); None: that object allows any key.
+_ANY = None
+_FILTERED = {"nodeFilters": {}}
+SCHEMA: dict[str, Any] = {
+    "apiVersion": {}, "kind": {}, "metadata": {"name": {}}, "servers": {}, "agents": {},
+    "kubeAPI": {"host": {}, "hostIP": {}, "hostPort": {}}, "image": {}, "network": {},
+    "subnet": {}, "token": {},
+    "volumes": [{"volume": {}, **_FILTERED}], "ports": [{"port": {}, **_FILTERED}],
+    "files": [{"description": {}, "source": {}, "destination": {}, **_FILTERED}],
+    "env": [{"envVar": {}, **_FILTERED}], "hostAliases": _ANY, "registries": _ANY,
+    "options": {
+        "k3d": {"wait": {}, "timeout": {}, "disableLoadbalancer": {}, "disableImageVolume": {},
+                "disableRollback": {}, "loadbalancer": {"configOverrides": {}}},
+        "k3s": {"extraArgs": [{"arg": {}, **_FILTERED}],
+                "nodeLabels": [{"label": {}, **_FILTERED}]},
+        "kubeconfig": {"updateDefaultKubeconfig": {}, "switchCurrentContext": {}},
+        "runtime": _ANY,
+    },
+}
+
+
+def unknown_keys(doc: Any, schema: Any, path: str = "") -> list[str]:
+    if schema is None or schema == {}:
+        return []
+    if isinstance(schema, list):
+        out: list[str] = []
+        for i, item in enumerate(doc if isinstance(doc, list) else []):
+            out += unknown_keys(item, schema[0], f"{path}[{i}]")
+        return out
+    if not isinstance(doc, dict):
+        return []
+    out = []
+    for key, value in doc.items():
+        where = f"{path}.{key}" if path else str(key)
+        if key not in schema:
+            out.append(where)
+        else:
+            out += unknown_keys(value, schema[key], where)
+    return out
 
 
 def client() -> Any:
@@ -149,6 +227,12 @@ def cluster_create(argv: list[str]) -> None:
             cfg = yaml.safe_load(fh) or {}
         if cfg.get("apiVersion") != "k3d.io/v1alpha5" or cfg.get("kind") != "Simple":
             fatal(f"Schema Validation failed for config file {config_path}: apiVersion/kind")
+        bad = unknown_keys(cfg, SCHEMA)
+        if bad:
+            # k3d validates the file against the schema before anything else
+            # (cmd/util/config/config.go → pkg/config/jsonschema.go, ValidateSchemaFile).
+            fatal(f"Schema Validation failed for config file {config_path}: "
+                  + "; ".join(f"{b}: Additional property {b.rsplit('.', 1)[-1]} is not allowed" for b in bad))
     pos = positional(argv[2:], {"--config", "-c", "-s", "--servers", "-a", "--agents", "--k3s-arg"})
     name = pos[0] if pos else (cfg.get("metadata") or {}).get("name", "k3s-default")
     servers = int(opt(argv, "-s", "--servers") or cfg.get("servers", 1))
@@ -159,7 +243,7 @@ def cluster_create(argv: list[str]) -> None:
     cli = client()
     if cluster_containers(cli, name):
         fatal(f"Failed to create cluster '{name}' because a cluster with that name already exists")
-    image = os.environ.get("FAKE_K3D_IMAGE", "k3dtui-test/busybox:latest")
+    image = os.environ.get("FAKE_K3D_IMAGE") or cfg.get("image") or "k3dtui-test/busybox:latest"
     info("Prep: Network")
     net = cli.networks.create(f"k3d-{name}", driver="bridge", labels={"app": "k3d", **labels_run()})
     info(f"Created network 'k3d-{name}'")
@@ -211,6 +295,8 @@ def cluster_create(argv: list[str]) -> None:
 
 
 def node_json(c: Any) -> dict[str, Any]:
+    """One node as k3d prints it: k3d's json tags, omitempty honoured, untagged fields under
+    their Go names (k3d-io/k3d pkg/types/types.go, Node)."""
     c.reload()
     labels = c.labels
     nets = c.attrs["NetworkSettings"]["Networks"]
@@ -219,31 +305,26 @@ def node_json(c: Any) -> dict[str, Any]:
         if nname == labels.get("k3d.cluster.network"):
             ip = n.get("IPAddress", "")
     state = c.attrs["State"]
-    return {
+    role = labels.get("k3d.role", "")
+    node: dict[str, Any] = {
         "name": c.name,
-        "role": labels.get("k3d.role", ""),
+        "role": role,
         "image": c.attrs["Config"]["Image"],
-        "volumes": None,
-        "env": None,
         "Cmd": c.attrs["Config"].get("Cmd"),
-        "Args": [],
-        "files": None,
-        "portMappings": {},
         "restart": True,
         "created": c.attrs["Created"],
-        "HostPidMode": False,
         "runtimeLabels": {k: v for k, v in labels.items() if k.startswith("k3d.") or k == "app"},
-        "k3sNodeLabels": {},
-        "networks": [labels.get("k3d.cluster.network", "")],
+        "Networks": [labels.get("k3d.cluster.network", "")],
         "ExtraHosts": None,
-        "serverOpts": {"kubeAPI": {"Binding": {"HostIp": "0.0.0.0", "HostPort": labels.get("k3d.server.api.port", "")}}} if labels.get("k3d.role") == "server" else {},
+        "serverOpts": {"kubeAPI": {"Port": "6443/tcp", "Binding": {"HostIp": "0.0.0.0", "HostPort": labels.get("k3d.server.api.port", "")}, "host": "0.0.0.0"}} if role == "server" else {"kubeAPI": None},
         "agentOpts": {},
         "GPURequest": "",
         "Memory": "",
         "State": {"Running": bool(state.get("Running")), "Status": state.get("Status", ""), "Started": state.get("StartedAt", "")},
         "IP": {"IP": ip, "Static": False},
-        "HookActions": None,
+        "K3dEntrypoint": True,
     }
+    return node
 
 
 def cluster_list(argv: list[str]) -> None:
@@ -264,20 +345,19 @@ def cluster_list(argv: list[str]) -> None:
         ipam_cfg = ((net.attrs.get("IPAM") or {}).get("Config") or [{}])[0] if net else {}
         servers = [n for n in nodes if n["role"] == "server"]
         agents = [n for n in nodes if n["role"] == "agent"]
-        out.append({
+        # k3d's Cluster plus the counts of clusterList.go's jsonOutput; clusterToken is
+        # omitted (empty unless --token), isExternal omitted when false (omitempty).
+        entry: dict[str, Any] = {
             "name": name,
             "network": {
                 "name": f"k3d-{name}",
                 "id": net.id if net else "",
-                "isExternal": False,
                 "ipam": {"ipPrefix": ipam_cfg.get("Subnet", ""), "ipsUsed": [n["IP"]["IP"] for n in nodes], "Managed": False},
                 "Members": None,
             },
-            "token": "",
             "nodes": nodes,
             "InitNode": None,
-            "externalDatastore": None,
-            "kubeAPI": {"Host": "0.0.0.0", "HostIP": "0.0.0.0", "PortMapping": {}},
+            "kubeAPI": {"Port": "6443/tcp", "Binding": {"HostIp": "0.0.0.0", "HostPort": ""}, "host": "0.0.0.0"},
             "serverLoadBalancer": {"node": next((n for n in nodes if n["role"] == "loadbalancer"), None), "config": None},
             "imageVolume": f"k3d-{name}-images",
             "volumes": [f"k3d-{name}-images"],
@@ -285,8 +365,10 @@ def cluster_list(argv: list[str]) -> None:
             "serversCount": len(servers),
             "agentsRunning": sum(1 for n in agents if n["State"]["Running"]),
             "agentsCount": len(agents),
-            "hasLoadbalancer": any(n["role"] == "loadbalancer" for n in nodes),
-        })
+        }
+        if any(n["role"] == "loadbalancer" for n in nodes):
+            entry["hasLoadbalancer"] = True
+        out.append(entry)
     fmt = opt(argv, "-o", "--output")
     if fmt == "json":
         print(json.dumps(out))
@@ -359,6 +441,13 @@ def image_import(argv: list[str]) -> None:
             fatal(f"Failed to import image(s) into cluster '{name}': image '{image}' not found")
     info(f"Importing image(s) into cluster '{name}'")
     info(f"Saving {len(images)} image(s) from runtime...")
+    if os.environ.get("FAKE_K3D_FAIL") == "import":
+        info(f"Importing images '{images}' into node '{nodes[0].name}'...")
+        error(f"failed to import images in node '{nodes[0].name}': Exec process in node "
+              f"'{nodes[0].name}' failed with exit code '1': ctr: content digest "
+              "sha256:4f8b0e6a3d2c1b0a99887766554433221100ffeeddccbbaa0099887766554433: not found")
+        fatal(f"Failed to import image(s) into cluster '{name}': error loading image to cluster, "
+              "first error: failed to import images in node")
     for c in nodes:
         info(f"Importing images into node '{c.name}'...")
     info(f"Successfully imported {len(images)} image(s) into 1 cluster(s)")

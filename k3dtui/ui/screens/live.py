@@ -450,7 +450,12 @@ class LiveScreen(K3dScreen):
         self.load_on = True
         settings = self.settings
         self.log_action(f"start load: {settings.mode}, concurrency {settings.concurrency}, {LOAD_DURATION:.0f}s max")
-        self.run_io(lambda: backend.load_start(settings, service, self.load_arrived), name="start load")
+        def start() -> None:
+            says = backend.load_start(settings, service, self.load_arrived)
+            if says:  # where the load runs from, and why
+                self.app.call_from_thread(self.log_action, says, "dim")
+
+        self.run_io(start, name="start load")
 
     def _set_settings(self, **changes: object) -> None:
         self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
