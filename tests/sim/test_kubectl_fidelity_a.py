@@ -1,0 +1,105 @@
+"""The simulated API server as kubectl 1.33 sees it: protobuf request bodies, auth answers,
+exec, logs, port-forward, metrics and OpenAPI (issue 13, first half)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from k3dtui.sim.apiserver import protobuf
+from k3dtui.sim.testing import ApiThread, run_api_in_thread
+from tests.sim.test_api_client import raw
+from tests.sim.test_api_kubectl import Kubectl, seed_cluster
+
+_KUBECTL = shutil.which("kubectl")
+KUBECTL_133 = str(Path(_KUBECTL).resolve().parent / "kubectl.1.33") if _KUBECTL else ""
+pytestmark = [
+    pytest.mark.kubectl,
+    pytest.mark.skipif(not KUBECTL_133 or not Path(KUBECTL_133).exists(), reason="kubectl 1.33 is not installed"),
+]
+
+
+class Kubectl133(Kubectl):
+    def argv(self, *args: str) -> list[str]:
+        return [KUBECTL_133, "--kubeconfig", str(self.api.kubeconfig), "--cache-dir", str(self.home / "cache"), *args]
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[ApiThread]:
+    with run_api_in_thread(tmp_path / "api") as a:
+        yield a
+
+
+@pytest.fixture
+def k(api: ApiThread, tmp_path: Path) -> Kubectl133:
+    return Kubectl133(api, tmp_path / "home")
+
+
+def get(k: Kubectl, *args: str) -> dict:
+    return json.loads(k("get", *args, "-o", "json"))
+
+
+# -- 1. protobuf request bodies ------------------------------------------------------
+def test_kubectl_create_commands_send_protobuf_and_succeed(k: Kubectl133) -> None:
+    # kubectl >= 1.32 sends these objects as application/vnd.kubernetes.protobuf
+    proc = k.run("create", "namespace", "demo", "-v=8")
+    assert "Content-Type: application/vnd.kubernetes.protobuf" in proc.stderr
+    k("create", "deployment", "web", "--image=fastapi-random:latest", "--replicas=0", "--port=3000", "-n", "demo")
+    k("create", "configmap", "cm", "--from-literal=a=b", "--from-literal=empty=", "-n", "demo")
+    k("create", "secret", "generic", "s", "--from-literal=p=q", "-n", "demo")
+    k("create", "serviceaccount", "robot", "-n", "demo")
+    k("create", "job", "once", "--image=busybox", "-n", "demo", "--", "sleep", "5")
+
+    assert get(k, "namespace", "demo")["metadata"]["name"] == "demo"
+    dep = get(k, "deployment", "web", "-n", "demo")
+    assert dep["spec"]["replicas"] == 0  # a Go pointer: its zero is kept
+    assert dep["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    container = dep["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "fastapi-random:latest"
+    assert container["ports"] == [{"containerPort": 3000, "protocol": "TCP"}]
+    assert get(k, "configmap", "cm", "-n", "demo")["data"] == {"a": "b", "empty": ""}
+    assert get(k, "secret", "s", "-n", "demo")["data"] == {"p": "cQ=="}  # base64 of "q"
+    assert get(k, "serviceaccount", "robot", "-n", "demo")["metadata"]["namespace"] == "demo"
+    job = get(k, "job", "once", "-n", "demo")
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["sleep", "5"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2) with a one-byte key and length."""
+    assert number < 16 and len(payload) < 128
+    return bytes([number << 3 | 2, len(payload)]) + payload
+
+
+def test_protobuf_envelope_decodes_special_types() -> None:
+    # ConfigMap {metadata {name "c", creationTimestamp {seconds 1}, labels {"k": "v"}}, binaryData {"b": "\x00\x01"}}
+    time = _field(8, bytes([0x08, 0x01]))
+    meta = _field(1, b"c") + time + _field(11, _field(1, b"k") + _field(2, b"v"))
+    cm = _field(1, meta) + _field(3, _field(1, b"b") + _field(2, b"\x00\x01"))
+    unknown = _field(1, _field(1, b"v1") + _field(2, b"ConfigMap")) + _field(2, cm)
+    obj = protobuf.decode(protobuf.MAGIC + unknown)
+    assert obj == {
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "c", "creationTimestamp": "1970-01-01T00:00:01Z", "labels": {"k": "v"}},
+        "binaryData": {"b": "AAE="},
+    }
+    with pytest.raises(protobuf.ProtobufError, match="prefix"):
+        protobuf.decode(b"{}")
+    with pytest.raises(protobuf.ProtobufError, match="no kind"):
+        protobuf.decode(protobuf.MAGIC)
+
+
+def test_protobuf_without_a_kind_is_a_400_status(k: Kubectl133) -> None:
+    resp = raw(k.api, "POST", "/api/v1/namespaces/default/configmaps", protobuf.MAGIC + b"\x0a\x00",
+               content_type=protobuf.MEDIA_TYPE)
+    assert resp.status_code == 400
+    assert "the protobuf envelope names no kind" in resp.json()["message"]
+
+
+def test_seeded_cluster_still_lists_with_kubectl_133(k: Kubectl133) -> None:
+    seed_cluster(k.api)
+    assert "web-1" in k("get", "pods")
