@@ -20,7 +20,7 @@ from pathlib import Path
 
 API_DIRS = ("core/v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v1", "autoscaling/v2",
             "coordination/v1", "discovery/v1", "networking/v1", "rbac/v1", "scheduling/v1",
-            "storage/v1")
+            "storage/v1", "authentication/v1", "authorization/v1")
 MACHINERY_DIRS = ("pkg/apis/meta/v1", "pkg/runtime", "pkg/api/resource", "pkg/util/intstr",
                   "pkg/runtime/schema")
 # the delete and eviction bodies client-go sends

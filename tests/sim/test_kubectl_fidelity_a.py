@@ -103,3 +103,39 @@ def test_protobuf_without_a_kind_is_a_400_status(k: Kubectl133) -> None:
 def test_seeded_cluster_still_lists_with_kubectl_133(k: Kubectl133) -> None:
     seed_cluster(k.api)
     assert "web-1" in k("get", "pods")
+
+
+# -- 7. authorization answers -------------------------------------------------------------
+def test_auth_whoami_and_can_i(k: Kubectl133) -> None:
+    who = json.loads(k("auth", "whoami", "-o", "json"))
+    assert who["kind"] == "SelfSubjectReview"
+    assert who["status"]["userInfo"] == {"username": "system:admin", "groups": ["system:masters", "system:authenticated"]}
+    assert k("auth", "can-i", "delete", "pods", "-n", "kube-system").strip() == "yes"
+    assert k("auth", "can-i", "*", "*").strip() == "yes"
+    listed = k("auth", "can-i", "--list")
+    assert "*.*" in listed.splitlines()[1]
+    # an impersonated user the cluster grants nothing
+    denied = k.run("auth", "can-i", "get", "pods", "--as=bob", ok=False)
+    assert denied.returncode == 1 and denied.stdout.strip() == "no"
+    assert "bob" in k("auth", "whoami", "--as=bob")
+    resources = k("api-resources", "--api-group=authorization.k8s.io", "-o", "name").split()
+    assert "selfsubjectaccessreviews.authorization.k8s.io" in resources
+
+
+# -- 3. exec -------------------------------------------------------------------------------
+def test_exec_answers_with_a_status_not_not_found(k: Kubectl133) -> None:
+    seed_cluster(k.api)
+    proc = k.run("exec", "web-1", "--", "sh", "-c", "echo hi", ok=False)
+    assert proc.returncode != 0
+    assert "NotFound" not in proc.stderr and "not found" not in proc.stderr
+    assert "no shell" in proc.stderr and "'sh' cannot run" in proc.stderr
+    bad = k.run("exec", "web-1", "-c", "nope", "--", "ls", ok=False)
+    assert "container nope is not valid for pod web-1" in bad.stderr
+
+
+def test_spdy_upgrade_is_refused_with_a_status(k: Kubectl133) -> None:
+    seed_cluster(k.api)
+    resp = raw(k.api, "POST", "/api/v1/namespaces/default/pods/web-1/exec?command=ls&stdout=true", b"",
+               content_type="application/json")
+    assert resp.status_code == 400
+    assert "WebSocket only" in resp.json()["message"]

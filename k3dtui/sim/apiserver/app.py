@@ -12,6 +12,7 @@ from aiohttp import web
 
 from k3dtui.sim import gvrs, tables
 from k3dtui.sim import registry as rules
+from k3dtui.sim.apiserver.authz import REVIEW_GROUPS, Authz
 from k3dtui.sim.apiserver.discovery import VERSION_INFO, Discovery
 from k3dtui.sim.apiserver.errors import (
     NOT_FOUND_MSG,
@@ -29,6 +30,7 @@ from k3dtui.sim.apiserver.http import (
     wants_table,
 )
 from k3dtui.sim.apiserver.patching import Patching
+from k3dtui.sim.apiserver.streams import PodStreams
 from k3dtui.sim.apiserver.tls import server_context
 from k3dtui.sim.apiserver.watch import Watch
 from k3dtui.sim.kinds import Kind, Registry
@@ -56,7 +58,7 @@ class _Route:
         self.watch = watch
 
 
-class ApiServer(Patching, Watch, Discovery):
+class ApiServer(Patching, Watch, Discovery, Authz, PodStreams):
     """The API server. ``tls=True`` serves HTTPS with a fresh self-signed certificate
     (``ca_pem``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
     needs it. Plain HTTP (the default) serves the Python client, which sends it anyway.
@@ -245,6 +247,8 @@ class ApiServer(Patching, Watch, Discovery):
         return _Route(kind, namespace, name, sub, watch)
 
     async def _resource(self, request: web.Request, group: str, version: str, rest: list[str]) -> web.StreamResponse:
+        if rest and group in REVIEW_GROUPS:
+            return await self._review(request, group, version, rest)
         if not rest:
             if not self.registry.in_group_version(group, version):
                 raise ApiError(404, "NotFound", NOT_FOUND_MSG)
@@ -255,6 +259,8 @@ class ApiServer(Patching, Watch, Discovery):
         method = request.method
         if kind.namespaced and ns is None and name is not None:
             raise ApiError(404, "NotFound", NOT_FOUND_MSG)
+        if sub in ("exec", "attach") and name is not None and method in ("GET", "POST"):
+            return await self._exec(request, kind, ns or "", name, sub)
         if method == "GET":
             if name is None:
                 if route.watch:

@@ -21,6 +21,8 @@ VERSION_INFO: Obj = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+# the options kinds of pods' streaming subresources, as kube-apiserver's discovery names them
+_POD_STREAMS = {"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
@@ -158,6 +160,8 @@ def _subresource_kind(k: Kind, sub: str) -> tuple[str, str, str, list[str]]:
         return "policy", "v1", "Eviction", ["create"]
     if sub == "log":
         return "", "v1", "Pod", ["get"]
+    if sub in _POD_STREAMS:
+        return "", "v1", _POD_STREAMS[sub], ["create", "get"]
     if sub == "finalize":
         return k.gvr.group, k.gvr.version, k.kind, ["update"]
     return k.gvr.group, k.gvr.version, k.kind, ["get", "patch", "update"]

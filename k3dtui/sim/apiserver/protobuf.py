@@ -49,6 +49,7 @@ _PACKAGES = {
     "coordination.k8s.io": "coordination", "discovery.k8s.io": "discovery",
     "networking.k8s.io": "networking", "rbac.authorization.k8s.io": "rbac",
     "scheduling.k8s.io": "scheduling", "storage.k8s.io": "storage",
+    "authentication.k8s.io": "authentication", "authorization.k8s.io": "authorization",
 }
 
 
