@@ -3,17 +3,23 @@ exec, logs, port-forward, metrics and OpenAPI (issue 13, first half)."""
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import re
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from k3dtui.sim.apiserver import protobuf
 from k3dtui.sim.testing import ApiThread, run_api_in_thread
 from tests.sim.test_api_client import raw
 from tests.sim.test_api_kubectl import Kubectl, seed_cluster
+from tests.simfixtures import SimHandle, install_app, wait_for
 
 _KUBECTL = shutil.which("kubectl")
 KUBECTL_133 = str(Path(_KUBECTL).resolve().parent / "kubectl.1.33") if _KUBECTL else ""
@@ -139,3 +145,105 @@ def test_spdy_upgrade_is_refused_with_a_status(k: Kubectl133) -> None:
                content_type="application/json")
     assert resp.status_code == 400
     assert "WebSocket only" in resp.json()["message"]
+
+
+# -- a simulated cluster with the app (one replica, so every request reaches the same pod) ------
+class KubectlSim(Kubectl):
+    """kubectl 1.33 against a running simulated cluster."""
+
+    def __init__(self, handle: SimHandle, home: Path) -> None:
+        self.handle = handle
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
+
+    def argv(self, *args: str) -> list[str]:
+        return [KUBECTL_133, "--kubeconfig", str(self.handle.kubeconfig), "--context", self.handle.context,
+                "--cache-dir", str(self.home / "cache"), *args]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "HOME": str(self.home), "KUBECONFIG": str(self.handle.kubeconfig)}
+
+
+@pytest.fixture
+def app1(sim_cluster: SimHandle, tmp_path: Path) -> tuple[KubectlSim, str, str]:
+    """(kubectl, the app's only pod, its load balancer's loopback address)."""
+    ip = install_app(sim_cluster, replicas=1)
+    ks = KubectlSim(sim_cluster, tmp_path / "home")
+    pod = ks("get", "pods", "-l", "app=fastapi", "-o", "jsonpath={.items[0].metadata.name}").strip()
+    backend = str(sim_cluster.control("GET", "/sim/status")["lb"][f"{ip}:80"])
+    return ks, pod, backend
+
+
+def hit(backend: str, n: int, path: str = "/") -> None:
+    with httpx.Client(base_url=f"http://{backend}", timeout=5) as h:
+        for _ in range(n):  # bounded
+            assert h.get(path).status_code == 200
+
+
+ACCESS = re.compile(r'^INFO: +127\.0\.0\.1:\d+ - "GET (/\S*) HTTP/1\.1" 200 OK$')
+
+
+# -- 2. logs ---------------------------------------------------------------------------------
+def test_logs_have_the_apps_startup_and_access_lines_with_options(app1: tuple[KubectlSim, str, str]) -> None:
+    ks, pod, backend = app1
+    hit(backend, 5, "/?n=1")
+    lines = ks("logs", pod).splitlines()
+    assert lines[0] == "INFO:     Started server process [1]"
+    assert "INFO:     Uvicorn running on http://0.0.0.0:3000 (Press CTRL+C to quit)" in lines
+    access = [ln for ln in lines if ACCESS.match(ln) and ACCESS.match(ln).group(1) == "/?n=1"]  # type: ignore[union-attr]
+    assert len(access) == 5
+    # --tail, --timestamps, --limit-bytes
+    assert ks("logs", pod, "--tail=2").splitlines() == lines[-2:]
+    assert ks("logs", pod, "--tail=0") == ""
+    stamped = ks("logs", pod, "--timestamps", "--tail=1").rstrip("\n")
+    stamp, _, text = stamped.partition(" ")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", stamp) and text == lines[-1]
+    assert ks("logs", pod, "--limit-bytes=10") == lines[0][:10]
+    # --since-time after the last line: nothing; --since covering everything: all of it
+    later = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert ks("logs", pod, f"--since-time={later}") == ""
+    assert ks("logs", pod, "--since=1h").splitlines() == lines
+    bad = ks.run("logs", pod, "--tail=-5", "--since=0s", ok=False)
+    assert bad.returncode != 0
+    nothing = ks.run("logs", pod, "--previous", ok=False)
+    assert f'previous terminated container "fastapi" in pod "{pod}" not found' in nothing.stderr
+
+
+def test_logs_previous_after_a_restart(app1: tuple[KubectlSim, str, str]) -> None:
+    ks, pod, backend = app1
+    hit(backend, 3, "/?before=crash")
+    ks.handle.control("POST", "/sim/faults", {"crash": pod, "namespace": "default"})
+
+    def restarted() -> bool:
+        p = json.loads(ks("get", "pod", pod, "-o", "json"))
+        cs = p["status"]["containerStatuses"][0]
+        return cs["restartCount"] == 1 and "running" in cs["state"]
+
+    wait_for(restarted, 20, "the container to restart")
+    previous = ks("logs", pod, "--previous")
+    assert previous.count('"GET /?before=crash HTTP/1.1" 200 OK') == 3
+    current = ks("logs", pod)
+    assert current.startswith("INFO:     Started server process [1]") and "before=crash" not in current
+
+
+def test_logs_follow_streams_new_lines_until_the_pod_goes(app1: tuple[KubectlSim, str, str]) -> None:
+    ks, pod, backend = app1
+    proc = subprocess.Popen(ks.argv("logs", "-f", pod), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=ks.env())
+    try:
+        assert proc.stdout is not None
+        seen: list[str] = []
+        while "Uvicorn running" not in "".join(seen):
+            seen.append(proc.stdout.readline())
+        hit(backend, 2, "/?while=following")
+        for _ in range(2):
+            line = proc.stdout.readline()
+            while "while=following" not in line:
+                line = proc.stdout.readline()
+        assert proc.poll() is None  # still following
+        ks("delete", "pod", pod, "--wait=false")
+        assert proc.wait(timeout=30) == 0  # the stream ended with the pod
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=5)

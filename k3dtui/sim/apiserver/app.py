@@ -29,6 +29,7 @@ from k3dtui.sim.apiserver.http import (
     wants_metadata,
     wants_table,
 )
+from k3dtui.sim.apiserver.logs import Logs
 from k3dtui.sim.apiserver.patching import Patching
 from k3dtui.sim.apiserver.streams import PodStreams
 from k3dtui.sim.apiserver.tls import server_context
@@ -58,7 +59,7 @@ class _Route:
         self.watch = watch
 
 
-class ApiServer(Patching, Watch, Discovery, Authz, PodStreams):
+class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs):
     """The API server. ``tls=True`` serves HTTPS with a fresh self-signed certificate
     (``ca_pem``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
     needs it. Plain HTTP (the default) serves the Python client, which sends it anyway.
@@ -269,7 +270,7 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams):
             if sub == "scale":
                 return json_response(self._scale_of(kind, self.store.require(kind.gvr, ns or "", name)))
             if sub == "log":
-                return self._log(kind, ns or "", name, q.get("container"))
+                return await self._pod_log(request, kind, ns or "", name)
             if sub in ("binding", "eviction"):
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             obj = self.store.require(kind.gvr, ns or "", name)
