@@ -143,6 +143,9 @@ _BUILTIN: tuple[Kind, ...] = (
     _k("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
        verbs=("create",)),
     _k("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=("create",)),
+    # metrics-server's API (k3dtui.sim.apiserver.metrics answers it)
+    _k("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, verbs=("get", "list")),
+    _k("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list")),
 )
 
 # The kinds MetalLB's CRDs define, for a registry that should know them before any CRD is applied.

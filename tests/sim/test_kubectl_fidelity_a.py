@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from k3dtui.sim.apiserver import protobuf
+from k3dtui.sim.apiserver.metrics import CpuRates
 from k3dtui.sim.testing import ApiThread, run_api_in_thread
 from tests.sim.test_api_client import raw
 from tests.sim.test_api_kubectl import Kubectl, seed_cluster
@@ -247,3 +248,36 @@ def test_logs_follow_streams_new_lines_until_the_pod_goes(app1: tuple[KubectlSim
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=5)
+
+
+# -- 4. metrics.k8s.io -------------------------------------------------------------------------
+def test_cpu_rates_over_a_window_with_a_given_clock() -> None:
+    rates = CpuRates(keep=10)
+    assert rates.rate("p", 5) is None
+    for t in range(8):  # 0.5 cores for 4 s, then idle
+        rates.observe("p", float(t), int(min(t, 4) * 0.5e9))
+    assert rates.rate("p", 3) == (0.0, 3.0)  # t 4..7: idle
+    rates.observe("p", 8.0, int(2e9 + 3e9))  # 3 cores in the last second
+    assert rates.rate("p", 2) == (1.5, 2.0)
+    rates.forget_except(set())
+    assert rates.rate("p", 2) is None
+
+
+def _top_pod_millicores(ks: KubectlSim, pod: str) -> int:
+    out = ks("top", "pod", pod, "--no-headers").split()
+    assert out[0] == pod and out[1].endswith("m") and out[2].endswith("Mi")
+    return int(out[1][:-1])
+
+
+def test_kubectl_top_rises_under_load_and_falls_after(app1: tuple[KubectlSim, str, str]) -> None:
+    ks, pod, backend = app1
+    assert "metrics.k8s.io/v1beta1" in ks("api-versions").split()
+    idle = _top_pod_millicores(ks, pod)
+    hit(backend, 1500)  # bounded load; the sampler's window is 5 s
+    busy = _top_pod_millicores(ks, pod)
+    assert busy > idle and busy >= 5
+    nodes = ks("top", "nodes", "--no-headers").splitlines()
+    assert len(nodes) == 3 and all(line.split()[1].endswith("m") for line in nodes)
+    wait_for(lambda: _top_pod_millicores(ks, pod) < busy / 2, 15, "the pod's CPU to fall after the load")
+    gone = ks.run("top", "pod", "no-such-pod", ok=False)
+    assert gone.returncode != 0 and 'podmetrics.metrics.k8s.io "default/no-such-pod" not found' in gone.stderr

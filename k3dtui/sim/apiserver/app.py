@@ -30,6 +30,7 @@ from k3dtui.sim.apiserver.http import (
     wants_table,
 )
 from k3dtui.sim.apiserver.logs import Logs
+from k3dtui.sim.apiserver.metrics import METRICS_GROUP, Metrics
 from k3dtui.sim.apiserver.patching import Patching
 from k3dtui.sim.apiserver.streams import PodStreams
 from k3dtui.sim.apiserver.tls import server_context
@@ -59,7 +60,7 @@ class _Route:
         self.watch = watch
 
 
-class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs):
+class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics):
     """The API server. ``tls=True`` serves HTTPS with a fresh self-signed certificate
     (``ca_pem``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
     needs it. Plain HTTP (the default) serves the Python client, which sends it anyway.
@@ -250,6 +251,8 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs):
     async def _resource(self, request: web.Request, group: str, version: str, rest: list[str]) -> web.StreamResponse:
         if rest and group in REVIEW_GROUPS:
             return await self._review(request, group, version, rest)
+        if rest and group == METRICS_GROUP:
+            return await self._metrics(request, version, rest)
         if not rest:
             if not self.registry.in_group_version(group, version):
                 raise ApiError(404, "NotFound", NOT_FOUND_MSG)
