@@ -20,7 +20,7 @@ from pathlib import Path
 
 API_DIRS = ("core/v1", "apps/v1", "batch/v1", "policy/v1", "autoscaling/v1", "autoscaling/v2",
             "coordination/v1", "discovery/v1", "networking/v1", "rbac/v1", "scheduling/v1",
-            "storage/v1", "authentication/v1", "authorization/v1")
+            "storage/v1", "authentication/v1", "authorization/v1", "admissionregistration/v1")
 MACHINERY_DIRS = ("pkg/apis/meta/v1", "pkg/runtime", "pkg/api/resource", "pkg/util/intstr",
                   "pkg/runtime/schema")
 # the delete and eviction bodies client-go sends
@@ -103,23 +103,34 @@ def parse_types_go(text: str) -> dict[str, dict[int, tuple[str, bool, bool]]]:
         inline = ",inline" in js.group(1)
         typ = f.group(2) if f.group(2) else f.group(1)
         out[current][int(pb.group(1))] = (jname, inline, typ.startswith("*"))
+        strategy = re.search(r'patchStrategy:"([^"]*)"', tags)
+        key = re.search(r'patchMergeKey:"([^"]*)"', tags)
+        if strategy:
+            PATCH_TAGS.setdefault(current, {})[jname] = (strategy.group(1), key.group(1) if key else "")
     return out
+
+
+PATCH_TAGS: dict[str, dict[str, tuple[str, str]]] = {}  # Go struct -> json name -> (strategy, merge key)
 
 
 def main() -> None:
     api, machinery, tag = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
     protos: dict[str, list[tuple[int, str, str, str]]] = {}
     go: dict[str, dict[int, tuple[str, bool, bool]]] = {}
+    patch: dict[str, dict[str, tuple[str, str]]] = {}
     roots: list[str] = list(EXTRA_ROOTS)
     sources: list[tuple[Path, str]] = [(api, d) for d in API_DIRS] + [(machinery, d) for d in MACHINERY_DIRS]
     for repo, folder in sources:
         package, messages = parse_proto(git_show(repo, tag, f"{folder}/generated.proto"))
         gofields: dict[str, dict[int, tuple[str, bool, bool]]] = {}
+        PATCH_TAGS.clear()
         for path in git_ls(repo, tag, folder):
             if path.endswith(".go") and not path.endswith(("_test.go", "generated.pb.go", "zz_generated.deepcopy.go")):
                 gofields.update(parse_types_go(git_show(repo, tag, path)))
         for name, fields in messages.items():
             full = f"{package}.{name}"
+            if name in PATCH_TAGS:
+                patch[full] = PATCH_TAGS[name]
             protos[full] = fields
             go[full] = gofields.get(name, {})
             if repo == api and any(n == 1 and pn == "metadata" for n, pn, _l, _t in fields) and not name.endswith("List"):
@@ -163,13 +174,17 @@ def main() -> None:
         "Go pointers from the struct tags of their ``types.go``.\n\n"
         "MESSAGES[full message name][field number] = (json name, type, proto name, flags);\n"
         "type is a scalar (``string``, ``int64``...), a full message name or ``map:<key>:<value>``;\n"
-        'flags: 1 repeated, 2 map, 4 inlined into the parent JSON object, 8 a Go pointer.\n"""\n\n'
+        'flags: 1 repeated, 2 map, 4 inlined into the parent JSON object, 8 a Go pointer.\n'
+        "PATCH[full message name][json name] = (patchStrategy, patchMergeKey) from the struct tags.\n"
+        '"""\n\n'
         "from __future__ import annotations\n\n"
         f'SOURCE = "k8s.io/api and k8s.io/apimachinery {tag}"\n\n'
         "MESSAGES: dict[str, dict[int, tuple[str, str, str, int]]] = "
     )
     out = Path(__file__).resolve().parent.parent / "k3dtui" / "sim" / "apiserver" / "pbschema.py"
-    out.write_text(header + body + "\n", encoding="utf-8")
+    kept = {m: patch[m] for m in sorted(table) if m in patch}
+    tail = "\n\nPATCH: dict[str, dict[str, tuple[str, str]]] = " + pprint.pformat(kept, width=110, compact=True)
+    out.write_text(header + body + tail + "\n", encoding="utf-8")
     print(f"{out}: {len(table)} messages")
 
 

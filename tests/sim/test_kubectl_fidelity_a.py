@@ -281,3 +281,58 @@ def test_kubectl_top_rises_under_load_and_falls_after(app1: tuple[KubectlSim, st
     wait_for(lambda: _top_pod_millicores(ks, pod) < busy / 2, 15, "the pod's CPU to fall after the load")
     gone = ks.run("top", "pod", "no-such-pod", ok=False)
     assert gone.returncode != 0 and 'podmetrics.metrics.k8s.io "default/no-such-pod" not found' in gone.stderr
+
+
+# -- 6. OpenAPI v2 and v3 --------------------------------------------------------------------------
+METALLB_MANIFEST = Path("/work/shared/fixtures/metallb-native-v0.15.2.yaml")
+
+
+def test_openapi_v2_and_v3_carry_generated_schemas(k: Kubectl133) -> None:
+    v2 = raw(k.api, "GET", "/openapi/v2").json()
+    deployment = v2["definitions"]["io.k8s.api.apps.v1.Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [{"group": "apps", "kind": "Deployment", "version": "v1"}]
+    assert deployment["properties"]["spec"]["$ref"] == "#/definitions/io.k8s.api.apps.v1.DeploymentSpec"
+    ports = v2["definitions"]["io.k8s.api.core.v1.Container"]["properties"]["ports"]
+    assert (ports["x-kubernetes-patch-strategy"], ports["x-kubernetes-patch-merge-key"]) == ("merge", "containerPort")
+    target = v2["definitions"]["io.k8s.api.core.v1.ServicePort"]["properties"]["targetPort"]
+    assert target["$ref"] == "#/definitions/io.k8s.apimachinery.pkg.util.intstr.IntOrString"
+    assert "name" in v2["definitions"]["io.k8s.api.core.v1.Container"]["required"]
+
+    index = raw(k.api, "GET", "/openapi/v3").json()["paths"]
+    url = index["apis/apps/v1"]["serverRelativeURL"]
+    apps = raw(k.api, "GET", url).json()
+    spec = apps["components"]["schemas"]["io.k8s.api.apps.v1.DeploymentSpec"]
+    assert spec["properties"]["replicas"]["format"] == "int32"
+    assert spec["properties"]["template"] == {"$ref": "#/components/schemas/io.k8s.api.core.v1.PodTemplateSpec"}
+    core = raw(k.api, "GET", index["api/v1"]["serverRelativeURL"]).json()["components"]["schemas"]
+    target = core["io.k8s.api.core.v1.ServicePort"]["properties"]["targetPort"]  # a ref with a description
+    assert target["allOf"] == [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.util.intstr.IntOrString"}]
+    assert target["description"].startswith("Number or name of the port")
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in apps["components"]["schemas"]
+    # the gnostic protobuf form is not served (kubectl then skips it, as before)
+    assert raw(k.api, "GET", "/openapi/v2", accept="application/com.github.proto-openapi.spec.v2@v1.0+protobuf").status_code == 404
+
+
+def test_kubectl_explain_builtin_and_crd_kinds(k: Kubectl133) -> None:
+    replicas = k("explain", "deployment.spec.replicas")
+    assert "FIELD: replicas <integer>" in replicas and "Number of desired pods" in replicas
+    ports = k("explain", "pods.spec.containers.ports")
+    assert "containerPort\t<integer> -required-" in ports
+    before = raw(k.api, "GET", "/openapi/v3").json()["paths"]
+    k("apply", "-f", str(METALLB_MANIFEST))
+    after = raw(k.api, "GET", "/openapi/v3").json()["paths"]
+    assert "apis/metallb.io/v1beta1" in after and "apis/metallb.io/v1beta1" not in before
+    pools = k("explain", "ipaddresspools.spec")
+    assert "KIND:       IPAddressPool" in pools
+    assert "autoAssign\t<boolean>" in pools and "addresses\t<[]string> -required-" in pools
+    # applying again changes nothing the schemas could have made kubectl see differently
+    again = k("apply", "-f", str(METALLB_MANIFEST))
+    assert "deployment.apps/controller unchanged" in again and "daemonset.apps/speaker unchanged" in again
+
+
+def test_kubectl_apply_of_the_projects_manifests_twice(k: Kubectl133) -> None:
+    root = Path(__file__).resolve().parents[2] / "manifests"
+    for name in ("app.yaml", "metallb-minimal.yaml"):
+        k("apply", "-f", str(root / name))
+        again = k("apply", "-f", str(root / name))
+        assert "configured" not in again.replace("validatingwebhookconfiguration", ""), again

@@ -200,14 +200,14 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics):
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         if not parts:
-            return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]})
+            return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"]})
         head = parts[0]
         if head in ("healthz", "livez", "readyz"):
             return web.Response(text="ok", content_type="text/plain")
         if head == "version" and len(parts) == 1:
             return json_response(VERSION_INFO)
         if head == "openapi":
-            return self._openapi(parts)
+            return self._openapi(request, parts)
         if head == "api":
             if len(parts) == 1:
                 return self._discovery_root(request, core=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from k3dtui.sim import gvrs
 from k3dtui.sim.apiserver import openapi
 from k3dtui.sim.apiserver.errors import NOT_FOUND_MSG, dumps, json_response
 from k3dtui.sim.apiserver.handlers import Handlers
@@ -136,17 +137,29 @@ class Discovery(Handlers):
         self._discovery_cache = {key: body} | {k: v for k, v in self._discovery_cache.items() if k[1] == key[1]}
         return body
 
-    def _openapi(self, parts: list[str]) -> web.Response:
+    _openapi_docs: openapi.OpenAPI | None = None
+
+    def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        if self._openapi_docs is None:
+            self._openapi_docs = openapi.OpenAPI()
+        docs, crds = self._openapi_docs, list(self.store.iter(gvrs.CRDS))
+        if parts[1:] == ["v2"]:
+            accept = request.headers.get("Accept", "")
+            if "protobuf" in accept and "json" not in accept and "*/*" not in accept:
+                # the gnostic protobuf form client-go's OpenAPISchema() asks for is not served
+                raise ApiError(404, "NotFound", NOT_FOUND_MSG)
+            return web.Response(body=docs.v2(self.registry, crds), headers={"Content-Type": "application/json"})
         if len(parts) >= 2 and parts[1] == "v3":
             if len(parts) == 2:
-                return json_response(openapi.index(self.registry))
+                return json_response(docs.index(self.registry, crds))
             rest = parts[2:]
+            body = None
             if rest[0] == "api" and len(rest) == 2:
-                return json_response(openapi.gv_document(self.registry, "", rest[1]))
-            if rest[0] == "apis" and len(rest) == 3:
-                if not self.registry.in_group_version(rest[1], rest[2]):
-                    raise ApiError(404, "NotFound", NOT_FOUND_MSG)
-                return json_response(openapi.gv_document(self.registry, rest[1], rest[2]))
+                body = docs.v3(self.registry, crds, "", rest[1])
+            elif rest[0] == "apis" and len(rest) == 3:
+                body = docs.v3(self.registry, crds, rest[1], rest[2])
+            if body is not None:
+                return web.Response(body=body, headers={"Content-Type": "application/json"})
         raise ApiError(404, "NotFound", NOT_FOUND_MSG)
 
 

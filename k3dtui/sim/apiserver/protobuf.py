@@ -50,6 +50,7 @@ _PACKAGES = {
     "networking.k8s.io": "networking", "rbac.authorization.k8s.io": "rbac",
     "scheduling.k8s.io": "scheduling", "storage.k8s.io": "storage",
     "authentication.k8s.io": "authentication", "authorization.k8s.io": "authorization",
+    "admissionregistration.k8s.io": "admissionregistration",
 }
 
 
