@@ -126,6 +126,7 @@ class Daemon:
         self.api.log_provider = self._logs
         self.api.log_source = self.runtime.read_logs  # the pods' real lines, from the data plane
         self.api.metrics_source = self.runtime.read_usage  # their requests and CPU time
+        self.api.pod_port = self.cluster.kubelet.ports.get  # each pod's listener, for port-forward
         self.runtime.on_exit = self._data_plane_exited
         await self.runtime.start()  # requests queue in its pipe until it has started
         self.cluster.start(lb=self.lb)

@@ -336,3 +336,81 @@ def test_kubectl_apply_of_the_projects_manifests_twice(k: Kubectl133) -> None:
         k("apply", "-f", str(root / name))
         again = k("apply", "-f", str(root / name))
         assert "configured" not in again.replace("validatingwebhookconfiguration", ""), again
+
+
+# -- 3. port-forward ----------------------------------------------------------------------------
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_kubectl_port_forward_reaches_the_pods_listener(app1: tuple[KubectlSim, str, str]) -> None:
+    ks, pod, _backend = app1
+    local = _free_port()
+    proc = subprocess.Popen(ks.argv("port-forward", f"pod/{pod}", f"{local}:3000", "--address=127.0.0.1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ks.env())
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith(f"Forwarding from 127.0.0.1:{local} -> 3000")
+        with httpx.Client(base_url=f"http://127.0.0.1:{local}", timeout=10) as h:
+            for _ in range(3):  # bounded; each is a new forwarded connection
+                resp = h.get("/", headers={"Connection": "close"})
+                assert resp.status_code == 200 and resp.json()["pod"] == pod
+        # a port nothing listens on: the error comes back on the error stream
+        other = _free_port()
+        bad = subprocess.Popen(ks.argv("port-forward", f"pod/{pod}", f"{other}:8080", "--address=127.0.0.1"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ks.env())
+        try:
+            assert bad.stdout is not None and bad.stdout.readline().startswith("Forwarding from")
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(f"http://127.0.0.1:{other}/", timeout=5)
+            bad.terminate()
+            _, err = bad.communicate(timeout=10)
+            assert "failed to connect to localhost:8080 inside the pod: connection refused" in err
+        finally:
+            if bad.poll() is None:
+                bad.kill()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert "GET / HTTP/1.1" in ks("logs", pod, "--tail=3")  # the forwarded requests reached the pod
+
+
+def test_python_client_streaming_port_forward(app1: tuple[KubectlSim, str, str]) -> None:
+    from kubernetes import client
+    from kubernetes.stream import portforward
+
+    ks, pod, _backend = app1
+    core = client.CoreV1Api(ks.handle.api_client())
+    pf = portforward(core.connect_get_namespaced_pod_portforward, pod, "default", ports="3000")
+    try:
+        sock = pf.socket(3000)
+        sock.setblocking(True)
+        sock.settimeout(10)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+        data = b""
+        while len(data) < 1 << 20:  # bounded
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+            if b"}" in data.split(b"\r\n\r\n", 1)[-1]:
+                break
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        assert json.loads(body)["pod"] == pod
+        assert pf.error(3000) is None
+    finally:
+        pf.close()
+
+
+def test_spdy_without_websocket_is_refused_cleanly(app1: tuple[KubectlSim, str, str]) -> None:
+    ks, pod, _backend = app1
+    with ks.handle.http() as h:
+        resp = h.post(f"/api/v1/namespaces/default/pods/{pod}/portforward",
+                      headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade", "X-Stream-Protocol-Version": "portforward.k8s.io"})
+    assert resp.status_code == 400
+    assert resp.json()["kind"] == "Status" and "the SPDY/3.1 protocol" in resp.json()["message"]

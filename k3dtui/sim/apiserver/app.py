@@ -32,6 +32,7 @@ from k3dtui.sim.apiserver.http import (
 from k3dtui.sim.apiserver.logs import Logs
 from k3dtui.sim.apiserver.metrics import METRICS_GROUP, Metrics
 from k3dtui.sim.apiserver.patching import Patching
+from k3dtui.sim.apiserver.portforward import PortForward
 from k3dtui.sim.apiserver.streams import PodStreams
 from k3dtui.sim.apiserver.tls import server_context
 from k3dtui.sim.apiserver.watch import Watch
@@ -60,7 +61,7 @@ class _Route:
         self.watch = watch
 
 
-class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics):
+class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, PortForward):
     """The API server. ``tls=True`` serves HTTPS with a fresh self-signed certificate
     (``ca_pem``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
     needs it. Plain HTTP (the default) serves the Python client, which sends it anyway.
@@ -265,6 +266,8 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics):
             raise ApiError(404, "NotFound", NOT_FOUND_MSG)
         if sub in ("exec", "attach") and name is not None and method in ("GET", "POST"):
             return await self._exec(request, kind, ns or "", name, sub)
+        if sub == "portforward" and name is not None and method in ("GET", "POST"):
+            return await self._portforward(request, kind, ns or "", name)
         if method == "GET":
             if name is None:
                 if route.watch:
