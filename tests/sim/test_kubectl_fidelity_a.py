@@ -414,3 +414,57 @@ def test_spdy_without_websocket_is_refused_cleanly(app1: tuple[KubectlSim, str, 
                       headers={"Upgrade": "SPDY/3.1", "Connection": "Upgrade", "X-Stream-Protocol-Version": "portforward.k8s.io"})
     assert resp.status_code == 400
     assert resp.json()["kind"] == "Status" and "the SPDY/3.1 protocol" in resp.json()["message"]
+
+
+# -- a learner's session, end to end (this half's commands) ----------------------------------------
+def test_learner_session_with_kubectl_133(app1: tuple[KubectlSim, str, str]) -> None:
+    ks, _pod, _backend = app1
+    assert ks("create", "namespace", "learn").strip() == "namespace/learn created"
+    ks("create", "deployment", "hello", "--image=fastapi-random:latest", "--port=3000", "-n", "learn")
+    # as on k3d: an imported ":latest" image must not be pulled (kubectl create defaults to Always)
+    ks("patch", "deployment/hello", "-n", "learn", "-p",
+       '{"spec":{"template":{"spec":{"containers":[{"name":"fastapi-random","imagePullPolicy":"IfNotPresent"}]}}}}')
+    ks("scale", "deployment/hello", "--replicas=2", "-n", "learn")
+    ks.run("rollout", "status", "deployment/hello", "-n", "learn", "--timeout=60s", timeout=90)
+
+    def two_pods() -> list[str] | None:  # the first ReplicaSet's pod may still be terminating
+        names = ks("get", "pods", "-n", "learn", "-l", "app=hello", "-o", "jsonpath={.items[*].metadata.name}").split()
+        return names if len(names) == 2 else None
+
+    pods: list[str] = wait_for(two_pods, 30, "two pods of hello")
+    first = pods[0]
+    # logs -f while requests arrive through a port-forward
+    follow = subprocess.Popen(ks.argv("logs", "-f", first, "-n", "learn"), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=ks.env())
+    local = _free_port()
+    forward = subprocess.Popen(ks.argv("port-forward", "-n", "learn", f"pod/{first}", f"{local}:3000",
+                                       "--address=127.0.0.1"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ks.env())
+    try:
+        assert forward.stdout is not None and forward.stdout.readline().startswith("Forwarding from")
+        with httpx.Client(base_url=f"http://127.0.0.1:{local}", timeout=10) as h:
+            for _ in range(5):  # bounded
+                assert h.get("/?from=learner", headers={"Connection": "close"}).json()["pod"] == first
+        assert follow.stdout is not None
+        seen = 0
+        for _ in range(50):  # bounded: the startup lines, then the five access lines
+            if "from=learner" in follow.stdout.readline():
+                seen += 1
+                if seen == 5:
+                    break
+        assert seen == 5
+    finally:
+        forward.terminate()
+        forward.wait(timeout=10)
+    # top and explain
+    top = ks("top", "pods", "-n", "learn", "--no-headers").splitlines()
+    assert sorted(line.split()[0] for line in top) == sorted(pods)
+    assert "Number of desired pods" in ks("explain", "deployment.spec.replicas")
+    # the namespace goes, and its pods with it (the follow stream ends with its pod)
+    ks.run("delete", "namespace", "learn", "--timeout=60s", timeout=90)
+    try:
+        assert follow.wait(timeout=30) == 0
+    finally:
+        if follow.poll() is None:
+            follow.kill()
+    assert ks("get", "pods", "-n", "learn", "-o", "name").strip() == ""
