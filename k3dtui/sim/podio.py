@@ -59,9 +59,10 @@ class LogBook:
     def __init__(self) -> None:
         self._pods: collections.OrderedDict[str, collections.deque[Incarnation]] = collections.OrderedDict()
 
-    def start(self, uid: str, pid: int, port: int) -> Incarnation:
-        """A new container incarnation: the lines uvicorn prints as it starts
-        (``uvicorn main:app --host 0.0.0.0 --port 3000``, lifespan on)."""
+    def start(self, uid: str, pid: int, port: int, startup: list[str] | None = None) -> Incarnation:
+        """A new container incarnation, with the lines its program prints as it starts:
+        ``startup``, else uvicorn's (``uvicorn main:app --host 0.0.0.0 --port 3000``,
+        lifespan on: the app's image)."""
         kept = self._pods.setdefault(uid, collections.deque(maxlen=KEPT_INCARNATIONS))
         self._pods.move_to_end(uid)
         while len(self._pods) > MAX_PODS:
@@ -70,10 +71,14 @@ class LogBook:
             old.running = False
         inc = Incarnation(number=(kept[-1].number + 1) if kept else 0, started_ns=time.time_ns())
         kept.append(inc)
-        inc.write(f"INFO:     Started server process [{pid}]")
-        inc.write("INFO:     Waiting for application startup.")
-        inc.write("INFO:     Application startup complete.")
-        inc.write("INFO:     Uvicorn running on http://0.0.0.0:3000 (Press CTRL+C to quit)")
+        lines = startup if startup is not None else [
+            f"INFO:     Started server process [{pid}]",
+            "INFO:     Waiting for application startup.",
+            "INFO:     Application startup complete.",
+            "INFO:     Uvicorn running on http://0.0.0.0:3000 (Press CTRL+C to quit)",
+        ]
+        for line in lines:
+            inc.write(line)
         return inc
 
     def stop(self, uid: str) -> None:

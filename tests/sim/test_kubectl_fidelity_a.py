@@ -17,6 +17,7 @@ import pytest
 
 from k3dtui.sim.apiserver import protobuf
 from k3dtui.sim.apiserver.metrics import CpuRates
+from k3dtui.sim.podio import LogBook
 from k3dtui.sim.testing import ApiThread, run_api_in_thread
 from tests.sim.test_api_client import raw
 from tests.sim.test_api_kubectl import Kubectl, seed_cluster
@@ -468,3 +469,20 @@ def test_learner_session_with_kubectl_133(app1: tuple[KubectlSim, str, str]) -> 
         if follow.poll() is None:
             follow.kill()
     assert ks("get", "pods", "-n", "learn", "-o", "name").strip() == ""
+
+
+def test_logbook_keeps_two_incarnations_and_reads_by_offset_time_and_tail() -> None:
+    book = LogBook()
+    first = book.start("u", 1, 3000, startup=["one"])
+    first.write("two", when_ns=first.lines[0][0] + 10)
+    assert [t for _n, t in first.read()[0]] == ["one", "two"]
+    assert [t for _n, t in first.read(after=1)[0]] == ["two"] and first.read()[1] == 2
+    assert [t for _n, t in first.read(tail=1)[0]] == ["two"] and first.read(tail=0)[0] == []
+    assert [t for _n, t in first.read(since_ns=first.lines[0][0] + 5)[0]] == ["two"]
+    second = book.start("u", 1, 3000)
+    assert not first.running and book.previous("u") is first and book.current("u") is second
+    assert second.lines[0][1] == "INFO:     Started server process [1]"
+    book.start("u", 1, 3000)
+    assert book.previous("u") is second  # only the last two are kept
+    book.stop("u")
+    assert book.current("u") is not None and not book.current("u").running  # type: ignore[union-attr]
