@@ -486,3 +486,15 @@ def test_logbook_keeps_two_incarnations_and_reads_by_offset_time_and_tail() -> N
     assert book.previous("u") is second  # only the last two are kept
     book.stop("u")
     assert book.current("u") is not None and not book.current("u").running  # type: ignore[union-attr]
+
+
+def test_delete_options_in_protobuf(k: Kubectl133) -> None:
+    k("create", "configmap", "doomed")
+    # DeleteOptions {gracePeriodSeconds = 1: 0, propagationPolicy = 4: "Background"}
+    options = bytes([0x08, 0x00]) + _field(4, b"Background")
+    envelope = protobuf.MAGIC + _field(1, _field(1, b"v1") + _field(2, b"DeleteOptions")) + _field(2, options)
+    resp = raw(k.api, "DELETE", "/api/v1/namespaces/default/configmaps/doomed", envelope, content_type=protobuf.MEDIA_TYPE)
+    assert resp.status_code == 200, resp.text
+    assert k.run("get", "configmap", "doomed", ok=False).returncode != 0
+    assert protobuf.decode(envelope)["propagationPolicy"] == "Background"
+    assert protobuf.decode(envelope)["gracePeriodSeconds"] == 0  # a Go pointer: its zero is kept
