@@ -310,8 +310,12 @@ def test_openapi_v2_and_v3_carry_generated_schemas(k: Kubectl133) -> None:
     assert target["allOf"] == [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.util.intstr.IntOrString"}]
     assert target["description"].startswith("Number or name of the port")
     assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in apps["components"]["schemas"]
-    # the gnostic protobuf form is not served (kubectl then skips it, as before)
-    assert raw(k.api, "GET", "/openapi/v2", accept="application/com.github.proto-openapi.spec.v2@v1.0+protobuf").status_code == 404
+    # the gnostic protobuf form client-go asks for: kubectl's v2 explain reads it
+    pb = raw(k.api, "GET", "/openapi/v2", accept="application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+    assert pb.headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    assert pb.content.startswith(b"\x0a\x032.0")  # swagger = 1: "2.0"
+    v2_explain = k("explain", "deployment.spec.replicas", "--output=plaintext-openapiv2")
+    assert "FIELD:    replicas <integer>" in v2_explain and "Number of desired pods" in v2_explain
 
 
 def test_kubectl_explain_builtin_and_crd_kinds(k: Kubectl133) -> None:

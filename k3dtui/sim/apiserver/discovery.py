@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from k3dtui.sim import gvrs
-from k3dtui.sim.apiserver import openapi
+from k3dtui.sim.apiserver import openapi, openapi_pb
 from k3dtui.sim.apiserver.errors import NOT_FOUND_MSG, dumps, json_response
 from k3dtui.sim.apiserver.handlers import Handlers
 from k3dtui.sim.kinds import Kind
@@ -146,8 +146,9 @@ class Discovery(Handlers):
         if parts[1:] == ["v2"]:
             accept = request.headers.get("Accept", "")
             if "protobuf" in accept and "json" not in accept and "*/*" not in accept:
-                # the gnostic protobuf form client-go's OpenAPISchema() asks for is not served
-                raise ApiError(404, "NotFound", NOT_FOUND_MSG)
+                # the gnostic protobuf form client-go's discovery.OpenAPISchema() asks for
+                return web.Response(body=docs.v2_protobuf(self.registry, crds),
+                                    headers={"Content-Type": openapi_pb.CONTENT_TYPE})
             return web.Response(body=docs.v2(self.registry, crds), headers={"Content-Type": "application/json"})
         if len(parts) >= 2 and parts[1] == "v3":
             if len(parts) == 2:

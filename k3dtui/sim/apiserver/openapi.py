@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from k3dtui.sim.apiserver import openapi_pb
 from k3dtui.sim.apiserver.pbschema import MESSAGES, PATCH
 from k3dtui.sim.apiserver.protobuf import message_for
 from k3dtui.sim.kinds import Kind, Registry
@@ -413,6 +414,13 @@ class OpenAPI:
                    "definitions": _render(self._schemas, v3=False)}
             self._docs["v2"] = orjson.dumps(doc)
         return self._docs["v2"]
+
+    def v2_protobuf(self, registry: Registry, crds: list[Obj]) -> bytes:
+        """The v2 document as gnostic's ``openapi.v2.Document`` (:mod:`.openapi_pb`)."""
+        body = self.v2(registry, crds)
+        if "v2pb" not in self._docs:
+            self._docs["v2pb"] = openapi_pb.document(orjson.loads(body))
+        return self._docs["v2pb"]
 
     def v3(self, registry: Registry, crds: list[Obj], group: str, version: str) -> bytes | None:
         self._refresh(registry, crds)
