@@ -502,3 +502,33 @@ def test_delete_options_in_protobuf(k: Kubectl133) -> None:
     assert k.run("get", "configmap", "doomed", ok=False).returncode != 0
     assert protobuf.decode(envelope)["propagationPolicy"] == "Background"
     assert protobuf.decode(envelope)["gracePeriodSeconds"] == 0  # a Go pointer: its zero is kept
+
+
+def test_python_client_exec_gets_the_status(app1: tuple[KubectlSim, str, str]) -> None:
+    from kubernetes import client
+    from kubernetes.stream import stream
+
+    ks, pod, _backend = app1
+    core = client.CoreV1Api(ks.handle.api_client())
+    resp = stream(core.connect_get_namespaced_pod_exec, pod, "default", command=["ls", "/"],
+                  stdout=True, stderr=True, stdin=False, tty=False, _preload_content=False)
+    try:
+        resp.run_forever(timeout=10)
+        status = json.loads(resp.read_channel(3))
+    finally:
+        resp.close()
+    assert status["status"] == "Failure" and "no shell or other programs" in status["message"]
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "126"}]
+
+
+def test_kubectl_port_forward_to_a_service(app1: tuple[KubectlSim, str, str]) -> None:
+    ks, pod, _backend = app1
+    local = _free_port()
+    proc = subprocess.Popen(ks.argv("port-forward", "svc/fastapi-service", f"{local}:80", "--address=127.0.0.1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ks.env())
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith(f"Forwarding from 127.0.0.1:{local} -> 3000")
+        assert httpx.get(f"http://127.0.0.1:{local}/", timeout=10).json()["pod"] == pod
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
