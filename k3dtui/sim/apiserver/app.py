@@ -208,7 +208,7 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, Po
         if head == "version" and len(parts) == 1:
             return json_response(VERSION_INFO)
         if head == "openapi":
-            return self._openapi(request, parts)
+            return await self._openapi(request, parts)
         if head == "api":
             if len(parts) == 1:
                 return self._discovery_root(request, core=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from k3dtui.sim import gvrs
@@ -139,9 +141,11 @@ class Discovery(Handlers):
 
     _openapi_docs: openapi.OpenAPI | None = None
 
-    def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+    async def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
         if self._openapi_docs is None:
             self._openapi_docs = openapi.OpenAPI()
+        # the built-in kinds' schemas take a moment to build: not on the loop the watches use
+        await asyncio.to_thread(openapi.builtin_schemas, [k for k in self.registry.kinds() if not k.custom])
         docs, crds = self._openapi_docs, list(self.store.iter(gvrs.CRDS))
         if parts[1:] == ["v2"]:
             accept = request.headers.get("Accept", "")

@@ -28,6 +28,7 @@ import datetime as dt
 import hashlib
 import inspect
 import re
+import threading
 import types
 import typing
 from typing import Any
@@ -252,11 +253,17 @@ class _Builder:
 
 
 _BUILT: dict[tuple[Kind, ...], tuple[dict[str, Obj], dict[Kind, str]]] = {}
+_BUILDING = threading.Lock()
 
 
-def _builtin_schemas(kinds: list[Kind]) -> tuple[dict[str, Obj], dict[Kind, str]]:
-    """Schemas of the built-in kinds (those with a Python client model), built once."""
+def builtin_schemas(kinds: list[Kind]) -> tuple[dict[str, Obj], dict[Kind, str]]:
+    """Schemas of the built-in kinds (those with a Python client model), built once (any thread)."""
     key = tuple(sorted(kinds, key=lambda k: str(k.gvr)))
+    with _BUILDING:
+        return _build_once(key)
+
+
+def _build_once(key: tuple[Kind, ...]) -> tuple[dict[str, Obj], dict[Kind, str]]:
     if key not in _BUILT:
         builder = _Builder()
         names: dict[Kind, str] = {}
@@ -390,7 +397,7 @@ class OpenAPI:
         if key == self._key:
             return
         kinds = registry.kinds()
-        builtin, names = _builtin_schemas([k for k in kinds if not k.custom])
+        builtin, names = builtin_schemas([k for k in kinds if not k.custom])
         schemas = dict(builtin)
         names = dict(names)
         for kind in kinds:
