@@ -143,6 +143,8 @@ _BUILTIN: tuple[Kind, ...] = (
     _k("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
        verbs=("create",)),
     _k("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=("create",)),
+    # the APIServices of the served group-versions (k3dtui.sim.apiserver.metrics creates them)
+    _k("apiregistration.k8s.io", "v1", "apiservices", "APIService", False, subs=("status",)),
     # metrics-server's API (k3dtui.sim.apiserver.metrics answers it)
     _k("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, verbs=("get", "list")),
     _k("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list")),

@@ -532,3 +532,9 @@ def test_kubectl_port_forward_to_a_service(app1: tuple[KubectlSim, str, str]) ->
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_apiservices_say_what_is_served(k: Kubectl133) -> None:
+    rows = {line.split()[0]: line.split()[1:3] for line in k("get", "apiservices", "--no-headers").splitlines()}
+    assert rows["v1beta1.metrics.k8s.io"] == ["kube-system/metrics-server", "True"]
+    assert rows["v1.apps"] == ["Local", "True"] and rows["v1"] == ["Local", "True"]

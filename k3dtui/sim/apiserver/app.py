@@ -117,6 +117,7 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, Po
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._host = host
         self.ensure_namespaces()
+        self.ensure_apiservices()
         app = web.Application(client_max_size=64 * 1024 * 1024, handler_args={"max_field_size": 65536})
         for method, path, handler in self._extra_routes:
             app.router.add_route(method, path, self._checked(handler))

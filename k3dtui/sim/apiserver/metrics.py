@@ -28,10 +28,11 @@ from typing import Any
 from aiohttp import web
 
 from k3dtui.sim import gvrs
+from k3dtui.sim import registry as rules
 from k3dtui.sim.apiserver.errors import NOT_FOUND_MSG, json_response
 from k3dtui.sim.apiserver.handlers import Handlers
 from k3dtui.sim.selectors import parse_field_selector, parse_label_selector
-from k3dtui.sim.store import ApiError, Obj, now_rfc3339
+from k3dtui.sim.store import GVR, ApiError, Obj, now_rfc3339
 
 METRICS_GROUP = "metrics.k8s.io"
 UsageSource = Callable[[], Awaitable[dict[str, Any]]]
@@ -93,7 +94,37 @@ def _memory(nbytes: float) -> str:
 
 
 class Metrics(Handlers):
-    """GET/LIST of ``metrics.k8s.io/v1beta1`` pods and nodes."""
+    """GET/LIST of ``metrics.k8s.io/v1beta1`` pods and nodes, and the APIServices that say
+    which group-versions are served."""
+
+    def ensure_apiservices(self) -> None:
+        """An APIService per group-version served, as kube-apiserver's autoregistration makes
+        them (``Local``: served by kube-apiserver itself), and k3s's metrics-server one
+        (``v1beta1.metrics.k8s.io``, backed by the Service ``kube-system/metrics-server``;
+        k3s ``manifests/metrics-server/metrics-apiservice.yaml``). Here the API server itself
+        answers metrics.k8s.io, so it is Available from the start."""
+        gvr = GVR("apiregistration.k8s.io", "v1", "apiservices")
+        kind = self.registry.get(gvr)
+        if kind is None:
+            return
+        for group, version in self.registry.group_versions():
+            name = f"{version}.{group}" if group else version
+            if self.store.peek(gvr, "", name) is not None:
+                continue
+            spec: Obj = {"group": group, "version": version, "groupPriorityMinimum": 18000,
+                         "versionPriority": 15}
+            condition = {"type": "Available", "status": "True", "lastTransitionTime": now_rfc3339(),
+                         "reason": "Local", "message": "Local APIServices are always available"}
+            labels: Obj = {"kube-aggregator.kubernetes.io/automanaged": "onstart"}
+            if group == METRICS_GROUP:
+                spec.update({"service": {"name": "metrics-server", "namespace": "kube-system", "port": 443},
+                             "groupPriorityMinimum": 100, "versionPriority": 100, "insecureSkipTLSVerify": True})
+                condition.update({"reason": "Passed", "message": "all checks passed"})
+                labels = {"k8s-app": "metrics-server"}
+            obj: Obj = {"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+                        "metadata": {"name": name, "labels": labels}, "spec": spec,
+                        "status": {"conditions": [condition]}}
+            rules.create(self.store, kind, obj)
 
     metrics_source: UsageSource | None = None
     metrics_window: float = WINDOW
