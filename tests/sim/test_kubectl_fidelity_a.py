@@ -321,6 +321,8 @@ def test_openapi_v2_and_v3_carry_generated_schemas(k: Kubectl133) -> None:
 def test_kubectl_explain_builtin_and_crd_kinds(k: Kubectl133) -> None:
     replicas = k("explain", "deployment.spec.replicas")
     assert "FIELD: replicas <integer>" in replicas and "Number of desired pods" in replicas
+    assert "FIELD: targetPort <IntOrString>" in k("explain", "service.spec.ports.targetPort")
+    assert "FIELD: limits <map[string]Quantity>" in k("explain", "pod.spec.containers.resources.limits")
     ports = k("explain", "pods.spec.containers.ports")
     assert "containerPort\t<integer> -required-" in ports
     before = raw(k.api, "GET", "/openapi/v3").json()["paths"]

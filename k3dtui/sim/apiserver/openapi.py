@@ -55,6 +55,12 @@ _SCALAR_SCHEMAS: dict[str, Obj] = {
     _META + "FieldsV1": {"type": "object"},
     "io.k8s.apimachinery.pkg.runtime.RawExtension": {"type": "object"},
 }
+# in v3 these two are "one of" (k8s.io/apimachinery ``OpenAPIV3OneOfTypes``): no top-level
+# type, so kubectl explain names them (``<IntOrString>``, ``map[string]Quantity``)
+_V3_ONE_OF: dict[str, Obj] = {
+    _INTSTR: {"oneOf": [{"type": "integer"}, {"type": "string"}], "format": "int-or-string"},
+    _QUANTITY: {"oneOf": [{"type": "string"}, {"type": "number"}]},
+}
 
 
 def gv_path(group: str, version: str) -> str:
@@ -437,6 +443,7 @@ class OpenAPI:
         key = f"v3:{group}/{version}"
         if key not in self._docs:
             used = _closure(self._schemas, [self._names[k] for k in kinds if k in self._names])
+            used = {name: _V3_ONE_OF.get(name, s) for name, s in used.items()}
             doc = {"openapi": "3.0.0", "info": TITLE, "paths": _paths(kinds, self._names, v3=True),
                    "components": {"schemas": _render(used, v3=True)}}
             self._docs[key] = orjson.dumps(doc)
