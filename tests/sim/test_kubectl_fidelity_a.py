@@ -23,11 +23,31 @@ from tests.sim.test_api_client import raw
 from tests.sim.test_api_kubectl import Kubectl, seed_cluster
 from tests.simfixtures import SimHandle, install_app, wait_for
 
-_KUBECTL = shutil.which("kubectl")
-KUBECTL_133 = str(Path(_KUBECTL).resolve().parent / "kubectl.1.33") if _KUBECTL else ""
+
+def _find_kubectl() -> str:
+    """kubectl 1.33 (installed beside kubectl as ``kubectl.1.33``), else ``kubectl`` itself when it
+    is 1.32 or newer (the first to send protobuf), else ""."""
+    found = shutil.which("kubectl")
+    if not found:
+        return ""
+    beside = Path(found).resolve().parent / "kubectl.1.33"
+    if beside.exists():
+        return str(beside)
+    try:
+        out = subprocess.run([found, "version", "--client", "-o", "json"], capture_output=True, text=True,
+                             timeout=20, check=False).stdout
+        minor = int(re.sub(r"\D", "", json.loads(out)["clientVersion"]["minor"]) or 0)
+    except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+        return ""
+    return found if minor >= 32 else ""
+
+
+KUBECTL_133 = _find_kubectl()
+if not KUBECTL_133 and os.environ.get("CI") == "true":
+    raise RuntimeError("CI=true but no kubectl >= 1.32 is installed (these tests need one)")
 pytestmark = [
     pytest.mark.kubectl,
-    pytest.mark.skipif(not KUBECTL_133 or not Path(KUBECTL_133).exists(), reason="kubectl 1.33 is not installed"),
+    pytest.mark.skipif(not KUBECTL_133, reason="no kubectl >= 1.32 is installed"),
 ]
 
 
