@@ -36,10 +36,12 @@ def _find_kubectl() -> str:
     try:
         out = subprocess.run([found, "version", "--client", "-o", "json"], capture_output=True, text=True,
                              timeout=20, check=False).stdout
-        minor = int(re.sub(r"\D", "", json.loads(out)["clientVersion"]["minor"]) or 0)
+        client = json.loads(out)["clientVersion"]
+        minor = int(re.sub(r"\D", "", client["minor"]) or 0)
     except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
         return ""
-    return found if minor >= 32 else ""
+    # a "-dispatcher" kubectl runs the release that matches the server's version (1.31 here)
+    return found if minor >= 32 and "dispatcher" not in str(client.get("gitVersion")) else ""
 
 
 KUBECTL_133 = _find_kubectl()
