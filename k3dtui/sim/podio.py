@@ -26,6 +26,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 MAX_LINES = 20_000  # per incarnation; older lines are dropped (kubelet rotates at 10 MiB)
+MAX_BYTES = 1 << 20  # and at most this much text per incarnation
 KEPT_INCARNATIONS = 2  # the running container and the previous one
 MAX_PODS = 4_096  # incarnations of pods long gone are forgotten beyond this many
 
@@ -37,10 +38,16 @@ class Incarnation:
     lines: collections.deque[tuple[int, str]] = field(default_factory=lambda: collections.deque(maxlen=MAX_LINES))
     written: int = 0  # lines ever written (so a follower's offset survives dropped lines)
     running: bool = True
+    size: int = 0  # bytes of text kept
 
     def write(self, text: str, when_ns: int | None = None) -> None:
+        if len(self.lines) == self.lines.maxlen:
+            self.size -= len(self.lines[0][1])
         self.lines.append((when_ns if when_ns is not None else time.time_ns(), text))
+        self.size += len(text)
         self.written += 1
+        while self.size > MAX_BYTES and len(self.lines) > 1:
+            self.size -= len(self.lines.popleft()[1])
 
     def read(self, *, after: int = 0, since_ns: int = 0, tail: int = -1) -> tuple[list[tuple[int, str]], int]:
         """Lines from absolute index ``after`` on, newer than ``since_ns``, the last ``tail``;

@@ -141,6 +141,7 @@ class DataPlane:
         if ps is None:
             return
         self.logs.stop(uid)
+        self.usage.pop(uid, None)  # a restart counts from zero (the metrics take differences)
         await self._close(ps)
 
     async def _close(self, ps: _PodServer) -> None:
@@ -194,7 +195,7 @@ class DataPlane:
             u = self.usage.get(uid) or Usage()
             inc = self.logs.current(uid)
             pods[uid] = {"requests": u.requests, "cpu_ns": u.cpu_ns, "bytes_out": u.bytes_out,
-                         "log_bytes": sum(len(t) + 40 for _n, t in inc.lines) if inc else 0}
+                         "log_bytes": inc.size + 40 * len(inc.lines) if inc else 0}
         return {"pods": pods, "rss": rss, "cpu_ns": time.process_time_ns(), "time_ns": time.time_ns()}
 
     async def stats(self) -> dict[str, Any]:

@@ -562,3 +562,16 @@ def test_apiservices_say_what_is_served(k: Kubectl133) -> None:
     rows = {line.split()[0]: line.split()[1:3] for line in k("get", "apiservices", "--no-headers").splitlines()}
     assert rows["v1beta1.metrics.k8s.io"] == ["kube-system/metrics-server", "True"]
     assert rows["v1.apps"] == ["Local", "True"] and rows["v1"] == ["Local", "True"]
+
+
+def test_an_incarnation_keeps_at_most_max_bytes_of_text() -> None:
+    from k3dtui.sim import podio
+
+    inc = podio.Incarnation(number=0, started_ns=0)
+    line = "x" * 1000
+    for _ in range(2 * podio.MAX_BYTES // 1000):  # bounded
+        inc.write(line, when_ns=1)
+    assert inc.size <= podio.MAX_BYTES and inc.size == len(inc.lines) * 1000
+    assert inc.written == 2 * podio.MAX_BYTES // 1000
+    lines, nxt = inc.read(after=inc.written - 2)
+    assert len(lines) == 2 and nxt == inc.written
