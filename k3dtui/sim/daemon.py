@@ -123,7 +123,9 @@ class Daemon:
         self.api.add_route("POST", "/sim/images", self._images)
         self.api.add_route("GET", "/sim/status", self._status)
         self.api.add_route("POST", "/sim/faults", self._faults)
-        self.api.log_provider = self._logs
+        self.api.log_source = self.runtime.read_logs  # the pods' real lines, from the data plane
+        self.api.metrics_source = self.runtime.read_usage  # their requests and CPU time
+        self.api.pod_port = self.cluster.kubelet.ports.get  # each pod's listener, for port-forward
         self.runtime.on_exit = self._data_plane_exited
         await self.runtime.start()  # requests queue in its pipe until it has started
         self.cluster.start(lb=self.lb)
@@ -246,20 +248,6 @@ class Daemon:
         await self.api.stop()
         await asyncio.sleep(0.1)
         await self.api.start("127.0.0.1", self.port)
-
-    def _logs(self, namespace: str, name: str, container: str | None) -> str:
-        pod = self.store.peek(gvrs.PODS, namespace, name)
-        if pod is None:
-            return ""
-        uid = pod["metadata"].get("uid", "")
-        if uid in self.cluster.kubelet.ports:
-            return (
-                "INFO:     Started server process [1]\n"
-                "INFO:     Waiting for application startup.\n"
-                "INFO:     Application startup complete.\n"
-                "INFO:     Uvicorn running on http://0.0.0.0:3000 (Press CTRL+C to quit)\n"
-            )
-        return ""
 
 
 async def serve(name: str, servers: int, agents: int, settings: SimSettings, port: int = 0) -> int:

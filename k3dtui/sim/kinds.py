@@ -82,7 +82,8 @@ _BUILTIN: tuple[Kind, ...] = (
     _k("", "v1", "namespaces", "Namespace", False, ("ns",), subs=("status", "finalize"),
        verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     _k("", "v1", "nodes", "Node", False, ("no",), subs=("status",)),
-    _k("", "v1", "pods", "Pod", True, ("po",), _ALL, ("status", "binding", "eviction", "log")),
+    _k("", "v1", "pods", "Pod", True, ("po",), _ALL,
+       ("status", "binding", "eviction", "log", "exec", "attach", "portforward")),
     _k("", "v1", "services", "Service", True, ("svc",), _ALL, ("status",),
        verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
     _k("", "v1", "endpoints", "Endpoints", True, ("ep",)),
@@ -132,6 +133,21 @@ _BUILTIN: tuple[Kind, ...] = (
     # extensions
     _k("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
        ("crd", "crds"), subs=("status",)),
+    # reviews: create-only, never stored (k3dtui.sim.apiserver.authz answers them)
+    _k("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, verbs=("create",)),
+    _k("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=("create",)),
+    _k("authorization.k8s.io", "v1", "localsubjectaccessreviews", "LocalSubjectAccessReview", True,
+       verbs=("create",)),
+    _k("authorization.k8s.io", "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False,
+       verbs=("create",)),
+    _k("authorization.k8s.io", "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False,
+       verbs=("create",)),
+    _k("authorization.k8s.io", "v1", "subjectaccessreviews", "SubjectAccessReview", False, verbs=("create",)),
+    # the APIServices of the served group-versions (k3dtui.sim.apiserver.metrics creates them)
+    _k("apiregistration.k8s.io", "v1", "apiservices", "APIService", False, subs=("status",)),
+    # metrics-server's API (k3dtui.sim.apiserver.metrics answers it)
+    _k("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, verbs=("get", "list")),
+    _k("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list")),
 )
 
 # The kinds MetalLB's CRDs define, for a registry that should know them before any CRD is applied.

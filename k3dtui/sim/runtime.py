@@ -19,12 +19,14 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
 from k3dtui import resources
 from k3dtui.sim.lb import Listener
+from k3dtui.sim.podio import LogBook, Usage, instrument
 
 log = logging.getLogger("k3dtui.sim.runtime")
 
@@ -71,6 +73,8 @@ class DataPlane:
         self._module: ModuleType | None = None
         self.pods: dict[str, _PodServer] = {}
         self.lbs: dict[str, Listener] = {}
+        self.logs = LogBook()  # each pod's log lines, per container incarnation
+        self.usage: dict[str, Usage] = {}  # each pod's requests and CPU time (for metrics)
 
     def warm(self) -> None:
         import uvicorn  # noqa: F401
@@ -88,8 +92,9 @@ class DataPlane:
 
         if uid in self.pods:
             return self.pods[uid].port
+        app = instrument(self._app(pod, node), self.logs, uid, self.usage.setdefault(uid, Usage()))
         config = uvicorn.Config(
-            self._app(pod, node), lifespan="off", log_level="warning", access_log=False,
+            app, lifespan="off", log_level="warning", access_log=False,
             timeout_keep_alive=30, server_header=False,
         )
         config.load()
@@ -99,6 +104,7 @@ class DataPlane:
         port = int(sock.getsockname()[1])
         ps = _PodServer(server, sock, port)
         self.pods[uid] = ps  # a stop_pod from now on wins over this start
+        self.logs.start(uid, 1, port)  # PID 1: the server is the container's first process
         try:
             await server.startup(sockets=[sock])
             await server.on_tick(0)
@@ -134,6 +140,8 @@ class DataPlane:
         ps = self.pods.pop(uid, None)
         if ps is None:
             return
+        self.logs.stop(uid)
+        self.usage.pop(uid, None)  # a restart counts from zero (the metrics take differences)
         await self._close(ps)
 
     async def _close(self, ps: _PodServer) -> None:
@@ -164,6 +172,32 @@ class DataPlane:
         if lb is not None:
             await lb.close()
 
+    def read_logs(self, req: dict[str, Any]) -> dict[str, Any]:
+        """A pod's log lines: ``{uid, previous, after, since_ns, tail}`` → ``{found, lines:
+        [[ns, text]...], next, incarnation, running}``."""
+        uid = str(req["uid"])
+        inc = self.logs.previous(uid) if req.get("previous") else self.logs.current(uid)
+        if inc is None:
+            return {"found": False, "lines": [], "next": 0, "incarnation": -1, "running": False}
+        lines, nxt = inc.read(after=int(req.get("after", 0)), since_ns=int(req.get("since_ns", 0)),
+                              tail=int(req.get("tail", -1)))
+        return {"found": True, "lines": lines, "next": nxt, "incarnation": inc.number,
+                "running": inc.running and uid in self.pods}
+
+    def read_usage(self) -> dict[str, Any]:
+        """Per pod uid: requests, CPU nanoseconds, bytes, log lines kept; the process's
+        RSS and CPU time (what the pods share)."""
+        rss = 0
+        with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/self/statm", encoding="ascii") as fh:
+            rss = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        pods = {}
+        for uid in self.pods:
+            u = self.usage.get(uid) or Usage()
+            inc = self.logs.current(uid)
+            pods[uid] = {"requests": u.requests, "cpu_ns": u.cpu_ns, "bytes_out": u.bytes_out,
+                         "log_bytes": inc.size + 40 * len(inc.lines) if inc else 0}
+        return {"pods": pods, "rss": rss, "cpu_ns": time.process_time_ns(), "time_ns": time.time_ns()}
+
     async def stats(self) -> dict[str, Any]:
         return {"pods": len(self.pods), "lbs": {k: lb.accepted for k, lb in self.lbs.items()}}
 
@@ -179,6 +213,10 @@ class DataPlane:
         if op == "remove_lb":
             await self.remove_lb(req["key"])
             return {}
+        if op == "logs":
+            return self.read_logs(req)
+        if op == "usage":
+            return self.read_usage()
         if op == "stats":
             return await self.stats()
         if op == "ping":
@@ -302,6 +340,15 @@ class DataPlaneClient:
 
     async def stop_pod(self, uid: str) -> None:
         await self.request("stop_pod", uid=uid)
+
+    async def read_logs(self, uid: str, *, previous: bool = False, after: int = 0, since_ns: int = 0,
+                        tail: int = -1) -> dict[str, Any]:
+        """A pod's log lines (see :meth:`DataPlane.read_logs`)."""
+        return await self.request("logs", uid=uid, previous=previous, after=after, since_ns=since_ns, tail=tail)
+
+    async def read_usage(self) -> dict[str, Any]:
+        """Every running pod's requests and CPU time (see :meth:`DataPlane.read_usage`)."""
+        return await self.request("usage")
 
     async def set_lb(self, key: str, backends: list[int]) -> int:
         return int((await self.request("set_lb", key=key, backends=backends))["port"])

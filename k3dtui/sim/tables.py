@@ -427,6 +427,21 @@ _TABLES: dict[tuple[str, str], tuple[list[Column], RowFn]] = {
         [_NAME, ("Created At", "date", 0, "")], _crd_row,
     ),
 }
+
+
+def _apiservice_row(obj: Obj, now: dt.datetime) -> list[Any]:
+    """kube-aggregator's printer: the Service (``Local`` when none) and Available with its reason."""
+    svc = (obj.get("spec") or {}).get("service")
+    service = f"{svc.get('namespace')}/{svc.get('name')}" if isinstance(svc, dict) else "Local"
+    cond: Obj = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "Available"), {})
+    available = str(cond.get("status", "Unknown"))
+    if available != "True" and cond.get("reason"):
+        available += f" ({cond['reason']})"
+    return [obj["metadata"]["name"], service, available, _age(obj, now)]
+
+
+_TABLES[("apiregistration.k8s.io", "apiservices")] = (
+    [_NAME, ("Service", S, 0, ""), ("Available", S, 0, ""), ("Age", S, 0, "")], _apiservice_row)
 _DEFAULT: tuple[list[Column], RowFn] = ([_NAME, ("Created At", "date", 0, "")], _default_row)
 
 

@@ -180,8 +180,11 @@ def test_protected_namespace_is_403(api: ApiThread) -> None:
 
 
 def test_unsupported_media_types_are_415(api: ApiThread) -> None:
-    resp = raw(api, "POST", "/api/v1/namespaces/default/configmaps", b"\x6b\x38\x73\x00", content_type="application/vnd.kubernetes.protobuf")
+    resp = raw(api, "POST", "/api/v1/namespaces/default/configmaps", b"\xa1", content_type="application/cbor")
     assert resp.status_code == 415 and status_of(resp)["reason"] == "UnsupportedMediaType"
+    # protobuf is understood; an envelope that names no kind is malformed
+    resp = raw(api, "POST", "/api/v1/namespaces/default/configmaps", b"\x6b\x38\x73\x00", content_type="application/vnd.kubernetes.protobuf")
+    assert resp.status_code == 400 and status_of(resp)["reason"] == "BadRequest"
     raw(api, "POST", "/api/v1/namespaces/default/configmaps", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cm"}})
     resp = raw(api, "PATCH", "/api/v1/namespaces/default/configmaps/cm", {"data": {}}, content_type="text/plain")
     assert resp.status_code == 415

@@ -1,10 +1,12 @@
 """The simulated cluster's Kubernetes API server (aiohttp, on 127.0.0.1), split by concern:
 
 - ``app``: :class:`ApiServer`: the aiohttp application, authentication, path routing
-- ``discovery``: aggregated and legacy discovery; ``openapi``: the OpenAPI v3 stub
+- ``discovery``: aggregated and legacy discovery; ``openapi`` (``openapi_pb``): OpenAPI v2 and v3
 - ``crud``: get, list, create, replace, delete (one object or a collection)
 - ``patching``: JSON, merge and strategic merge patches, server-side apply
-- ``subresources``: scale, status and finalize, log, binding, eviction
+- ``subresources``: scale, status and finalize, binding, eviction; ``logs``: pods/log
+- ``streams``, ``portforward`` (with ``spdy``): exec/attach and port-forward over WebSocket
+- ``authz``: the review kinds; ``metrics``: metrics.k8s.io; ``protobuf`` (``pbschema``): protobuf bodies
 - ``watch``: watches with selectors, resume and bookmarks
 - ``http``, ``errors``, ``tls``: request plumbing, ``Status`` responses, the certificate
 

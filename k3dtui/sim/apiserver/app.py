@@ -12,6 +12,7 @@ from aiohttp import web
 
 from k3dtui.sim import gvrs, tables
 from k3dtui.sim import registry as rules
+from k3dtui.sim.apiserver.authz import REVIEW_GROUPS, Authz
 from k3dtui.sim.apiserver.discovery import VERSION_INFO, Discovery
 from k3dtui.sim.apiserver.errors import (
     NOT_FOUND_MSG,
@@ -28,7 +29,11 @@ from k3dtui.sim.apiserver.http import (
     wants_metadata,
     wants_table,
 )
+from k3dtui.sim.apiserver.logs import Logs
+from k3dtui.sim.apiserver.metrics import METRICS_GROUP, Metrics
 from k3dtui.sim.apiserver.patching import Patching
+from k3dtui.sim.apiserver.portforward import PortForward
+from k3dtui.sim.apiserver.streams import PodStreams
 from k3dtui.sim.apiserver.tls import server_context
 from k3dtui.sim.apiserver.watch import Watch
 from k3dtui.sim.kinds import Kind, Registry
@@ -56,7 +61,7 @@ class _Route:
         self.watch = watch
 
 
-class ApiServer(Patching, Watch, Discovery):
+class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, PortForward):
     """The API server. ``tls=True`` serves HTTPS with a fresh self-signed certificate
     (``ca_pem``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
     needs it. Plain HTTP (the default) serves the Python client, which sends it anyway.
@@ -112,6 +117,7 @@ class ApiServer(Patching, Watch, Discovery):
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self._host = host
         self.ensure_namespaces()
+        self.ensure_apiservices()
         app = web.Application(client_max_size=64 * 1024 * 1024, handler_args={"max_field_size": 65536})
         for method, path, handler in self._extra_routes:
             app.router.add_route(method, path, self._checked(handler))
@@ -196,14 +202,14 @@ class ApiServer(Patching, Watch, Discovery):
     async def _route(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         if not parts:
-            return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v3", "/readyz", "/version"]})
+            return json_response({"paths": ["/api", "/api/v1", "/apis", "/healthz", "/livez", "/openapi/v2", "/openapi/v3", "/readyz", "/version"]})
         head = parts[0]
         if head in ("healthz", "livez", "readyz"):
             return web.Response(text="ok", content_type="text/plain")
         if head == "version" and len(parts) == 1:
             return json_response(VERSION_INFO)
         if head == "openapi":
-            return self._openapi(parts)
+            return await self._openapi(request, parts)
         if head == "api":
             if len(parts) == 1:
                 return self._discovery_root(request, core=True)
@@ -245,6 +251,10 @@ class ApiServer(Patching, Watch, Discovery):
         return _Route(kind, namespace, name, sub, watch)
 
     async def _resource(self, request: web.Request, group: str, version: str, rest: list[str]) -> web.StreamResponse:
+        if rest and group in REVIEW_GROUPS:
+            return await self._review(request, group, version, rest)
+        if rest and group == METRICS_GROUP:
+            return await self._metrics(request, version, rest)
         if not rest:
             if not self.registry.in_group_version(group, version):
                 raise ApiError(404, "NotFound", NOT_FOUND_MSG)
@@ -255,6 +265,10 @@ class ApiServer(Patching, Watch, Discovery):
         method = request.method
         if kind.namespaced and ns is None and name is not None:
             raise ApiError(404, "NotFound", NOT_FOUND_MSG)
+        if sub in ("exec", "attach") and name is not None and method in ("GET", "POST"):
+            return await self._exec(request, kind, ns or "", name, sub)
+        if sub == "portforward" and name is not None and method in ("GET", "POST"):
+            return await self._portforward(request, kind, ns or "", name)
         if method == "GET":
             if name is None:
                 if route.watch:
@@ -263,7 +277,7 @@ class ApiServer(Patching, Watch, Discovery):
             if sub == "scale":
                 return json_response(self._scale_of(kind, self.store.require(kind.gvr, ns or "", name)))
             if sub == "log":
-                return self._log(kind, ns or "", name, q.get("container"))
+                return await self._pod_log(request, kind, ns or "", name)
             if sub in ("binding", "eviction"):
                 raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested resource")
             obj = self.store.require(kind.gvr, ns or "", name)

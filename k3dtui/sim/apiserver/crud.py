@@ -13,6 +13,7 @@ from aiohttp import web
 
 from k3dtui.sim import gvrs, tables
 from k3dtui.sim import registry as rules
+from k3dtui.sim.apiserver import protobuf
 from k3dtui.sim.apiserver.errors import bad_request, json_response, success_status
 from k3dtui.sim.apiserver.handlers import Handlers
 from k3dtui.sim.apiserver.http import (
@@ -158,7 +159,12 @@ class Crud(Handlers):
     async def _delete_options(self, request: web.Request) -> Obj:
         raw = await request.read() if request.can_read_body else b""
         opts: Obj = {}
-        if raw.strip():
+        if raw.startswith(protobuf.MAGIC):  # client-go sends DeleteOptions as protobuf too
+            try:
+                opts = protobuf.decode(raw)
+            except protobuf.ProtobufError as exc:
+                raise bad_request(f"the object provided is unrecognized or malformed: {exc}") from exc
+        elif raw.strip():
             try:
                 parsed = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:

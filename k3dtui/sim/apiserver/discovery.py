@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
-from k3dtui.sim.apiserver import openapi
+from k3dtui.sim import gvrs
+from k3dtui.sim.apiserver import openapi, openapi_pb
 from k3dtui.sim.apiserver.errors import NOT_FOUND_MSG, dumps, json_response
 from k3dtui.sim.apiserver.handlers import Handlers
 from k3dtui.sim.kinds import Kind
@@ -21,6 +24,8 @@ VERSION_INFO: Obj = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+# the options kinds of pods' streaming subresources, as kube-apiserver's discovery names them
+_POD_STREAMS = {"exec": "PodExecOptions", "attach": "PodAttachOptions", "portforward": "PodPortForwardOptions"}
 AGGREGATED_V2 = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
 AGGREGATED_V2BETA1 = "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList"
 
@@ -134,17 +139,32 @@ class Discovery(Handlers):
         self._discovery_cache = {key: body} | {k: v for k, v in self._discovery_cache.items() if k[1] == key[1]}
         return body
 
-    def _openapi(self, parts: list[str]) -> web.Response:
+    _openapi_docs: openapi.OpenAPI | None = None
+
+    async def _openapi(self, request: web.Request, parts: list[str]) -> web.Response:
+        if self._openapi_docs is None:
+            self._openapi_docs = openapi.OpenAPI()
+        # the built-in kinds' schemas take a moment to build: not on the loop the watches use
+        await asyncio.to_thread(openapi.builtin_schemas, [k for k in self.registry.kinds() if not k.custom])
+        docs, crds = self._openapi_docs, list(self.store.iter(gvrs.CRDS))
+        if parts[1:] == ["v2"]:
+            accept = request.headers.get("Accept", "")
+            if "protobuf" in accept and "json" not in accept and "*/*" not in accept:
+                # the gnostic protobuf form client-go's discovery.OpenAPISchema() asks for
+                return web.Response(body=docs.v2_protobuf(self.registry, crds),
+                                    headers={"Content-Type": openapi_pb.CONTENT_TYPE})
+            return web.Response(body=docs.v2(self.registry, crds), headers={"Content-Type": "application/json"})
         if len(parts) >= 2 and parts[1] == "v3":
             if len(parts) == 2:
-                return json_response(openapi.index(self.registry))
+                return json_response(docs.index(self.registry, crds))
             rest = parts[2:]
+            body = None
             if rest[0] == "api" and len(rest) == 2:
-                return json_response(openapi.gv_document(self.registry, "", rest[1]))
-            if rest[0] == "apis" and len(rest) == 3:
-                if not self.registry.in_group_version(rest[1], rest[2]):
-                    raise ApiError(404, "NotFound", NOT_FOUND_MSG)
-                return json_response(openapi.gv_document(self.registry, rest[1], rest[2]))
+                body = docs.v3(self.registry, crds, "", rest[1])
+            elif rest[0] == "apis" and len(rest) == 3:
+                body = docs.v3(self.registry, crds, rest[1], rest[2])
+            if body is not None:
+                return web.Response(body=body, headers={"Content-Type": "application/json"})
         raise ApiError(404, "NotFound", NOT_FOUND_MSG)
 
 
@@ -158,6 +178,8 @@ def _subresource_kind(k: Kind, sub: str) -> tuple[str, str, str, list[str]]:
         return "policy", "v1", "Eviction", ["create"]
     if sub == "log":
         return "", "v1", "Pod", ["get"]
+    if sub in _POD_STREAMS:
+        return "", "v1", _POD_STREAMS[sub], ["create", "get"]
     if sub == "finalize":
         return k.gvr.group, k.gvr.version, k.kind, ["update"]
     return k.gvr.group, k.gvr.version, k.kind, ["get", "patch", "update"]

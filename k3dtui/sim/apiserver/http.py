@@ -9,6 +9,7 @@ import orjson
 import yaml
 from aiohttp import web
 
+from k3dtui.sim.apiserver import protobuf
 from k3dtui.sim.apiserver.errors import bad_request
 from k3dtui.sim.kinds import Kind
 from k3dtui.sim.store import ApiError, Obj
@@ -44,8 +45,13 @@ def partial(obj: Obj) -> Obj:
 # -- bodies-----------------------------------------------------------------------
 async def read_body(request: web.Request, *, allow_yaml: bool = False) -> Any:
     ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip().lower()
+    if ctype == protobuf.MEDIA_TYPE:
+        try:
+            return protobuf.decode(await request.read())
+        except protobuf.ProtobufError as exc:
+            raise bad_request(f"the object provided is unrecognized or malformed: {exc}") from exc
     if "protobuf" in ctype or "cbor" in ctype:
-        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got "{ctype}")')
+        raise ApiError(415, "UnsupportedMediaType", f'the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, {protobuf.MEDIA_TYPE} (got "{ctype}")')
     raw = await request.read()
     if not raw.strip():
         raise bad_request("the object provided is unrecognized or malformed: empty request body")

@@ -1,4 +1,4 @@
-"""Subresources: scale, status and finalize writes, log, binding and eviction."""
+"""Subresources: scale, status and finalize writes, binding and eviction (log: :mod:`.logs`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from k3dtui.sim.store import ApiError, Obj, modified_conflict
 
 
 class Subresources(Crud):
-    """scale, status and finalize writes, log, binding (eviction is a delete)."""
+    """scale, status and finalize writes, binding (eviction is a delete)."""
 
     def _replace_sub(self, kind: Kind, ns: str, name: str, sub: str, body: Any, request: web.Request) -> Obj:
         """PUT on ``scale``, ``status`` or ``finalize``."""
@@ -75,11 +75,6 @@ class Subresources(Crud):
         return self._scale_of(kind, stored)
 
     # -- pods' subresources ---------------------------------------------------------------
-    def _log(self, kind: Kind, ns: str, name: str, container: str | None) -> web.Response:
-        self.store.require(kind.gvr, ns, name)
-        text = self.log_provider(ns, name, container) if self.log_provider else ""
-        return web.Response(text=text, content_type="text/plain")
-
     def _bind(self, kind: Kind, ns: str, name: str, body: Any) -> Obj:
         target = (body or {}).get("target") if isinstance(body, dict) else None
         node = (target or {}).get("name")
