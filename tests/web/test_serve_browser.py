@@ -135,10 +135,11 @@ def test_a_public_server_refuses_the_page_without_its_token() -> None:
 
 
 def test_ctrl_c_stops_serving_and_ends_the_open_tabs_processes() -> None:
-    with serve("--sim") as served, browser() as ctx:
+    with serve("--sim", "--read-only") as served, browser() as ctx:
         open_app(ctx, served)
         open_app(ctx, served)
         apps = wait_for(lambda: served.apps() if len(served.apps()) == 2 else None, 20, "two app processes")
+        assert all("--read-only" in app.cmdline() for app in apps)
         served.proc.send_signal(signal.SIGINT)
         assert served.proc.wait(20) == 0
         _gone, alive = psutil.wait_procs(apps, timeout=10)
