@@ -130,14 +130,29 @@ def same_origin(request: web.Request) -> bool:
     return urlsplit(origin).netloc.lower() == (request.host or "").lower()
 
 
+def loopback_host(request: web.Request) -> bool:
+    """The Host the browser asked for is this machine by name or address (``localhost``,
+    127.0.0.1, [::1]): a page whose own name merely resolves to 127.0.0.1 (DNS rebinding)
+    gets no session."""
+    name = urlsplit(f"//{request.host or ''}").hostname or ""
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
 FORBIDDEN_TEXT = "403: this k3dtui server needs its token; open the URL it printed (with ?token=...)\n"
 CROSS_ORIGIN_TEXT = "403: a page from another site may not open this k3dtui session\n"
+LOOPBACK_TEXT = "403: this k3dtui server serves this machine only; open http://127.0.0.1:{port}/\n"
 
 
 def token_middleware(token: str | None, port: int) -> Middleware:
-    """Refuse (403) any request without ``token`` (none needed when ``token`` is None) and any
-    websocket from another origin; a request that brings the right ``?token=`` gets the cookie
-    so the page's own requests (styles, script, websocket) carry it."""
+    """Refuse (403) any request without ``token`` and any websocket from another origin; a
+    request that brings the right ``?token=`` gets the cookie so the page's own requests
+    (styles, script, websocket) carry it. Without a token (a loopback server) the request
+    must name this machine as its Host."""
     name = cookie_name(port)
 
     @web.middleware
@@ -145,6 +160,8 @@ def token_middleware(token: str | None, port: int) -> Middleware:
         if request.headers.get("Upgrade", "").lower() == "websocket" and not same_origin(request):
             return web.Response(status=403, text=CROSS_ORIGIN_TEXT)
         if token is None:
+            if not loopback_host(request):
+                return web.Response(status=403, text=LOOPBACK_TEXT.format(port=port))
             return await handler(request)
         from_query = request.query.get("token")
         if token_matches(token, from_query) or (

@@ -95,3 +95,66 @@ def test_the_page_template_loads_nothing_from_other_sites() -> None:
     page = local_template(original)
     assert "https://" not in page.replace("http://www.w3.org", "")
     assert "fonts/RobotoMono-VariableFont_wght.ttf" in page
+
+
+async def test_the_guard_over_http_and_websocket() -> None:
+    """Below the browser: a public server refuses page, assets and websocket without the
+    token (no app started), takes the token from the URL or the cookie it sets, and refuses a
+    websocket from another origin; a loopback server refuses a Host that is not this machine."""
+    import aiohttp
+
+    from tests.web.serving import serve
+
+    with serve("--sim", "--public", "--read-only") as served:
+        assert "read-only: the page cannot change the cluster" in served.first_line
+        token = served.url.split("token=", 1)[1]
+        base = served.base()
+        async with aiohttp.ClientSession() as http:
+            for path in ("/", "/static/js/textual.js", f"/?token={token}x", "/ws"):
+                async with http.get(base + path) as res:
+                    assert res.status == 403, path
+            try:
+                await http.ws_connect(f"{base}/ws?width=80&height=24")
+                raise AssertionError("a websocket without the token was accepted")
+            except aiohttp.WSServerHandshakeError as exc:
+                assert exc.status == 403
+            assert served.apps() == []
+            async with http.get(f"{base}/static/js/textual.js?token={token}") as res:
+                assert res.status == 200
+            async with http.get(f"{base}/?token={token}") as res:
+                assert res.status == 200
+                assert res.cookies[f"k3dtui_token_{served.port}"].value == token
+        async with aiohttp.ClientSession(cookies={f"k3dtui_token_{served.port}": token}) as http:
+            try:
+                await http.ws_connect(f"{base}/ws", headers={"Origin": "http://elsewhere.example"})
+                raise AssertionError("a websocket from another origin was accepted")
+            except aiohttp.WSServerHandshakeError as exc:
+                assert exc.status == 403
+            assert served.apps() == []
+            ws = await http.ws_connect(f"{base}/ws?width=80&height=24", headers={"Origin": base})
+            for _ in range(100):
+                if served.apps():
+                    break
+                await _pause()
+            assert len(served.apps()) == 1
+            await ws.close()
+            for _ in range(100):
+                if not served.apps():
+                    break
+                await _pause()
+            assert served.apps() == []
+
+    with serve("--sim") as served:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(served.base() + "/", headers={"Host": f"rebound.example:{served.port}"}) as res:
+                assert res.status == 403
+            async with http.get(served.base() + "/", headers={"Host": f"localhost:{served.port}"}) as res:
+                assert res.status == 200
+            async with http.get(served.base() + "/") as res:
+                assert res.status == 200
+
+
+async def _pause() -> None:
+    import asyncio
+
+    await asyncio.sleep(0.1)
