@@ -78,7 +78,7 @@ def test_keys_in_the_page_reach_the_app_on_the_simulated_cluster(sim_app: SimHan
 
         before = wait_for(lambda: {n for n, gone in app_pods(api).items() if not gone} if len(app_pods(api)) == 3 else None,
                           30, "three app pods")
-        page.click("#terminal")
+        page.focus(".xterm-helper-textarea")  # keyboard focus, no click sent to the app
         page.keyboard.press("x")
         wait_for(lambda: any(gone or name not in before for name, gone in app_pods(api).items())
                  or len(app_pods(api)) < 3, 30, "a pod deleted by `x`")
