@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from k3dtui.core.errors import UsageError
+from k3dtui.core.errors import K3dtuiError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -46,7 +46,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                         help=f"port to listen on (default {DEFAULT_PORT}; 0: any free port)")
     parser.add_argument("--public", action="store_true",
                         help="allow an address other machines can reach; every request then needs the printed token")
-    parser.add_argument("--read-only", action="store_true",
+    # SUPPRESS: `k3dtui --read-only serve` keeps the top-level flag (a default here would reset it)
+    parser.add_argument("--read-only", action="store_true", default=argparse.SUPPRESS,
                         help="the served TUI cannot change the cluster (recommended with --public)")
     parser.set_defaults(func=run)
     _one_line_errors(parser)
@@ -82,7 +83,7 @@ def app_command(args: argparse.Namespace) -> str:
     argv = [sys.executable, "-m", "k3dtui", "--name", args.name]
     if args.sim:
         argv.append("--sim")
-    if args.read_only:
+    if getattr(args, "read_only", False):
         argv.append("--read-only")
     return "exec " + shlex.join(argv)
 
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         import textual_serve  # noqa: F401
     except ImportError:
-        raise UsageError("serving to a browser needs the textual-serve package",
+        raise K3dtuiError("serving to a browser needs the textual-serve package",
                          "install it: pip install textual-serve") from None
     bound = bind_socket(args.host, args.port, public=args.public)
     token = new_token() if args.public else None
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"k3dtui: serving the TUI at {url} (this machine only; each browser tab runs its own k3dtui; Ctrl+C stops)",
               flush=True)
     else:
-        advice = ("read-only: the page cannot change the cluster" if args.read_only
+        advice = ("read-only: the page cannot change the cluster" if getattr(args, "read_only", False)
                   else "anyone with this URL can change the cluster: --read-only is recommended")
         print(f"k3dtui: serving the TUI publicly at {url} ({advice}; Ctrl+C stops)", flush=True)
     server = make_server(app_command(args), bound.sock, token, title=f"k3dtui {args.name}")

@@ -158,3 +158,12 @@ async def _pause() -> None:
     import asyncio
 
     await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("argv", [["serve", "--read-only"], ["--read-only", "serve"]])
+def test_read_only_reaches_the_tabs_wherever_it_is_given(argv: list[str]) -> None:
+    from k3dtui.cli import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert app_command(args).endswith("--read-only")
+    assert not app_command(build_parser().parse_args(["serve"])).endswith("--read-only")
