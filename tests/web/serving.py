@@ -43,6 +43,10 @@ class Served:
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def ctrl_c(self) -> None:
+        """SIGINT to the whole process group, as a terminal's Ctrl+C sends it."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+
     def apps(self) -> list[psutil.Process]:
         """The app processes this server runs (one per open browser tab), living ones only."""
         try:
@@ -72,6 +76,7 @@ def serve(*args: str, timeout: float = 30.0) -> Iterator[Served]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "k3dtui", "serve", "--port", "0", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(), cwd=ROOT,
+        start_new_session=True,  # its own process group, as in a terminal
     )
     errors: list[str] = []
     threading.Thread(target=lambda: errors.extend(proc.stderr or []), daemon=True).start()
@@ -90,7 +95,7 @@ def serve(*args: str, timeout: float = 30.0) -> Iterator[Served]:
     finally:
         kids = served.apps()
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            served.ctrl_c()
             try:
                 proc.wait(20)
             except subprocess.TimeoutExpired:

@@ -5,7 +5,6 @@ the Kubernetes API), closing the page ends its app process, every request stays 
 
 from __future__ import annotations
 
-import signal
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -140,7 +139,7 @@ def test_ctrl_c_stops_serving_and_ends_the_open_tabs_processes() -> None:
         open_app(ctx, served)
         apps = wait_for(lambda: served.apps() if len(served.apps()) == 2 else None, 20, "two app processes")
         assert all("--read-only" in app.cmdline() for app in apps)
-        served.proc.send_signal(signal.SIGINT)
+        served.ctrl_c()
         assert served.proc.wait(20) == 0
         _gone, alive = psutil.wait_procs(apps, timeout=10)
         assert alive == []
