@@ -3,9 +3,11 @@
 Drives the real app with Pilot against a freshly created simulated cluster (its own
 state folder, removed afterwards): setup, pool, deploy in progress, and the live view
 with load running and a pod terminating. ``--fixed`` uses the fixed-data backend
-instead (no cluster at all).
+instead (no cluster at all). Then, on the same cluster, ``k3dtui serve`` in a headless
+Chromium (the system's, through Playwright): ``web.png``, the live view in a browser with
+load running (skipped with ``--fixed`` or ``--no-web``).
 
-    python scripts/screenshots.py [--out screenshots] [--size 120x40] [--fixed]
+    python scripts/screenshots.py [--out screenshots] [--size 120x40] [--fixed] [--no-web]
 """
 
 from __future__ import annotations
@@ -118,11 +120,37 @@ async def drive(backend: Any, out: Path, size: tuple[int, int], *, fixed: bool =
     return written
 
 
+def web_shot(out: Path) -> Path:
+    """``k3dtui serve --sim`` on the cluster left by ``drive``, opened in a headless Chromium:
+    the live view with load running, saved as ``web.png``."""
+    from tests.web.serving import browser, serve, wait_for
+
+    path = out / "web.png"
+    with serve("--sim") as served, browser() as ctx:
+        page = ctx.new_page()
+        seen: list[str] = []
+        page.on("websocket", lambda ws: ws.on("framereceived", lambda data: seen.append(
+            data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data))))
+        page.goto(served.url, timeout=30_000)
+        page.wait_for_selector("body.-first-byte", timeout=60_000)
+        wait_for(lambda: all(w in "".join(seen) for w in ("replicas", "served")), 60, "the live view in the browser", page)
+        page.focus(".xterm-helper-textarea")  # keyboard focus, no click sent to the app
+        page.keyboard.press("l")
+        page.wait_for_timeout(6000)  # the load starts and the counts build up
+        page.screenshot(path=str(path))
+        page.keyboard.press("l")
+        page.wait_for_timeout(500)
+        page.close()
+    print(f"wrote {path}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "screenshots"), help="folder for the SVGs")
     parser.add_argument("--size", default="120x40", help="terminal size, COLSxROWS")
     parser.add_argument("--fixed", action="store_true", help="use fixed data instead of the simulated cluster")
+    parser.add_argument("--no-web", action="store_true", help="skip the browser screenshot (web.png)")
     args = parser.parse_args(argv)
     try:
         cols, rows = (int(v) for v in args.size.lower().split("x"))
@@ -152,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
         backend = CoreBackend(provider.name, force_sim=True, provider=provider)
         try:
             asyncio.run(drive(backend, out, (cols, rows)))
+            backend.close()
+            if not args.no_web:
+                web_shot(out)
         finally:
             backend.close()
             if asyncio.run(provider.find()) is not None:
