@@ -20,22 +20,28 @@ DEFAULT_NAME = "simple-app-cluster"
 COMMAND_MODULES = ("doctor", "sim", "cluster", "pool", "actions", "load", "serve")
 
 
-def common_parser() -> argparse.ArgumentParser:
+def common_parser(*, inherit: bool = False) -> argparse.ArgumentParser:
+    """``--sim`` and ``--name``. With ``inherit`` (a subcommand's copy) they have no default of
+    their own, so ``k3dtui --sim up`` keeps what was given before the subcommand."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("cluster")
     group.add_argument(
         "--sim",
         action="store_true",
+        default=argparse.SUPPRESS if inherit else False,
         help="use the embedded simulated cluster instead of k3d (the default when Docker or k3d is missing)",
     )
     group.add_argument(
-        "--name", default=DEFAULT_NAME, help=f"the cluster name (default: {DEFAULT_NAME})"
+        "--name",
+        default=argparse.SUPPRESS if inherit else DEFAULT_NAME,
+        help=f"the cluster name (default: {DEFAULT_NAME})",
     )
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     common = common_parser()
+    inherited = common_parser(inherit=True)
     parser = argparse.ArgumentParser(
         prog="k3dtui",
         parents=[common],
@@ -53,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
-        importlib.import_module(f"k3dtui.commands.{module}").register(sub, common)
+        importlib.import_module(f"k3dtui.commands.{module}").register(sub, inherited)
     return parser
 
 
