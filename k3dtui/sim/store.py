@@ -12,8 +12,10 @@ All methods run on the simulator's event loop thread; nothing here is thread-saf
 from __future__ import annotations
 
 import collections
+import dataclasses
 import copy
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -112,6 +114,7 @@ class Event:
     obj: Obj
     rv: int
     old: Obj | None = None
+    at: float = 0.0  # the store's clock when it happened (the event window's age)
 
     @property
     def namespace(self) -> str:
@@ -126,12 +129,25 @@ Key = tuple[GVR, str, str]
 Subscriber = Callable[[Event], None]
 
 
+# kube-apiserver's watch cache keeps a window of recent events bounded by count and by age
+# (staging/src/k8s.io/apiserver/pkg/storage/cacher/watch_cache.go: eventFreshDuration,
+# 75 s by default and up to 5 minutes); a watch or list from an older resourceVersion gets
+# 410 Expired, as after an etcd compaction.
+WINDOW_EVENTS = 4000
+WINDOW_SECONDS = 300.0
+
+
 class Store:
-    def __init__(self, window: int = 4000) -> None:
+    def __init__(self, window: int = WINDOW_EVENTS, *, window_seconds: float = WINDOW_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._objects: dict[Key, Obj] = {}
         self._rv = 1
         self._ring: collections.deque[Event] = collections.deque(maxlen=window)
         self._subscribers: list[Subscriber] = []
+        self.window_seconds = window_seconds
+        self.clock = clock
+        # the oldest resourceVersion the window can still answer for (history before it is gone)
+        self._horizon = 1
 
     # -- reads ---------------------------------------------------------------
     @property
@@ -194,8 +210,8 @@ class Store:
 
         ``generation`` goes up when anything but metadata and status changes (or when
         ``bump_generation``). An object being deleted (``deletionTimestamp``) whose last
-        finalizer this update removes is deleted, as the API server does (pods excepted:
-        the kubelet finishes those).
+        finalizer this update removes is deleted, as the API server does (pods only once
+        their grace period is 0: until then the kubelet finishes them).
         """
         meta = obj["metadata"]
         ns = str(meta.get("namespace", ""))
@@ -219,7 +235,7 @@ class Store:
             meta.get("deletionTimestamp")
             and not meta.get("finalizers")
             and old["metadata"].get("finalizers")
-            and gvr.resource != "pods"
+            and (gvr.resource != "pods" or meta.get("deletionGracePeriodSeconds") == 0)
         ):
             # the DELETED event carries this last state
             self._objects[key] = self._bump(obj)
@@ -264,22 +280,56 @@ class Store:
         return unsubscribe
 
     def events_since(self, rv: int) -> list[Event] | None:
-        """Events with resourceVersion > ``rv``, or ``None`` when ``rv`` is older than the ring."""
+        """Events with resourceVersion > ``rv``, or ``None`` when ``rv`` is older than the window."""
+        self._prune()
         if rv >= self._rv:
             return []
-        if not self._ring or self._ring[0].rv > rv + 1:
-            oldest = self._ring[0].rv - 1 if self._ring else self._rv
-            if rv < oldest:
-                return None
+        if rv < self.oldest_rv:
+            return None
         return [e for e in self._ring if e.rv > rv]
 
     def expire(self) -> None:
         """Forget the event window: a watch from any older resourceVersion now gets 410."""
         self._ring.clear()
+        self._horizon = self._rv
 
     @property
     def oldest_rv(self) -> int:
-        return self._ring[0].rv - 1 if self._ring else self._rv
+        """The oldest resourceVersion a watch may resume from (or a list be served at)."""
+        self._prune()
+        return self._ring[0].rv - 1 if self._ring else max(self._horizon, self._rv)
+
+    def _prune(self) -> None:
+        """Drop events older than ``window_seconds`` (the count bound is the ring's length)."""
+        limit = self.clock() - self.window_seconds
+        while self._ring and self._ring[0].at < limit:
+            gone = self._ring.popleft()
+            self._horizon = gone.rv
+
+    def state_at(self, gvr: GVR, rv: int, namespace: str | None = None) -> list[Obj] | None:
+        """The objects of one resource as they were at resourceVersion ``rv`` (copies, sorted
+        as ``list_objects``), rebuilt by undoing the window's later events; ``None`` when
+        ``rv`` is older than the window (410) or newer than the store."""
+        if rv > self._rv:
+            return None
+        events = self.events_since(rv)
+        if events is None:
+            return None
+        state: dict[tuple[str, str], Obj] = {
+            (ns, name): obj for (g, ns, name), obj in self._objects.items()
+            if g == gvr and (namespace is None or ns == namespace)
+        }
+        for ev in reversed(events):
+            if ev.gvr != gvr or (namespace is not None and ev.namespace != namespace):
+                continue
+            key = (ev.namespace, ev.name)
+            if ev.type == "ADDED":
+                state.pop(key, None)
+            elif ev.old is not None:
+                state[key] = ev.old
+        items = [copy.deepcopy(o) for o in state.values()]
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return items
 
     def _bump(self, obj: Obj) -> Obj:
         self._rv += 1
@@ -287,6 +337,9 @@ class Store:
         return obj
 
     def _emit(self, event: Event) -> None:
+        if len(self._ring) == self._ring.maxlen and self._ring:
+            self._horizon = self._ring[0].rv
+        event = dataclasses.replace(event, at=self.clock())
         self._ring.append(event)
         for fn in list(self._subscribers):
             fn(event)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
+from k3dtui.sim.registry import namespaces
 from k3dtui.sim.settings import SimSettings
 from k3dtui.sim.store import GVR, ApiError, Event, Obj, Store
 
@@ -138,6 +139,8 @@ class Ctx:
         """Create a core/v1 Event about ``obj``."""
         m = obj.get("metadata", {})
         ns = str(m.get("namespace") or "default")
+        if namespaces.terminating(self.store, ns):
+            return  # the namespace lifecycle admission refuses new content there
         ts = util.now()
         involved: dict[str, Any] = {
             "apiVersion": obj.get("apiVersion", "v1"),

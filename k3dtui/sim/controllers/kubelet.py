@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import secrets
@@ -21,6 +22,7 @@ from typing import Any
 
 from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import util
+from k3dtui.sim.registry import pods
 from k3dtui.sim.controllers.base import Controller, Ctx, spawn
 from k3dtui.sim.store import ApiError, Event, Obj
 
@@ -556,7 +558,8 @@ class Kubelet(Controller):
         await asyncio.sleep(s.remove_delay)
         current = self.store.peek(gvrs.PODS, ns, name)
         if current is not None and current["metadata"].get("uid") == uid:
-            self.store.delete(gvrs.PODS, ns, name)
+            # the kubelet's final delete has grace 0: finalizers still hold the pod
+            pods.delete_pod(self.store, copy.deepcopy(current), 0)
 
 
 _CONDITION_ORDER = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]

@@ -3,6 +3,7 @@ and the namespace controller (phase Active, the name label)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import uuid
@@ -12,7 +13,7 @@ from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, NodeSpec
 from k3dtui.sim.registry import namespaces
-from k3dtui.sim.store import Event, Obj, Store
+from k3dtui.sim.store import GVR, ApiError, Event, Obj, Store
 
 K3S_VERSION = "v1.31.5+k3s1"
 CONTAINERD_VERSION = "containerd://1.7.23-k3s2"
@@ -186,9 +187,13 @@ def node_is_ready(node: Obj) -> bool:
 
 
 class NamespaceController(Controller):
-    """New namespaces become Active; a deleted namespace takes its objects with it."""
+    """New namespaces become Active; a namespace being deleted (Terminating) has its content
+    deleted, then its ``kubernetes`` finalizer removed, then goes
+    (pkg/controller/namespace/deletion/namespaced_resources_deleter.go)."""
 
     watches = frozenset({gvrs.NAMESPACES})
+    # how often a Terminating namespace is looked at again while content remains
+    retry = 0.05
 
     def keys_for(self, event: Event) -> list[tuple[str, str]]:
         return [(event.type, event.name)]
@@ -196,7 +201,12 @@ class NamespaceController(Controller):
     def reconcile(self, key: tuple[str, str]) -> None:
         etype, name = key
         if etype == "DELETED":
-            namespaces.empty(self.store, name)
+            return
+        current = self.store.peek(gvrs.NAMESPACES, "", name)
+        if current is None:
+            return
+        if util.is_terminating(current):
+            self._terminate(name)
             return
 
         def fn(ns: Obj) -> None:
@@ -204,3 +214,48 @@ class NamespaceController(Controller):
             ns.setdefault("status", {}).setdefault("phase", "Active")
 
         self.store.mutate(gvrs.NAMESPACES, "", name, fn)
+
+    def _terminate(self, name: str) -> None:
+        def delete(gvr: GVR, ns: str, obj_name: str) -> None:
+            registry.delete(self.store, gvr, ns, obj_name, {"propagationPolicy": "Background"})
+
+        left = namespaces.empty(self.store, name, delete)
+        remaining = namespaces.empty(self.store, name, lambda *_: None) if left else 0
+
+        def conditions(ns: Obj) -> None:
+            now = util.now()
+            st = ns.setdefault("status", {})
+            st["phase"] = "Terminating"
+            # the five conditions the namespace controller reports while it deletes
+            wanted = [
+                ("NamespaceDeletionDiscoveryFailure", "False", "ResourcesDiscovered", "All resources successfully discovered"),
+                ("NamespaceDeletionGroupVersionParsingFailure", "False", "ParsedGroupVersions", "All legacy kube types successfully parsed"),
+                ("NamespaceDeletionContentFailure", "False", "ContentDeleted", "All content successfully deleted, may be waiting on finalization"),
+                ("NamespaceContentRemaining", "True" if remaining else "False",
+                 "SomeResourcesRemain" if remaining else "ContentRemoved",
+                 f"Some resources are remaining: {remaining} objects" if remaining else "All content successfully removed"),
+                ("NamespaceFinalizersRemaining", "False", "ContentHasNoFinalizers", "All content-preserving finalizers finished"),
+            ]
+            old = {c.get("type"): c for c in st.get("conditions") or []}
+            conds = []
+            for ctype, status, reason, message in wanted:
+                prev = old.get(ctype) or {}
+                conds.append({"type": ctype, "status": status, "reason": reason, "message": message,
+                              "lastTransitionTime": prev.get("lastTransitionTime", now)
+                              if prev.get("status") == status else now})
+            st["conditions"] = conds
+
+        self.store.mutate(gvrs.NAMESPACES, "", name, conditions)
+        if remaining:
+            self.enqueue(("MODIFIED", name), self.retry)
+            return
+
+        def finalize(ns: Obj) -> None:
+            spec = ns.setdefault("spec", {})
+            spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != "kubernetes"]
+            if not spec["finalizers"]:
+                del spec["finalizers"]
+
+        self.store.mutate(gvrs.NAMESPACES, "", name, finalize)
+        with contextlib.suppress(ApiError):
+            registry.delete(self.store, gvrs.NAMESPACES, "", name)

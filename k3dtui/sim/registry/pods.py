@@ -171,21 +171,28 @@ def grace_period(pod: Obj, requested: Any = None) -> int:
 
 
 def delete_pod(store: Store, pod: Obj, requested_grace: Any = None) -> Obj:
-    """A pod DELETE. Unscheduled, finished or grace 0 (and no finalizers): removed now.
-    Otherwise ``deletionTimestamp`` = now + grace and ``deletionGracePeriodSeconds`` are set
-    (the kubelet stops the containers and removes it); a later delete only ever shortens
-    the deadline. ``pod`` is a copy of the stored pod; returns its new (or last) state."""
+    """A pod DELETE, as kube-apiserver's graceful delete does it
+    (staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go ``BeforeDelete`` and
+    pkg/registry/core/pod/strategy.go ``CheckGracefulDelete``): the pod always gets a
+    ``deletionTimestamp`` = now + grace and ``deletionGracePeriodSeconds`` first (watchers
+    see MODIFIED); an unscheduled or finished pod, or a forced delete, has grace 0 and is
+    then removed at once (DELETED) unless it has finalizers, which keep it until they are
+    removed. Otherwise the kubelet stops the containers and removes it; a later delete only
+    ever shortens the deadline. ``pod`` is a copy of the stored pod; returns its new (or
+    last) state."""
     meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
     ns, name = str(meta.get("namespace", "")), str(meta["name"])
     grace = grace_period(pod, requested_grace)
-    terminal = status.get("phase") in ("Succeeded", "Failed")
-    if (not spec.get("nodeName") or terminal or grace == 0) and not meta.get("finalizers"):
-        return store.delete(gvrs.PODS, ns, name)
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        grace = 0
     deadline = time.time() + grace
     if meta.get("deletionTimestamp"):
         current = parse_rfc3339(str(meta["deletionTimestamp"]))
-        if current is not None and deadline >= current:
+        if meta.get("deletionGracePeriodSeconds") == 0 or (current is not None and deadline >= current and grace):
             return pod
     meta["deletionTimestamp"] = rfc3339(deadline)
     meta["deletionGracePeriodSeconds"] = grace
-    return store.update(gvrs.PODS, pod, bump_generation=True)
+    stored = store.update(gvrs.PODS, pod, bump_generation=True)
+    if grace == 0 and not meta.get("finalizers") and store.peek(gvrs.PODS, ns, name) is not None:
+        return store.delete(gvrs.PODS, ns, name)
+    return stored
