@@ -12,8 +12,8 @@ All methods run on the simulator's event loop thread; nothing here is thread-saf
 from __future__ import annotations
 
 import collections
-import dataclasses
 import copy
+import dataclasses
 import datetime as dt
 import time
 import uuid

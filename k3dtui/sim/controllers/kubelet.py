@@ -22,8 +22,8 @@ from typing import Any
 
 from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import util
-from k3dtui.sim.registry import pods
 from k3dtui.sim.controllers.base import Controller, Ctx, spawn
+from k3dtui.sim.registry import pods
 from k3dtui.sim.store import ApiError, Event, Obj
 
 log = logging.getLogger("k3dtui.sim.kubelet")
