@@ -29,8 +29,9 @@ Key = tuple[GVR, str, str]
 class Runtime(Protocol):
     """What the kubelet and the load balancer controller need from the data plane."""
 
-    async def start_pod(self, uid: str, pod: str, node: str) -> int:
-        """Start the app's HTTP server for a pod; returns its loopback port once /healthz answers."""
+    async def start_pod(self, uid: str, pod: str, node: str, app: str = "app") -> int:
+        """Start the app's HTTP server for a pod (``app="nginx"``: nginx's default page);
+        returns its loopback port once it answers."""
         ...
 
     async def stop_pod(self, uid: str) -> None: ...

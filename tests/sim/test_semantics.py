@@ -1,0 +1,166 @@
+"""Controller and API semantics as kube-apiserver / kube-controller-manager 1.31 have them,
+driven with kubectl 1.33 (issue 13, point 8)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from k3dtui.sim import gvrs
+from tests.sim.kubectl133 import Cluster, needs_kubectl, start_cluster, wait_for
+
+pytestmark = [pytest.mark.kubectl, needs_kubectl]
+
+
+@pytest.fixture
+def k(tmp_path: Path) -> Iterator[Cluster]:
+    yield from start_cluster(tmp_path)
+
+
+def namespace(name: str) -> str:
+    # kubectl's `create namespace` sends protobuf (another part of issue 13): JSON here
+    return json.dumps({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def configmap(name: str, ns: str = "default") -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": ns},
+                       "data": {"k": name}})
+
+
+def test_pagination_with_limit_and_continue(k: Cluster) -> None:
+    for i in range(7):
+        k("create", "-f", "-", stdin=configmap(f"cm-{i}"))
+    first = k.raw("/api/v1/namespaces/default/configmaps?limit=3")
+    names = [i["metadata"]["name"] for i in first["items"]]
+    assert names == ["cm-0", "cm-1", "cm-2"]
+    # kube-root-ca.crt is there too (k3s has it in every namespace): 8 in all
+    total = len(k.json("get", "configmaps", "-n", "default")["items"])
+    assert first["metadata"]["remainingItemCount"] == total - 3
+    token = first["metadata"]["continue"]
+    # a change between pages does not show: the pages are a consistent snapshot
+    k("delete", "configmap", "cm-4")
+    second = k.raw(f"/api/v1/namespaces/default/configmaps?limit=3&continue={token}")
+    assert [i["metadata"]["name"] for i in second["items"]] == ["cm-3", "cm-4", "cm-5"]
+    assert second["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    # a selector: remainingItemCount is not set
+    sel = k.raw("/api/v1/namespaces/default/configmaps?limit=2&labelSelector=a!%3Db")
+    assert "remainingItemCount" not in sel["metadata"] and sel["metadata"]["continue"]
+    # kubectl follows the continue tokens itself (chunks of 2)
+    out = k("get", "configmaps", "-n", "default", "--chunk-size=2", "-o", "name")
+    assert out.split() == sorted(out.split()) and "configmap/cm-6" in out.split() and "configmap/cm-4" not in out
+    # a bad token is a 400
+    bad = k.run("get", "--raw", "/api/v1/namespaces/default/configmaps?limit=1&continue=garbage", ok=False)
+    assert bad.returncode != 0 and "continue key is not valid" in bad.stderr
+
+
+def test_resource_version_match_and_a_bounded_event_window(k: Cluster) -> None:
+    k("create", "-f", "-", stdin=configmap("a"))
+    rv = int(k.json("get", "configmap", "a")["metadata"]["resourceVersion"])
+    k("create", "-f", "-", stdin=configmap("b"))
+    # Exact: the list as it was at rv (b did not exist yet)
+    exact = k.raw(f"/api/v1/namespaces/default/configmaps?resourceVersion={rv}&resourceVersionMatch=Exact")
+    assert exact["metadata"]["resourceVersion"] == str(rv)
+    assert "b" not in [i["metadata"]["name"] for i in exact["items"]]
+    newer = k.raw(f"/api/v1/namespaces/default/configmaps?resourceVersion={rv}&resourceVersionMatch=NotOlderThan")
+    assert {"a", "b"} <= {i["metadata"]["name"] for i in newer["items"]}
+    assert int(newer["metadata"]["resourceVersion"]) > rv
+    bad = k.run("get", "--raw", "/api/v1/namespaces/default/configmaps?resourceVersionMatch=Exact", ok=False)
+    assert "resourceVersionMatch is forbidden unless resourceVersion is provided" in bad.stderr
+    too_new = k.run("get", "--raw", "/api/v1/configmaps?resourceVersion=999999999&resourceVersionMatch=NotOlderThan",
+                    ok=False)
+    assert "Too large resource version" in too_new.stderr
+    # a watch from rv replays b; once the window has aged past rv (5 minutes, as the watch
+    # cache keeps), the same watch gets 410 Expired, as after an etcd compaction
+    w = k.raw(f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1")
+    assert w["type"] == "ADDED" and w["object"]["metadata"]["name"] == "b"
+    k.clock.advance(301)
+    expired = json.loads(k("get", "--raw", f"/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}"
+                           "&timeoutSeconds=1").splitlines()[0])
+    assert expired["type"] == "ERROR" and expired["object"]["code"] == 410
+    assert expired["object"]["reason"] == "Expired"
+    gone = k.run("get", "--raw", f"/api/v1/configmaps?resourceVersion={rv}&resourceVersionMatch=Exact", ok=False)
+    assert "too old" in gone.stderr
+    # the count bound: more events than the ring holds expire the oldest too
+    small = k.store.__class__(window=3)
+    for i in range(5):
+        small.create(gvrs.CONFIGMAPS, {"metadata": {"name": f"c{i}", "namespace": "d"}})
+    assert small.events_since(2) is None and small.events_since(small.resource_version - 3) is not None
+
+
+def _pod(name: str, **meta: Any) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, **meta},
+        "spec": {"containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}]},
+    })
+
+
+def _watch_lines(proc: Any) -> list[dict[str, Any]]:
+    out, _ = proc.communicate(timeout=30)
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
+def test_forced_delete_gives_modified_then_deleted(k: Cluster) -> None:
+    k("create", "-f", "-", stdin=_pod("victim"))
+    rv = k.json("get", "pod", "victim")["metadata"]["resourceVersion"]
+    k("delete", "pod", "victim", "--grace-period=0", "--force")
+    events = [json.loads(line) for line in k(
+        "get", "--raw", f"/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+        "&fieldSelector=metadata.name%3Dvictim").splitlines()]
+    kinds = [e["type"] for e in events]
+    assert kinds[-2:] == ["MODIFIED", "DELETED"]
+    assert events[-2]["object"]["metadata"]["deletionTimestamp"]
+    assert events[-2]["object"]["metadata"]["deletionGracePeriodSeconds"] == 0
+
+
+def test_pod_finalizers_hold_the_pod(k: Cluster) -> None:
+    k("create", "-f", "-", stdin=_pod("held", finalizers=["example.com/hold"]))
+    wait_for(lambda: k.json("get", "pod", "held")["status"].get("phase") == "Running", what="the pod running")
+    k("delete", "pod", "held", "--wait=false")
+    # the kubelet stops it, but the finalizer keeps the object
+    wait_for(lambda: k.json("get", "pod", "held")["metadata"].get("deletionGracePeriodSeconds") == 0,
+             what="the kubelet's final delete")
+    pod = k.json("get", "pod", "held")
+    assert pod["metadata"]["deletionTimestamp"] and pod["metadata"]["finalizers"] == ["example.com/hold"]
+    k("patch", "pod", "held", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    assert "NotFound" in k.run("get", "pod", "held", ok=False).stderr
+
+
+def test_crd_structural_defaults_are_applied(k: Cluster) -> None:
+    from k3dtui.resources import manifest_text
+
+    crds = [d for d in manifest_text("metallb-minimal.yaml").split("\n---") if "CustomResourceDefinition" in d]
+    k("apply", "-f", "-", stdin="\n---\n".join(crds))
+    k("create", "-f", "-", stdin=namespace("metallb-system"))
+    wait_for(lambda: k.run("get", "crd", "ipaddresspools.metallb.io", ok=False).returncode == 0, what="the CRD")
+    k("create", "-f", "-", stdin=json.dumps({
+        "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",
+        "metadata": {"name": "p", "namespace": "metallb-system"},
+        "spec": {"addresses": ["172.18.255.200-172.18.255.250"]},
+    }))
+    spec = k.json("get", "ipaddresspool", "p", "-n", "metallb-system")["spec"]
+    assert spec["autoAssign"] is True and spec["avoidBuggyIPs"] is False
+    # a value given is kept
+    k("patch", "ipaddresspool", "p", "-n", "metallb-system", "--type=merge", "-p", '{"spec":{"autoAssign":false}}')
+    assert k.json("get", "ipaddresspool", "p", "-n", "metallb-system")["spec"]["autoAssign"] is False
+
+
+def test_namespace_deletion_goes_through_terminating(k: Cluster) -> None:
+    k("create", "-f", "-", stdin=namespace("scratch"))
+    k("create", "-f", "-", stdin=configmap("one", "scratch"))
+    k("create", "-n", "scratch", "-f", "-", stdin=_pod("held", finalizers=["example.com/hold"]))
+    k("delete", "namespace", "scratch", "--wait=false")
+    ns = k.json("get", "namespace", "scratch")
+    assert ns["status"]["phase"] == "Terminating" and ns["metadata"]["deletionTimestamp"]
+    # content goes first; the held pod keeps the namespace
+    wait_for(lambda: k.run("get", "configmap", "one", "-n", "scratch", ok=False).returncode != 0,
+             what="the content deleted")
+    conds = {c["type"]: c for c in k.json("get", "namespace", "scratch")["status"]["conditions"]}
+    assert conds["NamespaceContentRemaining"]["status"] == "True"
+    refused = k.run("create", "-f", "-", "-n", "scratch", stdin=configmap("late", "scratch"), ok=False)
+    assert "because it is being terminated" in refused.stderr
+    k("patch", "pod", "held", "-n", "scratch", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
+    wait_for(lambda: k.run("get", "namespace", "scratch", ok=False).returncode != 0, what="the namespace gone")
