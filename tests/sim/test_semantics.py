@@ -164,3 +164,72 @@ def test_namespace_deletion_goes_through_terminating(k: Cluster) -> None:
     assert "because it is being terminated" in refused.stderr
     k("patch", "pod", "held", "-n", "scratch", "--type=json", "-p", '[{"op":"remove","path":"/metadata/finalizers"}]')
     wait_for(lambda: k.run("get", "namespace", "scratch", ok=False).returncode != 0, what="the namespace gone")
+
+
+def _deployment(name: str, image: str, replicas: int = 2) -> str:
+    labels = {"app": name}
+    return json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "web", "image": image}],
+                                       "terminationGracePeriodSeconds": 0}}},
+    })
+
+
+def _rollout_done(k: Cluster, name: str, image: str, replicas: int = 2) -> bool:
+    d = k.json("get", "deployment", name)
+    st = d.get("status") or {}
+    pods = k.json("get", "pods", "-l", f"app={name}")["items"]
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    return (st.get("updatedReplicas") == replicas and st.get("availableReplicas") == replicas
+            and st.get("replicas") == replicas and len(live) == replicas
+            and all(p["spec"]["containers"][0]["image"] == image for p in live))
+
+
+def _replicasets(k: Cluster, name: str) -> dict[str, dict[str, Any]]:
+    return {rs["spec"]["template"]["spec"]["containers"][0]["image"]: rs
+            for rs in k.json("get", "replicasets", "-l", f"app={name}")["items"]}
+
+
+def test_rollout_undo_scales_the_old_replicaset_back(k: Cluster) -> None:
+    k("create", "-f", "-", stdin=_deployment("web", "nginx:1.27"))
+    wait_for(lambda: _rollout_done(k, "web", "nginx:1.27"), what="the first rollout")
+    k("set", "image", "deployment/web", "web=nginx:1.28")
+    wait_for(lambda: _rollout_done(k, "web", "nginx:1.28"), what="the second rollout")
+    before = _replicasets(k, "web")
+    assert set(before) == {"nginx:1.27", "nginx:1.28"}
+    first = before["nginx:1.27"]
+    assert first["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "1"
+    assert first["spec"]["replicas"] == 0
+    out = k("rollout", "undo", "deployment/web")
+    assert "rolled back" in out
+    wait_for(lambda: _rollout_done(k, "web", "nginx:1.27"), what="the rollback")
+    after = _replicasets(k, "web")
+    # no third ReplicaSet: the first one (same name, same pod-template-hash) is back, as revision 3
+    assert set(after) == {"nginx:1.27", "nginx:1.28"}
+    back = after["nginx:1.27"]
+    assert back["metadata"]["name"] == first["metadata"]["name"] and back["spec"]["replicas"] == 2
+    assert back["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert back["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
+    assert after["nginx:1.28"]["spec"]["replicas"] == 0
+    d = k.json("get", "deployment", "web")
+    assert d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    history = k("rollout", "history", "deployment/web")
+    revisions = [line.split()[0] for line in history.splitlines() if line[:1].isdigit()]
+    assert revisions == ["2", "3"]
+
+
+def test_a_relabelled_pod_is_released_and_replaced(k: Cluster) -> None:
+    k("create", "-f", "-", stdin=_deployment("rel", "busybox", replicas=2))
+    wait_for(lambda: _rollout_done(k, "rel", "busybox"), what="the rollout")
+    pods = k.json("get", "pods", "-l", "app=rel")["items"]
+    victim = pods[0]["metadata"]["name"]
+    assert pods[0]["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
+    k("label", "pod", victim, "app=out", "--overwrite")
+    wait_for(lambda: not k.json("get", "pod", victim)["metadata"].get("ownerReferences"), what="the release")
+    # a replacement starts: two pods match again, and the released one lives on on its own
+    wait_for(lambda: _rollout_done(k, "rel", "busybox"), what="the replacement")
+    names = {p["metadata"]["name"] for p in k.json("get", "pods", "-l", "app=rel")["items"]}
+    assert victim not in names and len(names) == 2
+    assert k.json("get", "pod", victim)["status"]["phase"] == "Running"
