@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from k3dtui.sim.cluster import SimCluster
+from k3dtui.sim.controllers.base import Runtime
 from k3dtui.sim.settings import SimSettings
 from k3dtui.sim.store import Store
 from k3dtui.sim.testing import ApiThread, run_api_in_thread
@@ -91,11 +92,13 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "c
         time.sleep(0.05)
 
 
-def start_cluster(directory: Path, settings: SimSettings | None = None, agents: int = 2) -> Iterator[Cluster]:
+def start_cluster(directory: Path, settings: SimSettings | None = None, agents: int = 2,
+                  runtime: Runtime | None = None) -> Iterator[Cluster]:
+    """``runtime``: a data plane for the pods' servers (e.g. an in-process ``DataPlane``)."""
     clock = Clock()
     store = Store(clock=clock)
     with run_api_in_thread(directory / "api", store=store) as api:
-        sim = SimCluster(store, "t", agents=agents, settings=settings or SimSettings.fast())
+        sim = SimCluster(store, "t", agents=agents, settings=settings or SimSettings.fast(), runtime=runtime)
         api.call(sim.start)
         try:
             yield Cluster(api, sim, clock, directory / "home")
