@@ -99,6 +99,7 @@ def start_cluster(directory: Path, settings: SimSettings | None = None, agents: 
     store = Store(clock=clock)
     with run_api_in_thread(directory / "api", store=store) as api:
         sim = SimCluster(store, "t", agents=agents, settings=settings or SimSettings.fast(), runtime=runtime)
+        sim.ctx.ca_pem = api.server.ca_pem or ""
         api.call(sim.start)
         try:
             yield Cluster(api, sim, clock, directory / "home")

@@ -62,6 +62,7 @@ class Ctx:
     children: dict[str, set[Key]] = field(default_factory=dict)  # owner uid → dependents
     controllers: list[Controller] = field(default_factory=list)
     on_images: list[Callable[[], None]] = field(default_factory=list)
+    ca_pem: str = ""  # the API server's CA (published as kube-root-ca.crt in every namespace)
     _events: list[Key] = field(default_factory=list)
 
     @property

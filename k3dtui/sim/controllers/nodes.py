@@ -3,7 +3,9 @@ and the namespace controller (phase Active, the name label)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import ipaddress
 import uuid
@@ -158,6 +160,36 @@ def bootstrap(store: Store, nodes: list[NodeSpec]) -> None:
         })
 
 
+def root_ca_configmap(namespace: str, ca_pem: str) -> Obj:
+    """``kube-root-ca.crt``: the cluster's CA, published in every namespace by the root CA
+    publisher (pkg/controller/certificates/rootcacertpublisher/publisher.go)."""
+    return {"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "kube-root-ca.crt", "namespace": namespace,
+                         "annotations": {"kubernetes.io/description": (
+                             "Contains a CA bundle that can be used to verify the kube-apiserver when "
+                             "using internal endpoints such as the internal service IP or "
+                             "kubernetes.default.svc. No other usage is guaranteed across distributions "
+                             "of Kubernetes clusters.")}},
+            "data": {"ca.crt": ca_pem}}
+
+
+def default_service_account(namespace: str) -> Obj:
+    """The ``default`` ServiceAccount the service account controller creates in every
+    namespace (pkg/controller/serviceaccount/serviceaccounts_controller.go)."""
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": namespace}}
+
+
+def lease_object(node: str, renew: str) -> Obj:
+    """A node's heartbeat Lease in kube-node-lease (pkg/kubelet/nodelease: 40 s duration,
+    renewed every 10 s)."""
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": node, "namespace": "kube-node-lease"},
+            "spec": {"holderIdentity": node, "leaseDurationSeconds": LEASE_DURATION, "renewTime": renew}}
+
+
+LEASE_DURATION = 40
+
+
 def set_node_ready(store: Store, name: str, ready: bool) -> None:
     """Fault injection: a node stops (NotReady) or comes back."""
 
@@ -191,12 +223,21 @@ class NamespaceController(Controller):
     deleted, then its ``kubernetes`` finalizer removed, then goes
     (pkg/controller/namespace/deletion/namespaced_resources_deleter.go)."""
 
-    watches = frozenset({gvrs.NAMESPACES})
+    watches = frozenset({gvrs.NAMESPACES, gvrs.SERVICEACCOUNTS, gvrs.CONFIGMAPS})
     # how often a Terminating namespace is looked at again while content remains
     retry = 0.05
 
     def keys_for(self, event: Event) -> list[tuple[str, str]]:
+        if event.gvr != gvrs.NAMESPACES:
+            # the default ServiceAccount or kube-root-ca.crt deleted: the controllers put it back
+            if event.type == "DELETED" and event.name in ("default", "kube-root-ca.crt"):
+                return [("MODIFIED", event.namespace)]
+            return []
         return [(event.type, event.name)]
+
+    def start(self) -> None:
+        for ns in list(self.store.iter(gvrs.NAMESPACES)):
+            self.enqueue(("MODIFIED", str(ns["metadata"]["name"])))
 
     def reconcile(self, key: tuple[str, str]) -> None:
         etype, name = key
@@ -214,6 +255,16 @@ class NamespaceController(Controller):
             ns.setdefault("status", {}).setdefault("phase", "Active")
 
         self.store.mutate(gvrs.NAMESPACES, "", name, fn)
+        # what every namespace has: the default ServiceAccount and kube-root-ca.crt
+        for gvr, obj in ((gvrs.SERVICEACCOUNTS, default_service_account(name)),
+                         (gvrs.CONFIGMAPS, root_ca_configmap(name, self.ctx.ca_pem))):
+            existing = self.store.peek(gvr, name, obj["metadata"]["name"])
+            if existing is None:
+                with contextlib.suppress(ApiError):
+                    registry.create(self.store, gvr, obj)
+            elif gvr == gvrs.CONFIGMAPS and (existing.get("data") or {}).get("ca.crt") != self.ctx.ca_pem:
+                with contextlib.suppress(ApiError):
+                    self.store.update(gvr, {**existing, "data": {"ca.crt": self.ctx.ca_pem}})
 
     def _terminate(self, name: str) -> None:
         def delete(gvr: GVR, ns: str, obj_name: str) -> None:
@@ -259,3 +310,53 @@ class NamespaceController(Controller):
         self.store.mutate(gvrs.NAMESPACES, "", name, finalize)
         with contextlib.suppress(ApiError):
             registry.delete(self.store, gvrs.NAMESPACES, "", name)
+
+
+class NodeLeases(Controller):
+    """Each node's kubelet renews its Lease in kube-node-lease every
+    ``settings.lease_renew_interval`` seconds while the node is up (a stopped node's Lease
+    goes stale, as the node lifecycle controller sees it)."""
+
+    watches: frozenset[GVR] = frozenset()
+
+    def start(self) -> None:
+        self.renew()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._task = loop.create_task(self._loop())
+
+    def stop(self) -> None:
+        task = getattr(self, "_task", None)
+        if task is not None:
+            task.cancel()
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.01, self.ctx.settings.lease_renew_interval))
+            self.renew()
+
+    def renew(self) -> None:
+        now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        for spec in self.ctx.nodes:
+            node = self.store.peek(gvrs.NODES, "", spec.name)
+            if node is None:
+                continue
+            ready = util.condition(node, "Ready") or {}
+            if ready.get("status") != "True":
+                continue
+            lease = self.store.peek(gvrs.LEASES, "kube-node-lease", spec.name)
+            if lease is None:
+                with contextlib.suppress(ApiError):
+                    obj = lease_object(spec.name, now)
+                    obj["metadata"]["ownerReferences"] = [{
+                        "apiVersion": "v1", "kind": "Node", "name": spec.name,
+                        "uid": node["metadata"].get("uid", "")}]
+                    registry.create(self.store, gvrs.LEASES, obj)
+                continue
+
+            def fn(obj: Obj, now: str = now) -> None:
+                obj.setdefault("spec", {})["renewTime"] = now
+
+            self.store.mutate(gvrs.LEASES, "kube-node-lease", spec.name, fn)

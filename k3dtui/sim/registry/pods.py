@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from k3dtui.sim import gvrs
+from k3dtui.sim.registry.names import random_suffix
 from k3dtui.sim.registry.validation import Invalid
 from k3dtui.sim.store import Obj, Store, now_rfc3339, parse_rfc3339, rfc3339
 
@@ -110,6 +111,49 @@ def default_pod(pod: Obj, *, creating: bool) -> None:
             if res.get("limits") and not res.get("requests"):
                 res["requests"] = dict(res["limits"])
         pod["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
+
+
+SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def mount_service_account_token(pod: Obj, automount: bool = True) -> None:
+    """What the ServiceAccount admission plugin adds to a pod on create
+    (plugin/pkg/admission/serviceaccount/admission.go, mountServiceAccountToken): a projected
+    ``kube-api-access-<5 random>`` volume (a bound token, kube-root-ca.crt's ``ca.crt``, the
+    namespace) mounted read-only at /var/run/secrets/kubernetes.io/serviceaccount in every
+    container, unless the pod or its ServiceAccount (``automount``) opts out or a container
+    already mounts something there."""
+    spec = pod.setdefault("spec", {})
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    if spec.get("automountServiceAccountToken") is None and not automount:
+        return
+    volumes = spec.get("volumes") or []
+    if any(isinstance(v, dict) and str(v.get("name", "")).startswith("kube-api-access-") for v in volumes):
+        return
+    name = "kube-api-access-" + random_suffix(5)
+    volumes.append({
+        "name": name,
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                            "path": "namespace"}]}},
+            ],
+        },
+    })
+    spec["volumes"] = volumes
+    for field in ("initContainers", "containers"):
+        for c in spec.get(field) or []:
+            if not isinstance(c, dict):
+                continue
+            mounts = c.get("volumeMounts") or []
+            if any(isinstance(m, dict) and m.get("mountPath") == SERVICE_ACCOUNT_MOUNT for m in mounts):
+                continue
+            mounts.append({"name": name, "readOnly": True, "mountPath": SERVICE_ACCOUNT_MOUNT})
+            c["volumeMounts"] = mounts
 
 
 def validate_pod_spec(spec: Any, errs: Invalid, prefix: str) -> None:

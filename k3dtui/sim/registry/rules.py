@@ -14,6 +14,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from k3dtui.sim import gvrs
 from k3dtui.sim.kinds import Kind, builtin_kind
 from k3dtui.sim.registry import crds, namespaces, pods, services, workloads
 from k3dtui.sim.registry.names import assign_name, validate_name
@@ -51,6 +52,11 @@ class KindRules:
 
 def _pod_defaults(obj: Obj, old: Obj | None, store: Store, errs: Invalid) -> None:
     pods.default_pod(obj, creating=old is None)
+    if old is None:
+        spec = obj.get("spec") or {}
+        sa = store.peek(gvrs.SERVICEACCOUNTS, str(obj["metadata"].get("namespace", "")),
+                        str(spec.get("serviceAccountName") or "default"))
+        pods.mount_service_account_token(obj, automount=(sa or {}).get("automountServiceAccountToken") is not False)
 
 
 def _pod_validate(kind: Kind, obj: Obj, errs: Invalid) -> None:
