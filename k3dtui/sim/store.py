@@ -141,6 +141,8 @@ class Store:
     def __init__(self, window: int = WINDOW_EVENTS, *, window_seconds: float = WINDOW_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._objects: dict[Key, Obj] = {}
+        # the same objects by resource: lists and controllers read one resource at a time
+        self._by_gvr: dict[GVR, dict[tuple[str, str], Obj]] = {}
         self._rv = 1
         self._ring: collections.deque[Event] = collections.deque(maxlen=window)
         self._subscribers: list[Subscriber] = []
@@ -170,17 +172,22 @@ class Store:
 
     def iter(self, gvr: GVR, namespace: str | None = None) -> Iterator[Obj]:
         """Stored objects of one resource (not copied: do not mutate)."""
-        for (g, ns, _), obj in list(self._objects.items()):
-            if g == gvr and (namespace is None or ns == namespace):
+        for (ns, _), obj in list(self._by_gvr.get(gvr, {}).items()):
+            if namespace is None or ns == namespace:
                 yield obj
 
     def list_objects(self, gvr: GVR, namespace: str | None = None) -> tuple[list[Obj], int]:
-        items = [copy.deepcopy(o) for o in self.iter(gvr, namespace)]
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        items = [copy.deepcopy(o) for o in self.list_stored(gvr, namespace)]
         return items, self._rv
 
+    def list_stored(self, gvr: GVR, namespace: str | None = None) -> list[Obj]:
+        """The stored objects of one resource sorted by (namespace, name), not copied: for
+        a reader that serializes them at once (an API list) and never mutates them."""
+        index = self._by_gvr.get(gvr, {})
+        return [index[k] for k in sorted(k for k in index if namespace is None or k[0] == namespace)]
+
     def resources(self) -> set[GVR]:
-        return {k[0] for k in self._objects}
+        return {g for g, objs in self._by_gvr.items() if objs}
 
     # -- writes --------------------------------------------------------------
     def create(self, gvr: GVR, obj: Obj) -> Obj:
@@ -199,7 +206,7 @@ class Store:
         meta.setdefault("creationTimestamp", now_rfc3339())
         meta.setdefault("generation", 1)
         stored = self._bump(obj)
-        self._objects[key] = stored
+        self._put(key, stored)
         self._emit(Event("ADDED", gvr, copy.deepcopy(stored), self._rv))
         return copy.deepcopy(stored)
 
@@ -238,10 +245,10 @@ class Store:
             and (gvr.resource != "pods" or meta.get("deletionGracePeriodSeconds") == 0)
         ):
             # the DELETED event carries this last state
-            self._objects[key] = self._bump(obj)
+            self._put(key, self._bump(obj))
             return self.delete(gvr, ns, name)
         stored = self._bump(obj)
-        self._objects[key] = stored
+        self._put(key, stored)
         self._emit(Event("MODIFIED", gvr, copy.deepcopy(stored), self._rv, old=copy.deepcopy(old)))
         return copy.deepcopy(stored)
 
@@ -264,6 +271,7 @@ class Store:
         old = self._objects.pop(key, None)
         if old is None:
             raise not_found(gvr, name)
+        self._by_gvr.get(gvr, {}).pop((namespace, name), None)
         gone = self._bump(copy.deepcopy(old))
         self._emit(Event("DELETED", gvr, copy.deepcopy(gone), self._rv, old=old))
         return gone
@@ -316,8 +324,8 @@ class Store:
         if events is None:
             return None
         state: dict[tuple[str, str], Obj] = {
-            (ns, name): obj for (g, ns, name), obj in self._objects.items()
-            if g == gvr and (namespace is None or ns == namespace)
+            key: obj for key, obj in self._by_gvr.get(gvr, {}).items()
+            if namespace is None or key[0] == namespace
         }
         for ev in reversed(events):
             if ev.gvr != gvr or (namespace is not None and ev.namespace != namespace):
@@ -330,6 +338,10 @@ class Store:
         items = [copy.deepcopy(o) for o in state.values()]
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return items
+
+    def _put(self, key: Key, obj: Obj) -> None:
+        self._objects[key] = obj
+        self._by_gvr.setdefault(key[0], {})[(key[1], key[2])] = obj
 
     def _bump(self, obj: Obj) -> Obj:
         self._rv += 1

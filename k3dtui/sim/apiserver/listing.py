@@ -89,7 +89,8 @@ def too_large(rv: int, current: int) -> ApiError:
 
 def list_page(store: Store, gvr: GVR, ns: str | None, query: Mapping[str, str],
               match: Callable[[Obj], bool], *, selective: bool) -> Page:
-    """The objects a list request gets (copies), its resourceVersion and its continue token.
+    """The objects a list request gets (the stored ones: serialize them, never mutate them),
+    its resourceVersion and its continue token.
 
     ``selective``: a label or field selector is set (then ``remainingItemCount`` is not).
     """
@@ -135,7 +136,8 @@ def list_page(store: Store, gvr: GVR, ns: str | None, query: Mapping[str, str],
                 raise ApiError(410, "Expired", _TOO_OLD_LIST)
             at = rv
     if at is None or at >= current:
-        items, _ = store.list_objects(gvr, ns)
+        # not copied: the caller serializes the page before the loop runs anything else
+        items = store.list_stored(gvr, ns)
         served = current if at is None else at
     else:
         past = store.state_at(gvr, at, ns)
