@@ -34,6 +34,10 @@ def test_kube_system_runs_the_k3s_add_ons(k: Cluster) -> None:
     assert {rs["metadata"]["ownerReferences"][0]["name"] for rs in rss} == ADDONS
     pods = k.json("get", "pods", "-n", "kube-system")["items"]
     assert len(pods) == 4 and all(p["status"]["phase"] == "Running" for p in pods)
+    # system-cluster-critical, resolved by the Priority admission plugin
+    assert all(p["spec"]["priority"] == 2000000000 for p in pods)
+    assert {pc["metadata"]["name"] for pc in k.json("get", "priorityclasses")["items"]} >= {
+        "system-cluster-critical", "system-node-critical"}
     assert {p["metadata"]["name"].rsplit("-", 2)[0] for p in pods} == ADDONS
     svcs = {s["metadata"]["name"]: s for s in k.json("get", "services", "-n", "kube-system")["items"]}
     assert set(svcs) == {"kube-dns", "metrics-server", "traefik"}

@@ -141,6 +141,18 @@ def bootstrap(store: Store, nodes: list[NodeSpec]) -> None:
     for spec in nodes:
         if store.peek(gvrs.NODES, "", spec.name) is None:
             registry.create(store, gvrs.NODES, node_object(spec))
+    # the two PriorityClasses every cluster has (pkg/apis/scheduling: SystemPriorityClasses)
+    for pc_name, value, description in (
+        ("system-cluster-critical", 2000000000, "Used for system critical pods that must run in the cluster, "
+         "but can be moved to another node if necessary."),
+        ("system-node-critical", 2000001000, "Used for system critical pods that must not be moved from "
+         "their current node."),
+    ):
+        if store.peek(gvrs.PRIORITYCLASSES, "", pc_name) is None:
+            registry.create(store, gvrs.PRIORITYCLASSES, {
+                "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "metadata": {"name": pc_name},
+                "value": value, "globalDefault": False, "description": description,
+                "preemptionPolicy": "PreemptLowerPriority"})
     if store.peek(gvrs.SERVICES, "default", "kubernetes") is None:
         registry.create(store, gvrs.SERVICES, {
             "apiVersion": "v1",

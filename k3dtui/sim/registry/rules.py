@@ -57,6 +57,14 @@ def _pod_defaults(obj: Obj, old: Obj | None, store: Store, errs: Invalid) -> Non
         sa = store.peek(gvrs.SERVICEACCOUNTS, str(obj["metadata"].get("namespace", "")),
                         str(spec.get("serviceAccountName") or "default"))
         pods.mount_service_account_token(obj, automount=(sa or {}).get("automountServiceAccountToken") is not False)
+        # the Priority admission plugin (plugin/pkg/admission/priority/admission.go): a
+        # priorityClassName resolves to its PriorityClass's value
+        pc_name = spec.get("priorityClassName")
+        if pc_name:
+            pc = store.peek(gvrs.PRIORITYCLASSES, "", str(pc_name))
+            if pc is not None:
+                spec["priority"] = int(pc.get("value", 0))
+                spec["preemptionPolicy"] = str(pc.get("preemptionPolicy", "PreemptLowerPriority"))
 
 
 def _pod_validate(kind: Kind, obj: Obj, errs: Invalid) -> None:
