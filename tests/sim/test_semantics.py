@@ -233,3 +233,14 @@ def test_a_relabelled_pod_is_released_and_replaced(k: Cluster) -> None:
     names = {p["metadata"]["name"] for p in k.json("get", "pods", "-l", "app=rel")["items"]}
     assert victim not in names and len(names) == 2
     assert k.json("get", "pod", victim)["status"]["phase"] == "Running"
+    # labelled back, the orphan is adopted again and the ReplicaSet, one pod over, deletes
+    # one (without the adoption three pods would match, one of them an orphan)
+    pod_hash = pods[0]["metadata"]["labels"]["pod-template-hash"]
+    k("label", "pod", victim, "app=rel", "--overwrite")
+
+    def settled() -> bool:
+        live = [p for p in k.json("get", "pods", "-l", "app=rel")["items"] if not p["metadata"].get("deletionTimestamp")]
+        return len(live) == 2 and all(p["metadata"]["ownerReferences"][0]["name"] == f"rel-{pod_hash}" for p in live)
+
+    wait_for(settled, what="two owned pods again")
+    assert k.json("get", "replicaset", f"rel-{pod_hash}")["status"]["replicas"] == 2

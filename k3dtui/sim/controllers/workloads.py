@@ -358,10 +358,16 @@ class ReplicaSetController(Controller):
     def keys_for(self, event: Event) -> list[tuple[str, str]]:
         if event.gvr == gvrs.REPLICASETS:
             return [] if event.type == "DELETED" else [(event.namespace, event.name)]
-        for ref in event.obj["metadata"].get("ownerReferences") or []:
+        refs = event.obj["metadata"].get("ownerReferences") or []
+        for ref in refs:
             if ref.get("kind") == "ReplicaSet" and ref.get("controller"):
                 return [(event.namespace, str(ref.get("name")))]
-        return []
+        if event.type == "DELETED" or any(r.get("controller") for r in refs) or not util.is_active(event.obj):
+            return []
+        # an orphan: the ReplicaSets whose selector matches it may adopt it
+        labels = util.labels_of(event.obj)
+        return [(event.namespace, str(rs["metadata"]["name"])) for rs in self.store.iter(gvrs.REPLICASETS, event.namespace)
+                if util.match_selector((rs.get("spec") or {}).get("selector") or {}, labels)]
 
     def start(self) -> None:
         self.enqueue_all(gvrs.REPLICASETS)
@@ -383,6 +389,16 @@ class ReplicaSetController(Controller):
                 kept.append(p)
             else:
                 self._release(p, uid)
+        # ... and an orphan that matches is adopted (when the ReplicaSet is not being deleted)
+        if selector.get("matchLabels") or selector.get("matchExpressions"):
+            for p in list(self.store.iter(gvrs.PODS, ns)):
+                refs = p["metadata"].get("ownerReferences") or []
+                if (any(r.get("controller") for r in refs) or not util.is_active(p)
+                        or not util.match_selector(selector, util.labels_of(p))):
+                    continue
+                adopted = self._adopt(p, rs)
+                if adopted is not None:
+                    kept.append(adopted)
         pods = kept
         active = [p for p in pods if util.is_active(p)]
         desired = int((rs.get("spec") or {}).get("replicas", 1) or 0)
@@ -406,6 +422,15 @@ class ReplicaSetController(Controller):
                 p["metadata"].pop("ownerReferences", None)
 
         self.store.mutate(gvrs.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], fn)
+
+    def _adopt(self, pod: Obj, rs: Obj) -> Obj | None:
+        ref = util.owner_ref(rs)
+
+        def fn(p: Obj) -> None:
+            if not any(r.get("controller") for r in p["metadata"].get("ownerReferences") or []):
+                p["metadata"].setdefault("ownerReferences", []).append(ref)
+
+        return self.store.mutate(gvrs.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], fn)
 
     def _create(self, rs: Obj, count: int) -> None:
         template = (rs.get("spec") or {}).get("template") or {}
