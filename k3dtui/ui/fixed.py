@@ -79,11 +79,11 @@ class FixedBackend(CoreValidation):
             self._pod(2, self.nodes[0].name, "10.42.0.9", age=183),
         ]
         self.desired = 3
-        self.service = ServiceView("fastapi-service", "172.20.255.200", 80, self.nodes[1].name)
+        self.service = ServiceView("fastapi-service", "172.20.255.201", 80, self.nodes[1].name)
         self._events = [
             ClusterEvent(self.clock - 186, "ScalingReplicaSet", "deployment/fastapi", "Scaled up replica set fastapi-7d4b9c8f5d to 3"),
             ClusterEvent(self.clock - 185, "Scheduled", f"pod/{self.pods[0].name}", f"Successfully assigned default/{self.pods[0].name} to {self.nodes[1].name}"),
-            ClusterEvent(self.clock - 180, "IPAllocated", "service/fastapi-service", 'Assigned IP ["172.20.255.200"]'),
+            ClusterEvent(self.clock - 180, "IPAllocated", "service/fastapi-service", 'Assigned IP ["172.20.255.201"]'),
         ]
         self._load_settings = LoadSettings()
         self._load_elapsed = 12.4
@@ -235,10 +235,10 @@ class FixedBackend(CoreValidation):
             self._released.wait(30)
         if "deploy" in self.fail:
             raise self.fail["deploy"]
-        emit(UiEvent("deploy", "done", "external IP 172.20.255.200", 6.0, {"ip": "172.20.255.200"}))
+        emit(UiEvent("deploy", "done", "external IP 172.20.255.201", 6.0, {"ip": "172.20.255.201"}))
         self.desired = replicas
         self.stage = "deployed"
-        return "172.20.255.200"
+        return "172.20.255.201"
 
     def probe(self, ip: str, emit: Emit) -> str:
         self._step("probe", emit, [f"GET http://{ip}:80/ → 200 from fastapi-7d4b9c8f5d-x2k9p"], f"http://{ip}:80/ answered")
@@ -249,7 +249,7 @@ class FixedBackend(CoreValidation):
             return Reachability(True, "the external IP is routable from this host")
         return Reachability(
             False,
-            "Docker Desktop keeps the cluster network inside its VM: 172.20.255.200 is not reachable "
+            "Docker Desktop keeps the cluster network inside its VM: 172.20.255.201 is not reachable "
             "from this host. Use `kubectl port-forward svc/fastapi-service 8080:80`, or run k3dtui on Linux.",
         )
 
