@@ -4,6 +4,7 @@ driven with kubectl 1.33 (issue 13, point 8)."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,10 @@ def test_pagination_with_limit_and_continue(k: Cluster) -> None:
     # kubectl follows the continue tokens itself (chunks of 2)
     out = k("get", "configmaps", "-n", "default", "--chunk-size=2", "-o", "name")
     assert out.split() == sorted(out.split()) and "configmap/cm-6" in out.split() and "configmap/cm-4" not in out
+    proc = k.run("get", "configmaps", "-n", "default", "--chunk-size=2", "-v=6")  # Table pages
+    table = proc.stdout.splitlines()
+    assert len(table) == 1 + total - 1 and table[0].split()[0] == "NAME"
+    assert sum(1 for line in proc.stderr.splitlines() if "continue=" in line and "limit=2" in line) == -(-(total - 1) // 2) - 1
     # a bad token is a 400
     bad = k.run("get", "--raw", "/api/v1/namespaces/default/configmaps?limit=1&continue=garbage", ok=False)
     assert bad.returncode != 0 and "continue key is not valid" in bad.stderr
@@ -105,8 +110,23 @@ def _watch_lines(proc: Any) -> list[dict[str, Any]]:
 
 def test_forced_delete_gives_modified_then_deleted(k: Cluster) -> None:
     k("create", "-f", "-", stdin=_pod("victim"))
+    wait_for(lambda: k.json("get", "pod", "victim")["status"].get("phase") == "Running", what="the pod running")
     rv = k.json("get", "pod", "victim")["metadata"]["resourceVersion"]
-    k("delete", "pod", "victim", "--grace-period=0", "--force")
+    # what `kubectl get -w --output-watch-events` shows
+    proc = k.popen("get", "pods", "--watch", "--output-watch-events", "--field-selector", "metadata.name=victim")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    try:
+        wait_for(lambda: any(line.startswith("ADDED") for line in lines), what="the watch started")
+        k("delete", "pod", "victim", "--grace-period=0", "--force")
+        wait_for(lambda: any(line.startswith("DELETED") for line in lines), what="DELETED watched")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    events = [line.split()[0] for line in lines[1:]]
+    assert events == ["ADDED", "MODIFIED", "DELETED"]
+    assert "Terminating" in lines[2]
     events = [json.loads(line) for line in k(
         "get", "--raw", f"/api/v1/namespaces/default/pods?watch=1&resourceVersion={rv}&timeoutSeconds=1"
         "&fieldSelector=metadata.name%3Dvictim").splitlines()]
