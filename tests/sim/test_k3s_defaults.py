@@ -46,6 +46,12 @@ def test_kube_system_runs_the_k3s_add_ons(k: Cluster) -> None:
     # no MetalLB yet: Traefik waits for an address (ServiceLB is off, as k3dtui creates the cluster)
     assert "<pending>" in k("get", "svc", "traefik", "-n", "kube-system")
     assert not k.json("get", "daemonsets", "-A")["items"]  # no svclb-* DaemonSet
+    # CoreDNS's Corefile, the local-path provisioner's config and default StorageClass
+    assert "kubernetes cluster.local" in k.json("get", "configmap", "coredns", "-n", "kube-system")["data"]["Corefile"]
+    assert k.run("get", "configmap", "local-path-config", "-n", "kube-system").returncode == 0
+    sc = k("get", "storageclass").splitlines()
+    assert sc[0].split() == ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"]
+    assert sc[1].split()[:5] == ["local-path", "(default)", "rancher.io/local-path", "Delete", "WaitForFirstConsumer"]
     # the endpoints of kube-dns are CoreDNS's pod
     slices = k.json("get", "endpointslices", "-n", "kube-system", "-l", "kubernetes.io/service-name=kube-dns")
     assert slices["items"] and slices["items"][0]["endpoints"]
@@ -93,6 +99,8 @@ def test_each_node_renews_its_lease(k: Cluster) -> None:
     nodes = [n["metadata"]["name"] for n in k.json("get", "nodes")["items"]]
     leases = {le["metadata"]["name"]: le for le in k.json("get", "leases", "-n", "kube-node-lease")["items"]}
     assert set(leases) == set(nodes)
+    table = k("get", "leases", "-n", "kube-node-lease").splitlines()
+    assert table[0].split() == ["NAME", "HOLDER", "AGE"] and table[1].split()[0] == table[1].split()[1]
     first = leases[nodes[0]]
     assert first["spec"]["holderIdentity"] == nodes[0] and first["spec"]["leaseDurationSeconds"] == 40
     assert first["metadata"]["ownerReferences"][0]["kind"] == "Node"

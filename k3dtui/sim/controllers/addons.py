@@ -14,9 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 from k3dtui.sim import gvrs, registry
-from k3dtui.sim.store import Obj, Store
+from k3dtui.sim.store import GVR, Obj, Store
 
 SYSTEM = "kube-system"
+STORAGECLASSES = GVR("storage.k8s.io", "v1", "storageclasses")
 COREDNS_IP = "10.43.0.10"
 
 _CRITICAL_TOLERATIONS = [
@@ -70,6 +71,44 @@ def _service_account(name: str) -> Obj:
     return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": name, "namespace": SYSTEM}}
 
 
+_COREFILE = """.:53 {
+    errors
+    health
+    ready
+    kubernetes cluster.local in-addr.arpa ip6.arpa {
+      pods insecure
+      fallthrough in-addr.arpa ip6.arpa
+    }
+    hosts /etc/coredns/NodeHosts {
+      ttl 60
+      reload 15s
+      fallthrough
+    }
+    prometheus :9153
+    forward . /etc/resolv.conf
+    cache 30
+    loop
+    reload
+    loadbalance
+    import /etc/coredns/custom/*.override
+}
+import /etc/coredns/custom/*.server
+"""
+
+_LOCAL_PATH_CONFIG = """{
+  "nodePathMap":[
+  {
+    "node":"DEFAULT_PATH_FOR_NON_LISTED_NODES",
+    "paths":["/var/lib/rancher/k3s/storage"]
+  }
+  ]
+}"""
+
+
+def _configmap(name: str, data: dict[str, str]) -> Obj:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": SYSTEM}, "data": data}
+
+
 def addon_objects() -> list[tuple[Any, Obj]]:
     """(GVR, object) pairs, in the order k3s's deploy controller applies them."""
     dns = {"k8s-app": "kube-dns"}
@@ -77,6 +116,7 @@ def addon_objects() -> list[tuple[Any, Obj]]:
     ms = {"k8s-app": "metrics-server"}
     traefik = {"app.kubernetes.io/instance": "traefik-kube-system", "app.kubernetes.io/name": "traefik"}
     return [
+        (gvrs.CONFIGMAPS, _configmap("coredns", {"Corefile": _COREFILE, "NodeHosts": ""})),
         (gvrs.SERVICEACCOUNTS, _service_account("coredns")),
         (gvrs.DEPLOYMENTS, _deployment(
             "coredns", dns, "rancher/mirrored-coredns-coredns:1.12.0",
@@ -91,6 +131,13 @@ def addon_objects() -> list[tuple[Any, Obj]]:
              {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153}],
             labels={**dns, "kubernetes.io/cluster-service": "true", "kubernetes.io/name": "CoreDNS"},
             cluster_ip=COREDNS_IP)),
+        (gvrs.CONFIGMAPS, _configmap("local-path-config", {"config.json": _LOCAL_PATH_CONFIG})),
+        (STORAGECLASSES, {
+            "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+            "metadata": {"name": "local-path",
+                         "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}},
+            "provisioner": "rancher.io/local-path", "reclaimPolicy": "Delete",
+            "volumeBindingMode": "WaitForFirstConsumer"}),
         (gvrs.SERVICEACCOUNTS, _service_account("local-path-provisioner-service-account")),
         (gvrs.DEPLOYMENTS, _deployment(
             "local-path-provisioner", lpp, "rancher/local-path-provisioner:v0.0.30", [],
@@ -129,5 +176,5 @@ def install(store: Store) -> None:
     """Create the add-ons that are not there yet (a restart keeps what exists)."""
     for gvr, obj in addon_objects():
         meta = obj["metadata"]
-        if store.peek(gvr, SYSTEM, meta["name"]) is None:
+        if store.peek(gvr, str(meta.get("namespace", "")), meta["name"]) is None:
             registry.create(store, gvr, obj)
