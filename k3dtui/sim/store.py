@@ -1,8 +1,10 @@
 """The simulated cluster's object store.
 
 Objects are plain JSON dicts kept by (group, version, resource), namespace and name. One
-global integer resourceVersion is bumped on every write; a ring of recent events lets a
-watch resume from a resourceVersion (or be told 410 Expired when it is too old). Writes
+global integer resourceVersion is bumped on every write; a window of recent events, bounded
+by count and by age (the store's clock), lets a watch resume from a resourceVersion (or be
+told 410 Expired when it is too old) and a list be served as it was at a past
+resourceVersion (``state_at``). Writes
 are fanned out synchronously to subscribers (controllers enqueue work; API watches
 filter and forward).
 
