@@ -238,6 +238,15 @@ def test_rollout_undo_scales_the_old_replicaset_back(k: Cluster) -> None:
     history = k("rollout", "history", "deployment/web")
     revisions = [line.split()[0] for line in history.splitlines() if line[:1].isdigit()]
     assert revisions == ["2", "3"]
+    # to a given revision, with a change-cause the deployment passes to its ReplicaSet
+    k("annotate", "deployment/web", "kubernetes.io/change-cause=back to 1.28", "--overwrite")
+    k("rollout", "undo", "deployment/web", "--to-revision=2")
+    wait_for(lambda: _rollout_done(k, "web", "nginx:1.28"), what="the rollback to revision 2")
+    again = _replicasets(k, "web")["nginx:1.28"]
+    assert again["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4"
+    assert again["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "2"
+    wait_for(lambda: "back to 1.28" in k("rollout", "history", "deployment/web"), what="the change-cause")
+    assert len(_replicasets(k, "web")) == 2
 
 
 def test_a_relabelled_pod_is_released_and_replaced(k: Cluster) -> None:

@@ -40,6 +40,19 @@ def pod_from_template(store: Store, owner: Obj, template: dict[str, Any], base: 
     return registry.prepare_create(store, POD_KIND, pod)
 
 
+# annotations a deployment does not pass to its ReplicaSets
+# (pkg/controller/deployment/util/deployment_util.go skipCopyAnnotation)
+_NOT_COPIED = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY,
+    "deployment.kubernetes.io/desired-replicas", "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+})
+
+
+def _copied_annotations(d: Obj) -> dict[str, str]:
+    return {k: v for k, v in (d["metadata"].get("annotations") or {}).items() if k not in _NOT_COPIED}
+
+
 def _revision(rs: Obj) -> int:
     try:
         return int((rs["metadata"].get("annotations") or {}).get(REVISION, "0"))
@@ -180,6 +193,7 @@ class DeploymentController(Controller):
                     "namespace": ns,
                     "labels": labels,
                     "annotations": {
+                        **_copied_annotations(d),
                         REVISION: str(revision),
                         "deployment.kubernetes.io/desired-replicas": str(desired),
                         "deployment.kubernetes.io/max-replicas": str(desired + surge),
@@ -206,6 +220,7 @@ class DeploymentController(Controller):
             total += start
         else:
             self._bump_revision(new_rs, old)
+            self._copy_annotations(d, new_rs)
         current = _spec_replicas(new_rs)
         if not old_live:
             # plain scaling
@@ -253,6 +268,21 @@ class DeploymentController(Controller):
         self.store.mutate(gvrs.DEPLOYMENTS, ns, name, ann)
         self._status(ns, name, rs_name, desired)
         self._cleanup(d, old)
+
+    def _copy_annotations(self, d: Obj, new_rs: Obj) -> None:
+        """The deployment's annotations (a change-cause, say) go to its new ReplicaSet."""
+        wanted = _copied_annotations(d)
+        have = new_rs["metadata"].get("annotations") or {}
+        if all(have.get(k) == v for k, v in wanted.items()):
+            return
+
+        def fn(obj: Obj) -> None:
+            obj["metadata"].setdefault("annotations", {}).update(wanted)
+
+        updated = self.store.mutate(gvrs.REPLICASETS, new_rs["metadata"]["namespace"], new_rs["metadata"]["name"], fn)
+        if updated is not None:
+            new_rs.clear()
+            new_rs.update(updated)
 
     def _bump_revision(self, new_rs: Obj, old: list[Obj]) -> None:
         """The new ReplicaSet's revision is one above the old ones'; an old ReplicaSet that
