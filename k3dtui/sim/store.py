@@ -128,6 +128,7 @@ class Event:
 
 
 Key = tuple[GVR, str, str]
+_NAMESPACES = GVR("", "v1", "namespaces")
 Subscriber = Callable[[Event], None]
 
 
@@ -240,11 +241,13 @@ class Store:
         meta["generation"] = gen
         if obj == old:
             return copy.deepcopy(old)
-        if (
-            meta.get("deletionTimestamp")
-            and not meta.get("finalizers")
-            and old["metadata"].get("finalizers")
-            and (gvr.resource != "pods" or meta.get("deletionGracePeriodSeconds") == 0)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and (
+            (old["metadata"].get("finalizers")
+             and (gvr.resource != "pods" or meta.get("deletionGracePeriodSeconds") == 0))
+            # a namespace whose last spec.finalizer goes (the finalize subresource):
+            # pkg/registry/core/namespace/storage ShouldDeleteNamespaceDuringUpdate
+            or (gvr == _NAMESPACES and not (obj.get("spec") or {}).get("finalizers")
+                and (old.get("spec") or {}).get("finalizers"))
         ):
             # the DELETED event carries this last state
             self._put(key, self._bump(obj))

@@ -273,3 +273,15 @@ def test_a_relabelled_pod_is_released_and_replaced(k: Cluster) -> None:
 
     wait_for(settled, what="two owned pods again")
     assert k.json("get", "replicaset", f"rel-{pod_hash}")["status"]["replicas"] == 2
+
+
+def test_a_stuck_namespace_finalized_by_hand_goes(k: Cluster) -> None:
+    k("create", "-f", "-", stdin=namespace("stuck"))
+    k("create", "-n", "stuck", "-f", "-", stdin=_pod("held", finalizers=["example.com/hold"]))
+    k("delete", "namespace", "stuck", "--wait=false")
+    ns = k.json("get", "namespace", "stuck")
+    assert ns["status"]["phase"] == "Terminating" and ns["spec"]["finalizers"] == ["kubernetes"]
+    # what people do with a namespace stuck in Terminating: empty spec.finalizers
+    ns["spec"]["finalizers"] = []
+    k("replace", "--raw", "/api/v1/namespaces/stuck/finalize", "-f", "-", stdin=json.dumps(ns))
+    assert "NotFound" in k.run("get", "namespace", "stuck", ok=False).stderr
