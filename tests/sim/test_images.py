@@ -69,3 +69,17 @@ def test_busybox_runs_its_command_and_nginx_serves_its_page(k: Cluster) -> None:
     assert httpx.get(f"http://127.0.0.1:{port}/missing", timeout=5).status_code == 404
     # busybox has no server
     assert k.json("get", "pod", "sleeper")["metadata"]["uid"] not in k.sim.kubelet.ports
+
+
+def test_a_deployment_of_an_image_it_cannot_pull_exceeds_its_progress_deadline(k: Cluster) -> None:
+    labels = {"app": "nope"}
+    k("create", "-f", "-", stdin=json.dumps({
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "nope"},
+        "spec": {"replicas": 1, "progressDeadlineSeconds": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels},
+                              "spec": {"containers": [{"name": "c", "image": "registry.example.com/nope:1"}]}}}}))
+    out = k.run("rollout", "status", "deployment/nope", "--timeout=30s", ok=False)
+    assert out.returncode != 0 and 'deployment "nope" exceeded its progress deadline' in out.stderr
+    cond = next(c for c in k.json("get", "deployment", "nope")["status"]["conditions"] if c["type"] == "Progressing")
+    assert (cond["status"], cond["reason"]) == ("False", "ProgressDeadlineExceeded")
+    assert cond["message"].endswith("has timed out progressing.")

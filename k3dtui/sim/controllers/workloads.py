@@ -352,6 +352,8 @@ class DeploymentController(Controller):
 
         def fn(obj: Obj) -> None:
             st = obj.setdefault("status", {})
+            before_counts = tuple(int(st.get(k, 0) or 0) for k in
+                                  ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"))
             st["observedGeneration"] = generation
             st["replicas"] = replicas
             st["updatedReplicas"] = updated
@@ -365,14 +367,32 @@ class DeploymentController(Controller):
             else:
                 util.set_condition(obj, "Available", "False", "MinimumReplicasUnavailable",
                                    "Deployment does not have minimum availability.", probe_time=False)
+            # pkg/controller/deployment/progress.go syncRolloutStatus: Progressing's
+            # lastUpdateTime moves with each step of the rollout; a rollout that makes no step
+            # for progressDeadlineSeconds is Progressing=False, ProgressDeadlineExceeded
+            before = util.condition(obj, "Progressing") or {}
+            stepped = (before_counts != (replicas, updated, ready, available)) or before.get("message", "").find(
+                f'"{rs_name}"') < 0
+            deadline = (obj.get("spec") or {}).get("progressDeadlineSeconds")
+            last_update = util.parse_time(before.get("lastUpdateTime"))
             if new_rs is not None and new_avail >= desired and replicas == updated:
                 util.set_condition(obj, "Progressing", "True", "NewReplicaSetAvailable",
                                    f'ReplicaSet "{rs_name}" has successfully progressed.', probe_time=False)
-            else:
+                if before.get("reason") != "NewReplicaSetAvailable":
+                    stepped = True
+            elif (not stepped and before.get("reason") != "NewReplicaSetAvailable" and isinstance(deadline, int)
+                  and last_update and _now_ts() - last_update >= deadline):
+                util.set_condition(obj, "Progressing", "False", "ProgressDeadlineExceeded",
+                                   f'ReplicaSet "{rs_name}" has timed out progressing.', probe_time=False)
+            elif before.get("reason") != "ProgressDeadlineExceeded" or stepped:
                 util.set_condition(obj, "Progressing", "True", "ReplicaSetUpdated",
                                    f'ReplicaSet "{rs_name}" is progressing.', probe_time=False)
+                if isinstance(deadline, int):
+                    self.enqueue((ns, name), float(deadline) + 0.05)
             for c in st.get("conditions", []):
                 c.setdefault("lastUpdateTime", c.get("lastTransitionTime"))
+                if c.get("type") == "Progressing" and stepped:
+                    c["lastUpdateTime"] = util.now()
 
         self.store.mutate(gvrs.DEPLOYMENTS, ns, name, fn)
 
