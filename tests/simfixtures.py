@@ -171,6 +171,19 @@ def pool_range(subnet: str) -> str:
     return f"{top - 55}-{top - 5}"
 
 
+def app_backends(handle: SimHandle) -> int | None:
+    """How many pods the load balancer of ``fastapi-service``'s external IP (port 80) has
+    (other LoadBalancer Services, like k3s's Traefik, have their own listeners)."""
+    with handle.http() as client:
+        svc = client.get("/api/v1/namespaces/default/services/fastapi-service").json()
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    if not ingress:
+        return None
+    backends = handle.control("GET", "/sim/status").get("lb_backends") or {}
+    count = backends.get(f"{ingress[0]['ip']}:80")
+    return int(count) if count is not None else None
+
+
 def wait_for(predicate: Any, timeout: float = 20.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:

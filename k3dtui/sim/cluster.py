@@ -13,6 +13,7 @@ from typing import Any
 
 from k3dtui.core.network import Member, NetworkInfo
 from k3dtui.sim import gvrs
+from k3dtui.sim.controllers import addons
 from k3dtui.sim.controllers import nodes as node_ctl
 from k3dtui.sim.controllers.base import Controller, Ctx, Runtime
 from k3dtui.sim.controllers.kubelet import Kubelet
@@ -51,6 +52,7 @@ class SimCluster:
         self.kubelet = Kubelet(self.ctx)
         self.metallb = MetalLB(self.ctx)
         self.lb: Controller | None = None
+        self.leases: node_ctl.NodeLeases | None = None
         self._detach: Callable[[], None] | None = None
 
     @property
@@ -73,8 +75,11 @@ class SimCluster:
     def start(self, lb: Controller | None = None) -> None:
         """Bootstrap and attach the controllers; call on the running loop."""
         node_ctl.bootstrap(self.store, self.ctx.nodes)
+        addons.install(self.store)
+        self.leases = node_ctl.NodeLeases(self.ctx)
         controllers: list[Controller] = [
             node_ctl.NamespaceController(self.ctx),
+            self.leases,
             ServiceController(self.ctx),
             DeploymentController(self.ctx),
             ReplicaSetController(self.ctx),
@@ -98,6 +103,8 @@ class SimCluster:
         if self._detach is not None:
             self._detach()
             self._detach = None
+        if self.leases is not None:
+            self.leases.stop()
         for task in list(self.kubelet.running.values()) + list(self.kubelet.terminating.values()):
             task.cancel()
 

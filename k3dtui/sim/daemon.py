@@ -128,6 +128,7 @@ class Daemon:
         self.api.pod_port = self.cluster.kubelet.ports.get  # each pod's listener, for port-forward
         self.runtime.on_exit = self._data_plane_exited
         await self.runtime.start()  # requests queue in its pipe until it has started
+        self.cluster.ctx.ca_pem = self.api.ca_pem or ""
         self.cluster.start(lb=self.lb)
         self.port = await self.api.start("127.0.0.1", self.port)
         write_json(self.folder / "network.json", self.cluster.network().to_json())

@@ -59,6 +59,20 @@ def tcp_listen_socket(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     return sock
 
 
+async def _nginx_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """nginx's default page (the simulated cluster's emulated ``nginx`` image), an ASGI app."""
+    if scope["type"] != "http":
+        return
+    from k3dtui.sim.images import NGINX_PAGE
+
+    found = scope.get("path", "/") in ("/", "/index.html")
+    body = NGINX_PAGE if found else b"<html>\r\n<head><title>404 Not Found</title></head>\r\n<body>\r\n<center><h1>404 Not Found</h1></center>\r\n<hr><center>nginx/1.27.3</center>\r\n</body>\r\n</html>\r\n"
+    await send({"type": "http.response.start", "status": 200 if found else 404,
+                "headers": [(b"content-type", b"text/html"), (b"server", b"nginx/1.27.3"),
+                            (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body if scope.get("method") != "HEAD" else b""})
+
+
 class _PodServer:
     def __init__(self, server: Any, sock: socket.socket, port: int) -> None:
         self.server = server
@@ -82,19 +96,21 @@ class DataPlane:
         if self._module is None:
             self._module = load_app_module()
 
-    def _app(self, pod: str, node: str) -> Any:
+    def _app(self, pod: str, node: str, app: str = "app") -> Any:
+        if app == "nginx":
+            return _nginx_app
         if self._module is None:
             self._module = load_app_module()
         return self._module.create_app(pod, node)
 
-    async def start_pod(self, uid: str, pod: str, node: str) -> int:
+    async def start_pod(self, uid: str, pod: str, node: str, app: str = "app") -> int:
         import uvicorn
 
         if uid in self.pods:
             return self.pods[uid].port
-        app = instrument(self._app(pod, node), self.logs, uid, self.usage.setdefault(uid, Usage()))
+        served = instrument(self._app(pod, node, app), self.logs, uid, self.usage.setdefault(uid, Usage()))
         config = uvicorn.Config(
-            app, lifespan="off", log_level="warning", access_log=False,
+            served, lifespan="off", log_level="warning", access_log=False,
             timeout_keep_alive=30, server_header=False,
         )
         config.load()
@@ -116,16 +132,16 @@ class DataPlane:
         if self.pods.get(uid) is not ps:
             await self._close(ps)
             raise RuntimeError(f"pod {pod} was stopped while it started")
-        await self._wait_healthy(port)
+        await self._wait_healthy(port, "/healthz" if app == "app" else "/")
         return port
 
-    async def _wait_healthy(self, port: int, timeout: float = 10.0) -> None:
-        """Readiness: the server must answer ``GET /healthz`` with 200."""
+    async def _wait_healthy(self, port: int, path: str = "/healthz", timeout: float = 10.0) -> None:
+        """Readiness: the server must answer ``GET path`` with 200."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             try:
                 reader, writer = await asyncio.open_connection("127.0.0.1", port)
-                writer.write(b"GET /healthz HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n")
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: pod\r\nConnection: close\r\n\r\n".encode())
                 line = await asyncio.wait_for(reader.readline(), 2.0)
                 writer.close()
                 if line.split(b" ")[1:2] == [b"200"]:
@@ -204,7 +220,7 @@ class DataPlane:
     async def handle(self, req: dict[str, Any]) -> dict[str, Any]:
         op = req.get("op")
         if op == "start_pod":
-            return {"port": await self.start_pod(req["uid"], req["pod"], req["node"])}
+            return {"port": await self.start_pod(req["uid"], req["pod"], req["node"], str(req.get("app", "app")))}
         if op == "stop_pod":
             await self.stop_pod(req["uid"])
             return {}
@@ -335,8 +351,9 @@ class DataPlaneClient:
             raise RuntimeError(str(msg.get("error")))
         return msg
 
-    async def start_pod(self, uid: str, pod: str, node: str) -> int:
-        return int((await self.request("start_pod", uid=uid, pod=pod, node=node))["port"])
+    async def start_pod(self, uid: str, pod: str, node: str, app: str = "app") -> int:
+        extra = {} if app == "app" else {"app": app}
+        return int((await self.request("start_pod", uid=uid, pod=pod, node=node, **extra))["port"])
 
     async def stop_pod(self, uid: str) -> None:
         await self.request("stop_pod", uid=uid)

@@ -41,6 +41,8 @@ class SimSettings:
     webhook_race: float = 2.0
     # API: watch bookmarks period
     bookmark_interval: float = 60.0
+    # kubelet: how often each node renews its Lease in kube-node-lease
+    lease_renew_interval: float = 10.0
     # at most this many Event objects are kept (oldest removed first)
     event_limit: int = 1000
     # fault injection

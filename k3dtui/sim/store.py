@@ -1,8 +1,10 @@
 """The simulated cluster's object store.
 
 Objects are plain JSON dicts kept by (group, version, resource), namespace and name. One
-global integer resourceVersion is bumped on every write; a ring of recent events lets a
-watch resume from a resourceVersion (or be told 410 Expired when it is too old). Writes
+global integer resourceVersion is bumped on every write; a window of recent events, bounded
+by count and by age (the store's clock), lets a watch resume from a resourceVersion (or be
+told 410 Expired when it is too old) and a list be served as it was at a past
+resourceVersion (``state_at``). Writes
 are fanned out synchronously to subscribers (controllers enqueue work; API watches
 filter and forward).
 
@@ -13,7 +15,9 @@ from __future__ import annotations
 
 import collections
 import copy
+import dataclasses
 import datetime as dt
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -112,6 +116,7 @@ class Event:
     obj: Obj
     rv: int
     old: Obj | None = None
+    at: float = 0.0  # the store's clock when it happened (the event window's age)
 
     @property
     def namespace(self) -> str:
@@ -123,15 +128,31 @@ class Event:
 
 
 Key = tuple[GVR, str, str]
+_NAMESPACES = GVR("", "v1", "namespaces")
 Subscriber = Callable[[Event], None]
 
 
+# kube-apiserver's watch cache keeps a window of recent events bounded by count and by age
+# (staging/src/k8s.io/apiserver/pkg/storage/cacher/watch_cache.go: eventFreshDuration,
+# 75 s by default and up to 5 minutes); a watch or list from an older resourceVersion gets
+# 410 Expired, as after an etcd compaction.
+WINDOW_EVENTS = 4000
+WINDOW_SECONDS = 300.0
+
+
 class Store:
-    def __init__(self, window: int = 4000) -> None:
+    def __init__(self, window: int = WINDOW_EVENTS, *, window_seconds: float = WINDOW_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._objects: dict[Key, Obj] = {}
+        # the same objects by resource: lists and controllers read one resource at a time
+        self._by_gvr: dict[GVR, dict[tuple[str, str], Obj]] = {}
         self._rv = 1
         self._ring: collections.deque[Event] = collections.deque(maxlen=window)
         self._subscribers: list[Subscriber] = []
+        self.window_seconds = window_seconds
+        self.clock = clock
+        # the oldest resourceVersion the window can still answer for (history before it is gone)
+        self._horizon = 1
 
     # -- reads ---------------------------------------------------------------
     @property
@@ -154,17 +175,22 @@ class Store:
 
     def iter(self, gvr: GVR, namespace: str | None = None) -> Iterator[Obj]:
         """Stored objects of one resource (not copied: do not mutate)."""
-        for (g, ns, _), obj in list(self._objects.items()):
-            if g == gvr and (namespace is None or ns == namespace):
+        for (ns, _), obj in list(self._by_gvr.get(gvr, {}).items()):
+            if namespace is None or ns == namespace:
                 yield obj
 
     def list_objects(self, gvr: GVR, namespace: str | None = None) -> tuple[list[Obj], int]:
-        items = [copy.deepcopy(o) for o in self.iter(gvr, namespace)]
-        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        items = [copy.deepcopy(o) for o in self.list_stored(gvr, namespace)]
         return items, self._rv
 
+    def list_stored(self, gvr: GVR, namespace: str | None = None) -> list[Obj]:
+        """The stored objects of one resource sorted by (namespace, name), not copied: for
+        a reader that serializes them at once (an API list) and never mutates them."""
+        index = self._by_gvr.get(gvr, {})
+        return [index[k] for k in sorted(k for k in index if namespace is None or k[0] == namespace)]
+
     def resources(self) -> set[GVR]:
-        return {k[0] for k in self._objects}
+        return {g for g, objs in self._by_gvr.items() if objs}
 
     # -- writes --------------------------------------------------------------
     def create(self, gvr: GVR, obj: Obj) -> Obj:
@@ -183,7 +209,7 @@ class Store:
         meta.setdefault("creationTimestamp", now_rfc3339())
         meta.setdefault("generation", 1)
         stored = self._bump(obj)
-        self._objects[key] = stored
+        self._put(key, stored)
         self._emit(Event("ADDED", gvr, copy.deepcopy(stored), self._rv))
         return copy.deepcopy(stored)
 
@@ -194,8 +220,8 @@ class Store:
 
         ``generation`` goes up when anything but metadata and status changes (or when
         ``bump_generation``). An object being deleted (``deletionTimestamp``) whose last
-        finalizer this update removes is deleted, as the API server does (pods excepted:
-        the kubelet finishes those).
+        finalizer this update removes is deleted, as the API server does (pods only once
+        their grace period is 0: until then the kubelet finishes them).
         """
         meta = obj["metadata"]
         ns = str(meta.get("namespace", ""))
@@ -215,17 +241,19 @@ class Store:
         meta["generation"] = gen
         if obj == old:
             return copy.deepcopy(old)
-        if (
-            meta.get("deletionTimestamp")
-            and not meta.get("finalizers")
-            and old["metadata"].get("finalizers")
-            and gvr.resource != "pods"
+        if meta.get("deletionTimestamp") and not meta.get("finalizers") and (
+            (old["metadata"].get("finalizers")
+             and (gvr.resource != "pods" or meta.get("deletionGracePeriodSeconds") == 0))
+            # a namespace whose last spec.finalizer goes (the finalize subresource):
+            # pkg/registry/core/namespace/storage ShouldDeleteNamespaceDuringUpdate
+            or (gvr == _NAMESPACES and not (obj.get("spec") or {}).get("finalizers")
+                and (old.get("spec") or {}).get("finalizers"))
         ):
             # the DELETED event carries this last state
-            self._objects[key] = self._bump(obj)
+            self._put(key, self._bump(obj))
             return self.delete(gvr, ns, name)
         stored = self._bump(obj)
-        self._objects[key] = stored
+        self._put(key, stored)
         self._emit(Event("MODIFIED", gvr, copy.deepcopy(stored), self._rv, old=copy.deepcopy(old)))
         return copy.deepcopy(stored)
 
@@ -248,6 +276,7 @@ class Store:
         old = self._objects.pop(key, None)
         if old is None:
             raise not_found(gvr, name)
+        self._by_gvr.get(gvr, {}).pop((namespace, name), None)
         gone = self._bump(copy.deepcopy(old))
         self._emit(Event("DELETED", gvr, copy.deepcopy(gone), self._rv, old=old))
         return gone
@@ -264,22 +293,60 @@ class Store:
         return unsubscribe
 
     def events_since(self, rv: int) -> list[Event] | None:
-        """Events with resourceVersion > ``rv``, or ``None`` when ``rv`` is older than the ring."""
+        """Events with resourceVersion > ``rv``, or ``None`` when ``rv`` is older than the window."""
+        self._prune()
         if rv >= self._rv:
             return []
-        if not self._ring or self._ring[0].rv > rv + 1:
-            oldest = self._ring[0].rv - 1 if self._ring else self._rv
-            if rv < oldest:
-                return None
+        if rv < self.oldest_rv:
+            return None
         return [e for e in self._ring if e.rv > rv]
 
     def expire(self) -> None:
         """Forget the event window: a watch from any older resourceVersion now gets 410."""
         self._ring.clear()
+        self._horizon = self._rv
 
     @property
     def oldest_rv(self) -> int:
-        return self._ring[0].rv - 1 if self._ring else self._rv
+        """The oldest resourceVersion a watch may resume from (or a list be served at)."""
+        self._prune()
+        return self._ring[0].rv - 1 if self._ring else max(self._horizon, self._rv)
+
+    def _prune(self) -> None:
+        """Drop events older than ``window_seconds`` (the count bound is the ring's length)."""
+        limit = self.clock() - self.window_seconds
+        while self._ring and self._ring[0].at < limit:
+            gone = self._ring.popleft()
+            self._horizon = gone.rv
+
+    def state_at(self, gvr: GVR, rv: int, namespace: str | None = None) -> list[Obj] | None:
+        """The objects of one resource as they were at resourceVersion ``rv`` (copies, sorted
+        as ``list_objects``), rebuilt by undoing the window's later events; ``None`` when
+        ``rv`` is older than the window (410) or newer than the store."""
+        if rv > self._rv:
+            return None
+        events = self.events_since(rv)
+        if events is None:
+            return None
+        state: dict[tuple[str, str], Obj] = {
+            key: obj for key, obj in self._by_gvr.get(gvr, {}).items()
+            if namespace is None or key[0] == namespace
+        }
+        for ev in reversed(events):
+            if ev.gvr != gvr or (namespace is not None and ev.namespace != namespace):
+                continue
+            key = (ev.namespace, ev.name)
+            if ev.type == "ADDED":
+                state.pop(key, None)
+            elif ev.old is not None:
+                state[key] = ev.old
+        items = [copy.deepcopy(o) for o in state.values()]
+        items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
+        return items
+
+    def _put(self, key: Key, obj: Obj) -> None:
+        self._objects[key] = obj
+        self._by_gvr.setdefault(key[0], {})[(key[1], key[2])] = obj
 
     def _bump(self, obj: Obj) -> Obj:
         self._rv += 1
@@ -287,6 +354,9 @@ class Store:
         return obj
 
     def _emit(self, event: Event) -> None:
+        if len(self._ring) == self._ring.maxlen and self._ring:
+            self._horizon = self._ring[0].rv
+        event = dataclasses.replace(event, at=self.clock())
         self._ring.append(event)
         for fn in list(self._subscribers):
             fn(event)

@@ -364,6 +364,25 @@ def _crd_row(crd: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(crd).get("name", ""), _meta(crd).get("creationTimestamp", "")]
 
 
+def _storageclass_row(sc: Obj, now: dt.datetime) -> list[Any]:
+    """pkg/printers/internalversion/printers.go printStorageClass: ``(default)`` after the
+    name of the default class."""
+    name = str(_meta(sc).get("name", ""))
+    if (_meta(sc).get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true":
+        name += " (default)"
+    return [name, sc.get("provisioner", ""), sc.get("reclaimPolicy", "Delete"),
+            sc.get("volumeBindingMode", "Immediate"), bool(sc.get("allowVolumeExpansion", False)), _age(sc, now)]
+
+
+def _lease_row(lease: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(lease).get("name", ""), (lease.get("spec") or {}).get("holderIdentity", ""), _age(lease, now)]
+
+
+def _priorityclass_row(pc: Obj, now: dt.datetime) -> list[Any]:
+    return [_meta(pc).get("name", ""), pc.get("value", 0), bool(pc.get("globalDefault", False)), _age(pc, now),
+            pc.get("preemptionPolicy", "PreemptLowerPriority")]
+
+
 def _default_row(obj: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(obj).get("name", ""), _meta(obj).get("creationTimestamp", "")]
 
@@ -423,6 +442,17 @@ _TABLES: dict[tuple[str, str], tuple[list[Column], RowFn]] = {
     ("", "configmaps"): ([_NAME, ("Data", INT, 0, ""), ("Age", S, 0, "")], _configmap_row),
     ("", "secrets"): ([_NAME, ("Type", S, 0, ""), ("Data", INT, 0, ""), ("Age", S, 0, "")], _secret_row),
     ("", "serviceaccounts"): ([_NAME, ("Secrets", INT, 0, ""), ("Age", S, 0, "")], _sa_row),
+    ("storage.k8s.io", "storageclasses"): (
+        [_NAME, ("Provisioner", S, 0, ""), ("ReclaimPolicy", S, 0, ""), ("VolumeBindingMode", S, 0, ""),
+         ("AllowVolumeExpansion", S, 0, ""), ("Age", S, 0, "")],
+        _storageclass_row,
+    ),
+    ("coordination.k8s.io", "leases"): ([_NAME, ("Holder", S, 0, ""), ("Age", S, 0, "")], _lease_row),
+    ("scheduling.k8s.io", "priorityclasses"): (
+        [_NAME, ("Value", INT, 0, ""), ("Global-Default", "boolean", 0, ""), ("Age", S, 0, ""),
+         ("PreemptionPolicy", S, 0, "")],
+        _priorityclass_row,
+    ),
     ("apiextensions.k8s.io", "customresourcedefinitions"): (
         [_NAME, ("Created At", "date", 0, "")], _crd_row,
     ),

@@ -54,7 +54,7 @@ async def test_spread_over_ten_nodes_and_ready_without_runtime() -> None:
     await settle(store, lambda: sum(1 for p in pods(store) if util.is_ready(p)) == 25)
     counts = collections.Counter(p["spec"]["nodeName"] for p in pods(store))
     assert len(counts) == 10 and max(counts.values()) - min(counts.values()) <= 1
-    rs = next(iter(store.iter(gvrs.REPLICASETS)))
+    rs = next(iter(store.iter(gvrs.REPLICASETS, "default")))  # kube-system has k3s's add-ons
     assert rs["metadata"]["name"] == f"web-{rs['metadata']['labels']['pod-template-hash']}"
     await settle(store, lambda: (store.peek(gvrs.REPLICASETS, "default", rs["metadata"]["name"]) or {})
                  .get("status", {}).get("readyReplicas") == 25)
@@ -178,12 +178,16 @@ async def test_rolling_update_keeps_availability_and_surge_bounds() -> None:
     cluster.import_image("fastapi-random:v2")
     store.create(gvrs.DEPLOYMENTS, deployment(4))
     await settle(store, lambda: sum(1 for p in pods(store) if util.is_ready(p) and util.is_active(p)) == 4)
+    # the rollout is complete once the ReplicaSet's status says so too (as `rollout status`
+    # waits for): the deployment controller reads availability from it
+    await settle(store, lambda: all((rs.get("status") or {}).get("availableReplicas") == 4
+                                    for rs in store.iter(gvrs.REPLICASETS, "default")))
     worst = {"ready": 4, "active": 4}
 
     def observe(_ev: Any) -> None:
         active = [p for p in pods(store) if util.is_active(p)]
         worst["ready"] = min(worst["ready"], sum(1 for p in active if util.is_ready(p)))
-        worst["active"] = max(worst["active"], sum(rs["spec"]["replicas"] for rs in store.iter(gvrs.REPLICASETS)))
+        worst["active"] = max(worst["active"], sum(rs["spec"]["replicas"] for rs in store.iter(gvrs.REPLICASETS, "default")))
 
     unsubscribe = store.subscribe(observe)
 
@@ -202,7 +206,7 @@ async def test_rolling_update_keeps_availability_and_surge_bounds() -> None:
     unsubscribe()
     assert worst["ready"] >= 3  # maxUnavailable 25% of 4
     assert worst["active"] <= 5  # replicas wanted by both ReplicaSets: maxSurge 25% of 4
-    rss = {rs["metadata"]["name"]: rs["spec"]["replicas"] for rs in store.iter(gvrs.REPLICASETS)}
+    rss = {rs["metadata"]["name"]: rs["spec"]["replicas"] for rs in store.iter(gvrs.REPLICASETS, "default")}
     assert sorted(rss.values()) == [0, 4]
     d = store.peek(gvrs.DEPLOYMENTS, "default", "web")
     assert d is not None and d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"

@@ -13,7 +13,7 @@ import yaml
 
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.sim.provider import SimProvider
-from tests.simfixtures import SimHandle
+from tests.simfixtures import SimHandle, app_backends
 
 
 def running(pid: int) -> bool:
@@ -121,8 +121,7 @@ def test_faults_node_down_restart_api_and_expire(sim_app: SimHandle) -> None:
         ]
 
     wait_for(lambda: pods_on_node_ready() == [False], 10, "the node's pod NotReady")
-    status = sim_app.control("GET", "/sim/status")
-    assert list(status["lb_backends"].values()) == [2]
+    assert app_backends(sim_app) == 2
     out = subprocess.run(sim_app.kubectl("get", "node", node), capture_output=True, text=True, timeout=30)
     assert "NotReady" in out.stdout
     sim_app.control("POST", "/sim/faults", {"node": node, "ready": True})
@@ -192,7 +191,7 @@ def test_a_dead_data_plane_is_replaced_and_pods_serve_again(sim_app: SimHandle) 
                    for p in pods)
 
     wait_for(restarted, 15, "every app container restarted")
-    wait_for(lambda: list(sim_app.control("GET", "/sim/status")["lb_backends"].values()) == [3], 10, "lb back")
+    wait_for(lambda: app_backends(sim_app) == 3, 10, "lb back")
     ip = api.read_namespaced_service("fastapi-service", "default").status.load_balancer.ingress[0].ip
     host, port = sim_app.provider.dial(ip, 80)
     with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), timeout=5) as http:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import ipaddress
 import json
 import socket
 
@@ -12,7 +13,7 @@ import pytest
 from kubernetes import client
 
 from k3dtui.sim.lb import Listener
-from tests.simfixtures import SimHandle, wait_for
+from tests.simfixtures import SimHandle, app_backends, wait_for
 
 
 def external(handle: SimHandle) -> tuple[str, tuple[str, int]]:
@@ -24,7 +25,10 @@ def external(handle: SimHandle) -> tuple[str, tuple[str, int]]:
 def test_per_connection_spread_keepalive_pinning_and_lb_file(sim_app: SimHandle) -> None:
     ip, (host, port) = external(sim_app)
     mapping = json.loads((sim_app.kubeconfig.parent / "lb.json").read_text())
-    assert mapping == {f"{ip}:80": f"127.0.0.1:{port}"}
+    assert mapping[f"{ip}:80"] == f"127.0.0.1:{port}"
+    # the app is at the pool's second address: k3s's Traefik (80 and 443) has the first
+    traefik = str(ipaddress.ip_address(ip) - 1)
+    assert set(mapping) == {f"{ip}:80", f"{traefik}:80", f"{traefik}:443"}
     assert host == "127.0.0.1"
     # a new connection per request: every pod gets a fair share
     counts: collections.Counter[str] = collections.Counter()
@@ -96,10 +100,11 @@ async def test_listener_without_backends_refuses_and_relays_once_set() -> None:
 def test_external_traffic_policy_local_keeps_traffic_on_the_announcing_node(sim_app: SimHandle) -> None:
     api = client.CoreV1Api(sim_app.api_client())
     api.patch_namespaced_service("fastapi-service", "default", {"spec": {"externalTrafficPolicy": "Local"}})
-    wait_for(lambda: list(sim_app.control("GET", "/sim/status")["lb_backends"].values()) == [1], 10,
+    wait_for(lambda: app_backends(sim_app) == 1, 10,
              "one local endpoint behind the load balancer")
     with sim_app.http() as http:
-        statuses = http.get("/apis/metallb.io/v1beta1/namespaces/metallb-system/servicel2statuses").json()["items"]
+        statuses = [s for s in http.get("/apis/metallb.io/v1beta1/namespaces/metallb-system/servicel2statuses")
+                    .json()["items"] if s["status"]["serviceName"] == "fastapi-service"]  # not Traefik's
     assert len(statuses) == 1
     announcing = statuses[0]["status"]["node"]
     _, (host, port) = external(sim_app)
@@ -107,7 +112,7 @@ def test_external_traffic_policy_local_keeps_traffic_on_the_announcing_node(sim_
         nodes = {http.get(f"http://{host}:{port}/").json()["node"] for _ in range(30)}
     assert nodes == {announcing}
     api.patch_namespaced_service("fastapi-service", "default", {"spec": {"externalTrafficPolicy": "Cluster"}})
-    wait_for(lambda: list(sim_app.control("GET", "/sim/status")["lb_backends"].values()) == [3], 10,
+    wait_for(lambda: app_backends(sim_app) == 3, 10,
              "every endpoint again")
 
 

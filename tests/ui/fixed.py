@@ -81,11 +81,11 @@ class FixedBackend(CoreValidation):
             self._pod(2, self.nodes[0].name, "10.42.0.9", age=183),
         ]
         self.desired = 3
-        self.service = ServiceView("fastapi-service", "172.20.255.200", 80, self.nodes[1].name)
+        self.service = ServiceView("fastapi-service", "172.20.255.201", 80, self.nodes[1].name)
         self._events = [
             ClusterEvent(self.clock - 186, "ScalingReplicaSet", "deployment/fastapi-app", "Scaled up replica set fastapi-app-7d4b9c8f5d to 3"),
             ClusterEvent(self.clock - 185, "Scheduled", f"pod/{self.pods[0].name}", f"Successfully assigned default/{self.pods[0].name} to {self.nodes[1].name}"),
-            ClusterEvent(self.clock - 180, "IPAllocated", "service/fastapi-service", 'Assigned IP ["172.20.255.200"]'),
+            ClusterEvent(self.clock - 180, "IPAllocated", "service/fastapi-service", 'Assigned IP ["172.20.255.201"]'),
         ]
         self._load_settings = LoadSettings()
         self._load_elapsed = 12.4
@@ -249,9 +249,9 @@ class FixedBackend(CoreValidation):
 
     def wait_external_ip(self, emit: Emit) -> str:
         self.calls.append("external_ip")
-        emit(PipelineEvent("deploy", "done", "external IP 172.20.255.200", 6.0, {"ip": "172.20.255.200"}))
+        emit(PipelineEvent("deploy", "done", "external IP 172.20.255.201", 6.0, {"ip": "172.20.255.201"}))
         self.stage = "deployed"
-        return "172.20.255.200"
+        return "172.20.255.201"
 
     def probe(self, emit: Emit) -> ProbeResult:
         ip = self.service.external_ip
@@ -275,7 +275,7 @@ class FixedBackend(CoreValidation):
             return Reachability(True, "the external IP is routable from this host")
         return Reachability(
             False,
-            "Docker Desktop keeps the cluster network inside its VM: 172.20.255.200 is not reachable "
+            "Docker Desktop keeps the cluster network inside its VM: 172.20.255.201 is not reachable "
             "from this host. Use `kubectl port-forward svc/fastapi-service 8080:80`, or run k3dtui on Linux.",
         )
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from k3dtui.sim import gvrs, tables
 from k3dtui.sim import registry as rules
-from k3dtui.sim.apiserver import protobuf
+from k3dtui.sim.apiserver import listing, protobuf
 from k3dtui.sim.apiserver.errors import bad_request, json_response, success_status
 from k3dtui.sim.apiserver.handlers import Handlers
 from k3dtui.sim.apiserver.http import (
@@ -281,20 +281,24 @@ class Crud(Handlers):
 
     def _list(self, request: web.Request, kind: Kind, ns: str | None) -> web.Response:
         match = self._matcher(request, kind)
-        items, rv = self.store.list_objects(kind.gvr, ns)
-        items = [out(kind, o) for o in items if match(o)]
+        q = request.query
+        page = listing.list_page(self.store, kind.gvr, ns, q, match,
+                                 selective=bool(q.get("labelSelector") or q.get("fieldSelector")))
+        items = [out(kind, o) for o in page.items]
         if wants_table(request):
-            return json_response(tables.to_table(kind, items, resource_version=str(rv),
-                                                 include_object=request.query.get("includeObject", "Metadata")))
+            table = tables.to_table(kind, items, resource_version=str(page.resource_version),
+                                    include_object=q.get("includeObject", "Metadata"))
+            table["metadata"] = page.list_meta()
+            return json_response(table)
         if wants_metadata(request):
             return json_response({
                 "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1",
-                "metadata": {"resourceVersion": str(rv)}, "items": [partial(o) for o in items],
+                "metadata": page.list_meta(), "items": [partial(o) for o in items],
             })
         return json_response({
             "kind": f"{kind.kind}List",
             "apiVersion": kind.api_version,
-            "metadata": {"resourceVersion": str(rv)},
+            "metadata": page.list_meta(),
             "items": items,
         })
 

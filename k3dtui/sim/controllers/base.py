@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
+from k3dtui.sim.registry import namespaces
 from k3dtui.sim.settings import SimSettings
 from k3dtui.sim.store import GVR, ApiError, Event, Obj, Store
 
@@ -28,8 +29,9 @@ Key = tuple[GVR, str, str]
 class Runtime(Protocol):
     """What the kubelet and the load balancer controller need from the data plane."""
 
-    async def start_pod(self, uid: str, pod: str, node: str) -> int:
-        """Start the app's HTTP server for a pod; returns its loopback port once /healthz answers."""
+    async def start_pod(self, uid: str, pod: str, node: str, app: str = "app") -> int:
+        """Start the app's HTTP server for a pod (``app="nginx"``: nginx's default page);
+        returns its loopback port once it answers."""
         ...
 
     async def stop_pod(self, uid: str) -> None: ...
@@ -60,6 +62,7 @@ class Ctx:
     children: dict[str, set[Key]] = field(default_factory=dict)  # owner uid → dependents
     controllers: list[Controller] = field(default_factory=list)
     on_images: list[Callable[[], None]] = field(default_factory=list)
+    ca_pem: str = ""  # the API server's CA (published as kube-root-ca.crt in every namespace)
     _events: list[Key] = field(default_factory=list)
 
     @property
@@ -138,6 +141,8 @@ class Ctx:
         """Create a core/v1 Event about ``obj``."""
         m = obj.get("metadata", {})
         ns = str(m.get("namespace") or "default")
+        if namespaces.terminating(self.store, ns):
+            return  # the namespace lifecycle admission refuses new content there
         ts = util.now()
         involved: dict[str, Any] = {
             "apiVersion": obj.get("apiVersion", "v1"),

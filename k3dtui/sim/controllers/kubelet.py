@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import hashlib
 import logging
 import secrets
 from collections.abc import Coroutine
 from typing import Any
 
-from k3dtui.sim import gvrs
+from k3dtui.sim import gvrs, images
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, Ctx, spawn
+from k3dtui.sim.registry import pods
 from k3dtui.sim.store import ApiError, Event, Obj
 
 log = logging.getLogger("k3dtui.sim.kubelet")
@@ -266,7 +268,7 @@ class Kubelet(Controller):
         for c in containers:
             cname = str(c.get("name", ""))
             self._event(ns, name, "Created", f"Created container: {cname}", container=cname)
-            if is_app_image(str(c.get("image", ""))) and self.ctx.runtime is not None and port is None:
+            if self._serves(c) and self.ctx.runtime is not None and port is None:
                 port = await self._start_server(ns, name, uid, node, c)
                 current = self.store.peek(gvrs.PODS, ns, name)
                 if current is None or current["metadata"].get("uid") != uid or util.is_terminating(current):
@@ -317,7 +319,7 @@ class Kubelet(Controller):
         announced_failure = False
         while True:
             present = self.ctx.has_image(image)
-            pullable = util.in_registry(image)
+            pullable = images.emulation(image) is not None
             if present and policy != "Always":
                 self._event(ns, name, "Pulled", f'Container image "{image}" already present on machine',
                             container=cname)
@@ -346,15 +348,12 @@ class Kubelet(Controller):
                     announced_failure = True
                 await self._wait_for_import()
                 continue
-            ref = util.normalize_image(image)
-            pull_msg = (
-                f'Failed to pull image "{image}": failed to pull and unpack image "{ref}": '
-                f'failed to resolve reference "{ref}": pull access denied, repository does not exist '
-                "or may require authorization: server message: insufficient_scope: authorization failed"
-            )
+            # the truth: the simulated cluster has no registry to pull from
+            reason = images.cannot_pull(image)
+            pull_msg = f'Failed to pull image "{image}": {reason}'
 
-            def err_pull(p: Obj, pull_msg: str = pull_msg) -> None:
-                p["status"]["containerStatuses"][index] = waiting(c, "ErrImagePull", pull_msg)
+            def err_pull(p: Obj, reason: str = reason) -> None:
+                p["status"]["containerStatuses"][index] = waiting(c, "ErrImagePull", reason)
 
             self._update(ns, name, uid, err_pull)
             if not announced_failure:
@@ -362,7 +361,7 @@ class Kubelet(Controller):
                 self._event(ns, name, "Failed", pull_msg, warning=True, container=cname)
                 self._event(ns, name, "Failed", "Error: ErrImagePull", warning=True, container=cname)
             await asyncio.sleep(s.backoff_delay)
-            backoff_msg = f'Back-off pulling image "{image}"'
+            backoff_msg = f'Back-off pulling image "{image}": ErrImagePull: {reason}'
 
             def backoff(p: Obj, backoff_msg: str = backoff_msg) -> None:
                 p["status"]["containerStatuses"][index] = waiting(c, "ImagePullBackOff", backoff_msg)
@@ -375,6 +374,12 @@ class Kubelet(Controller):
             await self._wait_for_import()
             if policy == "Always" and not pullable:
                 continue
+
+    @staticmethod
+    def _serves(c: dict[str, Any]) -> bool:
+        """Whether the container runs an HTTP server: the app, or an emulated nginx."""
+        image = str(c.get("image", ""))
+        return is_app_image(image) or images.emulation(image) == "nginx"
 
     def crash(self, ns: str, name: str) -> bool:
         """Fault injection: the pod's running container exits with 1 and is restarted."""
@@ -420,8 +425,12 @@ class Kubelet(Controller):
             self._event(ns, name, "BackOff", f"Back-off restarting failed container {c.get('name')} in pod {name}",
                         warning=True, container=str(c.get("name")))
         await asyncio.sleep(s.backoff_delay)
-        if any(is_app_image(str(c.get("image", ""))) for c in containers) and self.ctx.runtime is not None:
-            self.ports[uid] = await self.ctx.runtime.start_pod(uid, name, node)
+        served = next((c for c in containers if self._serves(c)), None)
+        if served is not None and self.ctx.runtime is not None:
+            if is_app_image(str(served.get("image", ""))):
+                self.ports[uid] = await self.ctx.runtime.start_pod(uid, name, node)
+            else:
+                self.ports[uid] = await self.ctx.runtime.start_pod(uid, name, node, app="nginx")
         for c in containers:
             self._event(ns, name, "Started", f"Started container {c.get('name')}", container=str(c.get("name")))
         started_at = util.now()
@@ -457,7 +466,10 @@ class Kubelet(Controller):
         while True:
             self._starting.add(uid)
             try:
-                port = await self.ctx.runtime.start_pod(uid, name, node)
+                if is_app_image(str(c.get("image", ""))):
+                    port = await self.ctx.runtime.start_pod(uid, name, node)
+                else:  # an emulated web server (nginx's default page)
+                    port = await self.ctx.runtime.start_pod(uid, name, node, app="nginx")
             except RuntimeError as exc:
                 self._starting.discard(uid)
                 log.warning("pod %s/%s: the app did not start: %s", ns, name, exc)
@@ -556,7 +568,8 @@ class Kubelet(Controller):
         await asyncio.sleep(s.remove_delay)
         current = self.store.peek(gvrs.PODS, ns, name)
         if current is not None and current["metadata"].get("uid") == uid:
-            self.store.delete(gvrs.PODS, ns, name)
+            # the kubelet's final delete has grace 0: finalizers still hold the pod
+            pods.delete_pod(self.store, copy.deepcopy(current), 0)
 
 
 _CONDITION_ORDER = ["PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled"]

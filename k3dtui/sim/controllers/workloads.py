@@ -15,6 +15,7 @@ from k3dtui.sim.store import ApiError, Event, Obj, Store
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 _pod_kind = builtin_kind(gvrs.PODS)
 _rs_kind = builtin_kind(gvrs.REPLICASETS)
@@ -37,6 +38,55 @@ def pod_from_template(store: Store, owner: Obj, template: dict[str, Any], base: 
         m["annotations"] = dict(tmeta["annotations"])
     pod: Obj = {"apiVersion": "v1", "kind": "Pod", "metadata": m, "spec": copy.deepcopy(template.get("spec") or {})}
     return registry.prepare_create(store, POD_KIND, pod)
+
+
+# annotations a deployment does not pass to its ReplicaSets
+# (pkg/controller/deployment/util/deployment_util.go skipCopyAnnotation)
+_NOT_COPIED = frozenset({
+    "kubectl.kubernetes.io/last-applied-configuration", REVISION, REVISION_HISTORY,
+    "deployment.kubernetes.io/desired-replicas", "deployment.kubernetes.io/max-replicas",
+    "deprecated.deployment.rollback.to",
+})
+
+
+def _copied_annotations(d: Obj) -> dict[str, str]:
+    return {k: v for k, v in (d["metadata"].get("annotations") or {}).items() if k not in _NOT_COPIED}
+
+
+def _revision(rs: Obj) -> int:
+    try:
+        return int((rs["metadata"].get("annotations") or {}).get(REVISION, "0"))
+    except ValueError:
+        return 0
+
+
+def _normal_template(template: Any) -> Any:
+    """A pod template as compared by EqualIgnoreHash: no pod-template-hash label, and no
+    null values (``creationTimestamp: null`` as typed clients send it)."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items() if x is not None}
+        if isinstance(v, list):
+            return [clean(x) for x in v]
+        return v
+
+    out = clean(copy.deepcopy(template or {}))
+    meta = out.setdefault("metadata", {})
+    labels = {k: v for k, v in (meta.get("labels") or {}).items() if k != HASH_LABEL}
+    if labels:
+        meta["labels"] = labels
+    else:
+        meta.pop("labels", None)
+    for k in [k for k, v in meta.items() if v in ({}, [])]:
+        del meta[k]
+    return out
+
+
+def same_template(rs: Obj, template: dict[str, Any]) -> bool:
+    defaulted: Obj = {"spec": {"template": copy.deepcopy(template)}}
+    registry.workloads.default_template(defaulted)
+    ours = _normal_template((rs.get("spec") or {}).get("template"))
+    return bool(ours == _normal_template(defaulted["spec"]["template"]))
 
 
 def template_hash(template: dict[str, Any]) -> str:
@@ -100,8 +150,14 @@ class DeploymentController(Controller):
         h = template_hash(template)
         uid = d["metadata"]["uid"]
         owned = [rs for rs in self.ctx.dependents(uid, gvrs.REPLICASETS) if util.controller_uid(rs) == uid]
-        rs_name = f"{name}-{h}"
-        new_rs = next((rs for rs in owned if rs["metadata"]["name"] == rs_name), None)
+        # the new ReplicaSet is the one whose template equals the deployment's, the
+        # pod-template-hash label aside (pkg/controller/deployment/util/deployment_util.go
+        # FindNewReplicaSet, EqualIgnoreHash): a rollback finds the old one again
+        new_rs = next((rs for rs in sorted(owned, key=lambda r: r["metadata"].get("creationTimestamp", ""))
+                       if same_template(rs, template)), None)
+        if new_rs is None:  # a template written around the registry's defaults
+            new_rs = next((rs for rs in owned if rs["metadata"]["name"] == f"{name}-{h}"), None)
+        rs_name = new_rs["metadata"]["name"] if new_rs is not None else f"{name}-{h}"
         old = sorted(
             (rs for rs in owned if rs["metadata"]["name"] != rs_name),
             key=lambda rs: rs["metadata"].get("creationTimestamp", ""),
@@ -137,6 +193,7 @@ class DeploymentController(Controller):
                     "namespace": ns,
                     "labels": labels,
                     "annotations": {
+                        **_copied_annotations(d),
                         REVISION: str(revision),
                         "deployment.kubernetes.io/desired-replicas": str(desired),
                         "deployment.kubernetes.io/max-replicas": str(desired + surge),
@@ -161,6 +218,9 @@ class DeploymentController(Controller):
                     component="deployment-controller",
                 )
             total += start
+        else:
+            self._bump_revision(new_rs, old)
+            self._copy_annotations(d, new_rs)
         current = _spec_replicas(new_rs)
         if not old_live:
             # plain scaling
@@ -207,6 +267,56 @@ class DeploymentController(Controller):
 
         self.store.mutate(gvrs.DEPLOYMENTS, ns, name, ann)
         self._status(ns, name, rs_name, desired)
+        self._cleanup(d, old)
+
+    def _copy_annotations(self, d: Obj, new_rs: Obj) -> None:
+        """The deployment's annotations (a change-cause, say) go to its new ReplicaSet."""
+        wanted = _copied_annotations(d)
+        have = new_rs["metadata"].get("annotations") or {}
+        if all(have.get(k) == v for k, v in wanted.items()):
+            return
+
+        def fn(obj: Obj) -> None:
+            obj["metadata"].setdefault("annotations", {}).update(wanted)
+
+        updated = self.store.mutate(gvrs.REPLICASETS, new_rs["metadata"]["namespace"], new_rs["metadata"]["name"], fn)
+        if updated is not None:
+            new_rs.clear()
+            new_rs.update(updated)
+
+    def _bump_revision(self, new_rs: Obj, old: list[Obj]) -> None:
+        """The new ReplicaSet's revision is one above the old ones'; an old ReplicaSet that
+        becomes the new one again (a rollback) keeps its former revisions in
+        ``deployment.kubernetes.io/revision-history``
+        (pkg/controller/deployment/util/deployment_util.go SetNewReplicaSetAnnotations)."""
+        new_revision = max([_revision(rs) for rs in old] or [0]) + 1
+        current = _revision(new_rs)
+        if current >= new_revision:
+            return
+
+        def fn(obj: Obj) -> None:
+            anns = obj["metadata"].setdefault("annotations", {})
+            before = anns.get(REVISION)
+            anns[REVISION] = str(new_revision)
+            if before:
+                history = [h for h in str(anns.get(REVISION_HISTORY, "")).split(",") if h]
+                anns[REVISION_HISTORY] = ",".join([*history, str(before)])
+
+        updated = self.store.mutate(gvrs.REPLICASETS, new_rs["metadata"]["namespace"], new_rs["metadata"]["name"], fn)
+        if updated is not None:
+            new_rs.clear()
+            new_rs.update(updated)
+
+    def _cleanup(self, d: Obj, old: list[Obj]) -> None:
+        """Old ReplicaSets with no pods beyond ``revisionHistoryLimit`` are deleted, the
+        oldest revisions first (pkg/controller/deployment/sync.go cleanupDeployment)."""
+        limit = (d.get("spec") or {}).get("revisionHistoryLimit")
+        if limit is None:
+            return
+        idle = sorted((rs for rs in old if _spec_replicas(rs) == 0 and _status_int(rs, "replicas") == 0
+                       and not util.is_terminating(rs)), key=_revision)
+        for rs in idle[: max(0, len(idle) - int(limit))]:
+            registry.delete_quietly(self.store, gvrs.REPLICASETS, rs["metadata"]["namespace"], rs["metadata"]["name"])
 
     def _scale(self, d: Obj, rs: Obj, to: int, frm: int) -> None:
         def fn(obj: Obj) -> None:
@@ -242,6 +352,8 @@ class DeploymentController(Controller):
 
         def fn(obj: Obj) -> None:
             st = obj.setdefault("status", {})
+            before_counts = tuple(int(st.get(k, 0) or 0) for k in
+                                  ("replicas", "updatedReplicas", "readyReplicas", "availableReplicas"))
             st["observedGeneration"] = generation
             st["replicas"] = replicas
             st["updatedReplicas"] = updated
@@ -255,14 +367,32 @@ class DeploymentController(Controller):
             else:
                 util.set_condition(obj, "Available", "False", "MinimumReplicasUnavailable",
                                    "Deployment does not have minimum availability.", probe_time=False)
+            # pkg/controller/deployment/progress.go syncRolloutStatus: Progressing's
+            # lastUpdateTime moves with each step of the rollout; a rollout that makes no step
+            # for progressDeadlineSeconds is Progressing=False, ProgressDeadlineExceeded
+            before = util.condition(obj, "Progressing") or {}
+            stepped = (before_counts != (replicas, updated, ready, available)) or before.get("message", "").find(
+                f'"{rs_name}"') < 0
+            deadline = (obj.get("spec") or {}).get("progressDeadlineSeconds")
+            last_update = util.parse_time(before.get("lastUpdateTime"))
             if new_rs is not None and new_avail >= desired and replicas == updated:
                 util.set_condition(obj, "Progressing", "True", "NewReplicaSetAvailable",
                                    f'ReplicaSet "{rs_name}" has successfully progressed.', probe_time=False)
-            else:
+                if before.get("reason") != "NewReplicaSetAvailable":
+                    stepped = True
+            elif (not stepped and before.get("reason") != "NewReplicaSetAvailable" and isinstance(deadline, int)
+                  and last_update and _now_ts() - last_update >= deadline):
+                util.set_condition(obj, "Progressing", "False", "ProgressDeadlineExceeded",
+                                   f'ReplicaSet "{rs_name}" has timed out progressing.', probe_time=False)
+            elif before.get("reason") != "ProgressDeadlineExceeded" or stepped:
                 util.set_condition(obj, "Progressing", "True", "ReplicaSetUpdated",
                                    f'ReplicaSet "{rs_name}" is progressing.', probe_time=False)
+                if isinstance(deadline, int):
+                    self.enqueue((ns, name), float(deadline) + 0.05)
             for c in st.get("conditions", []):
                 c.setdefault("lastUpdateTime", c.get("lastTransitionTime"))
+                if c.get("type") == "Progressing" and stepped:
+                    c["lastUpdateTime"] = util.now()
 
         self.store.mutate(gvrs.DEPLOYMENTS, ns, name, fn)
 
@@ -278,10 +408,16 @@ class ReplicaSetController(Controller):
     def keys_for(self, event: Event) -> list[tuple[str, str]]:
         if event.gvr == gvrs.REPLICASETS:
             return [] if event.type == "DELETED" else [(event.namespace, event.name)]
-        for ref in event.obj["metadata"].get("ownerReferences") or []:
+        refs = event.obj["metadata"].get("ownerReferences") or []
+        for ref in refs:
             if ref.get("kind") == "ReplicaSet" and ref.get("controller"):
                 return [(event.namespace, str(ref.get("name")))]
-        return []
+        if event.type == "DELETED" or any(r.get("controller") for r in refs) or not util.is_active(event.obj):
+            return []
+        # an orphan: the ReplicaSets whose selector matches it may adopt it
+        labels = util.labels_of(event.obj)
+        return [(event.namespace, str(rs["metadata"]["name"])) for rs in self.store.iter(gvrs.REPLICASETS, event.namespace)
+                if util.match_selector((rs.get("spec") or {}).get("selector") or {}, labels)]
 
     def start(self) -> None:
         self.enqueue_all(gvrs.REPLICASETS)
@@ -293,6 +429,27 @@ class ReplicaSetController(Controller):
             return
         uid = rs["metadata"]["uid"]
         pods = [p for p in self.ctx.dependents(uid, gvrs.PODS) if util.controller_uid(p) == uid]
+        # pods whose labels no longer match the selector are released: their controller
+        # reference goes, and they no longer count (pkg/controller/controller_ref_manager.go
+        # ClaimObject: "release the object if it no longer matches")
+        selector = (rs.get("spec") or {}).get("selector") or {}
+        kept = []
+        for p in pods:
+            if util.match_selector(selector, util.labels_of(p)):
+                kept.append(p)
+            else:
+                self._release(p, uid)
+        # ... and an orphan that matches is adopted (when the ReplicaSet is not being deleted)
+        if selector.get("matchLabels") or selector.get("matchExpressions"):
+            for p in list(self.store.iter(gvrs.PODS, ns)):
+                refs = p["metadata"].get("ownerReferences") or []
+                if (any(r.get("controller") for r in refs) or not util.is_active(p)
+                        or not util.match_selector(selector, util.labels_of(p))):
+                    continue
+                adopted = self._adopt(p, rs)
+                if adopted is not None:
+                    kept.append(adopted)
+        pods = kept
         active = [p for p in pods if util.is_active(p)]
         desired = int((rs.get("spec") or {}).get("replicas", 1) or 0)
         diff = desired - len(active)
@@ -305,6 +462,25 @@ class ReplicaSetController(Controller):
                 self.ctx.record(rs, "SuccessfulDelete", f"Deleted pod: {pm['name']}",
                                 component="replicaset-controller")
         self._status(ns, name)
+
+    def _release(self, pod: Obj, uid: str) -> None:
+        def fn(p: Obj) -> None:
+            refs = [r for r in p["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+            if refs:
+                p["metadata"]["ownerReferences"] = refs
+            else:
+                p["metadata"].pop("ownerReferences", None)
+
+        self.store.mutate(gvrs.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], fn)
+
+    def _adopt(self, pod: Obj, rs: Obj) -> Obj | None:
+        ref = util.owner_ref(rs)
+
+        def fn(p: Obj) -> None:
+            if not any(r.get("controller") for r in p["metadata"].get("ownerReferences") or []):
+                p["metadata"].setdefault("ownerReferences", []).append(ref)
+
+        return self.store.mutate(gvrs.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], fn)
 
     def _create(self, rs: Obj, count: int) -> None:
         template = (rs.get("spec") or {}).get("template") or {}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
-from k3dtui.sim.store import ApiError, Obj, now_rfc3339
+from k3dtui.sim import gvrs
+from k3dtui.sim.store import ApiError, Obj, Store, now_rfc3339
 
 
 def prepare_crd(crd: Obj) -> None:
@@ -46,3 +48,57 @@ def prepare_crd(crd: Obj) -> None:
         ],
         "storedVersions": storage or [str((spec.get("versions") or [{}])[0].get("name", "v1"))],
     }
+
+
+# -- structural schema defaults -------------------------------------------------------------
+# kube-apiserver defaults custom resources from the ``default`` values of the CRD's
+# structural openAPIV3Schema, on every request and on read
+# (https://kubernetes.io/docs/tasks/extend-kubernetes/custom-resources/custom-resource-definitions/#defaulting;
+# staging/src/k8s.io/apiextensions-apiserver/pkg/apiserver/schema/defaulting/algorithm.go):
+# a missing property with a default gets it (a deep copy), then defaulting goes on inside it;
+# arrays default each item, maps (additionalProperties) each value. ``metadata`` is left alone.
+
+
+def version_schema(crd: Obj, version: str) -> Obj | None:
+    """The openAPIV3Schema of one version of a CRD (``None`` when it has none)."""
+    spec = crd.get("spec") or {}
+    for v in spec.get("versions") or []:
+        if isinstance(v, dict) and v.get("name") == version:
+            schema = (v.get("schema") or {}).get("openAPIV3Schema")
+            return schema if isinstance(schema, dict) else None
+    schema = (spec.get("validation") or {}).get("openAPIV3Schema")
+    return schema if isinstance(schema, dict) else None
+
+
+def apply_schema_defaults(value: Any, schema: Obj, *, top: bool = True) -> None:
+    """Fill in ``value`` (in place) from ``schema``'s ``default`` values."""
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        if isinstance(props, dict):
+            for name, sub in props.items():
+                if not isinstance(sub, dict) or (top and name == "metadata"):
+                    continue
+                if name not in value and "default" in sub:
+                    value[name] = copy.deepcopy(sub["default"])
+                if name in value:
+                    apply_schema_defaults(value[name], sub, top=False)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key in list(value):
+                if not (isinstance(props, dict) and key in props):
+                    apply_schema_defaults(value[key], extra, top=False)
+    elif isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for item in value:
+                apply_schema_defaults(item, items, top=False)
+
+
+def default_custom_resource(store: Store, group: str, version: str, plural: str, obj: Obj) -> None:
+    """A custom resource's defaults from its CRD's schema for ``version``."""
+    crd = store.peek(gvrs.CRDS, "", f"{plural}.{group}")
+    if crd is None:
+        return
+    schema = version_schema(crd, version)
+    if schema is not None:
+        apply_schema_defaults(obj, schema)

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from k3dtui.sim import gvrs
+from k3dtui.sim.registry.names import random_suffix
 from k3dtui.sim.registry.validation import Invalid
 from k3dtui.sim.store import Obj, Store, now_rfc3339, parse_rfc3339, rfc3339
 
@@ -112,6 +113,49 @@ def default_pod(pod: Obj, *, creating: bool) -> None:
         pod["status"] = {"phase": "Pending", "qosClass": qos_class(spec)}
 
 
+SERVICE_ACCOUNT_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+
+def mount_service_account_token(pod: Obj, automount: bool = True) -> None:
+    """What the ServiceAccount admission plugin adds to a pod on create
+    (plugin/pkg/admission/serviceaccount/admission.go, mountServiceAccountToken): a projected
+    ``kube-api-access-<5 random>`` volume (a bound token, kube-root-ca.crt's ``ca.crt``, the
+    namespace) mounted read-only at /var/run/secrets/kubernetes.io/serviceaccount in every
+    container, unless the pod or its ServiceAccount (``automount``) opts out or a container
+    already mounts something there."""
+    spec = pod.setdefault("spec", {})
+    if spec.get("automountServiceAccountToken") is False:
+        return
+    if spec.get("automountServiceAccountToken") is None and not automount:
+        return
+    volumes = spec.get("volumes") or []
+    if any(isinstance(v, dict) and str(v.get("name", "")).startswith("kube-api-access-") for v in volumes):
+        return
+    name = "kube-api-access-" + random_suffix(5)
+    volumes.append({
+        "name": name,
+        "projected": {
+            "defaultMode": 420,
+            "sources": [
+                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {"downwardAPI": {"items": [{"fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                                            "path": "namespace"}]}},
+            ],
+        },
+    })
+    spec["volumes"] = volumes
+    for field in ("initContainers", "containers"):
+        for c in spec.get(field) or []:
+            if not isinstance(c, dict):
+                continue
+            mounts = c.get("volumeMounts") or []
+            if any(isinstance(m, dict) and m.get("mountPath") == SERVICE_ACCOUNT_MOUNT for m in mounts):
+                continue
+            mounts.append({"name": name, "readOnly": True, "mountPath": SERVICE_ACCOUNT_MOUNT})
+            c["volumeMounts"] = mounts
+
+
 def validate_pod_spec(spec: Any, errs: Invalid, prefix: str) -> None:
     if not isinstance(spec, dict):
         errs.required(prefix)
@@ -171,21 +215,28 @@ def grace_period(pod: Obj, requested: Any = None) -> int:
 
 
 def delete_pod(store: Store, pod: Obj, requested_grace: Any = None) -> Obj:
-    """A pod DELETE. Unscheduled, finished or grace 0 (and no finalizers): removed now.
-    Otherwise ``deletionTimestamp`` = now + grace and ``deletionGracePeriodSeconds`` are set
-    (the kubelet stops the containers and removes it); a later delete only ever shortens
-    the deadline. ``pod`` is a copy of the stored pod; returns its new (or last) state."""
+    """A pod DELETE, as kube-apiserver's graceful delete does it
+    (staging/src/k8s.io/apiserver/pkg/registry/rest/delete.go ``BeforeDelete`` and
+    pkg/registry/core/pod/strategy.go ``CheckGracefulDelete``): the pod always gets a
+    ``deletionTimestamp`` = now + grace and ``deletionGracePeriodSeconds`` first (watchers
+    see MODIFIED); an unscheduled or finished pod, or a forced delete, has grace 0 and is
+    then removed at once (DELETED) unless it has finalizers, which keep it until they are
+    removed. Otherwise the kubelet stops the containers and removes it; a later delete only
+    ever shortens the deadline. ``pod`` is a copy of the stored pod; returns its new (or
+    last) state."""
     meta, spec, status = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
     ns, name = str(meta.get("namespace", "")), str(meta["name"])
     grace = grace_period(pod, requested_grace)
-    terminal = status.get("phase") in ("Succeeded", "Failed")
-    if (not spec.get("nodeName") or terminal or grace == 0) and not meta.get("finalizers"):
-        return store.delete(gvrs.PODS, ns, name)
+    if not spec.get("nodeName") or status.get("phase") in ("Succeeded", "Failed"):
+        grace = 0
     deadline = time.time() + grace
     if meta.get("deletionTimestamp"):
         current = parse_rfc3339(str(meta["deletionTimestamp"]))
-        if current is not None and deadline >= current:
+        if meta.get("deletionGracePeriodSeconds") == 0 or (current is not None and deadline >= current and grace):
             return pod
     meta["deletionTimestamp"] = rfc3339(deadline)
     meta["deletionGracePeriodSeconds"] = grace
-    return store.update(gvrs.PODS, pod, bump_generation=True)
+    stored = store.update(gvrs.PODS, pod, bump_generation=True)
+    if grace == 0 and not meta.get("finalizers") and store.peek(gvrs.PODS, ns, name) is not None:
+        return store.delete(gvrs.PODS, ns, name)
+    return stored

@@ -14,6 +14,7 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from k3dtui.sim import gvrs
 from k3dtui.sim.kinds import Kind, builtin_kind
 from k3dtui.sim.registry import crds, namespaces, pods, services, workloads
 from k3dtui.sim.registry.names import assign_name, validate_name
@@ -51,6 +52,19 @@ class KindRules:
 
 def _pod_defaults(obj: Obj, old: Obj | None, store: Store, errs: Invalid) -> None:
     pods.default_pod(obj, creating=old is None)
+    if old is None:
+        spec = obj.get("spec") or {}
+        sa = store.peek(gvrs.SERVICEACCOUNTS, str(obj["metadata"].get("namespace", "")),
+                        str(spec.get("serviceAccountName") or "default"))
+        pods.mount_service_account_token(obj, automount=(sa or {}).get("automountServiceAccountToken") is not False)
+        # the Priority admission plugin (plugin/pkg/admission/priority/admission.go): a
+        # priorityClassName resolves to its PriorityClass's value
+        pc_name = spec.get("priorityClassName")
+        if pc_name:
+            pc = store.peek(gvrs.PRIORITYCLASSES, "", str(pc_name))
+            if pc is not None:
+                spec["priority"] = int(pc.get("value", 0))
+                spec["preemptionPolicy"] = str(pc.get("preemptionPolicy", "PreemptLowerPriority"))
 
 
 def _pod_validate(kind: Kind, obj: Obj, errs: Invalid) -> None:
@@ -81,10 +95,8 @@ def _namespace_defaults(obj: Obj, old: Obj | None, store: Store, errs: Invalid) 
     namespaces.default_namespace(obj, creating=old is None)
 
 
-def _namespace_before_delete(store: Store, ns: Obj) -> None:
-    name = str(ns["metadata"]["name"])
-    namespaces.check_delete(name)
-    namespaces.empty(store, name)
+def _namespace_delete(store: Store, ns: Obj, opts: Obj) -> Obj:
+    return namespaces.delete_namespace(store, ns, opts)
 
 
 def _secret_defaults(obj: Obj, old: Obj | None, store: Store, errs: Invalid) -> None:
@@ -104,7 +116,7 @@ def _crd_before_delete(store: Store, crd: Obj) -> None:
 RULES: dict[tuple[str, str], KindRules] = {
     ("", "pods"): KindRules(defaults=_pod_defaults, validate=_pod_validate, delete=_pod_delete),
     ("", "services"): KindRules(defaults=_service_defaults, create_status=lambda: {"loadBalancer": {}}),
-    ("", "namespaces"): KindRules(defaults=_namespace_defaults, before_delete=_namespace_before_delete),
+    ("", "namespaces"): KindRules(defaults=_namespace_defaults, delete=_namespace_delete),
     ("", "secrets"): KindRules(defaults=_secret_defaults),
     ("apps", "deployments"): KindRules(defaults=_deployment_defaults, validate=workloads.validate_workload),
     # status.replicas is required by the typed clients
@@ -149,6 +161,8 @@ def apply_defaults(kind: Kind, obj: Obj, store: Store, *, old: Obj | None = None
         validate_name(kind, obj, errs)
     validate_metadata(obj, errs)
     rules.defaults(obj, old, store, errs)
+    if kind.custom:
+        crds.default_custom_resource(store, kind.gvr.group, kind.gvr.version, kind.gvr.resource, obj)
     rules.validate(kind, obj, errs)
     errs.raise_if_any()
     if rules.prepare is not None:
@@ -172,6 +186,10 @@ def prepare_create(store: Store, kind: Kind, obj: Obj) -> Obj:
     """An object about to be created, as every creator gets it: its name (from
     ``generateName`` when unnamed), its status reset, defaulted and validated."""
     obj.setdefault("metadata", {})
+    if kind.namespaced:
+        meta = obj["metadata"]
+        namespaces.forbid_terminating(store, str(meta.get("namespace", "")),
+                                      f'{kind.qualified} "{meta.get("name") or meta.get("generateName", "")}"')
     assign_name(kind, obj, store)
     reset_status_on_create(kind, obj)
     apply_defaults(kind, obj, store)
