@@ -133,6 +133,27 @@ _BUILTIN: tuple[Kind, ...] = (
     # extensions
     _k("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", False,
        ("crd", "crds"), subs=("status",)),
+    # Kinds k3s 1.31 serves that nothing in the simulated cluster acts on: stored and listed as
+    # the API server stores them (kubectl api-resources, get, apply and explain work); no
+    # controller gives them effect (no CSI drivers, no runtime handlers, no API priority and
+    # fairness, no CSR signer, no admission policies).
+    _k("", "v1", "podtemplates", "PodTemplate", True),
+    _k("", "v1", "componentstatuses", "ComponentStatus", False, ("cs",), verbs=("get", "list")),
+    _k("", "v1", "bindings", "Binding", True, verbs=("create",)),
+    _k("node.k8s.io", "v1", "runtimeclasses", "RuntimeClass", False),
+    _k("storage.k8s.io", "v1", "csidrivers", "CSIDriver", False),
+    _k("storage.k8s.io", "v1", "csinodes", "CSINode", False),
+    _k("storage.k8s.io", "v1", "csistoragecapacities", "CSIStorageCapacity", True),
+    _k("storage.k8s.io", "v1", "volumeattachments", "VolumeAttachment", False, subs=("status",)),
+    _k("certificates.k8s.io", "v1", "certificatesigningrequests", "CertificateSigningRequest", False,
+       ("csr",), subs=("approval", "status")),
+    _k("flowcontrol.apiserver.k8s.io", "v1", "flowschemas", "FlowSchema", False, subs=("status",)),
+    _k("flowcontrol.apiserver.k8s.io", "v1", "prioritylevelconfigurations", "PriorityLevelConfiguration",
+       False, subs=("status",)),
+    _k("admissionregistration.k8s.io", "v1", "validatingadmissionpolicies", "ValidatingAdmissionPolicy",
+       False, subs=("status",)),
+    _k("admissionregistration.k8s.io", "v1", "validatingadmissionpolicybindings",
+       "ValidatingAdmissionPolicyBinding", False),
     # reviews: create-only, never stored (k3dtui.sim.apiserver.authz answers them)
     _k("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, verbs=("create",)),
     _k("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=("create",)),

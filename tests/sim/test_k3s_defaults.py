@@ -131,3 +131,66 @@ def test_traefik_takes_the_pool_first_address_and_the_app_the_second(sim_cluster
 
     host, port = sim_cluster.provider.dial(ip, 80)
     assert httpx.get(f"http://{host}:{port}/", timeout=5).status_code == 200
+
+
+# What `kubectl api-resources` lists on a k3s 1.31 server (with Traefik, ServiceLB off), by
+# NAME and APIVERSION. Left out, because the simulated cluster cannot do what they stand for:
+# events.k8s.io/v1 events (another view of the core Events; a second store would disagree with
+# them). Everything else is served, most of it stored without a controller behind it.
+K3S_RESOURCES = {
+    ("bindings", "v1"), ("componentstatuses", "v1"), ("configmaps", "v1"), ("endpoints", "v1"),
+    ("events", "v1"), ("limitranges", "v1"), ("namespaces", "v1"), ("nodes", "v1"),
+    ("persistentvolumeclaims", "v1"), ("persistentvolumes", "v1"), ("pods", "v1"),
+    ("podtemplates", "v1"), ("replicationcontrollers", "v1"), ("resourcequotas", "v1"),
+    ("secrets", "v1"), ("serviceaccounts", "v1"), ("services", "v1"),
+    ("mutatingwebhookconfigurations", "admissionregistration.k8s.io/v1"),
+    ("validatingadmissionpolicies", "admissionregistration.k8s.io/v1"),
+    ("validatingadmissionpolicybindings", "admissionregistration.k8s.io/v1"),
+    ("validatingwebhookconfigurations", "admissionregistration.k8s.io/v1"),
+    ("customresourcedefinitions", "apiextensions.k8s.io/v1"),
+    ("apiservices", "apiregistration.k8s.io/v1"),
+    ("controllerrevisions", "apps/v1"), ("daemonsets", "apps/v1"), ("deployments", "apps/v1"),
+    ("replicasets", "apps/v1"), ("statefulsets", "apps/v1"),
+    ("selfsubjectreviews", "authentication.k8s.io/v1"), ("tokenreviews", "authentication.k8s.io/v1"),
+    ("localsubjectaccessreviews", "authorization.k8s.io/v1"),
+    ("selfsubjectaccessreviews", "authorization.k8s.io/v1"),
+    ("selfsubjectrulesreviews", "authorization.k8s.io/v1"),
+    ("subjectaccessreviews", "authorization.k8s.io/v1"),
+    ("horizontalpodautoscalers", "autoscaling/v2"), ("cronjobs", "batch/v1"), ("jobs", "batch/v1"),
+    ("certificatesigningrequests", "certificates.k8s.io/v1"), ("leases", "coordination.k8s.io/v1"),
+    ("endpointslices", "discovery.k8s.io/v1"),
+    ("flowschemas", "flowcontrol.apiserver.k8s.io/v1"),
+    ("prioritylevelconfigurations", "flowcontrol.apiserver.k8s.io/v1"),
+    ("helmchartconfigs", "helm.cattle.io/v1"), ("helmcharts", "helm.cattle.io/v1"),
+    ("addons", "k3s.cattle.io/v1"), ("etcdsnapshotfiles", "k3s.cattle.io/v1"),
+    ("nodes", "metrics.k8s.io/v1beta1"), ("pods", "metrics.k8s.io/v1beta1"),
+    ("ingressclasses", "networking.k8s.io/v1"), ("ingresses", "networking.k8s.io/v1"),
+    ("networkpolicies", "networking.k8s.io/v1"), ("runtimeclasses", "node.k8s.io/v1"),
+    ("poddisruptionbudgets", "policy/v1"),
+    ("clusterrolebindings", "rbac.authorization.k8s.io/v1"), ("clusterroles", "rbac.authorization.k8s.io/v1"),
+    ("rolebindings", "rbac.authorization.k8s.io/v1"), ("roles", "rbac.authorization.k8s.io/v1"),
+    ("priorityclasses", "scheduling.k8s.io/v1"),
+    ("csidrivers", "storage.k8s.io/v1"), ("csinodes", "storage.k8s.io/v1"),
+    ("csistoragecapacities", "storage.k8s.io/v1"), ("storageclasses", "storage.k8s.io/v1"),
+    ("volumeattachments", "storage.k8s.io/v1"),
+    *{(plural, f"{group}/v1alpha1") for group in ("traefik.io", "traefik.containo.us") for plural in (
+        "ingressroutes", "ingressroutetcps", "ingressrouteudps", "middlewares", "middlewaretcps",
+        "serverstransports", "tlsoptions", "tlsstores", "traefikservices")},
+    ("serverstransporttcps", "traefik.io/v1alpha1"),
+}
+
+
+def test_api_resources_are_those_of_k3s(k: Cluster) -> None:
+    served = set()
+    for line in k("api-resources", "--no-headers").splitlines():
+        fields = line.split()
+        served.add((fields[0], fields[-3]))  # NAME ... APIVERSION NAMESPACED KIND
+    assert K3S_RESOURCES - served == set()
+    # what is served beyond k3s: MetalLB's kinds once its CRDs are applied, nothing else
+    assert {(n, v) for n, v in served - K3S_RESOURCES if not v.startswith("metallb.io/")} == set()
+    # a k3s CRD takes objects as the real one does
+    k.run("apply", "-f", "-", stdin=json.dumps({
+        "apiVersion": "helm.cattle.io/v1", "kind": "HelmChart",
+        "metadata": {"name": "demo", "namespace": "kube-system"},
+        "spec": {"chart": "demo", "repo": "https://example.invalid/charts"}}))
+    assert k.json("get", "helmcharts", "-n", "kube-system", "demo")["spec"]["chart"] == "demo"

@@ -172,8 +172,54 @@ def addon_objects() -> list[tuple[Any, Obj]]:
     ]
 
 
+def _crd(group: str, kind: str, plural: str, *, namespaced: bool = True, version: str = "v1",
+         short: tuple[str, ...] = (), status: bool = False) -> Obj:
+    """A CRD as k3s installs it, with a schema that keeps every field (the simulated cluster
+    stores these objects; nothing acts on them)."""
+    names: dict[str, Any] = {"kind": kind, "listKind": f"{kind}List", "plural": plural,
+                             "singular": kind.lower()}
+    if short:
+        names["shortNames"] = list(short)
+    ver: dict[str, Any] = {
+        "name": version, "served": True, "storage": True,
+        "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}},
+    }
+    if status:
+        ver["subresources"] = {"status": {}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {"group": group, "names": names, "scope": "Namespaced" if namespaced else "Cluster",
+                 "versions": [ver]},
+    }
+
+
+def k3s_crds() -> list[Obj]:
+    """The CRDs a k3s 1.31 server has: its own (k3s pkg/crd: Addon, ETCDSnapshotFile), the helm
+    controller's (HelmChart, HelmChartConfig) and those of the Traefik chart it installs
+    (traefik 2.11: traefik.io, and the deprecated traefik.containo.us group)."""
+    crds = [
+        _crd("k3s.cattle.io", "Addon", "addons"),
+        _crd("k3s.cattle.io", "ETCDSnapshotFile", "etcdsnapshotfiles", namespaced=False, status=True),
+        _crd("helm.cattle.io", "HelmChart", "helmcharts", status=True),
+        _crd("helm.cattle.io", "HelmChartConfig", "helmchartconfigs"),
+    ]
+    traefik = [("IngressRoute", "ingressroutes"), ("IngressRouteTCP", "ingressroutetcps"),
+               ("IngressRouteUDP", "ingressrouteudps"), ("Middleware", "middlewares"),
+               ("MiddlewareTCP", "middlewaretcps"), ("ServersTransport", "serverstransports"),
+               ("TLSOption", "tlsoptions"), ("TLSStore", "tlsstores"),
+               ("TraefikService", "traefikservices")]
+    for group in ("traefik.io", "traefik.containo.us"):
+        crds += [_crd(group, kind, plural, version="v1alpha1") for kind, plural in traefik]
+    crds.append(_crd("traefik.io", "ServersTransportTCP", "serverstransporttcps", version="v1alpha1"))
+    return crds
+
+
 def install(store: Store) -> None:
     """Create the add-ons that are not there yet (a restart keeps what exists)."""
+    for crd in k3s_crds():
+        if store.peek(gvrs.CRDS, "", crd["metadata"]["name"]) is None:
+            registry.create(store, gvrs.CRDS, crd)
     for gvr, obj in addon_objects():
         meta = obj["metadata"]
         if store.peek(gvr, str(meta.get("namespace", "")), meta["name"]) is None:
