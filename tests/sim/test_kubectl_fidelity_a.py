@@ -489,6 +489,25 @@ def test_learner_session_with_kubectl_133(app1: tuple[KubectlSim, str, str]) -> 
     top = ks("top", "pods", "-n", "learn", "--no-headers").splitlines()
     assert sorted(line.split()[0] for line in top) == sorted(pods)
     assert "Number of desired pods" in ks("explain", "deployment.spec.replicas")
+    # a bad rollout, then rollout undo brings the first template back (its ReplicaSet scaled up again)
+    ks("set", "image", "deployment/hello", "fastapi-random=nginx:1.27", "-n", "learn")
+    ks.run("rollout", "status", "deployment/hello", "-n", "learn", "--timeout=60s", timeout=90)
+    ks("rollout", "undo", "deployment/hello", "-n", "learn")
+    ks.run("rollout", "status", "deployment/hello", "-n", "learn", "--timeout=60s", timeout=90)
+    image = ks("get", "deployment/hello", "-n", "learn", "-o", "jsonpath={.spec.template.spec.containers[0].image}")
+    assert image == "fastapi-random:latest"
+    # drain the node of one of hello's pods: its pods are evicted and start elsewhere
+    node = ks("get", "pods", "-n", "learn", "-l", "app=hello", "-o", "jsonpath={.items[0].spec.nodeName}")
+    ks.run("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=60s", timeout=90)
+
+    def moved() -> bool:
+        placed = ks("get", "pods", "-n", "learn", "-l", "app=hello", "--field-selector=status.phase=Running",
+                    "-o", "jsonpath={range .items[*]}{.spec.nodeName} {.metadata.deletionTimestamp}{'\\n'}{end}")
+        rows = [r.split() for r in placed.splitlines() if r.strip()]
+        return len(rows) == 2 and all(len(r) == 1 and r[0] != node for r in rows)
+
+    wait_for(moved, 60, "hello's pods off the drained node")
+    ks("uncordon", node)
     # the namespace goes, and its pods with it (the follow stream ends with its pod)
     ks.run("delete", "namespace", "learn", "--timeout=60s", timeout=90)
     try:
