@@ -41,7 +41,10 @@ class K3dtuiApp(App[int]):
     TITLE = "k3dtui"
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("q", "quit", "quit", id="app.quit", tooltip="Leave k3dtui (the cluster keeps running)"),
+        # the footer always says how to quit; ctrl+q works everywhere, q wherever no field
+        # has the focus (a field takes the letter q as text, so the footer names ctrl+q)
+        Binding("ctrl+q", "quit", "quit", priority=True, id="app.quit", tooltip="Leave k3dtui (the cluster keeps running)"),
+        Binding("q", "quit", "quit", show=False, id="app.quit_q", tooltip="Leave k3dtui (the cluster keeps running)"),
     ]
 
     @dataclass

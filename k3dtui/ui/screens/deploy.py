@@ -88,7 +88,7 @@ class DeployScreen(PipelineScreen):
         self.query_one("#reach").display = False
         if self.k3d.read_only:
             self.query_one("#deploy", Button).disabled = True
-        self.query_one("#replicas", Input).focus()
+        self.focus_first_action()
         self.render_steps()
 
     def replicas(self) -> int | None:

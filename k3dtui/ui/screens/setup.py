@@ -121,7 +121,7 @@ class SetupScreen(PipelineScreen):
         if self.k3d.read_only:
             self.query_one("#create", Button).disabled = True
             self.query_one("#form-error", Static).update("read-only: creating and deleting are off")
-        self.query_one("#name", Input).focus()
+        self.focus_first_action()
         self.action_doctor()
         self._lookup()
         self.list_clusters()

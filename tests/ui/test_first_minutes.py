@@ -1,0 +1,61 @@
+"""A newcomer's first minutes (issue 14): quitting, going back, filtering, a cluster that
+goes away under the live view."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from textual.widgets import Button, Input
+
+from k3dtui.ui.app import K3dtuiApp
+from k3dtui.ui.backend import CoreBackend
+from tests.ui.helpers import make_app, settle, until
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+
+
+async def test_q_on_the_first_screen_quits_and_creates_nothing() -> None:
+    state = Path(os.environ["K3DTUI_STATE_DIR"])
+    before = _files(state)
+    backend = CoreBackend("first-minutes", force_sim=True)
+    app = K3dtuiApp(backend)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen")
+        await settle(pilot)
+        # focus starts on the first action, not in the name field
+        assert isinstance(app.focused, Button) and app.focused.id == "create"
+        assert app.screen.query_one("#name", Input).value == "first-minutes"
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert not app.is_running
+    created = [f for f in _files(state) if f not in before]
+    # no file at all (reading the simulated cluster's state folder makes the folder itself,
+    # empty; k3dtui.sim's SimProvider.folder), and nothing for a cluster called "q"
+    assert [f for f in created if (state / f).is_file()] == [], f"quitting created {created}"
+    assert not any(Path(f).name == "q" for f in created)
+    from k3dtui.providers import list_clusters
+
+    assert list_clusters(force_sim=True) == []
+
+
+async def test_esc_leaves_a_field_so_q_quits_and_the_footer_names_ctrl_q() -> None:
+    app, _ = make_app(stage="absent")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen")
+        await settle(pilot)
+        footer_keys = {b.binding.key for b in app.screen.active_bindings.values() if b.binding.show}
+        assert "ctrl+q" in footer_keys
+        name = app.screen.query_one("#name", Input)
+        name.focus()
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.focused, Input)
+        assert name.value == "simple-app-cluster"
+        await pilot.press("q")
+        await pilot.pause()
+    assert not app.is_running
+    assert name.value == "simple-app-cluster"
