@@ -63,6 +63,9 @@ class Backend(Protocol):
     def doctor(self) -> list[Check]: ...
     def detect_stage(self) -> str: ...
     def find(self) -> ClusterInfo | None: ...
+    def cluster_gone(self) -> str:
+        """Why the cluster the live view watches is gone ("" while it exists); blocking."""
+        ...
     def list_clusters(self) -> list[ClusterInfo]: ...
     def delete_cluster(self, emit: Emit) -> None: ...
     def inspect_network(self, emit: Emit) -> NetworkInfo: ...
@@ -255,6 +258,19 @@ class CoreBackend(CoreValidation):
     def find(self) -> ClusterInfo | None:
         result: ClusterInfo | None = self.session.call_soon(self._provider.find())
         return result
+
+    def cluster_gone(self) -> str:
+        p = self._provider
+        try:
+            info: ClusterInfo | None = self.session.call_soon(p.find())
+        except K3dtuiError:
+            return ""  # cannot tell: the live view keeps reconnecting
+        if info is None:
+            what = "simulated cluster" if p.kind == "sim" else "k3d cluster"
+            return f"the {what} '{p.name}' no longer exists (deleted or its process stopped)"
+        if not info.running:
+            return f"the cluster '{p.name}' is stopped ({info.servers_running}/{info.servers} servers, {info.agents_running}/{info.agents} agents run)"
+        return ""
 
     def list_clusters(self) -> list[ClusterInfo]:
         """Every cluster of this provider on this host (to reuse or delete)."""

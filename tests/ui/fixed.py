@@ -61,6 +61,7 @@ class FixedBackend(CoreValidation):
     load_started: bool = False  # a run was started (a stopped run still has its counts)
     clock: float = NOW
     calls: list[str] = field(default_factory=list)
+    removed: str = ""  # why the cluster is gone (set by tests): what cluster_gone() says
 
     def __post_init__(self) -> None:
         self._released = threading.Event()
@@ -152,6 +153,9 @@ class FixedBackend(CoreValidation):
             if info.name == self.name:
                 return info
         return self.existing if self.existing is not None and self.existing.name == self.name else None
+
+    def cluster_gone(self) -> str:
+        return self.removed
 
     def list_clusters(self) -> list[ClusterInfo]:
         self.calls.append("list")

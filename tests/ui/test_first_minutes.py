@@ -10,7 +10,9 @@ from textual.widgets import Button, Input
 
 from k3dtui.ui.app import K3dtuiApp
 from k3dtui.ui.backend import CoreBackend
+from tests.simfixtures import SimHandle
 from tests.ui.helpers import make_app, settle, until
+from tests.ui.test_sim import cards, live, wait_until
 
 
 def _files(root: Path) -> list[str]:
@@ -59,3 +61,54 @@ async def test_esc_leaves_a_field_so_q_quits_and_the_footer_names_ctrl_q() -> No
         await pilot.pause()
     assert not app.is_running
     assert name.value == "simple-app-cluster"
+
+
+async def test_cluster_gone_fixed_data_clears_cards_stops_load_and_esc_opens_setup() -> None:
+    from tests.ui.test_behaviour import to_live
+
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await to_live(pilot)
+        await pilot.press("l")
+        await until(pilot, lambda: fixed.load_running)
+        assert screen.columns
+        fixed.removed = "the simulated cluster 'simple-app-cluster' no longer exists"
+        fixed.set_connected(False)
+        await until(pilot, lambda: bool(screen.gone))
+        await settle(pilot)
+        assert not screen.columns
+        assert not fixed.load_running and not screen.load_on
+        banner = str(screen.query_one("#gone").render())
+        assert "no longer exists" in banner and "What to do" in banner
+        assert "cluster gone" in str(screen.query_one("#live-status").render())
+        assert screen.check_action("kill", ()) is False
+        await pilot.press("escape")
+        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen")
+
+
+async def test_cluster_gone_within_5s_of_the_sim_daemon_stopping(sim_app: SimHandle) -> None:
+    import signal
+    import time
+
+    backend = CoreBackend(sim_app.name, force_sim=True, provider=sim_app.provider)
+    app = K3dtuiApp(backend, detect=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_live()
+        await wait_until(pilot, lambda: len(cards(app)) == 3, 20, "three pod cards")
+        screen = live(app)
+        assert screen is not None
+        await pilot.press("l")
+        await wait_until(pilot, lambda: screen.load is not None and screen.load.running, 20, "the load to run")
+        pid = sim_app.provider.pid()
+        assert pid is not None
+        os.kill(pid, signal.SIGTERM)
+        stopped = time.monotonic()
+        while not screen.gone:
+            assert time.monotonic() - stopped < 5.0, "no 'cluster gone' state 5 s after the daemon stopped"
+            await pilot.pause(0.05)
+        await settle(pilot)
+        assert "no longer exists" in screen.gone
+        assert not screen.columns and not cards(app)
+        assert not screen.load_on
+        await wait_until(pilot, lambda: backend._load is not None and not backend._load.latest().running, 5, "the load to stop")
+        assert "What to do" in str(screen.query_one("#gone").render())

@@ -14,7 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, RichLog
+from textual.widgets import Footer, RichLog, Static
 
 from k3dtui.core.actions import ActionResult
 from k3dtui.core.identity import APP
@@ -116,6 +116,12 @@ class LiveScreen(K3dScreen):
     class ClusterDeleted(Message):
         """The cluster is gone: the app goes back to the setup screen."""
 
+    @dataclass
+    class GoneChecked(Message):
+        """The answer to "is the watched cluster still there?" ("" when it is)."""
+
+        reason: str
+
     def __init__(self) -> None:
         super().__init__()
         self.snapshot = ClusterSnapshot()
@@ -139,11 +145,16 @@ class LiveScreen(K3dScreen):
         self._load_lock = threading.Lock()
         self._load_next: LoadSnapshot | None = None
         self._load_posted = False
+        # why the cluster is gone ("" while it exists): the cards are cleared, the load is
+        # stopped, and the reason with what to do takes their place
+        self.gone = ""
+        self._checking_gone = False
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
         yield TextLine(id="live-status")
         yield Horizontal(id="nodes")
+        yield Static(id="gone")
         with Horizontal(id="bottom"):
             yield LoadPanel(id="load")
             yield RichLog(id="events", wrap=True, markup=False, max_lines=500)
@@ -151,6 +162,7 @@ class LiveScreen(K3dScreen):
 
     def on_mount(self) -> None:
         self.query_one("#events", RichLog).border_title = "events"
+        self.query_one("#gone").display = False
         self.query_one(LoadPanel).settings = self.settings
         self._render_status()
         backend = self.backend
@@ -173,6 +185,12 @@ class LiveScreen(K3dScreen):
         self.apply_snapshot(message.snapshot)
 
     def apply_snapshot(self, snap: ClusterSnapshot) -> None:
+        if self.gone:
+            if not (snap.connected and snap.nodes):
+                return  # still gone: nothing to draw
+            self._set_gone("")  # it is back (made again under the same name)
+        if not snap.connected:
+            self._check_gone()
         before = {p.name for p in self.snapshot.pods}
         self.snapshot = snap
         pending = self.pending_scale
@@ -220,9 +238,75 @@ class LiveScreen(K3dScreen):
             self._gc_frozen = True
             self.call_after_refresh(_freeze_heap)
 
+    # -- the cluster went away (deleted, or its process stopped, from another shell) -------
+    def _check_gone(self) -> None:
+        """While the watches reconnect, ask (on a thread) whether the cluster still exists."""
+        if self._checking_gone or self.gone:
+            return
+        self._checking_gone = True
+        backend = self.backend
+
+        def work() -> None:
+            try:
+                reason = backend.cluster_gone()
+            except Exception:  # cannot tell: keep reconnecting, ask again next second
+                reason = ""
+            self.post_message(self.GoneChecked(reason))
+
+        self.run_io(work, name="check the cluster")
+
+    def on_live_screen_gone_checked(self, message: GoneChecked) -> None:
+        self._checking_gone = False
+        if message.reason and not self.snapshot.connected:
+            self._set_gone(message.reason)
+
+    def _set_gone(self, reason: str) -> None:
+        self.gone = reason
+        banner = self.query_one("#gone", Static)
+        nodes = self.query_one("#nodes", Horizontal)
+        if reason:
+            if self.load_on or (self.load is not None and self.load.running):
+                self.load_on = False
+                self.run_io(self.backend.load_stop, name="stop load")
+            with self.app.batch_update():
+                for column in self.columns.values():
+                    column.remove()
+                self.columns.clear()
+                self.selected = None
+                self.snapshot = ClusterSnapshot(connected=False, error=reason)
+                name = self.k3d.header_info.name
+                sim = " --sim" if self.k3d.header_info.provider == "sim" else ""
+                text = Text()
+                text.append("✗ The cluster is gone\n\n", style="bold red")
+                text.append(reason[:1].upper() + reason[1:] + ".\n", style="bold")
+                text.append("The load is stopped and the pods are cleared.\n\n", style="dim")
+                text.append("What to do: ", style="bold")
+                text.append("esc", style="bold reverse")
+                text.append(" opens the setup screen to create it again, or run ")
+                text.append(f"k3dtui up{sim} --name {name}", style="bold")
+                text.append(" in a shell (the live view comes back by itself); ")
+                text.append("ctrl+q", style="bold reverse")
+                text.append(" quits.")
+                banner.update(text)
+                banner.display = True
+                nodes.display = False
+                self.query_one(LoadPanel).show(None)
+            self.log_action(f"cluster gone: {reason}", "bold red")
+        else:
+            banner.display = False
+            nodes.display = True
+            self.log_action("the cluster is back", "green")
+        self._render_status()
+        self.refresh_bindings()
+
     def _render_status(self) -> None:
         snap = self.snapshot
         text = Text(no_wrap=True, overflow="ellipsis")
+        if self.gone:
+            text.append(" ✗ cluster gone ", style="bold white on red")
+            text.append(f" {self.gone}", style="bold red")
+            self.query_one("#live-status", TextLine).set(text)
+            return
         if not snap.connected:
             text.append(" ⟳ reconnecting… ", style="bold black on yellow")
             text.append(f" {snap.error or 'the API server does not answer'}; retrying by itself ", style="yellow")
@@ -527,8 +611,19 @@ class LiveScreen(K3dScreen):
                 card.set_served(served, served / total)
 
     def _tick_ages(self) -> None:
+        if not self.snapshot.connected and not self.gone:
+            self._check_gone()
         for column in self.columns.values():
             column.stack.tick()
+
+    # -- state of the actions, going back ------------------------------------------------
+    def action_state(self, action: str) -> bool | None:
+        # gone: nothing to act on; help, esc (setup) and ctrl+q remain
+        return not (self.gone and action not in ("help", "back"))
+
+    def go_back(self) -> None:
+        if self.gone:
+            self.k3d.open_setup()
 
     # -- help, failures --------------------------------------------------------------------
     def action_help(self) -> None:
