@@ -97,6 +97,7 @@ async def test_cluster_gone_within_5s_of_the_sim_daemon_stopping(sim_app: SimHan
         await wait_until(pilot, lambda: len(cards(app)) == 3, 20, "three pod cards")
         screen = live(app)
         assert screen is not None
+        await wait_until(pilot, lambda: screen.snapshot.service and screen.snapshot.service.external_ip, 20, "the IP")
         await pilot.press("l")
         await wait_until(pilot, lambda: screen.load is not None and screen.load.running, 20, "the load to run")
         pid = sim_app.provider.pid()
@@ -112,3 +113,44 @@ async def test_cluster_gone_within_5s_of_the_sim_daemon_stopping(sim_app: SimHan
         assert not screen.load_on
         await wait_until(pilot, lambda: backend._load is not None and not backend._load.latest().running, 5, "the load to stop")
         assert "What to do" in str(screen.query_one("#gone").render())
+
+
+def test_bar_lines_live_pods_first_and_dead_ones_folded() -> None:
+    from k3dtui.ui.widgets.load import bar_lines
+
+    counts = {"dead-a": 900, "dead-b": 800, "dead-c": 700, **{f"live-{i}": 10 * i for i in range(6)}}
+    gone = frozenset({"dead-a", "dead-b", "dead-c"})
+    lines = bar_lines(counts, gone, width=50, height=7).plain.splitlines()
+    assert len(lines) == 7
+    assert [line.split()[0] for line in lines[:6]] == [f"live-{i}" for i in (5, 4, 3, 2, 1, 0)]
+    assert lines[6].startswith("+ 3 gone pods 2,400")
+    # room for everything: dead pods listed after the live ones
+    lines = bar_lines(counts, gone, width=50, height=12).plain.splitlines()
+    assert [line.split()[0] for line in lines] == [*(f"live-{i}" for i in (5, 4, 3, 2, 1, 0)), "dead-a", "dead-b", "dead-c"]
+    # not even the live ones fit: the last line says how many more
+    lines = bar_lines(counts, gone, width=50, height=4).plain.splitlines()
+    assert lines[3] == "+ 3 more live 30 · 3 gone pods 2,400"
+
+
+async def test_dead_pods_do_not_push_live_pods_out_of_the_load_panel() -> None:
+    from tests.ui.test_behaviour import to_live
+
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await to_live(pilot)
+        await pilot.press("l")
+        await settle(pilot)
+        fixed.scale_to(6)
+        for name in [p.name for p in fixed.pods if not p.deleting][:2]:
+            fixed.kill(name, force=False)
+        await settle(pilot)
+        live_names = {p.name.rsplit("-", 1)[1] for p in screen.snapshot.pods if not p.deleting}
+        assert len(live_names) == 6
+        shown = screen.query_one("#load-pods").render()
+        rows = {line.split()[0].rsplit("-", 1)[-1] for line in str(shown).splitlines() if line and not line.startswith("+")}
+        assert live_names <= {r for r in rows}, f"{live_names - rows} not listed in {rows}"
+        # cards and panel show the same counts (one snapshot)
+        per_pod = screen.shown_load.per_pod if screen.shown_load else {}
+        for column in screen.columns.values():
+            for card in column.cards.values():
+                assert card.served == per_pod.get(card.pod.name, 0)

@@ -139,7 +139,9 @@ class LiveScreen(K3dScreen):
         # replaced by the watched truth when the deployment's desired count reaches "to"
         self.pending_scale: tuple[int, int, str] | None = None
         self._pending_since = 0.0
-        self._cards_shown: tuple[float, frozenset[str]] | None = None  # (run elapsed, pods counted)
+        # what the panel and cards show: (run elapsed, pods counted, responses), the snapshot
+        self._cards_shown: tuple[float, frozenset[str], int] | None = None
+        self.shown_load: LoadSnapshot | None = None
         self._gc_frozen = False
         # the newest load snapshot from the generator's reader thread, not yet shown
         self._load_lock = threading.Lock()
@@ -227,7 +229,7 @@ class LiveScreen(K3dScreen):
             self._render_status()
             self._log_events(snap.events)
             self._fix_selection()
-            self._apply_served()
+            self._draw_load(self.shown_load)
         gone = before - {p.name for p in snap.pods}
         if gone:
             self.backend.load_mark_gone(gone)
@@ -290,7 +292,8 @@ class LiveScreen(K3dScreen):
                 banner.update(text)
                 banner.display = True
                 nodes.display = False
-                self.query_one(LoadPanel).show(None)
+                self.shown_load = self.load = None
+                self.query_one(LoadPanel).show(None, {})
             self.log_action(f"cluster gone: {reason}", "bold red")
         else:
             banner.display = False
@@ -545,7 +548,7 @@ class LiveScreen(K3dScreen):
         self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
         panel = self.query_one(LoadPanel)
         panel.settings = self.settings
-        panel.show(self.load)
+        self._draw_load(self.shown_load)
         backend = self.backend
         self.run_io(lambda: backend.load_update(**changes), name="change load")
 
@@ -587,22 +590,30 @@ class LiveScreen(K3dScreen):
         if self.load_on and not snap.running and snap.finished_reason and snap.elapsed > 0.5:
             self.load_on = False
         shown = self._cards_shown
-        # the panel follows every snapshot; the cards (many widgets) twice a second of the
-        # run, at once when a pod starts or stops being counted, and at the end
-        cards_due = (
+        # the panel and the cards show one and the same snapshot: twice a second of the run,
+        # at once when a pod starts or stops being counted, after a reset, and at the end
+        due = (
             shown is None
             or not snap.running
             or not 0 <= snap.elapsed - shown[0] < CARD_PERIOD
             or frozenset(snap.per_pod) != shown[1]
+            or snap.responses < shown[2]
         )
+        if due:
+            self._cards_shown = (snap.elapsed, frozenset(snap.per_pod), snap.responses)
+            self._draw_load(snap)
+
+    def _draw_load(self, snap: LoadSnapshot | None) -> None:
+        """The load panel and the cards' served counts, from one load snapshot and the
+        current cluster picture (the same frame shows the same counts everywhere)."""
+        self.shown_load = snap
+        live = {p.name: p.node for p in self.snapshot.pods if not p.deleting}
         with self.app.batch_update():
-            self.query_one(LoadPanel).show(snap)
-            if cards_due:
-                self._cards_shown = (snap.elapsed, frozenset(snap.per_pod))
-                self._apply_served()
+            self.query_one(LoadPanel).show(snap, live)
+            self._apply_served()
 
     def _apply_served(self) -> None:
-        snap = self.load
+        snap = self.shown_load
         per_pod = snap.per_pod if snap else {}
         total = sum(per_pod.values()) or 1
         for column in self.columns.values():
