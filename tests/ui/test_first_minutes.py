@@ -154,3 +154,38 @@ async def test_dead_pods_do_not_push_live_pods_out_of_the_load_panel() -> None:
         for column in screen.columns.values():
             for card in column.cards.values():
                 assert card.served == per_pod.get(card.pod.name, 0)
+
+
+def test_cluster_events_carry_their_resource_version() -> None:
+    from k3dtui.core.state import cluster_event
+
+    ev = cluster_event({
+        "metadata": {"resourceVersion": "4711", "creationTimestamp": "2026-12-06T13:00:00Z"},
+        "involvedObject": {"kind": "Pod", "name": "p"}, "reason": "Pulled", "message": "m",
+    })
+    assert ev.resource_version == 4711 and ev.object == "pod/p"
+
+
+async def test_events_are_wrapped_and_in_the_clusters_order() -> None:
+    from textual.widgets import RichLog
+
+    from k3dtui.core.models import ClusterEvent
+    from tests.ui.test_behaviour import to_live
+
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await to_live(pilot)
+        t = fixed.clock + 5
+        long = "Successfully pulled image \"fastapi-app:latest\" in 1.2s (1.2s including waiting). Image size: 12345678 bytes."
+        fixed._events.append(ClusterEvent(t, "Pulled", "pod/fastapi-app-7d4b9c8f5d-zzzzz", long, resource_version=12))
+        fixed.push()
+        await settle(pilot)
+        # an event of the same second with a lower resourceVersion arrives later
+        fixed._events.append(ClusterEvent(t, "Created", "pod/fastapi-app-7d4b9c8f5d-zzzzz", "Created container fastapi", resource_version=11))
+        fixed.push()
+        await settle(pilot)
+        log = screen.query_one("#events", RichLog)
+        text = "\n".join(strip.text for strip in log.lines)
+        assert text.index("Created container") < text.index("Pulled")
+        assert long in " ".join(text.split())  # wrapped, not cut
+        assert max(len(strip.text.rstrip()) for strip in log.lines) <= log.scrollable_content_region.width

@@ -47,6 +47,7 @@ def _node_order(name: str, roles: str) -> tuple[int, str]:
 
 class LiveScreen(K3dScreen):
     PAGE = "live"
+    LOG_LINES = 500
     CSS_PATH = "live.tcss"
     CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster"})
     BINDINGS = [
@@ -151,6 +152,8 @@ class LiveScreen(K3dScreen):
         # stopped, and the reason with what to do takes their place
         self.gone = ""
         self._checking_gone = False
+        self._log_entries: list[tuple[tuple[float, int, int], Text]] = []
+        self._log_seq = 0
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
@@ -159,7 +162,7 @@ class LiveScreen(K3dScreen):
         yield Static(id="gone")
         with Horizontal(id="bottom"):
             yield LoadPanel(id="load")
-            yield RichLog(id="events", wrap=True, markup=False, max_lines=500)
+            yield RichLog(id="events", wrap=True, markup=False, max_lines=self.LOG_LINES, min_width=16)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -342,26 +345,60 @@ class LiveScreen(K3dScreen):
         self.query_one("#live-status", TextLine).set(text)
 
     def _log_events(self, events: tuple[ClusterEvent, ...]) -> None:
-        log = self.query_one("#events", RichLog)
-        for ev in sorted(events, key=lambda e: e.time):
+        new: list[tuple[tuple[float, int, int], Text]] = []
+        for ev in events:
             if ev in self.seen_events:
                 continue
             self.seen_events.add(ev)
-            line = Text(no_wrap=True, overflow="ellipsis")
+            line = Text(overflow="fold")
             line.append(time.strftime("%H:%M:%S ", time.gmtime(ev.time)), style="dim")
             line.append(ev.reason, style="bold yellow" if ev.type != "Normal" else "bold cyan")
             obj = ev.object.split("/", 1)
             name = short_pod_name(obj[1]) if obj[0] == "pod" and len(obj) > 1 else ev.object
             line.append(f" {name} ", style="")
             line.append(ev.message, style="dim")
-            log.write(line)
+            self._log_seq += 1
+            new.append(((ev.time, ev.resource_version, self._log_seq), line))
+        self._add_log(new)
 
     def log_action(self, message: str, style: str = "bold") -> None:
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(time.strftime("%H:%M:%S ", time.gmtime(self.backend.now())), style="dim")
+        now = self.backend.now()
+        line = Text(overflow="fold")
+        line.append(time.strftime("%H:%M:%S ", time.gmtime(now)), style="dim")
         line.append("> ", style="bold magenta")
         line.append(message, style=style)
-        self.query_one("#events", RichLog).write(line)
+        self._log_seq += 1
+        self._add_log([((now, 1 << 62, self._log_seq), line)])
+
+    def _add_log(self, new: list[tuple[tuple[float, int, int], Text]]) -> None:
+        """Events and actions in the cluster's order (time, then resourceVersion), wrapped to
+        the log's width: appended when they come after the last line, else the log is
+        written again in order (an event of an earlier second can arrive late)."""
+        if not new:
+            return
+        new.sort(key=lambda entry: entry[0])
+        entries = self._log_entries
+        in_order = not entries or new[0][0] >= entries[-1][0]
+        entries.extend(new)
+        log = self.query_one("#events", RichLog)
+        if in_order:
+            for _, line in new:
+                log.write(line)
+        else:
+            entries.sort(key=lambda entry: entry[0])
+            self._rewrite_log()
+        if len(entries) > self.LOG_LINES:
+            del entries[: len(entries) - self.LOG_LINES]
+
+    def _rewrite_log(self) -> None:
+        log = self.query_one("#events", RichLog)
+        log.clear()
+        for _, line in self._log_entries:
+            log.write(line)
+
+    def on_resize(self) -> None:
+        # lines are wrapped when written: wrap them again for the new width
+        self.call_after_refresh(self._rewrite_log)
 
     # -- selection ---------------------------------------------------------------------
     def _grid(self) -> list[list[PodCard]]:
