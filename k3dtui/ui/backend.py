@@ -78,6 +78,9 @@ class Backend(Protocol):
     def wait_external_ip(self, emit: Emit) -> str: ...
     def probe(self, emit: Emit) -> ProbeResult: ...
     def reachability(self) -> Reachability: ...
+    def kubeconfig_path(self) -> str:
+        """The kubeconfig k3dtui keeps for this cluster ("" when there is none yet)."""
+        ...
 
     # live cluster
     def live_start(self, on_change: Callable[[ClusterSnapshot], None]) -> None: ...
@@ -322,6 +325,12 @@ class CoreBackend(CoreValidation):
     def reachability(self) -> Reachability:
         result: Reachability = self._provider.reachability()
         return result
+
+    def kubeconfig_path(self) -> str:
+        try:
+            return str(self.session.call_soon(self._provider.kubeconfig()))
+        except K3dtuiError:
+            return ""
 
     # -- live ------------------------------------------------------------------------
     def live_start(self, on_change: Callable[[ClusterSnapshot], None]) -> None:

@@ -271,8 +271,13 @@ class FixedBackend(CoreValidation):
             emit(PipelineEvent("probe", "warning", f"not probing from this machine: {reach.explanation}", 0.0))
             emit(PipelineEvent("probe", "done", "probe done in 0.00s", 0.0))
             return ProbeResult(f"http://{ip}/", f"{ip}:80", answered=False, note=reach.explanation)
-        self._step("probe", emit, [f"GET http://{ip}:80/ → 200 from fastapi-app-7d4b9c8f5d-x2k9p"], f"http://{ip}:80/ answered")
-        return ProbeResult(f"http://{ip}:80/", f"{ip}:80", answered=True)
+        # the simulated cluster's load balancer listens on 127.0.0.1 (the dial address)
+        dial = "127.0.0.1:40080" if self.provider == "sim" else f"{ip}:80"
+        self._step("probe", emit, [f"GET http://{dial}/ → 200 from fastapi-app-7d4b9c8f5d-x2k9p"], f"http://{dial}/ answered")
+        return ProbeResult(f"http://{dial}/", dial, answered=True)
+
+    def kubeconfig_path(self) -> str:
+        return f"/home/you/.local/state/k3dtui/{self.provider}/{self.name}/kubeconfig.yaml"
 
     def reachability(self) -> Reachability:
         if self.routable:

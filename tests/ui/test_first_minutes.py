@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from textual.widgets import Button, Input
 
 from k3dtui.ui.app import K3dtuiApp
@@ -189,3 +190,32 @@ async def test_events_are_wrapped_and_in_the_clusters_order() -> None:
         assert text.index("Created container") < text.index("Pulled")
         assert long in " ".join(text.split())  # wrapped, not cut
         assert max(len(strip.text.rstrip()) for strip in log.lines) <= log.scrollable_content_region.width
+
+
+def test_up_and_status_print_one_open_line_and_the_kubeconfig_export() -> None:
+    from k3dtui.commands.cluster import reach_lines
+
+    sim = reach_lines("http://172.19.255.200/", "http://127.0.0.1:36603/", "172.19.255.200", "/s/kubeconfig.yaml")
+    assert sim == [
+        "open:        http://127.0.0.1:36603/  (from this machine; 172.19.255.200 is the cluster's own address)",
+        "kubectl:     export KUBECONFIG=/s/kubeconfig.yaml",
+    ]
+    routable = reach_lines("http://172.19.255.200/", "http://172.19.255.200:80/", "172.19.255.200", "")
+    assert routable == ["open:        http://172.19.255.200/"]
+
+
+def test_status_on_the_simulated_cluster_opens_from_here_and_exports_its_kubeconfig(
+    sim_app: SimHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx
+
+    from k3dtui.cli import main
+
+    assert main(["status", "--sim", "--name", sim_app.name]) == 0
+    out = capsys.readouterr().out
+    opens = [line.split()[1] for line in out.splitlines() if line.strip().startswith("open:")]
+    assert len(opens) == 1 and opens[0].startswith("http://127.0.0.1:")
+    assert httpx.get(opens[0], timeout=5).status_code == 200
+    exports = [line for line in out.splitlines() if "export KUBECONFIG=" in line]
+    assert len(exports) == 1
+    assert exports[0].split("=", 1)[1] == str(sim_app.kubeconfig)

@@ -193,6 +193,20 @@ def test_deploy_not_routable_panel(snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 
 
+def test_deploy_done_open_line_and_kubeconfig(snap_compare: Any) -> None:
+    """The simulated cluster: one "open" line that works from this machine, and the
+    ``export KUBECONFIG=…`` line."""
+    app, _ = _pool_app()
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_deploy()
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
 def test_deploy_replicas_invalid(snap_compare: Any) -> None:
     app, _ = _pool_app()
 

@@ -51,6 +51,7 @@ class DeployScreen(PipelineScreen):
         url: str  # the URL that answered; "" when not probed
         reach: Reachability
         skipped: str = ""  # why the probe was skipped (0 replicas), when it was
+        kubeconfig: str = ""  # for `export KUBECONFIG=…`
 
     class Done(Message):
         """Deployed: the app moves on to the live view."""
@@ -64,6 +65,7 @@ class DeployScreen(PipelineScreen):
         self.pods: Mapping[str, Any] = {}
         self.ip = ""
         self.url = ""
+        self.kubeconfig = ""
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
@@ -138,7 +140,11 @@ class DeployScreen(PipelineScreen):
                 text.append("\n    external IP ")
                 text.append(self.ip or "pending…", style="bold magenta" if self.ip else "dim")
             if step == "probe" and self.url:
-                text.append(f"\n    {self.url} answered", style="green")
+                # the one line that works from this machine (the full lines are in the log)
+                text.append("\n    open ", style="dim")
+                text.append(self.url, style="bold magenta")
+                if self.ip and self.url.replace(":80/", "/") != f"http://{self.ip}/":
+                    text.append("  (from this machine)", style="dim")
         self.query_one("#steps", Static).update(text)
 
     def step_event(self, event: PipelineEvent) -> None:
@@ -196,7 +202,7 @@ class DeployScreen(PipelineScreen):
             probe = backend.probe(self.emit)
             url = probe.dial_url if probe.answered else ""
             skipped = probe.note if reach.routable and not probe.answered else ""
-            self.post_message(self.Deployed(ip, url, reach, skipped))
+            self.post_message(self.Deployed(ip, url, reach, skipped, backend.kubeconfig_path()))
 
         self.run_io(work, name="deploy")
 
@@ -204,6 +210,7 @@ class DeployScreen(PipelineScreen):
         self.busy = False
         self.deployed = True
         self.ip, self.url = message.ip, message.url
+        self.kubeconfig = message.kubeconfig
         self.states["deploy"] = "done"
         reach = self.query_one("#reach", Static)
         if message.skipped:
@@ -222,6 +229,12 @@ class DeployScreen(PipelineScreen):
             reach.display = True
             self.query_one(StepProgress).finish(True, f"deployed; {message.ip} is not reachable from here")
         self.render_steps()
+        if message.url:
+            self.write_log(Text.assemble(("open:    ", "bold"), (message.url, "bold magenta"), (
+                f"  (from this machine; {message.ip} is the cluster's own address)"
+                if message.url.replace(":80/", "/") != f"http://{message.ip}/" else "", "dim")))
+        if message.kubeconfig:
+            self.write_log(Text.assemble(("kubectl: ", "bold"), (f"export KUBECONFIG={message.kubeconfig}", "bold")))
         nxt = self.query_one("#next", Button)
         nxt.display = True
         nxt.focus()
