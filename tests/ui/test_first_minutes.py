@@ -219,3 +219,85 @@ def test_status_on_the_simulated_cluster_opens_from_here_and_exports_its_kubecon
     exports = [line for line in out.splitlines() if "export KUBECONFIG=" in line]
     assert len(exports) == 1
     assert exports[0].split("=", 1)[1] == str(sim_app.kubeconfig)
+
+
+async def test_slash_filters_pods_by_name_node_or_status_and_esc_clears() -> None:
+    from tests.ui.test_behaviour import to_live
+
+    app, _ = make_app(stage="deployed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await to_live(pilot)
+
+        def shown() -> set[str]:
+            return {card.pod.name.rsplit("-", 1)[1] for c in screen.columns.values() for card in c.cards.values()}
+
+        assert shown() == {"x2k9p", "m4q7z", "c8wln"}
+        await pilot.press("slash")
+        await pilot.press(*"x2k")
+        await settle(pilot)
+        assert shown() == {"x2k9p"}  # by name, as typed
+        await pilot.press("enter")
+        await settle(pilot)
+        assert shown() == {"x2k9p"} and "/x2k" in str(screen.query_one("#live-status").render())
+        await pilot.press("k")  # keys act again once the prompt is closed
+        await settle(pilot)
+        assert any(what.startswith("kill") for what, _ in screen.outcomes)
+        await pilot.press("escape")  # esc clears the filter first
+        await settle(pilot)
+        assert "x2k9p" in shown() and len(shown()) >= 3
+        await pilot.press("slash", *"agent-1", "enter")  # by node
+        await settle(pilot)
+        assert shown() == {"m4q7z"}
+        await pilot.press("escape", "slash", *"terminating", "enter")  # by status
+        await settle(pilot)
+        assert shown() == {"x2k9p"}
+        assert isinstance(app.screen, type(screen))  # esc cleared the filter, did not leave
+
+
+async def test_esc_goes_back_a_screen_from_live_to_deploy_to_pool_to_setup() -> None:
+    from tests.ui.test_behaviour import to_live
+
+    app, _ = make_app(stage="deployed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_live(pilot)
+        await pilot.press("escape")
+        await until(pilot, lambda: type(app.screen).__name__ == "DeployScreen")
+        await settle(pilot)
+        # opened from the live view: the way back to it is offered at once
+        assert app.screen.query_one("#next").display
+        await pilot.press("escape")
+        await until(pilot, lambda: type(app.screen).__name__ == "PoolScreen")
+        await settle(pilot)
+        await pilot.press("escape")
+        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen")
+
+
+async def test_colon_commands_scale_and_open_screens() -> None:
+    from tests.ui.test_behaviour import to_live
+
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await to_live(pilot)
+        await pilot.press("colon", *"scale 5", "enter")
+        await settle(pilot)
+        assert fixed.desired == 5
+        await pilot.press("colon", *"scale lots", "enter")
+        await settle(pilot)
+        assert fixed.desired == 5
+        await pilot.press("colon", *"pool", "enter")
+        await until(pilot, lambda: type(app.screen).__name__ == "PoolScreen")
+        assert screen is not app.screen
+
+
+async def test_palette_lists_help_once_and_every_live_action_with_its_key() -> None:
+    from tests.ui.test_behaviour import to_live
+
+    app, _ = make_app(stage="deployed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_live(pilot)
+        commands = list(app.get_system_commands(app.screen))
+        titles = [c.title for c in commands]
+        assert sum("help" in t.lower() or t == "Keys" for t in titles) == 1
+        ours = [c for c in commands if c.title not in ("Theme", "Screenshot", "Maximize", "Minimize")]
+        missing = [c.title for c in ours if "[" not in (c.help or "")]
+        assert missing == [], f"palette entries without their key: {missing}"

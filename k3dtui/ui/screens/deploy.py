@@ -56,10 +56,10 @@ class DeployScreen(PipelineScreen):
     class Done(Message):
         """Deployed: the app moves on to the live view."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, deployed: bool = False) -> None:
         super().__init__()
         self.busy = False
-        self.deployed = False
+        self.deployed = deployed  # the app runs already (opened from the live view)
         self.states: dict[str, str] = dict.fromkeys(self.STEPS, "waiting")
         self.ready: tuple[int, int] | None = None
         self.pods: Mapping[str, Any] = {}
@@ -86,7 +86,7 @@ class DeployScreen(PipelineScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#next").display = False
+        self.query_one("#next").display = self.deployed
         self.query_one("#reach").display = False
         if self.k3d.read_only:
             self.query_one("#deploy", Button).disabled = True
@@ -247,6 +247,10 @@ class DeployScreen(PipelineScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id in ("deploy", "next"):
             self.call_after_refresh(self.run_action, event.button.id)
+
+    def go_back(self) -> None:
+        if not self.busy:
+            self.k3d.open_pool()
 
     def failed(self, what: str) -> None:
         self.busy = False

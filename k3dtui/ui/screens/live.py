@@ -14,9 +14,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import Footer, Input, RichLog, Static
 
 from k3dtui.core.actions import ActionResult
+from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.identity import APP
 from k3dtui.core.models import ClusterEvent, ClusterSnapshot, LoadSettings, LoadSnapshot, PodView
 from k3dtui.core.session import PipelineEvent
@@ -64,11 +65,15 @@ class LiveScreen(K3dScreen):
         Binding("minus", "scale_down", "-1", key_display="-", group=SCALE, id="live.scale_down", tooltip="Scale the deployment down by one"),
         Binding("s", "scale_to", "scale", id="live.scale_to", tooltip="Scale the deployment to a number"),
         Binding("l", "toggle_load", "load", id="live.load", tooltip="Start or stop the load generator"),
-        Binding("m", "switch_mode", "mode", id="live.mode", tooltip="Switch the load between keep-alive and a new connection per request"),
-        Binding("left_square_bracket", "concurrency(-1)", "conc-", key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
-        Binding("right_square_bracket", "concurrency(1)", "conc+", key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
-        Binding("r", "reset", "reset", id="live.reset", tooltip="Reset the response counts"),
+        Binding("m", "switch_mode", "mode", show=False, id="live.mode", tooltip="Switch the load between keep-alive and a new connection per request"),
+        Binding("left_square_bracket", "concurrency(-1)", "conc-", show=False, key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
+        Binding("right_square_bracket", "concurrency(1)", "conc+", show=False, key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
+        Binding("r", "reset", "reset", show=False, id="live.reset", tooltip="Reset the response counts"),
         Binding("question_mark", "help", "help", key_display="?", id="live.help", tooltip="List every key"),
+        Binding("slash", "prompt('/')", "filter", key_display="/", id="live.filter", tooltip="Filter the pods by name, node or status"),
+        Binding("colon", "prompt(':')", "cmd", key_display=":", id="live.command", tooltip="Type a command: scale 5, kill, kill random, load, setup, pool, deploy…"),
+        Binding("escape", "back", "back", show=False, id="live.back", tooltip="Clear the filter, or go back to the deploy screen"),
+        Binding("ctrl+d", "delete_cluster", "delete cluster", show=False, id="live.delete_cluster", tooltip="Delete the whole cluster (asks first)"),
     ]
     COMMAND_TITLES = {
         "select('left')": "Select the pod to the left",
@@ -89,8 +94,27 @@ class LiveScreen(K3dScreen):
         "concurrency(1)": "Load concurrency up",
         "reset": "Reset the response counts",
         "help": "Help: every key",
+        "prompt('/')": "Filter the pods…",
+        "prompt(':')": "Command prompt…",
+        "back": "Back: clear the filter, or the deploy screen",
+        "delete_cluster": "Delete the cluster…",
+        "open_screen('setup')": "Go to the setup screen",
+        "open_screen('pool')": "Go to the MetalLB pool screen",
+        "open_screen('deploy')": "Go to the deploy screen",
     }
-    PALETTE_ONLY = (("delete_cluster", "Delete the cluster…", "Delete the whole cluster (asks for confirmation)"),)
+    PALETTE_ONLY = (
+        ("open_screen('setup')", "Go to the setup screen", "Change the cluster (reuse, create, delete)  [:setup]"),
+        ("open_screen('pool')", "Go to the MetalLB pool screen", "Change the address pool  [:pool]"),
+        ("open_screen('deploy')", "Go to the deploy screen", "Deploy again, change the replicas  [:deploy · esc]"),
+    )
+    PROMPT_COMMANDS = (
+        ("scale N | +1 | -1", "scale the deployment"),
+        ("kill [POD] | kill random | kill! [POD]", "delete the selected (or named, or a random) pod; ! = grace 0"),
+        ("load | mode | conc N | reset", "start/stop load, switch its mode, set concurrency, reset counts"),
+        ("setup | pool | deploy", "go to that screen"),
+        ("delete", "delete the cluster (asks first)"),
+        ("help | quit", ""),
+    )
 
     @dataclass
     class SnapshotArrived(Message):
@@ -152,6 +176,8 @@ class LiveScreen(K3dScreen):
         # stopped, and the reason with what to do takes their place
         self.gone = ""
         self._checking_gone = False
+        self.filter = ""  # "/" filter: pods whose name, node or status contains it
+        self.prompt_kind = ""  # "/" or ":" while the prompt is open
         self._log_entries: list[tuple[tuple[float, int, int], Text]] = []
         self._log_seq = 0
 
@@ -163,11 +189,13 @@ class LiveScreen(K3dScreen):
         with Horizontal(id="bottom"):
             yield LoadPanel(id="load")
             yield RichLog(id="events", wrap=True, markup=False, max_lines=self.LOG_LINES, min_width=16)
+        yield Input(id="prompt", compact=True)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#events", RichLog).border_title = "events"
         self.query_one("#gone").display = False
+        self.query_one("#prompt").display = False
         self.query_one(LoadPanel).settings = self.settings
         self._render_status()
         backend = self.backend
@@ -219,7 +247,7 @@ class LiveScreen(K3dScreen):
                     self.columns[node.name] = column
                     container.mount(column)
                 column.set_node(node, ip if node.name == announcing else "")
-                column.sync_pods(snap.pods_on(node.name))
+                column.sync_pods(self._filtered(snap.pods_on(node.name)))
             if snap.unscheduled:
                 column = self.columns.get("\x00unscheduled")
                 if column is None:
@@ -227,7 +255,7 @@ class LiveScreen(K3dScreen):
                     column = NodeColumn(None, key=f"unscheduled-{self._column_seq}", clock=self.backend.now)
                     self.columns["\x00unscheduled"] = column
                     container.mount(column)
-                column.sync_pods(snap.unscheduled)
+                column.sync_pods(self._filtered(snap.unscheduled))
             container.set_class(not snap.connected, "-disconnected")
             self._render_status()
             self._log_events(snap.events)
@@ -338,6 +366,11 @@ class LiveScreen(K3dScreen):
                 text.append(f" via {short_node_name(svc.announcing_node)}", style="dim")
         alive = [p for p in snap.pods if not p.deleting]
         text.append(f" │ {len(alive)} pods on {len(snap.nodes)} nodes", style="dim")
+        if self.filter:
+            shown = len(self._filtered(list(snap.pods)))
+            text.append(" │ ", style="dim")
+            text.append(f" /{self.filter} ", style="bold black on cyan")
+            text.append(f" {shown} of {len(snap.pods)}", style="cyan")
         pod = self.selected_pod()
         if pod is not None:
             text.append(" │ selected ", style="dim")
@@ -667,23 +700,170 @@ class LiveScreen(K3dScreen):
     # -- state of the actions, going back ------------------------------------------------
     def action_state(self, action: str) -> bool | None:
         # gone: nothing to act on; help, esc (setup) and ctrl+q remain
-        return not (self.gone and action not in ("help", "back"))
+        return not (self.gone and action not in ("help", "back", "open_screen", "prompt"))
 
     def go_back(self) -> None:
         if self.gone:
             self.k3d.open_setup()
+        else:
+            self.k3d.open_deploy(deployed=True)
+
+    def action_back(self) -> None:
+        """``esc``: close the prompt (a filter being typed is dropped), else clear the
+        filter, else back a screen (k9s: esc goes back)."""
+        if self.prompt_kind:
+            kind = self.prompt_kind
+            self._close_prompt()
+            if kind == "/":
+                self._set_filter("")
+            return
+        if self.filter:
+            self._set_filter("")
+            return
+        self.go_back()
+
+    def action_open_screen(self, which: str) -> None:
+        if which == "setup":
+            self.k3d.open_setup()
+        elif which == "pool":
+            self.k3d.open_pool()
+        else:
+            self.k3d.open_deploy(deployed=not self.gone)
+
+    # -- "/" filter and ":" commands ---------------------------------------------------------
+    def _matches(self, pod: PodView) -> bool:
+        needle = self.filter.lower()
+        status = "terminating" if pod.deleting else pod.status.lower()
+        return (
+            needle in pod.name.lower() or needle in pod.node.lower()
+            or needle in short_node_name(pod.node).lower() or needle in status
+        )
+
+    def _filtered(self, pods: list[PodView]) -> list[PodView]:
+        return [p for p in pods if self._matches(p)] if self.filter else pods
+
+    def _set_filter(self, text: str) -> None:
+        text = text.strip()
+        if text != self.filter:
+            self.filter = text
+            self.apply_snapshot(self.snapshot)
+        self._render_status()
+
+    def action_prompt(self, kind: str) -> None:
+        prompt = self.query_one("#prompt", Input)
+        self.prompt_kind = kind
+        if kind == "/":
+            prompt.placeholder = "filter pods by name, node or status (enter keeps it, esc clears it)"
+            prompt.value = self.filter
+        else:
+            prompt.placeholder = "scale 5 · kill · kill random · load · mode · setup · pool · deploy · help (esc closes)"
+            prompt.value = ""
+        prompt.display = True
+        prompt.focus()
+
+    def _close_prompt(self) -> None:
+        self.prompt_kind = ""
+        prompt = self.query_one("#prompt", Input)
+        prompt.display = False
+        self.set_focus(None)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "prompt" and self.prompt_kind == "/":
+            self._set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "prompt":
+            return
+        kind = self.prompt_kind
+        self._close_prompt()
+        if kind == "/":
+            self._set_filter(event.value)
+        elif event.value.strip():
+            self.run_command(event.value)
+
+    def run_command(self, line: str) -> None:
+        """One ``:`` command (k9s style): ``scale 5``, ``kill``, ``kill random``, ``setup``…"""
+        words = line.strip().lstrip(":").split()
+        if not words:
+            return
+        verb, args = words[0].lower(), words[1:]
+        self.log_action(f":{' '.join(words)}", "bold magenta")
+        if verb in ("scale", "sc") and len(args) == 1:
+            self._command_scale(args[0])
+        elif verb in ("kill", "kill!", "delete-pod") or verb == "k":
+            force = verb.endswith("!") or "--force" in args
+            args = [a for a in args if a != "--force"]
+            if args and args[0] == "random":
+                if self.allowed("kill_random"):
+                    backend = self.backend
+                    self._act("kill a random pod", lambda: backend.kill_random(force=force))
+            elif args:
+                pod = next((p for p in self.snapshot.pods if p.name == args[0] or p.name.endswith("-" + args[0])
+                            or short_pod_name(p.name) == args[0]), None)
+                if pod is None:
+                    self._command_error(f"no pod named {args[0]!r}", "pick one from the cards, e.g. :kill " + (
+                        short_pod_name(self.snapshot.pods[0].name) if self.snapshot.pods else "POD"))
+                    return
+                self.selected = pod.uid
+                self.action_kill(force=force)
+            else:
+                self.action_kill(force=force)
+        elif verb == "load":
+            self.action_toggle_load()
+        elif verb == "mode":
+            self.action_switch_mode()
+        elif verb in ("conc", "concurrency") and len(args) == 1 and args[0].isdigit():
+            value = int(args[0])
+            if value < 1 or value > CONCURRENCY_STEPS[-1]:
+                self._command_error(f"concurrency {value} is out of range", f"give 1 to {CONCURRENCY_STEPS[-1]}")
+                return
+            self.log_action(f"concurrency → {value}")
+            self._set_settings(concurrency=value)
+        elif verb == "reset":
+            self.action_reset()
+        elif verb in ("setup", "pool", "deploy"):
+            self.action_open_screen(verb)
+        elif verb in ("delete", "delete-cluster"):
+            self.action_delete_cluster()
+        elif verb in ("help", "h", "?"):
+            self.action_help()
+        elif verb in ("q", "quit", "q!"):
+            self.app.exit()
+        else:
+            self._command_error(f"unknown command {line.strip()!r}", "try :scale 5, :kill, :kill random, :load, :setup, :help")
+
+    def _command_error(self, message: str, hint: str) -> None:
+        self.log_action(f"{message} — {hint}", "bold red")
+        self.notify(f"{message}\n{hint}", title="command", severity="warning")
+
+    def _command_scale(self, arg: str) -> None:
+        if not self.allowed("scale_to"):
+            self._command_error("read-only: scaling is off", "run k3dtui without --read-only")
+            return
+        backend = self.backend
+        try:
+            target = max(0, self._desired() + int(arg)) if arg in ("+1", "-1") else int(arg)
+            backend.validate_replicas(target)
+        except ValueError:
+            self._command_error(f"scale needs a number, not {arg!r}", "e.g. :scale 5, :scale +1")
+            return
+        except K3dtuiError as exc:
+            self._command_error(exc.message, exc.hint)
+            return
+        self._show_pending(target)
+        self._act(f"scale to {target}", lambda: backend.scale_to(target))
 
     # -- help, failures --------------------------------------------------------------------
     def action_help(self) -> None:
         keys: list[tuple[str, str]] = [("←↑↓→ tab", "select a pod")]
         for b in self.BINDINGS:
-            if isinstance(b, Binding) and b.show and self.check_action(b.action, ()) is True:
+            if isinstance(b, Binding) and b.key not in ("left", "right", "up", "down", "tab", "shift+tab") \
+                    and self.check_action(b.action, ()) is True:
                 keys.append((b.key_display or b.key, b.tooltip))
-        keys.append(("q", "quit (the cluster keeps running)"))
-        if self.allowed("delete_cluster"):
-            keys.append(("ctrl+p", "command palette: every action, and delete the cluster"))
-        else:
-            keys.append(("ctrl+p", "command palette: every action"))
+        keys.append(("ctrl+q q", "quit (the cluster keeps running)"))
+        keys.append(("ctrl+p", "command palette: every action with its key"))
+        for command, what in self.PROMPT_COMMANDS:
+            keys.append((":" + command.split(" ", 1)[0], f"{command}" + (f": {what}" if what else "")))
         self.app.push_screen(HelpScreen(keys))
 
     def show_failure(self, what: str, message: str, hint: str) -> None:

@@ -253,3 +253,7 @@ class PoolScreen(PipelineScreen):
     def failed(self, what: str) -> None:
         self.busy = False
         self.validate()
+
+    def go_back(self) -> None:
+        if not self.busy:
+            self.k3d.open_setup()
