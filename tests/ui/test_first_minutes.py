@@ -301,3 +301,28 @@ async def test_palette_lists_help_once_and_every_live_action_with_its_key() -> N
         ours = [c for c in commands if c.title not in ("Theme", "Screenshot", "Maximize", "Minimize")]
         missing = [c.title for c in ours if "[" not in (c.help or "")]
         assert missing == [], f"palette entries without their key: {missing}"
+
+
+async def test_ctrl_d_never_deletes_a_cluster_row_out_of_view() -> None:
+    from textual.widgets import DataTable
+
+    from k3dtui.core.provider import ClusterInfo
+    from k3dtui.ui.screens.modals import ConfirmScreen
+
+    clusters = [ClusterInfo(f"c{i:02d}", 1, 1, 1, 1) for i in range(14)]
+    app, fixed = make_app(clusters=clusters)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await until(pilot, lambda: type(app.screen).__name__ == "SetupScreen")
+        await settle(pilot)
+        table = app.screen.query_one("#clusters", DataTable)
+        assert table.row_count == 14
+        table.move_cursor(row=13, scroll=False)  # highlighted, but below the table's window
+        await settle(pilot)
+        await pilot.press("ctrl+d")
+        await settle(pilot)
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert "delete" not in fixed.calls
+        await pilot.press("ctrl+d")  # now scrolled into view: asks, naming it
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        confirm = app.screen
+        assert isinstance(confirm, ConfirmScreen) and "c13" in confirm.title_text

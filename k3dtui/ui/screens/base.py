@@ -26,7 +26,7 @@ class K3dScreen(Screen[None]):
     """Base screen: ``CHANGING`` actions are hidden and refused under ``--read-only``."""
 
     PAGE: ClassVar[str] = ""
-    AUTO_FOCUS = "Button"  # focus starts on the first action, never in a field
+    AUTO_FOCUS = None  # screens focus their first action themselves (focus_first_action), never a field
     BINDINGS = [
         Binding("escape", "back", "back", show=False, id="screen.back", tooltip="Leave the field, or go back a screen"),
     ]
@@ -48,7 +48,7 @@ class K3dScreen(Screen[None]):
         """Focus the first enabled, visible button (where a newcomer's first action is)."""
         for button in self.query(Button):
             if button.focusable and button.display and not button.disabled:
-                button.focus()
+                button.focus(scroll_visible=False)  # the fields above it stay in view
                 return
         self.set_focus(None)
 

@@ -126,6 +126,7 @@ class PoolScreen(PipelineScreen):
         self.query_one("#next").display = False
         if self.k3d.read_only:
             self.query_one("#confirm", Button).disabled = True
+        self.focus_first_action()
         self.action_inspect()
 
     def action_inspect(self) -> None:

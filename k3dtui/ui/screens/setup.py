@@ -98,6 +98,11 @@ class SetupScreen(PipelineScreen):
                     yield Button("Create cluster", id="create", variant="primary")
                     yield Button("Next: pool →", id="next", variant="success")
                 yield Static("", id="form-error", classes="field-error")
+                yield Label("Clusters on this host", classes="section")
+                table: DataTable[str] = DataTable(id="clusters", cursor_type="row", zebra_stripes=True)
+                table.add_columns("name", "servers", "agents", "state")
+                yield table
+                yield Static(Text("enter: reuse it and go on · ctrl+d: delete it", style="dim"), id="clusters-hint")
             with VerticalScroll(id="side"):
                 yield Label("Doctor", classes="section")
                 yield Static(Text("checking…", style="dim"), id="doctor")
@@ -106,11 +111,6 @@ class SetupScreen(PipelineScreen):
                 with Horizontal(id="existing-buttons"):
                     yield Button("Reuse", id="reuse")
                     yield Button("Delete…", id="delete", variant="error")
-                yield Label("Clusters on this host  (enter: reuse · ctrl+d: delete)", classes="section")
-                table: DataTable[str] = DataTable(id="clusters", cursor_type="row", zebra_stripes=True)
-                table.add_columns("name", "servers", "agents", "state")
-                yield table
-                yield Static(Text("enter: reuse it and go on · ctrl+d: delete it", style="dim"), id="clusters-hint")
         yield self.progress()
         yield self.log_widget()
         yield Footer(compact=True)
@@ -273,9 +273,23 @@ class SetupScreen(PipelineScreen):
         if self.allowed("create"):
             self.call_after_refresh(self.run_action, "create")
 
+    def highlighted_visible(self) -> bool:
+        """The highlighted row is on screen (ctrl+d never deletes a row the user cannot see)."""
+        table = self.query_one("#clusters", DataTable)
+        if not table.display or not self.listed or table.region.height == 0:
+            return False
+        y = table.region.y + table.header_height + table.cursor_row - round(table.scroll_y)
+        form = self.query_one("#form").region
+        inside_table = table.region.y + table.header_height <= y < table.region.bottom
+        return inside_table and form.y <= y < form.bottom
+
     def action_delete_listed(self) -> None:
         info = self.highlighted()
         if info is None or self.busy or not self.allowed("delete_listed"):
+            return
+        if not self.highlighted_visible():
+            self.query_one("#clusters", DataTable).focus()  # scrolls it into view
+            self.notify("the highlighted cluster was out of view: check it, then ctrl+d again", severity="warning")
             return
 
         def answered(yes: bool | None) -> None:
