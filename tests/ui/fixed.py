@@ -53,6 +53,7 @@ class FixedBackend(CoreValidation):
     existing: ClusterInfo | None = None
     clusters: list[ClusterInfo] = field(default_factory=list)
     routable: bool = True
+    agents: int = 2  # agent nodes (plus one server)
     connected: bool = True
     hold: set[str] = field(default_factory=set)
     fail: dict[str, Exception] = field(default_factory=dict)
@@ -73,8 +74,7 @@ class FixedBackend(CoreValidation):
         n = self.name
         self.nodes = (
             NodeView(_node(n, "server", 0), "control-plane,master", "172.20.0.2", True),
-            NodeView(_node(n, "agent", 0), "<none>", "172.20.0.3", True),
-            NodeView(_node(n, "agent", 1), "<none>", "172.20.0.4", True),
+            *(NodeView(_node(n, "agent", a), "<none>", f"172.20.0.{3 + a}", True) for a in range(self.agents)),
         )
         self.pods: list[PodView] = [
             self._pod(0, self.nodes[1].name, "10.42.1.3", age=185),
@@ -93,7 +93,7 @@ class FixedBackend(CoreValidation):
         self._gone: set[str] = set()
 
     def _pod(self, i: int, node: str, ip: str, *, age: float, status: str = "Running") -> PodView:
-        suffix = _SUFFIXES[i % len(_SUFFIXES)] + ("" if i < len(_SUFFIXES) else str(i))
+        suffix = _SUFFIXES[i] if i < len(_SUFFIXES) else f"{_SUFFIXES[i % len(_SUFFIXES)][:3]}{i % 100:02d}"
         ready = status == "Running"
         return PodView(
             uid=f"uid-{i}",

@@ -326,3 +326,31 @@ async def test_ctrl_d_never_deletes_a_cluster_row_out_of_view() -> None:
         await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         confirm = app.screen
         assert isinstance(confirm, ConfirmScreen) and "c13" in confirm.title_text
+
+
+async def test_compact_layout_by_size_every_live_pod_on_screen_and_v_switches() -> None:
+    from k3dtui.ui.widgets.compact import CompactPods
+
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(80, 24)) as pilot:
+        from tests.ui.test_behaviour import to_live
+
+        screen = await to_live(pilot)
+        assert not screen.compact  # three pods: the cards fit
+        fixed.scale_to(6)
+        for name in [p.name for p in fixed.pods if not p.deleting][:2]:
+            fixed.kill(name, force=False)
+        await settle(pilot)
+        assert screen.compact  # the size picks the compact list now
+        compact = screen.query_one(CompactPods)
+        lines = "\n".join(compact.render_line(y).text for y in range(compact.size.height))
+        live = [p.name.rsplit("-", 1)[1] for p in screen.snapshot.pods if not p.deleting]
+        assert len(live) == 6 and all(s in lines for s in live), lines
+        dead = [p.name.rsplit("-", 1)[1] for p in screen.snapshot.pods if p.deleting]
+        assert dead and not any(s in lines for s in dead) and "terminating" in lines
+        await pilot.press("v")
+        await settle(pilot)
+        assert not screen.compact and screen.query_one("#nodes").display
+        await pilot.press("v")
+        await settle(pilot)
+        assert screen.compact

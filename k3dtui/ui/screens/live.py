@@ -23,6 +23,7 @@ from k3dtui.core.models import ClusterEvent, ClusterSnapshot, LoadSettings, Load
 from k3dtui.core.session import PipelineEvent
 from k3dtui.ui.screens.base import K3dScreen
 from k3dtui.ui.screens.modals import ConfirmScreen, HelpScreen, ScaleScreen
+from k3dtui.ui.widgets.compact import CompactPods, NodeBlock
 from k3dtui.ui.widgets.load import LoadPanel
 from k3dtui.ui.widgets.pods import NodeColumn, PodCard, short_node_name, short_pod_name
 from k3dtui.ui.widgets.text import TextLine
@@ -70,6 +71,7 @@ class LiveScreen(K3dScreen):
         Binding("right_square_bracket", "concurrency(1)", "conc+", show=False, key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
         Binding("r", "reset", "reset", show=False, id="live.reset", tooltip="Reset the response counts"),
         Binding("question_mark", "help", "help", key_display="?", id="live.help", tooltip="List every key"),
+        Binding("v", "toggle_layout", "view", id="live.layout", tooltip="Switch between pod cards and the compact list (one line per pod)"),
         Binding("slash", "prompt('/')", "filter", key_display="/", id="live.filter", tooltip="Filter the pods by name, node or status"),
         Binding("colon", "prompt(':')", "cmd", key_display=":", id="live.command", tooltip="Type a command: scale 5, kill, kill random, load, setup, pool, deploy…"),
         Binding("escape", "back", "back", show=False, id="live.back", tooltip="Clear the filter, or go back to the deploy screen"),
@@ -95,6 +97,7 @@ class LiveScreen(K3dScreen):
         "reset": "Reset the response counts",
         "help": "Help: every key",
         "prompt('/')": "Filter the pods…",
+        "toggle_layout": "Switch the layout: cards / compact list",
         "prompt(':')": "Command prompt…",
         "back": "Back: clear the filter, or the deploy screen",
         "delete_cluster": "Delete the cluster…",
@@ -111,6 +114,7 @@ class LiveScreen(K3dScreen):
         ("scale N | +1 | -1", "scale the deployment"),
         ("kill [POD] | kill random | kill! [POD]", "delete the selected (or named, or a random) pod; ! = grace 0"),
         ("load | mode | conc N | reset", "start/stop load, switch its mode, set concurrency, reset counts"),
+        ("layout", "switch cards / compact list"),
         ("setup | pool | deploy", "go to that screen"),
         ("delete", "delete the cluster (asks first)"),
         ("help | quit", ""),
@@ -176,6 +180,8 @@ class LiveScreen(K3dScreen):
         # stopped, and the reason with what to do takes their place
         self.gone = ""
         self._checking_gone = False
+        self.layout_choice = "auto"  # "auto" (by terminal size and pod count), "cards", "compact"
+        self.compact = False
         self.filter = ""  # "/" filter: pods whose name, node or status contains it
         self.prompt_kind = ""  # "/" or ":" while the prompt is open
         self._log_entries: list[tuple[tuple[float, int, int], Text]] = []
@@ -185,6 +191,7 @@ class LiveScreen(K3dScreen):
         yield self.header_widget()
         yield TextLine(id="live-status")
         yield Horizontal(id="nodes")
+        yield CompactPods(id="compact")
         yield Static(id="gone")
         with Horizontal(id="bottom"):
             yield LoadPanel(id="load")
@@ -196,6 +203,7 @@ class LiveScreen(K3dScreen):
         self.query_one("#events", RichLog).border_title = "events"
         self.query_one("#gone").display = False
         self.query_one("#prompt").display = False
+        self.query_one("#compact").display = False
         self.query_one(LoadPanel).settings = self.settings
         self._render_status()
         backend = self.backend
@@ -257,10 +265,12 @@ class LiveScreen(K3dScreen):
                     container.mount(column)
                 column.sync_pods(self._filtered(snap.unscheduled))
             container.set_class(not snap.connected, "-disconnected")
+            self._choose_layout()
             self._render_status()
             self._log_events(snap.events)
             self._fix_selection()
             self._draw_load(self.shown_load)
+            self._update_compact()
         gone = before - {p.name for p in snap.pods}
         if gone:
             self.backend.load_mark_gone(gone)
@@ -323,6 +333,8 @@ class LiveScreen(K3dScreen):
                 banner.update(text)
                 banner.display = True
                 nodes.display = False
+                self.query_one("#compact").display = False
+                self.compact = False
                 self.shown_load = self.load = None
                 self.query_one(LoadPanel).show(None, {})
             self.log_action(f"cluster gone: {reason}", "bold red")
@@ -366,6 +378,8 @@ class LiveScreen(K3dScreen):
                 text.append(f" via {short_node_name(svc.announcing_node)}", style="dim")
         alive = [p for p in snap.pods if not p.deleting]
         text.append(f" │ {len(alive)} pods on {len(snap.nodes)} nodes", style="dim")
+        if self.compact:
+            text.append(" │ compact (v: cards)", style="dim")
         if self.filter:
             shown = len(self._filtered(list(snap.pods)))
             text.append(" │ ", style="dim")
@@ -432,6 +446,11 @@ class LiveScreen(K3dScreen):
     def on_resize(self) -> None:
         # lines are wrapped when written: wrap them again for the new width
         self.call_after_refresh(self._rewrite_log)
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        self._choose_layout()
+        self._update_compact()
 
     # -- selection ---------------------------------------------------------------------
     def _grid(self) -> list[list[PodCard]]:
@@ -471,7 +490,12 @@ class LiveScreen(K3dScreen):
         self.selected = target.pod.uid
         for card in flat:
             card.set_class(card is target, "-selected")
-        target.scroll_visible()
+        if self.compact:
+            compact = self.query_one(CompactPods)
+            compact.scroll_card_visible(target)
+            compact.refresh()
+        else:
+            target.scroll_visible()
         self._render_status()
 
     # -- actions on the cluster ----------------------------------------------------------
@@ -690,6 +714,8 @@ class LiveScreen(K3dScreen):
             for card in column.cards.values():
                 served = per_pod.get(card.pod.name, 0)
                 card.set_served(served, served / total)
+        if self.compact:
+            self.query_one(CompactPods).refresh()
 
     def _tick_ages(self) -> None:
         if not self.snapshot.connected and not self.gone:
@@ -729,6 +755,49 @@ class LiveScreen(K3dScreen):
             self.k3d.open_pool()
         else:
             self.k3d.open_deploy(deployed=not self.gone)
+
+    # -- layout: pod cards, or the compact list (one line per pod) -------------------------
+    def action_toggle_layout(self) -> None:
+        self.layout_choice = "cards" if self.compact else "compact"
+        self.log_action(f"layout → {self.layout_choice} (v switches)")
+        self._choose_layout()
+        self._update_compact()
+        self._render_status()
+
+    def _cards_fit(self) -> bool:
+        """Whether every live pod gets a whole card on screen: wide enough columns, and
+        tall enough for the fullest node."""
+        from k3dtui.ui.widgets.pods import CARD_HEIGHT
+
+        size = self.size
+        if size.width == 0:
+            return True
+        columns = max(1, len(self.snapshot.nodes) + (1 if self.snapshot.unscheduled else 0))
+        if size.width // columns < 26:
+            return False
+        bottom = self.query_one("#bottom").outer_size.height or 9
+        area = size.height - bottom - 3  # header, status line, footer
+        per_node: dict[str, int] = {}
+        for p in self._filtered(list(self.snapshot.pods)):
+            if not p.deleting:
+                per_node[p.node] = per_node.get(p.node, 0) + 1
+        most = max(per_node.values(), default=0)
+        return most * CARD_HEIGHT + 3 <= area
+
+    def _choose_layout(self) -> None:
+        if self.gone:
+            return
+        compact = self.layout_choice == "compact" or (self.layout_choice == "auto" and not self._cards_fit())
+        if compact != self.compact:
+            self.compact = compact
+            self.query_one("#nodes").display = not compact
+            self.query_one("#compact").display = compact
+
+    def _update_compact(self) -> None:
+        if not self.compact:
+            return
+        blocks = [NodeBlock(col.node, col.announces, list(col.cards.values())) for col in self.columns.values()]
+        self.query_one(CompactPods).set_blocks(blocks)
 
     # -- "/" filter and ":" commands ---------------------------------------------------------
     def _matches(self, pod: PodView) -> bool:
@@ -821,6 +890,8 @@ class LiveScreen(K3dScreen):
             self._set_settings(concurrency=value)
         elif verb == "reset":
             self.action_reset()
+        elif verb in ("layout", "compact", "cards", "view"):
+            self.action_toggle_layout()
         elif verb in ("setup", "pool", "deploy"):
             self.action_open_screen(verb)
         elif verb in ("delete", "delete-cluster"):
