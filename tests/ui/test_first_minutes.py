@@ -354,3 +354,30 @@ async def test_compact_layout_by_size_every_live_pod_on_screen_and_v_switches() 
         await pilot.press("v")
         await settle(pilot)
         assert screen.compact
+
+
+async def test_pool_messages_speak_of_one_address_and_examples_come_from_this_subnet() -> None:
+    app, _ = make_app(stage="cluster")
+    app.detect = False
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_pool()
+        await until(pilot, lambda: type(app.screen).__name__ == "PoolScreen")
+        await settle(pilot)
+        screen = app.screen
+        start, end = screen.query_one("#start", Input), screen.query_one("#end", Input)
+        net = screen.network
+        assert net is not None
+        member = net.members[0]
+        start.value = member.ip
+        await settle(pilot)
+        problem = str(screen.query_one("#start-error").render())
+        assert problem.startswith(f"{member.ip} is in use by {member.name}")
+        assert "range" not in problem and f"{member.ip}-{member.ip}" not in problem
+        end.value = ""
+        await settle(pilot)
+        empty = str(screen.query_one("#end-error").render())
+        example = empty.rsplit("e.g. ", 1)[1]
+        import ipaddress
+
+        assert ipaddress.IPv4Address(example) in ipaddress.IPv4Network(net.subnet)
+        assert end.placeholder == f"e.g. {example}"
