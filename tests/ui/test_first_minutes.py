@@ -381,3 +381,21 @@ async def test_pool_messages_speak_of_one_address_and_examples_come_from_this_su
 
         assert ipaddress.IPv4Address(example) in ipaddress.IPv4Network(net.subnet)
         assert end.placeholder == f"e.g. {example}"
+
+
+def test_load_lists_every_pod_of_the_app_with_zeros(sim_app: SimHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from k3dtui.cli import main
+
+    # one keep-alive connection: every response from one pod, the other two get none
+    assert main(["load", "--sim", "--name", sim_app.name, "--requests", "30", "--concurrency", "1", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    from kubernetes import client
+
+    from k3dtui.core.identity import APP
+
+    listed = client.CoreV1Api(sim_app.api_client()).list_namespaced_pod(APP.namespace, label_selector=APP.label_selector)
+    names = {pod.metadata.name for pod in listed.items}
+    assert set(data["per_pod"]) == names and len(names) == 3
+    assert sorted(data["per_pod"].values()) == [0, 0, 30]
