@@ -131,13 +131,11 @@ async def discover(name: str, sim: bool) -> tuple[str, Any]:
     return f"http://{shown}:{port}/", provider
 
 
-async def app_pods(name: str, sim: bool) -> dict[str, str]:
+async def app_pods(provider: Any, name: str) -> dict[str, str]:
     """Every pod of the app now: name → node ("" when unscheduled)."""
     from k3dtui.core.pipeline import Pipeline
     from k3dtui.core.spec import ClusterSpec
-    from k3dtui.providers import select_provider
 
-    provider, _reason = select_provider(name, sim)
     pipeline = Pipeline(provider, ClusterSpec(name=name), lambda event: None)
     try:
         data = await pipeline.status()
@@ -277,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         snap = gen.wait(5.0)
     if plan is not None:  # the cluster's app, not --url: list its pods that got nothing too
         with contextlib.suppress(K3dtuiError):  # else the counts alone
-            snap = with_every_pod(snap, asyncio.run(app_pods(args.name, args.sim)))
+            snap = with_every_pod(snap, asyncio.run(app_pods(provider, args.name)))
     if args.json:
         print(json.dumps(result_json(snap)))
     else:
