@@ -399,3 +399,16 @@ def test_load_lists_every_pod_of_the_app_with_zeros(sim_app: SimHandle, capsys: 
     names = {pod.metadata.name for pod in listed.items}
     assert set(data["per_pod"]) == names and len(names) == 3
     assert sorted(data["per_pod"].values()) == [0, 0, 30]
+
+
+def test_every_card_line_is_exactly_the_card_width() -> None:
+    """A top line one cell too wide left a stray corner beside the card (and shifted cells)."""
+    from rich.style import Style
+
+    from k3dtui.ui.widgets.pods import CardStyles, _draw_card
+
+    styles = CardStyles(*(Style() for _ in range(7)))
+    for width in (8, 20, 26, 39, 40, 80):
+        for classes in (set(), {"-selected"}):
+            lines = _draw_card("fastapi-app-m4q7z", ((("Running 1/1", ""),),) * 3, width, styles, classes)
+            assert [sum(len(seg.text) for seg in line) for line in lines] == [width] * 5
