@@ -778,9 +778,8 @@ class LiveScreen(K3dScreen):
         bottom = self.query_one("#bottom").outer_size.height or 9
         area = size.height - bottom - 3  # header, status line, footer
         per_node: dict[str, int] = {}
-        for p in self._filtered(list(self.snapshot.pods)):
-            if not p.deleting:
-                per_node[p.node] = per_node.get(p.node, 0) + 1
+        for p in self._filtered(list(self.snapshot.pods)):  # a terminating card takes room too
+            per_node[p.node] = per_node.get(p.node, 0) + 1
         most = max(per_node.values(), default=0)
         return most * CARD_HEIGHT + 3 <= area
 
