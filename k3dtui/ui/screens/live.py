@@ -465,8 +465,10 @@ class LiveScreen(K3dScreen):
     def _fix_selection(self) -> None:
         grid = self._grid()
         flat = [card for col in grid for card in col]
-        if self.selected is None or all(c.pod.uid != self.selected for c in flat):
-            alive = [c for c in flat if not c.pod.deleting]
+        alive = [c for c in flat if not c.pod.deleting]
+        # the compact list folds terminating pods into a count: the selection moves to a live one
+        hidden = self.compact and any(c.pod.uid == self.selected and c.pod.deleting for c in flat)
+        if self.selected is None or hidden or all(c.pod.uid != self.selected for c in flat):
             self.selected = (alive or flat)[0].pod.uid if flat else None
         for card in flat:
             card.set_class(card.pod.uid == self.selected, "-selected")

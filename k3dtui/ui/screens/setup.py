@@ -180,8 +180,10 @@ class SetupScreen(PipelineScreen):
 
     # -- doctor, existing cluster ------------------------------------------------------
     def action_doctor(self) -> None:
+        backend = self.backend  # read on the UI thread: the screen may be gone when work runs
+
         def work() -> None:
-            self.post_message(self.DoctorDone(self.backend.doctor()))
+            self.post_message(self.DoctorDone(backend.doctor()))
 
         self.run_io(work, name="doctor", exclusive=True)
 
@@ -205,9 +207,11 @@ class SetupScreen(PipelineScreen):
         except K3dtuiError:
             return  # the field shows why; nothing to look up
 
+        backend = self.backend  # read on the UI thread: the screen may be gone when work runs
+
         def work() -> None:
-            header = self.backend.use_name(name)
-            self.post_message(self.Found(name, self.backend.find(), header))
+            header = backend.use_name(name)
+            self.post_message(self.Found(name, backend.find(), header))
 
         self.run_io(work, name="find", exclusive=True)
 
@@ -231,8 +235,10 @@ class SetupScreen(PipelineScreen):
 
     # -- every cluster on this host: reuse or delete ------------------------------------
     def list_clusters(self) -> None:
+        backend = self.backend  # read on the UI thread: the screen may be gone when work runs
+
         def work() -> None:
-            self.post_message(self.Listed(self.backend.list_clusters()))
+            self.post_message(self.Listed(backend.list_clusters()))
 
         self.run_io(work, name="list clusters", exclusive=True)
 
