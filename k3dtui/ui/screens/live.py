@@ -450,6 +450,7 @@ class LiveScreen(K3dScreen):
 
     def _relayout(self) -> None:
         self._choose_layout()
+        self._fix_selection()
         self._update_compact()
 
     # -- selection ---------------------------------------------------------------------
@@ -763,6 +764,7 @@ class LiveScreen(K3dScreen):
         self.layout_choice = "cards" if self.compact else "compact"
         self.log_action(f"layout → {self.layout_choice} (v switches)")
         self._choose_layout()
+        self._fix_selection()
         self._update_compact()
         self._render_status()
 
