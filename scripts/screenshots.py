@@ -2,7 +2,7 @@
 
 Drives the real app with Pilot against a freshly created simulated cluster (its own
 state folder, removed afterwards): setup, pool, deploy in progress, and the live view
-with load running and a pod terminating. ``--fixed`` uses the fixed-data backend
+with load running and a pod terminating (and the same at 80x24). ``--fixed`` uses the fixed-data backend
 instead (no cluster at all). Then, on the same cluster, ``k3dtui serve`` in a headless
 Chromium (the system's, through Playwright): ``web.png``, the live view in a browser with
 load running (skipped with ``--fixed`` or ``--no-web``).
@@ -115,6 +115,11 @@ async def drive(backend: Any, out: Path, size: tuple[int, int], *, fixed: bool =
         )
         await pilot.pause(1.0)
         shot("live")
+        # the same moment on an 80x24 terminal: the compact list (one line per pod)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(1.0)
+        shot("live-narrow")
+        await pilot.resize_terminal(*size)
         await pilot.press("l")
         await wait_until(pilot, lambda: live.load is not None and not live.load.running, 20, "the load to stop")
     return written

@@ -164,10 +164,25 @@ def cmd_up(args: argparse.Namespace) -> int:
         steps = "  ".join(f"{k} {v:.2f}s" for k, v in result.durations.items())
         printer.line(f"done in {result.total:.2f}s: {steps}")
         printer.line(f"external IP: {result.external_ip}  (pool {result.pool})")
-        printer.line(f"open:        {result.url}")
-        if result.dial_url and result.dial_url != result.url:
-            printer.line(f"dial:        {result.dial_url}  (this machine's address for {result.url})")
+        for line in reach_lines(result.url, result.dial_url, result.external_ip, result.kubeconfig):
+            printer.line(line)
     return 0
+
+
+def reach_lines(url: str, dial_url: str, external_ip: str, kubeconfig: str, indent: str = "") -> list[str]:
+    """One ``open`` line that works from this machine (the dial address when the external IP
+    is not reachable from here, as for the simulated cluster) and the ``export KUBECONFIG``
+    line that points kubectl at the cluster."""
+    lines: list[str] = []
+    if dial_url and dial_url.replace(":80/", "/") != url.replace(":80/", "/"):
+        lines.append(
+            f"{indent}open:        {dial_url}  (from this machine; {external_ip} is the cluster's own address)"
+        )
+    elif url or dial_url:
+        lines.append(f"{indent}open:        {url or dial_url}")
+    if kubeconfig:
+        lines.append(f"{indent}kubectl:     export KUBECONFIG={kubeconfig}")
+    return lines
 
 
 # -- down ---------------------------------------------------------------------------------------
@@ -233,6 +248,12 @@ def cmd_status(args: argparse.Namespace) -> int:
             pipeline.close()
 
     data = asyncio.run(run())
+    kubeconfig = ""
+    if not args.json and data["stage"] not in ("absent", "stopped"):
+        try:
+            kubeconfig = str(asyncio.run(provider.kubeconfig()))
+        except K3dtuiError:
+            kubeconfig = ""
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0 if data["stage"] not in ("absent",) else 1
@@ -260,8 +281,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     svc = data.get("service")
     if svc:
         ip = svc["external_ip"] or "<pending>"
-        dial = f"  dial {svc['dial']} -> {svc['url']}" if svc.get("dial") else ""
-        print(f"  service {svc['name']}: EXTERNAL-IP {ip} port {svc['port']}{dial}")
+        print(f"  service {svc['name']}: EXTERNAL-IP {ip} port {svc['port']}")
     if data.get("pool"):
         print(f"  MetalLB pool: {data['pool']}")
+    if svc and svc["external_ip"]:
+        port = "" if svc["port"] == 80 else f":{svc['port']}"
+        url = f"http://{svc['external_ip']}{port}/"
+        for line in reach_lines(url, svc.get("url") or "", svc["external_ip"], "", indent="  "):
+            print(line)
+    if kubeconfig:
+        print(f"  kubectl:     export KUBECONFIG={kubeconfig}")
     return 0

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import math
 import socket
 import sys
+from dataclasses import replace
 from typing import Any
 
 from k3dtui.core.errors import K3dtuiError, UsageError
@@ -32,7 +34,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             "then print the responses per pod and per node, errors, req/s and latency. "
             "keep-alive (the default) keeps each connection, and a Service balances per "
             "connection, so each connection stays on one pod; --new-connections opens one "
-            "connection per request and shows the even spread."
+            "connection per request and shows the even spread. Every pod of the app is "
+            "listed, those that got no response with 0. (The TUI's live view starts with new "
+            "connections, to show the balancing at once, and m switches; here keep-alive is "
+            "the default because it is what most HTTP clients do.)"
         ),
     )
     bound = parser.add_argument_group("bound (one of; default --duration 10)")
@@ -124,6 +129,29 @@ async def discover(name: str, sim: bool) -> tuple[str, Any]:
     host, port = provider.dial(ip, APP.service_port)
     shown = f"[{host}]" if ":" in host else host
     return f"http://{shown}:{port}/", provider
+
+
+async def app_pods(provider: Any, name: str) -> dict[str, str]:
+    """Every pod of the app now: name → node ("" when unscheduled)."""
+    from k3dtui.core.pipeline import Pipeline
+    from k3dtui.core.spec import ClusterSpec
+
+    pipeline = Pipeline(provider, ClusterSpec(name=name), lambda event: None)
+    try:
+        data = await pipeline.status()
+    finally:
+        pipeline.close()
+    pods = {str(pod["name"]): str(node["name"]) for node in data.get("nodes") or [] for pod in node["pods"]}
+    pods.update({str(pod["name"]): "" for pod in data.get("unscheduled") or []})
+    return pods
+
+
+def with_every_pod(snap: LoadSnapshot, pods: dict[str, str]) -> LoadSnapshot:
+    """The counts with every pod of the app (and its node) listed, 0 where nothing answered:
+    with keep-alive, the pods no connection landed on are the point."""
+    per_pod = {**dict.fromkeys(pods, 0), **snap.per_pod}
+    per_node = {**dict.fromkeys((n for n in pods.values() if n), 0), **snap.per_node}
+    return replace(snap, per_pod=per_pod, per_node=per_node)
 
 
 def preflight(url: str, timeout: float) -> None:
@@ -245,6 +273,9 @@ def run(args: argparse.Namespace) -> int:
                 sys.stderr.write("\r\033[K")
                 sys.stderr.flush()
         snap = gen.wait(5.0)
+    if plan is not None:  # the cluster's app, not --url: list its pods that got nothing too
+        with contextlib.suppress(K3dtuiError):  # else the counts alone
+            snap = with_every_pod(snap, asyncio.run(app_pods(provider, args.name)))
     if args.json:
         print(json.dumps(result_json(snap)))
     else:

@@ -60,6 +60,7 @@ class ClusterEvent:
     object: str  # "pod/fastapi-...-abcde"
     message: str
     type: str = "Normal"
+    resource_version: int = 0  # the Event's metadata.resourceVersion: the order within one second
 
 
 @dataclass(frozen=True)

@@ -304,6 +304,7 @@ def cluster_event(event: Mapping[str, Any]) -> ClusterEvent:
         object=f"{kind}/{name}" if kind else name,
         message=str(event.get("message") or event.get("note") or ""),
         type=str(event.get("type") or "Normal"),
+        resource_version=_int(_d(event.get("metadata")).get("resourceVersion")),
     )
 
 
@@ -377,7 +378,7 @@ class ClusterState:
             statuses = dict(self._status)
         nodes.sort(key=lambda n: ("control-plane" not in n.roles and "master" not in n.roles, n.name))
         pods.sort(key=lambda p: (p.created, p.name))
-        events.sort(key=lambda e: e.time)
+        events.sort(key=lambda e: (e.time, e.resource_version))  # the cluster's order
         problems = [reason for ok, reason in statuses.values() if not ok]
         waiting = not statuses or any(kind not in statuses for kind in self.expected)
         if problems:

@@ -41,7 +41,10 @@ class K3dtuiApp(App[int]):
     TITLE = "k3dtui"
     CSS_PATH = "app.tcss"
     BINDINGS = [
-        Binding("q", "quit", "quit", id="app.quit", tooltip="Leave k3dtui (the cluster keeps running)"),
+        # the footer always says how to quit; ctrl+q works everywhere, q wherever no field
+        # has the focus (a field takes the letter q as text, so the footer names ctrl+q)
+        Binding("ctrl+q", "quit", "quit", priority=True, id="app.quit", tooltip="Leave k3dtui (the cluster keeps running)"),
+        Binding("q", "quit", "quit", show=False, id="app.quit_q", tooltip="Leave k3dtui (the cluster keeps running)"),
     ]
 
     @dataclass
@@ -95,10 +98,11 @@ class K3dtuiApp(App[int]):
 
         self.switch_screen(PoolScreen())
 
-    def open_deploy(self) -> None:
+    def open_deploy(self, *, deployed: bool = False) -> None:
+        """``deployed``: the app runs already (from the live view): the way back is offered."""
         from k3dtui.ui.screens.deploy import DeployScreen
 
-        self.switch_screen(DeployScreen())
+        self.switch_screen(DeployScreen(deployed=deployed))
 
     def open_live(self) -> None:
         from k3dtui.ui.screens.live import LiveScreen
@@ -148,9 +152,17 @@ class K3dtuiApp(App[int]):
 
     # -- the command palette: every action of the screen, minus what read-only forbids --
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
         if not isinstance(screen, K3dScreen):
+            yield from super().get_system_commands(screen)
             return
+        has_help = any(isinstance(b, Binding) and action_name(b.action) == "help" for b in screen.BINDINGS)
+        for command in super().get_system_commands(screen):
+            if command.title == "Quit":
+                yield SystemCommand("Quit", "Leave k3dtui (the cluster keeps running)  [ctrl+q]", command.callback)
+            elif command.title == "Keys" and has_help:
+                continue  # the screen's own help lists every key: help once
+            else:
+                yield command
         seen: set[str] = set()
         for binding in screen.BINDINGS:
             if not isinstance(binding, Binding):
@@ -167,6 +179,8 @@ class K3dtuiApp(App[int]):
                 partial(screen.run_action, binding.action),
             )
         for action, title, help_text in screen.PALETTE_ONLY:
+            if action in seen:
+                continue
             if screen.check_action(action, ()) is True:
                 yield SystemCommand(title, help_text, partial(screen.run_action, action))
 

@@ -63,6 +63,9 @@ class Backend(Protocol):
     def doctor(self) -> list[Check]: ...
     def detect_stage(self) -> str: ...
     def find(self) -> ClusterInfo | None: ...
+    def cluster_gone(self) -> str:
+        """Why the cluster the live view watches is gone ("" while it exists); blocking."""
+        ...
     def list_clusters(self) -> list[ClusterInfo]: ...
     def delete_cluster(self, emit: Emit) -> None: ...
     def inspect_network(self, emit: Emit) -> NetworkInfo: ...
@@ -75,6 +78,9 @@ class Backend(Protocol):
     def wait_external_ip(self, emit: Emit) -> str: ...
     def probe(self, emit: Emit) -> ProbeResult: ...
     def reachability(self) -> Reachability: ...
+    def kubeconfig_path(self) -> str:
+        """The kubeconfig k3dtui keeps for this cluster ("" when there is none yet)."""
+        ...
 
     # live cluster
     def live_start(self, on_change: Callable[[ClusterSnapshot], None]) -> None: ...
@@ -256,6 +262,19 @@ class CoreBackend(CoreValidation):
         result: ClusterInfo | None = self.session.call_soon(self._provider.find())
         return result
 
+    def cluster_gone(self) -> str:
+        p = self._provider
+        try:
+            info: ClusterInfo | None = self.session.call_soon(p.find())
+        except K3dtuiError:
+            return ""  # cannot tell: the live view keeps reconnecting
+        if info is None:
+            what = "simulated cluster" if p.kind == "sim" else "k3d cluster"
+            return f"the {what} '{p.name}' no longer exists (deleted or its process stopped)"
+        if not info.running:
+            return f"the cluster '{p.name}' is stopped ({info.servers_running}/{info.servers} servers, {info.agents_running}/{info.agents} agents run)"
+        return ""
+
     def list_clusters(self) -> list[ClusterInfo]:
         """Every cluster of this provider on this host (to reuse or delete)."""
         from k3dtui.providers import list_clusters
@@ -306,6 +325,12 @@ class CoreBackend(CoreValidation):
     def reachability(self) -> Reachability:
         result: Reachability = self._provider.reachability()
         return result
+
+    def kubeconfig_path(self) -> str:
+        try:
+            return str(self.session.call_soon(self._provider.kubeconfig()))
+        except K3dtuiError:
+            return ""
 
     # -- live ------------------------------------------------------------------------
     def live_start(self, on_change: Callable[[ClusterSnapshot], None]) -> None:

@@ -53,6 +53,7 @@ class FixedBackend(CoreValidation):
     existing: ClusterInfo | None = None
     clusters: list[ClusterInfo] = field(default_factory=list)
     routable: bool = True
+    agents: int = 2  # agent nodes (plus one server)
     connected: bool = True
     hold: set[str] = field(default_factory=set)
     fail: dict[str, Exception] = field(default_factory=dict)
@@ -61,6 +62,7 @@ class FixedBackend(CoreValidation):
     load_started: bool = False  # a run was started (a stopped run still has its counts)
     clock: float = NOW
     calls: list[str] = field(default_factory=list)
+    removed: str = ""  # why the cluster is gone (set by tests): what cluster_gone() says
 
     def __post_init__(self) -> None:
         self._released = threading.Event()
@@ -72,8 +74,7 @@ class FixedBackend(CoreValidation):
         n = self.name
         self.nodes = (
             NodeView(_node(n, "server", 0), "control-plane,master", "172.20.0.2", True),
-            NodeView(_node(n, "agent", 0), "<none>", "172.20.0.3", True),
-            NodeView(_node(n, "agent", 1), "<none>", "172.20.0.4", True),
+            *(NodeView(_node(n, "agent", a), "<none>", f"172.20.0.{3 + a}", True) for a in range(self.agents)),
         )
         self.pods: list[PodView] = [
             self._pod(0, self.nodes[1].name, "10.42.1.3", age=185),
@@ -92,7 +93,7 @@ class FixedBackend(CoreValidation):
         self._gone: set[str] = set()
 
     def _pod(self, i: int, node: str, ip: str, *, age: float, status: str = "Running") -> PodView:
-        suffix = _SUFFIXES[i % len(_SUFFIXES)] + ("" if i < len(_SUFFIXES) else str(i))
+        suffix = _SUFFIXES[i] if i < len(_SUFFIXES) else f"{_SUFFIXES[i % len(_SUFFIXES)][:3]}{i % 100:02d}"
         ready = status == "Running"
         return PodView(
             uid=f"uid-{i}",
@@ -152,6 +153,9 @@ class FixedBackend(CoreValidation):
             if info.name == self.name:
                 return info
         return self.existing if self.existing is not None and self.existing.name == self.name else None
+
+    def cluster_gone(self) -> str:
+        return self.removed
 
     def list_clusters(self) -> list[ClusterInfo]:
         self.calls.append("list")
@@ -267,8 +271,13 @@ class FixedBackend(CoreValidation):
             emit(PipelineEvent("probe", "warning", f"not probing from this machine: {reach.explanation}", 0.0))
             emit(PipelineEvent("probe", "done", "probe done in 0.00s", 0.0))
             return ProbeResult(f"http://{ip}/", f"{ip}:80", answered=False, note=reach.explanation)
-        self._step("probe", emit, [f"GET http://{ip}:80/ → 200 from fastapi-app-7d4b9c8f5d-x2k9p"], f"http://{ip}:80/ answered")
-        return ProbeResult(f"http://{ip}:80/", f"{ip}:80", answered=True)
+        # the simulated cluster's load balancer listens on 127.0.0.1 (the dial address)
+        dial = "127.0.0.1:40080" if self.provider == "sim" else f"{ip}:80"
+        self._step("probe", emit, [f"GET http://{dial}/ → 200 from fastapi-app-7d4b9c8f5d-x2k9p"], f"http://{dial}/ answered")
+        return ProbeResult(f"http://{dial}/", dial, answered=True)
+
+    def kubeconfig_path(self) -> str:
+        return f"/home/you/.local/state/k3dtui/{self.provider}/{self.name}/kubeconfig.yaml"
 
     def reachability(self) -> Reachability:
         if self.routable:

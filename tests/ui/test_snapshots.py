@@ -57,6 +57,20 @@ def test_setup_clusters_listed(snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
 
 
+def test_setup_three_clusters_at_first_sight(snap_compare: Any) -> None:
+    """120x40, nothing pressed: the three clusters on this host are in view."""
+    app, _ = make_app(
+        existing=existing(),
+        clusters=[existing(), ClusterInfo("demo", 1, 3, 1, 3), ClusterInfo("old-one", 1, 1, 0, 0)],
+    )
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.pause(0.5)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
 def test_setup_validation_errors(snap_compare: Any) -> None:
     app, _ = make_app()
 
@@ -183,6 +197,20 @@ def test_deploy_in_progress(snap_compare: Any) -> None:
 
 def test_deploy_not_routable_panel(snap_compare: Any) -> None:
     app, _ = _pool_app(routable=False, provider="k3d")
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app.open_deploy()
+        await settle(pilot)
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)
+
+
+def test_deploy_done_open_line_and_kubeconfig(snap_compare: Any) -> None:
+    """The simulated cluster: one "open" line that works from this machine, and the
+    ``export KUBECONFIG=…`` line."""
+    app, _ = _pool_app()
 
     async def run_before(pilot: Pilot[Any]) -> None:
         app.open_deploy()

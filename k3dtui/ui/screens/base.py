@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, cast
 
+from textual.binding import Binding
 from textual.screen import Screen
+from textual.widgets import Button, Input
 from textual.worker import Worker
 
 from k3dtui.ui.backend import Backend, HeaderInfo
@@ -24,6 +26,10 @@ class K3dScreen(Screen[None]):
     """Base screen: ``CHANGING`` actions are hidden and refused under ``--read-only``."""
 
     PAGE: ClassVar[str] = ""
+    AUTO_FOCUS = None  # screens focus their first action themselves (focus_first_action), never a field
+    BINDINGS = [
+        Binding("escape", "back", "back", show=False, id="screen.back", tooltip="Leave the field, or go back a screen"),
+    ]
     CHANGING: ClassVar[frozenset[str]] = frozenset()
     COMMAND_TITLES: ClassVar[dict[str, str]] = {}
     """Palette titles per action name (bindings without one use their description)."""
@@ -37,6 +43,24 @@ class K3dScreen(Screen[None]):
     @property
     def backend(self) -> Backend:
         return self.k3d.backend
+
+    def focus_first_action(self) -> None:
+        """Focus the first enabled, visible button (where a newcomer's first action is)."""
+        for button in self.query(Button):
+            if button.focusable and button.display and not button.disabled:
+                button.focus(scroll_visible=False)  # the fields above it stay in view
+                return
+        self.set_focus(None)
+
+    def action_back(self) -> None:
+        """``esc``: out of a field first (so q quits again), else back a screen."""
+        if isinstance(self.focused, Input):
+            self.focus_first_action()
+            return
+        self.go_back()
+
+    def go_back(self) -> None:
+        """Screens that have a previous one open it (setup has none)."""
 
     def header_widget(self) -> ProviderHeader:
         return ProviderHeader(self.k3d.header_info, read_only=self.k3d.read_only, page=self.PAGE)

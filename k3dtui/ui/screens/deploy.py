@@ -51,19 +51,21 @@ class DeployScreen(PipelineScreen):
         url: str  # the URL that answered; "" when not probed
         reach: Reachability
         skipped: str = ""  # why the probe was skipped (0 replicas), when it was
+        kubeconfig: str = ""  # for `export KUBECONFIG=…`
 
     class Done(Message):
         """Deployed: the app moves on to the live view."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, deployed: bool = False) -> None:
         super().__init__()
         self.busy = False
-        self.deployed = False
+        self.deployed = deployed  # the app runs already (opened from the live view)
         self.states: dict[str, str] = dict.fromkeys(self.STEPS, "waiting")
         self.ready: tuple[int, int] | None = None
         self.pods: Mapping[str, Any] = {}
         self.ip = ""
         self.url = ""
+        self.kubeconfig = ""
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
@@ -84,11 +86,11 @@ class DeployScreen(PipelineScreen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self.query_one("#next").display = False
+        self.query_one("#next").display = self.deployed
         self.query_one("#reach").display = False
         if self.k3d.read_only:
             self.query_one("#deploy", Button).disabled = True
-        self.query_one("#replicas", Input).focus()
+        self.focus_first_action()
         self.render_steps()
 
     def replicas(self) -> int | None:
@@ -138,7 +140,11 @@ class DeployScreen(PipelineScreen):
                 text.append("\n    external IP ")
                 text.append(self.ip or "pending…", style="bold magenta" if self.ip else "dim")
             if step == "probe" and self.url:
-                text.append(f"\n    {self.url} answered", style="green")
+                # the one line that works from this machine (the full lines are in the log)
+                text.append("\n    open ", style="dim")
+                text.append(self.url, style="bold magenta")
+                if self.ip and self.url.replace(":80/", "/") != f"http://{self.ip}/":
+                    text.append("  (from this machine)", style="dim")
         self.query_one("#steps", Static).update(text)
 
     def step_event(self, event: PipelineEvent) -> None:
@@ -196,7 +202,7 @@ class DeployScreen(PipelineScreen):
             probe = backend.probe(self.emit)
             url = probe.dial_url if probe.answered else ""
             skipped = probe.note if reach.routable and not probe.answered else ""
-            self.post_message(self.Deployed(ip, url, reach, skipped))
+            self.post_message(self.Deployed(ip, url, reach, skipped, backend.kubeconfig_path()))
 
         self.run_io(work, name="deploy")
 
@@ -204,6 +210,7 @@ class DeployScreen(PipelineScreen):
         self.busy = False
         self.deployed = True
         self.ip, self.url = message.ip, message.url
+        self.kubeconfig = message.kubeconfig
         self.states["deploy"] = "done"
         reach = self.query_one("#reach", Static)
         if message.skipped:
@@ -222,6 +229,12 @@ class DeployScreen(PipelineScreen):
             reach.display = True
             self.query_one(StepProgress).finish(True, f"deployed; {message.ip} is not reachable from here")
         self.render_steps()
+        if message.url:
+            self.write_log(Text.assemble(("open:    ", "bold"), (message.url, "bold magenta"), (
+                f"  (from this machine; {message.ip} is the cluster's own address)"
+                if message.url.replace(":80/", "/") != f"http://{message.ip}/" else "", "dim")))
+        if message.kubeconfig:
+            self.write_log(Text.assemble(("kubectl: ", "bold"), (f"export KUBECONFIG={message.kubeconfig}", "bold")))
         nxt = self.query_one("#next", Button)
         nxt.display = True
         nxt.focus()
@@ -234,6 +247,10 @@ class DeployScreen(PipelineScreen):
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id in ("deploy", "next"):
             self.call_after_refresh(self.run_action, event.button.id)
+
+    def go_back(self) -> None:
+        if not self.busy:
+            self.k3d.open_pool()
 
     def failed(self, what: str) -> None:
         self.busy = False

@@ -14,14 +14,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
-from textual.widgets import Footer, RichLog
+from textual.widgets import Footer, Input, RichLog, Static
 
 from k3dtui.core.actions import ActionResult
+from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.identity import APP
 from k3dtui.core.models import ClusterEvent, ClusterSnapshot, LoadSettings, LoadSnapshot, PodView
 from k3dtui.core.session import PipelineEvent
 from k3dtui.ui.screens.base import K3dScreen
 from k3dtui.ui.screens.modals import ConfirmScreen, HelpScreen, ScaleScreen
+from k3dtui.ui.widgets.compact import CompactPods, NodeBlock
 from k3dtui.ui.widgets.load import LoadPanel
 from k3dtui.ui.widgets.pods import NodeColumn, PodCard, short_node_name, short_pod_name
 from k3dtui.ui.widgets.text import TextLine
@@ -47,6 +49,7 @@ def _node_order(name: str, roles: str) -> tuple[int, str]:
 
 class LiveScreen(K3dScreen):
     PAGE = "live"
+    LOG_LINES = 500
     CSS_PATH = "live.tcss"
     CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster"})
     BINDINGS = [
@@ -63,11 +66,16 @@ class LiveScreen(K3dScreen):
         Binding("minus", "scale_down", "-1", key_display="-", group=SCALE, id="live.scale_down", tooltip="Scale the deployment down by one"),
         Binding("s", "scale_to", "scale", id="live.scale_to", tooltip="Scale the deployment to a number"),
         Binding("l", "toggle_load", "load", id="live.load", tooltip="Start or stop the load generator"),
-        Binding("m", "switch_mode", "mode", id="live.mode", tooltip="Switch the load between keep-alive and a new connection per request"),
-        Binding("left_square_bracket", "concurrency(-1)", "conc-", key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
-        Binding("right_square_bracket", "concurrency(1)", "conc+", key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
-        Binding("r", "reset", "reset", id="live.reset", tooltip="Reset the response counts"),
+        Binding("m", "switch_mode", "mode", show=False, id="live.mode", tooltip="Switch the load between keep-alive and a new connection per request"),
+        Binding("left_square_bracket", "concurrency(-1)", "conc-", show=False, key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
+        Binding("right_square_bracket", "concurrency(1)", "conc+", show=False, key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
+        Binding("r", "reset", "reset", show=False, id="live.reset", tooltip="Reset the response counts"),
         Binding("question_mark", "help", "help", key_display="?", id="live.help", tooltip="List every key"),
+        Binding("v", "toggle_layout", "view", id="live.layout", tooltip="Switch between pod cards and the compact list (one line per pod)"),
+        Binding("slash", "prompt('/')", "filter", key_display="/", id="live.filter", tooltip="Filter the pods by name, node or status"),
+        Binding("colon", "prompt(':')", "cmd", key_display=":", id="live.command", tooltip="Type a command: scale 5, kill, kill random, load, setup, pool, deploy…"),
+        Binding("escape", "back", "back", show=False, id="live.back", tooltip="Clear the filter, or go back to the deploy screen"),
+        Binding("ctrl+d", "delete_cluster", "delete cluster", show=False, id="live.delete_cluster", tooltip="Delete the whole cluster (asks first)"),
     ]
     COMMAND_TITLES = {
         "select('left')": "Select the pod to the left",
@@ -88,8 +96,29 @@ class LiveScreen(K3dScreen):
         "concurrency(1)": "Load concurrency up",
         "reset": "Reset the response counts",
         "help": "Help: every key",
+        "prompt('/')": "Filter the pods…",
+        "toggle_layout": "Switch the layout: cards / compact list",
+        "prompt(':')": "Command prompt…",
+        "back": "Back: clear the filter, or the deploy screen",
+        "delete_cluster": "Delete the cluster…",
+        "open_screen('setup')": "Go to the setup screen",
+        "open_screen('pool')": "Go to the MetalLB pool screen",
+        "open_screen('deploy')": "Go to the deploy screen",
     }
-    PALETTE_ONLY = (("delete_cluster", "Delete the cluster…", "Delete the whole cluster (asks for confirmation)"),)
+    PALETTE_ONLY = (
+        ("open_screen('setup')", "Go to the setup screen", "Change the cluster (reuse, create, delete)  [:setup]"),
+        ("open_screen('pool')", "Go to the MetalLB pool screen", "Change the address pool  [:pool]"),
+        ("open_screen('deploy')", "Go to the deploy screen", "Deploy again, change the replicas  [:deploy · esc]"),
+    )
+    PROMPT_COMMANDS = (
+        ("scale N | +1 | -1", "scale the deployment"),
+        ("kill [POD] | kill random | kill! [POD]", "delete the selected (or named, or a random) pod; ! = grace 0"),
+        ("load | mode | conc N | reset", "start/stop load, switch its mode, set concurrency, reset counts"),
+        ("layout", "switch cards / compact list"),
+        ("setup | pool | deploy", "go to that screen"),
+        ("delete", "delete the cluster (asks first)"),
+        ("help | quit", ""),
+    )
 
     @dataclass
     class SnapshotArrived(Message):
@@ -116,6 +145,12 @@ class LiveScreen(K3dScreen):
     class ClusterDeleted(Message):
         """The cluster is gone: the app goes back to the setup screen."""
 
+    @dataclass
+    class GoneChecked(Message):
+        """The answer to "is the watched cluster still there?" ("" when it is)."""
+
+        reason: str
+
     def __init__(self) -> None:
         super().__init__()
         self.snapshot = ClusterSnapshot()
@@ -133,24 +168,42 @@ class LiveScreen(K3dScreen):
         # replaced by the watched truth when the deployment's desired count reaches "to"
         self.pending_scale: tuple[int, int, str] | None = None
         self._pending_since = 0.0
-        self._cards_shown: tuple[float, frozenset[str]] | None = None  # (run elapsed, pods counted)
+        # what the panel and cards show: (run elapsed, pods counted, responses), the snapshot
+        self._cards_shown: tuple[float, frozenset[str], int] | None = None
+        self.shown_load: LoadSnapshot | None = None
         self._gc_frozen = False
         # the newest load snapshot from the generator's reader thread, not yet shown
         self._load_lock = threading.Lock()
         self._load_next: LoadSnapshot | None = None
         self._load_posted = False
+        # why the cluster is gone ("" while it exists): the cards are cleared, the load is
+        # stopped, and the reason with what to do takes their place
+        self.gone = ""
+        self._checking_gone = False
+        self.layout_choice = "auto"  # "auto" (by terminal size and pod count), "cards", "compact"
+        self.compact = False
+        self.filter = ""  # "/" filter: pods whose name, node or status contains it
+        self.prompt_kind = ""  # "/" or ":" while the prompt is open
+        self._log_entries: list[tuple[tuple[float, int, int], Text]] = []
+        self._log_seq = 0
 
     def compose(self) -> ComposeResult:
         yield self.header_widget()
         yield TextLine(id="live-status")
         yield Horizontal(id="nodes")
+        yield CompactPods(id="compact")
+        yield Static(id="gone")
         with Horizontal(id="bottom"):
             yield LoadPanel(id="load")
-            yield RichLog(id="events", wrap=True, markup=False, max_lines=500)
+            yield RichLog(id="events", wrap=True, markup=False, max_lines=self.LOG_LINES, min_width=16)
+        yield Input(id="prompt", compact=True)
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#events", RichLog).border_title = "events"
+        self.query_one("#gone").display = False
+        self.query_one("#prompt").display = False
+        self.query_one("#compact").display = False
         self.query_one(LoadPanel).settings = self.settings
         self._render_status()
         backend = self.backend
@@ -173,6 +226,12 @@ class LiveScreen(K3dScreen):
         self.apply_snapshot(message.snapshot)
 
     def apply_snapshot(self, snap: ClusterSnapshot) -> None:
+        if self.gone:
+            if not (snap.connected and snap.nodes):
+                return  # still gone: nothing to draw
+            self._set_gone("")  # it is back (made again under the same name)
+        if not snap.connected:
+            self._check_gone()
         before = {p.name for p in self.snapshot.pods}
         self.snapshot = snap
         pending = self.pending_scale
@@ -196,7 +255,7 @@ class LiveScreen(K3dScreen):
                     self.columns[node.name] = column
                     container.mount(column)
                 column.set_node(node, ip if node.name == announcing else "")
-                column.sync_pods(snap.pods_on(node.name))
+                column.sync_pods(self._filtered(snap.pods_on(node.name)))
             if snap.unscheduled:
                 column = self.columns.get("\x00unscheduled")
                 if column is None:
@@ -204,12 +263,14 @@ class LiveScreen(K3dScreen):
                     column = NodeColumn(None, key=f"unscheduled-{self._column_seq}", clock=self.backend.now)
                     self.columns["\x00unscheduled"] = column
                     container.mount(column)
-                column.sync_pods(snap.unscheduled)
+                column.sync_pods(self._filtered(snap.unscheduled))
             container.set_class(not snap.connected, "-disconnected")
+            self._choose_layout()
             self._render_status()
             self._log_events(snap.events)
             self._fix_selection()
-            self._apply_served()
+            self._draw_load(self.shown_load)
+            self._update_compact()
         gone = before - {p.name for p in snap.pods}
         if gone:
             self.backend.load_mark_gone(gone)
@@ -220,9 +281,78 @@ class LiveScreen(K3dScreen):
             self._gc_frozen = True
             self.call_after_refresh(_freeze_heap)
 
+    # -- the cluster went away (deleted, or its process stopped, from another shell) -------
+    def _check_gone(self) -> None:
+        """While the watches reconnect, ask (on a thread) whether the cluster still exists."""
+        if self._checking_gone or self.gone:
+            return
+        self._checking_gone = True
+        backend = self.backend
+
+        def work() -> None:
+            try:
+                reason = backend.cluster_gone()
+            except Exception:  # cannot tell: keep reconnecting, ask again next second
+                reason = ""
+            self.post_message(self.GoneChecked(reason))
+
+        self.run_io(work, name="check the cluster")
+
+    def on_live_screen_gone_checked(self, message: GoneChecked) -> None:
+        self._checking_gone = False
+        if message.reason and not self.snapshot.connected:
+            self._set_gone(message.reason)
+
+    def _set_gone(self, reason: str) -> None:
+        self.gone = reason
+        banner = self.query_one("#gone", Static)
+        nodes = self.query_one("#nodes", Horizontal)
+        if reason:
+            if self.load_on or (self.load is not None and self.load.running):
+                self.load_on = False
+                self.run_io(self.backend.load_stop, name="stop load")
+            with self.app.batch_update():
+                for column in self.columns.values():
+                    column.remove()
+                self.columns.clear()
+                self.selected = None
+                self.snapshot = ClusterSnapshot(connected=False, error=reason)
+                name = self.k3d.header_info.name
+                sim = " --sim" if self.k3d.header_info.provider == "sim" else ""
+                text = Text()
+                text.append("✗ The cluster is gone\n\n", style="bold red")
+                text.append(reason[:1].upper() + reason[1:] + ".\n", style="bold")
+                text.append("The load is stopped and the pods are cleared.\n\n", style="dim")
+                text.append("What to do: ", style="bold")
+                text.append("esc", style="bold reverse")
+                text.append(" opens the setup screen to create it again, or run ")
+                text.append(f"k3dtui up{sim} --name {name}", style="bold")
+                text.append(" in a shell (the live view comes back by itself); ")
+                text.append("ctrl+q", style="bold reverse")
+                text.append(" quits.")
+                banner.update(text)
+                banner.display = True
+                nodes.display = False
+                self.query_one("#compact").display = False
+                self.compact = False
+                self.shown_load = self.load = None
+                self.query_one(LoadPanel).show(None, {})
+            self.log_action(f"cluster gone: {reason}", "bold red")
+        else:
+            banner.display = False
+            nodes.display = True
+            self.log_action("the cluster is back", "green")
+        self._render_status()
+        self.refresh_bindings()
+
     def _render_status(self) -> None:
         snap = self.snapshot
         text = Text(no_wrap=True, overflow="ellipsis")
+        if self.gone:
+            text.append(" ✗ cluster gone ", style="bold white on red")
+            text.append(f" {self.gone}", style="bold red")
+            self.query_one("#live-status", TextLine).set(text)
+            return
         if not snap.connected:
             text.append(" ⟳ reconnecting… ", style="bold black on yellow")
             text.append(f" {snap.error or 'the API server does not answer'}; retrying by itself ", style="yellow")
@@ -248,6 +378,13 @@ class LiveScreen(K3dScreen):
                 text.append(f" via {short_node_name(svc.announcing_node)}", style="dim")
         alive = [p for p in snap.pods if not p.deleting]
         text.append(f" │ {len(alive)} pods on {len(snap.nodes)} nodes", style="dim")
+        if self.compact:
+            text.append(" │ compact (v: cards)", style="dim")
+        if self.filter:
+            shown = len(self._filtered(list(snap.pods)))
+            text.append(" │ ", style="dim")
+            text.append(f" /{self.filter} ", style="bold black on cyan")
+            text.append(f" {shown} of {len(snap.pods)}", style="cyan")
         pod = self.selected_pod()
         if pod is not None:
             text.append(" │ selected ", style="dim")
@@ -255,26 +392,66 @@ class LiveScreen(K3dScreen):
         self.query_one("#live-status", TextLine).set(text)
 
     def _log_events(self, events: tuple[ClusterEvent, ...]) -> None:
-        log = self.query_one("#events", RichLog)
-        for ev in sorted(events, key=lambda e: e.time):
+        new: list[tuple[tuple[float, int, int], Text]] = []
+        for ev in events:
             if ev in self.seen_events:
                 continue
             self.seen_events.add(ev)
-            line = Text(no_wrap=True, overflow="ellipsis")
+            line = Text(overflow="fold")
             line.append(time.strftime("%H:%M:%S ", time.gmtime(ev.time)), style="dim")
             line.append(ev.reason, style="bold yellow" if ev.type != "Normal" else "bold cyan")
             obj = ev.object.split("/", 1)
             name = short_pod_name(obj[1]) if obj[0] == "pod" and len(obj) > 1 else ev.object
             line.append(f" {name} ", style="")
             line.append(ev.message, style="dim")
-            log.write(line)
+            self._log_seq += 1
+            new.append(((ev.time, ev.resource_version, self._log_seq), line))
+        self._add_log(new)
 
     def log_action(self, message: str, style: str = "bold") -> None:
-        line = Text(no_wrap=True, overflow="ellipsis")
-        line.append(time.strftime("%H:%M:%S ", time.gmtime(self.backend.now())), style="dim")
+        now = self.backend.now()
+        line = Text(overflow="fold")
+        line.append(time.strftime("%H:%M:%S ", time.gmtime(now)), style="dim")
         line.append("> ", style="bold magenta")
         line.append(message, style=style)
-        self.query_one("#events", RichLog).write(line)
+        self._log_seq += 1
+        self._add_log([((now, 1 << 62, self._log_seq), line)])
+
+    def _add_log(self, new: list[tuple[tuple[float, int, int], Text]]) -> None:
+        """Events and actions in the cluster's order (time, then resourceVersion), wrapped to
+        the log's width: appended when they come after the last line, else the log is
+        written again in order (an event of an earlier second can arrive late)."""
+        if not new:
+            return
+        new.sort(key=lambda entry: entry[0])
+        entries = self._log_entries
+        in_order = not entries or new[0][0] >= entries[-1][0]
+        entries.extend(new)
+        log = self.query_one("#events", RichLog)
+        if in_order:
+            for _, line in new:
+                log.write(line)
+        else:
+            entries.sort(key=lambda entry: entry[0])
+            self._rewrite_log()
+        if len(entries) > self.LOG_LINES:
+            del entries[: len(entries) - self.LOG_LINES]
+
+    def _rewrite_log(self) -> None:
+        log = self.query_one("#events", RichLog)
+        log.clear()
+        for _, line in self._log_entries:
+            log.write(line)
+
+    def on_resize(self) -> None:
+        # lines are wrapped when written: wrap them again for the new width
+        self.call_after_refresh(self._rewrite_log)
+        self.call_after_refresh(self._relayout)
+
+    def _relayout(self) -> None:
+        self._choose_layout()
+        self._fix_selection()
+        self._update_compact()
 
     # -- selection ---------------------------------------------------------------------
     def _grid(self) -> list[list[PodCard]]:
@@ -289,8 +466,10 @@ class LiveScreen(K3dScreen):
     def _fix_selection(self) -> None:
         grid = self._grid()
         flat = [card for col in grid for card in col]
-        if self.selected is None or all(c.pod.uid != self.selected for c in flat):
-            alive = [c for c in flat if not c.pod.deleting]
+        alive = [c for c in flat if not c.pod.deleting]
+        # the compact list folds terminating pods into a count: the selection moves to a live one
+        hidden = self.compact and any(c.pod.uid == self.selected and c.pod.deleting for c in flat)
+        if self.selected is None or hidden or all(c.pod.uid != self.selected for c in flat):
             self.selected = (alive or flat)[0].pod.uid if flat else None
         for card in flat:
             card.set_class(card.pod.uid == self.selected, "-selected")
@@ -314,7 +493,12 @@ class LiveScreen(K3dScreen):
         self.selected = target.pod.uid
         for card in flat:
             card.set_class(card is target, "-selected")
-        target.scroll_visible()
+        if self.compact:
+            compact = self.query_one(CompactPods)
+            compact.scroll_card_visible(target)
+            compact.refresh()
+        else:
+            target.scroll_visible()
         self._render_status()
 
     # -- actions on the cluster ----------------------------------------------------------
@@ -461,7 +645,7 @@ class LiveScreen(K3dScreen):
         self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]
         panel = self.query_one(LoadPanel)
         panel.settings = self.settings
-        panel.show(self.load)
+        self._draw_load(self.shown_load)
         backend = self.backend
         self.run_io(lambda: backend.load_update(**changes), name="change load")
 
@@ -503,44 +687,257 @@ class LiveScreen(K3dScreen):
         if self.load_on and not snap.running and snap.finished_reason and snap.elapsed > 0.5:
             self.load_on = False
         shown = self._cards_shown
-        # the panel follows every snapshot; the cards (many widgets) twice a second of the
-        # run, at once when a pod starts or stops being counted, and at the end
-        cards_due = (
+        # the panel and the cards show one and the same snapshot: twice a second of the run,
+        # at once when a pod starts or stops being counted, after a reset, and at the end
+        due = (
             shown is None
             or not snap.running
             or not 0 <= snap.elapsed - shown[0] < CARD_PERIOD
             or frozenset(snap.per_pod) != shown[1]
+            or snap.responses < shown[2]
         )
+        if due:
+            self._cards_shown = (snap.elapsed, frozenset(snap.per_pod), snap.responses)
+            self._draw_load(snap)
+
+    def _draw_load(self, snap: LoadSnapshot | None) -> None:
+        """The load panel and the cards' served counts, from one load snapshot and the
+        current cluster picture (the same frame shows the same counts everywhere)."""
+        self.shown_load = snap
+        live = {p.name: p.node for p in self.snapshot.pods if not p.deleting}
         with self.app.batch_update():
-            self.query_one(LoadPanel).show(snap)
-            if cards_due:
-                self._cards_shown = (snap.elapsed, frozenset(snap.per_pod))
-                self._apply_served()
+            self.query_one(LoadPanel).show(snap, live)
+            self._apply_served()
 
     def _apply_served(self) -> None:
-        snap = self.load
+        snap = self.shown_load
         per_pod = snap.per_pod if snap else {}
         total = sum(per_pod.values()) or 1
         for column in self.columns.values():
             for card in column.cards.values():
                 served = per_pod.get(card.pod.name, 0)
                 card.set_served(served, served / total)
+        if self.compact:
+            self.query_one(CompactPods).refresh()
 
     def _tick_ages(self) -> None:
+        if not self.snapshot.connected and not self.gone:
+            self._check_gone()
         for column in self.columns.values():
             column.stack.tick()
+
+    # -- state of the actions, going back ------------------------------------------------
+    def action_state(self, action: str) -> bool | None:
+        # gone: nothing to act on; help, esc (setup) and ctrl+q remain
+        return not (self.gone and action not in ("help", "back", "open_screen", "prompt"))
+
+    def go_back(self) -> None:
+        if self.gone:
+            self.k3d.open_setup()
+        else:
+            self.k3d.open_deploy(deployed=True)
+
+    def action_back(self) -> None:
+        """``esc``: close the prompt (a filter being typed is dropped), else clear the
+        filter, else back a screen (k9s: esc goes back)."""
+        if self.prompt_kind:
+            kind = self.prompt_kind
+            self._close_prompt()
+            if kind == "/":
+                self._set_filter("")
+            return
+        if self.filter:
+            self._set_filter("")
+            return
+        self.go_back()
+
+    def action_open_screen(self, which: str) -> None:
+        if which == "setup":
+            self.k3d.open_setup()
+        elif which == "pool":
+            self.k3d.open_pool()
+        else:
+            self.k3d.open_deploy(deployed=not self.gone)
+
+    # -- layout: pod cards, or the compact list (one line per pod) -------------------------
+    def action_toggle_layout(self) -> None:
+        self.layout_choice = "cards" if self.compact else "compact"
+        self.log_action(f"layout → {self.layout_choice} (v switches)")
+        self._choose_layout()
+        self._fix_selection()
+        self._update_compact()
+        self._render_status()
+
+    def _cards_fit(self) -> bool:
+        """Whether every live pod gets a whole card on screen: wide enough columns, and
+        tall enough for the fullest node."""
+        from k3dtui.ui.widgets.pods import CARD_HEIGHT
+
+        size = self.size
+        if size.width == 0:
+            return True
+        columns = max(1, len(self.snapshot.nodes) + (1 if self.snapshot.unscheduled else 0))
+        if size.width // columns < 26:
+            return False
+        bottom = self.query_one("#bottom").outer_size.height or 9
+        area = size.height - bottom - 3  # header, status line, footer
+        per_node: dict[str, int] = {}
+        for p in self._filtered(list(self.snapshot.pods)):  # a terminating card takes room too
+            per_node[p.node] = per_node.get(p.node, 0) + 1
+        most = max(per_node.values(), default=0)
+        return most * CARD_HEIGHT + 3 <= area
+
+    def _choose_layout(self) -> None:
+        if self.gone:
+            return
+        compact = self.layout_choice == "compact" or (self.layout_choice == "auto" and not self._cards_fit())
+        if compact != self.compact:
+            self.compact = compact
+            self.query_one("#nodes").display = not compact
+            self.query_one("#compact").display = compact
+
+    def _update_compact(self) -> None:
+        if not self.compact:
+            return
+        blocks = [NodeBlock(col.node, col.announces, list(col.cards.values())) for col in self.columns.values()]
+        self.query_one(CompactPods).set_blocks(blocks)
+
+    # -- "/" filter and ":" commands ---------------------------------------------------------
+    def _matches(self, pod: PodView) -> bool:
+        needle = self.filter.lower()
+        status = "terminating" if pod.deleting else pod.status.lower()
+        return (
+            needle in pod.name.lower() or needle in pod.node.lower()
+            or needle in short_node_name(pod.node).lower() or needle in status
+        )
+
+    def _filtered(self, pods: list[PodView]) -> list[PodView]:
+        return [p for p in pods if self._matches(p)] if self.filter else pods
+
+    def _set_filter(self, text: str) -> None:
+        text = text.strip()
+        if text != self.filter:
+            self.filter = text
+            self.apply_snapshot(self.snapshot)
+        self._render_status()
+
+    def action_prompt(self, kind: str) -> None:
+        prompt = self.query_one("#prompt", Input)
+        self.prompt_kind = kind
+        if kind == "/":
+            prompt.placeholder = "filter pods by name, node or status (enter keeps it, esc clears it)"
+            prompt.value = self.filter
+        else:
+            prompt.placeholder = "scale 5 · kill · kill random · load · mode · setup · pool · deploy · help (esc closes)"
+            prompt.value = ""
+        prompt.display = True
+        prompt.focus()
+
+    def _close_prompt(self) -> None:
+        self.prompt_kind = ""
+        prompt = self.query_one("#prompt", Input)
+        prompt.display = False
+        self.set_focus(None)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "prompt" and self.prompt_kind == "/":
+            self._set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id != "prompt":
+            return
+        kind = self.prompt_kind
+        self._close_prompt()
+        if kind == "/":
+            self._set_filter(event.value)
+        elif event.value.strip():
+            self.run_command(event.value)
+
+    def run_command(self, line: str) -> None:
+        """One ``:`` command (k9s style): ``scale 5``, ``kill``, ``kill random``, ``setup``…"""
+        words = line.strip().lstrip(":").split()
+        if not words:
+            return
+        verb, args = words[0].lower(), words[1:]
+        self.log_action(f":{' '.join(words)}", "bold magenta")
+        if verb in ("scale", "sc") and len(args) == 1:
+            self._command_scale(args[0])
+        elif verb in ("kill", "kill!", "delete-pod") or verb == "k":
+            force = verb.endswith("!") or "--force" in args
+            args = [a for a in args if a != "--force"]
+            if args and args[0] == "random":
+                if self.allowed("kill_random"):
+                    backend = self.backend
+                    self._act("kill a random pod", lambda: backend.kill_random(force=force))
+            elif args:
+                pod = next((p for p in self.snapshot.pods if p.name == args[0] or p.name.endswith("-" + args[0])
+                            or short_pod_name(p.name) == args[0]), None)
+                if pod is None:
+                    self._command_error(f"no pod named {args[0]!r}", "pick one from the cards, e.g. :kill " + (
+                        short_pod_name(self.snapshot.pods[0].name) if self.snapshot.pods else "POD"))
+                    return
+                self.selected = pod.uid
+                self.action_kill(force=force)
+            else:
+                self.action_kill(force=force)
+        elif verb == "load":
+            self.action_toggle_load()
+        elif verb == "mode":
+            self.action_switch_mode()
+        elif verb in ("conc", "concurrency") and len(args) == 1 and args[0].isdigit():
+            value = int(args[0])
+            if value < 1 or value > CONCURRENCY_STEPS[-1]:
+                self._command_error(f"concurrency {value} is out of range", f"give 1 to {CONCURRENCY_STEPS[-1]}")
+                return
+            self.log_action(f"concurrency → {value}")
+            self._set_settings(concurrency=value)
+        elif verb == "reset":
+            self.action_reset()
+        elif verb in ("layout", "compact", "cards", "view"):
+            self.action_toggle_layout()
+        elif verb in ("setup", "pool", "deploy"):
+            self.action_open_screen(verb)
+        elif verb in ("delete", "delete-cluster"):
+            self.action_delete_cluster()
+        elif verb in ("help", "h", "?"):
+            self.action_help()
+        elif verb in ("q", "quit", "q!"):
+            self.app.exit()
+        else:
+            self._command_error(f"unknown command {line.strip()!r}", "try :scale 5, :kill, :kill random, :load, :setup, :help")
+
+    def _command_error(self, message: str, hint: str) -> None:
+        self.log_action(f"{message} — {hint}", "bold red")
+        self.notify(f"{message}\n{hint}", title="command", severity="warning")
+
+    def _command_scale(self, arg: str) -> None:
+        if not self.allowed("scale_to"):
+            self._command_error("read-only: scaling is off", "run k3dtui without --read-only")
+            return
+        backend = self.backend
+        try:
+            target = max(0, self._desired() + int(arg)) if arg in ("+1", "-1") else int(arg)
+            backend.validate_replicas(target)
+        except ValueError:
+            self._command_error(f"scale needs a number, not {arg!r}", "e.g. :scale 5, :scale +1")
+            return
+        except K3dtuiError as exc:
+            self._command_error(exc.message, exc.hint)
+            return
+        self._show_pending(target)
+        self._act(f"scale to {target}", lambda: backend.scale_to(target))
 
     # -- help, failures --------------------------------------------------------------------
     def action_help(self) -> None:
         keys: list[tuple[str, str]] = [("←↑↓→ tab", "select a pod")]
         for b in self.BINDINGS:
-            if isinstance(b, Binding) and b.show and self.check_action(b.action, ()) is True:
+            if isinstance(b, Binding) and b.key not in ("left", "right", "up", "down", "tab", "shift+tab") \
+                    and self.check_action(b.action, ()) is True:
                 keys.append((b.key_display or b.key, b.tooltip))
-        keys.append(("q", "quit (the cluster keeps running)"))
-        if self.allowed("delete_cluster"):
-            keys.append(("ctrl+p", "command palette: every action, and delete the cluster"))
-        else:
-            keys.append(("ctrl+p", "command palette: every action"))
+        keys.append(("ctrl+q q", "quit (the cluster keeps running)"))
+        keys.append(("ctrl+p", "command palette: every action with its key"))
+        for command, what in self.PROMPT_COMMANDS:
+            keys.append((":" + command.split(" ", 1)[0], f"{command}" + (f": {what}" if what else "")))
         self.app.push_screen(HelpScreen(keys))
 
     def show_failure(self, what: str, message: str, hint: str) -> None:

@@ -104,11 +104,11 @@ class PoolScreen(PipelineScreen):
                 with Horizontal(id="range-fields"):
                     with Vertical():
                         yield Label("First address", classes="field-label")
-                        yield Input("", id="start", placeholder="172.20.255.200")
+                        yield Input("", id="start", placeholder="inspecting the network…")
                         yield Static("", id="start-error", classes="field-error")
                     with Vertical():
                         yield Label("Last address", classes="field-label")
-                        yield Input("", id="end", placeholder="172.20.255.250")
+                        yield Input("", id="end", placeholder="inspecting the network…")
                         yield Static("", id="end-error", classes="field-error")
                 yield Static("", id="count")
                 yield Static("", id="picture")
@@ -126,6 +126,7 @@ class PoolScreen(PipelineScreen):
         self.query_one("#next").display = False
         if self.k3d.read_only:
             self.query_one("#confirm", Button).disabled = True
+        self.focus_first_action()
         self.action_inspect()
 
     def action_inspect(self) -> None:
@@ -156,9 +157,47 @@ class PoolScreen(PipelineScreen):
         except K3dtuiError as exc:
             self.query_one("#start-error", Static).update(error_text(exc))
             return
+        self.query_one("#start", Input).placeholder = f"e.g. {choice.start}"
+        self.query_one("#end", Input).placeholder = f"e.g. {choice.end}"
         self.query_one("#start", Input).value = choice.start
         self.query_one("#end", Input).value = choice.end
         self.validate()
+
+    def example(self, field: str, net: NetworkInfo) -> str:
+        """An address from this network's own free range (never another subnet's)."""
+        try:
+            choice = self.backend.suggest_range(net)
+        except K3dtuiError:
+            return ""
+        return choice.start if field == "start" else choice.end
+
+    def field_problem(self, field: str, value: str, net: NetworkInfo) -> str:
+        """One address alone, in words about that address (not about a one-address range)."""
+        which = "first" if field == "start" else "last"
+        example = self.example(field, net)
+        eg = f", e.g. {example}" if example else ""
+        if not value:
+            return f"type the {which} address{eg}"
+        try:
+            ip = ipaddress.IPv4Address(value)
+            subnet = ipaddress.IPv4Network(net.subnet, strict=False)
+        except ValueError:
+            return f"{value!r} is not an IPv4 address{eg}"
+        if ip not in subnet:
+            return f"{value} is outside the network's subnet {net.subnet}{eg}"
+        if ip in (subnet.network_address, subnet.broadcast_address):
+            kind = "network" if ip == subnet.network_address else "broadcast"
+            return f"{value} is the {kind} address of {net.subnet}{eg}"
+        if value == net.gateway:
+            return f"{value} is the network's gateway{eg}"
+        owner = next((m.name for m in net.members if m.ip == value), "")
+        if owner:
+            return f"{value} is in use by {owner}{eg}"
+        try:
+            self.backend.validate_range(f"{value}-{value}", net)
+        except K3dtuiError as exc:
+            return error_text(exc)
+        return ""
 
     def validate(self) -> PoolChoice | None:
         """Each field checked alone (message under it), then the range as a whole."""
@@ -169,10 +208,7 @@ class PoolScreen(PipelineScreen):
         end = self.query_one("#end", Input).value.strip()
         problems = {"start": "", "end": ""}
         for field, value in (("start", start), ("end", end)):
-            try:
-                self.backend.validate_range(f"{value}-{value}", net)
-            except K3dtuiError as exc:
-                problems[field] = error_text(exc)
+            problems[field] = self.field_problem(field, value, net)
         choice: PoolChoice | None = None
         if not any(problems.values()):
             try:
@@ -253,3 +289,7 @@ class PoolScreen(PipelineScreen):
     def failed(self, what: str) -> None:
         self.busy = False
         self.validate()
+
+    def go_back(self) -> None:
+        if not self.busy:
+            self.k3d.open_setup()

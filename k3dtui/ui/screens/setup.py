@@ -98,6 +98,11 @@ class SetupScreen(PipelineScreen):
                     yield Button("Create cluster", id="create", variant="primary")
                     yield Button("Next: pool →", id="next", variant="success")
                 yield Static("", id="form-error", classes="field-error")
+                yield Label("Clusters on this host", classes="section")
+                table: DataTable[str] = DataTable(id="clusters", cursor_type="row", zebra_stripes=True)
+                table.add_columns("name", "servers", "agents", "state")
+                yield table
+                yield Static(Text("enter: reuse it and go on · ctrl+d: delete it", style="dim"), id="clusters-hint")
             with VerticalScroll(id="side"):
                 yield Label("Doctor", classes="section")
                 yield Static(Text("checking…", style="dim"), id="doctor")
@@ -106,11 +111,6 @@ class SetupScreen(PipelineScreen):
                 with Horizontal(id="existing-buttons"):
                     yield Button("Reuse", id="reuse")
                     yield Button("Delete…", id="delete", variant="error")
-                yield Label("Clusters on this host  (enter: reuse · ctrl+d: delete)", classes="section")
-                table: DataTable[str] = DataTable(id="clusters", cursor_type="row", zebra_stripes=True)
-                table.add_columns("name", "servers", "agents", "state")
-                yield table
-                yield Static(Text("enter: reuse it and go on · ctrl+d: delete it", style="dim"), id="clusters-hint")
         yield self.progress()
         yield self.log_widget()
         yield Footer(compact=True)
@@ -121,7 +121,7 @@ class SetupScreen(PipelineScreen):
         if self.k3d.read_only:
             self.query_one("#create", Button).disabled = True
             self.query_one("#form-error", Static).update("read-only: creating and deleting are off")
-        self.query_one("#name", Input).focus()
+        self.focus_first_action()
         self.action_doctor()
         self._lookup()
         self.list_clusters()
@@ -180,8 +180,10 @@ class SetupScreen(PipelineScreen):
 
     # -- doctor, existing cluster ------------------------------------------------------
     def action_doctor(self) -> None:
+        backend = self.backend  # read on the UI thread: the screen may be gone when work runs
+
         def work() -> None:
-            self.post_message(self.DoctorDone(self.backend.doctor()))
+            self.post_message(self.DoctorDone(backend.doctor()))
 
         self.run_io(work, name="doctor", exclusive=True)
 
@@ -205,9 +207,11 @@ class SetupScreen(PipelineScreen):
         except K3dtuiError:
             return  # the field shows why; nothing to look up
 
+        backend = self.backend  # read on the UI thread: the screen may be gone when work runs
+
         def work() -> None:
-            header = self.backend.use_name(name)
-            self.post_message(self.Found(name, self.backend.find(), header))
+            header = backend.use_name(name)
+            self.post_message(self.Found(name, backend.find(), header))
 
         self.run_io(work, name="find", exclusive=True)
 
@@ -231,8 +235,10 @@ class SetupScreen(PipelineScreen):
 
     # -- every cluster on this host: reuse or delete ------------------------------------
     def list_clusters(self) -> None:
+        backend = self.backend  # read on the UI thread: the screen may be gone when work runs
+
         def work() -> None:
-            self.post_message(self.Listed(self.backend.list_clusters()))
+            self.post_message(self.Listed(backend.list_clusters()))
 
         self.run_io(work, name="list clusters", exclusive=True)
 
@@ -273,9 +279,23 @@ class SetupScreen(PipelineScreen):
         if self.allowed("create"):
             self.call_after_refresh(self.run_action, "create")
 
+    def highlighted_visible(self) -> bool:
+        """The highlighted row is on screen (ctrl+d never deletes a row the user cannot see)."""
+        table = self.query_one("#clusters", DataTable)
+        if not table.display or not self.listed or table.region.height == 0:
+            return False
+        y = table.region.y + table.header_height + table.cursor_row - round(table.scroll_y)
+        form = self.query_one("#form").region
+        inside_table = table.region.y + table.header_height <= y < table.region.bottom
+        return inside_table and form.y <= y < form.bottom
+
     def action_delete_listed(self) -> None:
         info = self.highlighted()
         if info is None or self.busy or not self.allowed("delete_listed"):
+            return
+        if not self.highlighted_visible():
+            self.query_one("#clusters", DataTable).focus()  # scrolls it into view
+            self.notify("the highlighted cluster was out of view: check it, then ctrl+d again", severity="warning")
             return
 
         def answered(yes: bool | None) -> None:

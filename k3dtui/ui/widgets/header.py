@@ -34,9 +34,12 @@ class ProviderHeader(Widget):
         full = self._line(compact=False)
         if full.cell_len <= self.size.width or self.size.width == 0:
             return full
-        return self._line(compact=True)
+        compact = self._line(compact=True)
+        if compact.cell_len <= self.size.width:
+            return compact
+        return self._line(compact=True, context=False)  # the page name stays; the context goes
 
-    def _line(self, *, compact: bool) -> Text:
+    def _line(self, *, compact: bool, context: bool = True) -> Text:
         text = Text(" k3dtui ", style="bold")
         info = self.info
         if info is None:
@@ -49,11 +52,12 @@ class ProviderHeader(Widget):
             text.append(f" {info.provider} ", style="bold black on green3")
         text.append(" " if compact else "   cluster ", style="dim")
         text.append(info.name, style="bold")
-        text.append(" ctx " if compact else "  context ", style="dim")
-        text.append(info.context, style="bold")
+        if context:
+            text.append(" ctx " if compact else "  context ", style="dim")
+            text.append(info.context, style="bold")
         if self.read_only:
             text.append("  ")
             text.append(" READ-ONLY ", style="bold black on yellow")
-        if self.page and not compact:
-            text.append(f"  │ {self.page}", style="dim")
+        if self.page:
+            text.append(f" │ {self.page}" if compact else f"  │ {self.page}", style="bold" if compact else "dim")
         return text

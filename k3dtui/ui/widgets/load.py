@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -17,28 +19,53 @@ MODE_EXPLANATION = {
 }
 
 
-def bar_lines(counts: dict[str, int], gone: frozenset[str], *, width: int) -> Text:
-    """One line per key: ``name ████████░░ 1,234 33%``, fitted to ``width`` cells; gone keys
-    greyed (struck through) with their final count."""
+def bar_lines(
+    counts: dict[str, int], gone: frozenset[str], *, width: int, height: int = 0, total: int = 0
+) -> Text:
+    """One line per key: ``name ████████░░ 1,234 33%``, fitted to ``width`` cells.
+
+    Live keys come first (most served first, zeros included), so a dead pod never pushes a
+    live one out: when everything does not fit in ``height`` lines (0: no limit), the gone
+    keys fold into one line with their count, and if the live ones alone do not fit either,
+    the last line says how many more there are."""
     text = Text(no_wrap=True, overflow="ellipsis")
-    total = sum(counts.values()) or 1
+    total = total or sum(counts.values()) or 1  # shares of ``total`` (the cards' too)
     top = max(counts.values(), default=0) or 1
     longest = max((len(k) for k in counts), default=4)
     label = max(8, min(longest, width // 3))
     show_share = width >= label + 18
     bar = max(0, width - label - 1 - 8 - (5 if show_share else 0) - 1)
-    for i, (name, count) in enumerate(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))):
-        dead = name in gone
+    order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    live = [(k, v) for k, v in order if k not in gone]
+    dead = [(k, v) for k, v in order if k in gone]
+    rows: list[tuple[str, int]] = live + dead
+    summary = ""
+    if height > 0 and len(rows) > height:
+        dead_total = sum(v for _, v in dead)
+        fold_dead = f"+ {len(dead)} gone pod{'s' if len(dead) != 1 else ''} {dead_total:,}" if dead else ""
+        if len(live) + (1 if dead else 0) <= height:
+            rows, summary = live, fold_dead
+        else:
+            keep = max(0, height - 1)
+            more = live[keep:]
+            rows = live[:keep]
+            summary = f"+ {len(more)} more live {sum(v for _, v in more):,}" + (f" · {fold_dead[2:]}" if dead else "")
+    for i, (name, count) in enumerate(rows):
+        dead_row = name in gone
         filled = round(bar * count / top)
         if i:
             text.append("\n")
-        shown = name if len(name) <= label else name.split("-", 1)[-1][-label:]
-        text.append(f"{shown:<{label}} ", style="grey50 strike" if dead else "")
-        text.append("█" * filled, style="grey42" if dead else "green")
+        shown = name if len(name) <= label else name.rsplit("-", 1)[-1][-label:]  # the pod's own suffix
+        text.append(f"{shown:<{label}} ", style="grey50 strike" if dead_row else "")
+        text.append("█" * filled, style="grey42" if dead_row else "green")
         text.append("░" * (bar - filled), style="grey23")
-        text.append(f" {count:>7,}", style="grey50" if dead else "bold")
+        text.append(f" {count:>7,}", style="grey50" if dead_row else ("bold" if count else "dim"))
         if show_share:
-            text.append(f" {count / total:>4.0%}", style="grey50" if dead else "")
+            text.append(f" {count / total:>4.0%}", style="grey50" if dead_row else "")
+    if summary:
+        if rows:
+            text.append("\n")
+        text.append(summary, style="grey50")
     return text
 
 
@@ -54,13 +81,18 @@ class LoadPanel(Vertical):
     LoadPanel > #load-bars { height: 1fr; }
     LoadPanel #load-pods { width: 3fr; height: 1fr; }
     LoadPanel #load-nodes { width: 2fr; height: 1fr; margin-left: 2; }
+    LoadPanel.-short > #load-mode { display: none; }
+    LoadPanel.-short > Sparkline { height: 1; }
     """
+
+    SHORT = 14  # rows (border included) below which the per-pod rows get the room
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.border_title = "load"
         self.settings = LoadSettings()
         self.snapshot: LoadSnapshot | None = None
+        self.pods: dict[str, str] = {}  # live pod name → node (the cards' cluster picture)
 
     def compose(self) -> ComposeResult:
         yield TextLine(id="load-state")
@@ -74,34 +106,47 @@ class LoadPanel(Vertical):
     def on_mount(self) -> None:
         self.show(None)
 
-    def show(self, snap: LoadSnapshot | None) -> None:
+    def on_resize(self) -> None:
+        self.set_class(self.size.height + 2 < self.SHORT, "-short")
+        self.call_after_refresh(self.show, self.snapshot)
+
+    def show(self, snap: LoadSnapshot | None, pods: Mapping[str, str] | None = None) -> None:
+        """Draw ``snap``: req/s first, then errors, then the rest. ``pods`` (live pod name →
+        node, from the same cluster picture as the cards) lists every live pod, zeros included."""
         self.snapshot = snap
+        if pods is not None:
+            self.pods = dict(pods)
         s = self.settings
-        state = Text(no_wrap=True, overflow="ellipsis")
         running = snap is not None and snap.running
-        if running and snap is not None:
-            state.append("● RUNNING ", style="bold green")
-            state.append(f"{snap.elapsed:5.1f}s ")
+        state = Text(no_wrap=True, overflow="ellipsis")
+        state.append("● " if running else "○ ", style="bold green" if running else "bold")
+        if snap is None:
+            state.append("stopped", style="bold")
+            state.append(" │ l starts the load", style="dim")
         else:
-            state.append("○ stopped ", style="bold")
-            if snap is not None and snap.finished_reason:
-                state.append(f"({snap.finished_reason}) ", style="dim")
+            state.append(f"{snap.rps:,.0f} req/s", style="bold cyan")
+            errors = {k: v for k, v in snap.errors.items() if v}
+            n_errors = sum(errors.values())
+            state.append(" │ ", style="dim")
+            if n_errors:
+                state.append(f"{n_errors:,} error{'s' if n_errors != 1 else ''}", style="bold red")
+            else:
+                state.append("no errors", style="green")
+            state.append(f" │ {snap.responses:,} ok", style="")
+            if running:
+                state.append(f" │ {snap.elapsed:.1f}s", style="dim")
+            else:
+                state.append(" │ stopped", style="bold")
+                if snap.finished_reason:
+                    state.append(f" ({snap.finished_reason})", style="dim")
+        self.query_one("#load-state", TextLine).update(state)
         mode = snap.mode if running and snap is not None else s.mode
         conc = snap.concurrency if running and snap is not None else s.concurrency
-        state.append("│ mode ", style="dim")
-        state.append(mode, style="bold")
-        state.append(" │ concurrency ", style="dim")
-        state.append(str(conc), style="bold")
-        state.append(" │ rate ", style="dim")
-        state.append(f"{s.rate:g}/s" if s.rate else "max", style="bold")
-        if snap is not None:
-            state.append(" │ ", style="dim")
-            state.append(f"{snap.rps:,.0f} req/s", style="bold cyan")
-            state.append(f"  {snap.responses:,} ok", style="dim")
-        self.query_one("#load-state", TextLine).update(state)
-        self.query_one("#load-mode", TextLine).update(
-            Text(MODE_EXPLANATION.get(mode, mode), no_wrap=True, overflow="ellipsis")
-        )
+        line = Text(no_wrap=True, overflow="ellipsis")
+        line.append(mode, style="bold")
+        line.append(f" · conc {conc} · rate {f'{s.rate:g}/s' if s.rate else 'max'}", style="")
+        line.append(" │ " + MODE_EXPLANATION.get(mode, mode), style="dim")
+        self.query_one("#load-mode", TextLine).update(line)
         spark = self.query_one(Sparkline)
         history = list(snap.rps_history[-120:]) if snap is not None and snap.rps_history else []
         if list(spark.data or []) != history:
@@ -112,25 +157,47 @@ class LoadPanel(Vertical):
             for key in ("p50", "p95", "p99"):
                 if key in snap.latency_ms:
                     lat.append(f"{key} ", style="dim")
-                    lat.append(f"{snap.latency_ms[key]:.1f}ms  ", style="bold")
+                    lat.append(f"{snap.latency_ms[key]:.1f}ms ", style="bold")
         else:
-            lat.append("latency —  ", style="dim")
-        lat.append("│ errors ", style="dim")
+            lat.append("latency — ", style="dim")
         errors = {k: v for k, v in (snap.errors if snap else {}).items() if v}
         if errors:
+            lat.append("│ ", style="dim")
             lat.append(" ".join(f"{k} {v:,}" for k, v in sorted(errors.items())), style="bold red")
-        else:
-            lat.append("none", style="green")
         self.query_one("#load-latency", TextLine).update(lat)
-        if snap is None or not snap.per_pod:
-            self.query_one("#load-pods", TextLine).update(
-                Text("press l to start load, m to switch mode, [ ] for concurrency", style="dim")
-            )
-            self.query_one("#load-nodes", TextLine).update("")
-            return
-        pods = {short_pod_name(k): v for k, v in snap.per_pod.items()}
-        gone = frozenset(short_pod_name(k) for k in snap.gone_pods)
-        nodes = {short_node_name(k): v for k, v in snap.per_node.items()}
         pod_box, node_box = self.query_one("#load-pods", TextLine), self.query_one("#load-nodes", TextLine)
-        pod_box.update(bar_lines(pods, gone, width=pod_box.size.width or 40))
-        node_box.update(bar_lines(nodes, frozenset(), width=node_box.size.width or 30))
+        if snap is None or not (snap.per_pod or snap.running):
+            hints = Text(style="dim")
+            hints.append("l", style="bold")
+            hints.append(" start / stop the load\n")
+            hints.append("m", style="bold")
+            hints.append(" keep-alive ⇄ a new connection per request\n")
+            hints.append("[ ]", style="bold")
+            hints.append(" concurrency down / up")
+            pod_box.update(hints)
+            node_box.update("")
+            return
+        live = self.pods
+        per_pod = dict(snap.per_pod)
+        counts = {short_pod_name(name): per_pod.get(name, 0) for name in live}
+        gone = frozenset(short_pod_name(k) for k in per_pod if k not in live or k in snap.gone_pods)
+        for name, value in per_pod.items():
+            short = short_pod_name(name)
+            if short in gone:
+                counts[short] = value
+        nodes = {short_node_name(n): 0 for n in live.values() if n}
+        nodes.update({short_node_name(k): v for k, v in snap.per_node.items()})
+        room = pod_box.size.height
+        dead = {k: v for k, v in counts.items() if k in gone}
+        folded = ""
+        if room and dead and len(counts) > room and len(counts) - len(dead) <= room:
+            # every live pod gets a row; the gone ones fold into a line under the nodes
+            counts = {k: v for k, v in counts.items() if k not in gone}
+            folded = f"+ {len(dead)} gone pod{'s' if len(dead) != 1 else ''} {sum(dead.values()):,}"
+        everything = sum(per_pod.values())
+        pod_box.update(bar_lines(counts, gone, width=pod_box.size.width or 40, height=room, total=everything))
+        node_height = node_box.size.height - (1 if folded else 0)
+        node_text = bar_lines(nodes, frozenset(), width=node_box.size.width or 30, height=max(1, node_height))
+        if folded:
+            node_text.append("\n" + folded, style="grey50")
+        node_box.update(node_text)

@@ -223,7 +223,7 @@ def _draw_card(
     top = [Segment(tl + h, border)]
     top += _fit([(f" {title} ", st.title)], min(inner - 1, cell_len(title) + 2), border)
     used = 1 + min(inner - 1, cell_len(title) + 2)
-    top += [Segment(h * max(0, inner - used + 1), border), Segment(tr, border)]
+    top += [Segment(h * max(0, inner - used), border), Segment(tr, border)]  # exactly ``width`` cells
     lines = [Strip(top, width)]
     for line in parts:
         body = _fit(((t, text + _parsed(s)) for t, s in line), max(0, inner - 2), text)
@@ -324,7 +324,7 @@ class NodeColumn(Vertical):
     """One node: name, role, IP, Ready, the service-IP announcement mark; then its pod cards."""
 
     DEFAULT_CSS = """
-    NodeColumn { width: 1fr; height: 1fr; border-right: vkey $panel-lighten-1; }
+    NodeColumn { width: 1fr; height: 1fr; margin-right: 1; }
     NodeColumn > VerticalScroll { height: 1fr; scrollbar-size-vertical: 1; }
     """
 
