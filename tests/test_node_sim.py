@@ -1,0 +1,140 @@
+"""`k3dtui node ...` against the simulated cluster: stop and start, cordon, drain (with the
+app's PodDisruptionBudget), bad input.
+
+The cluster runs with short node-monitor settings (grace period 1 s) and the app's
+tolerationSeconds patched to 1 s, so a node failure plays out in seconds; every wait is
+bounded and only 127.0.0.1 is contacted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from k3dtui.cli import main
+from k3dtui.core.identity import APP
+from k3dtui.sim.settings import SimSettings
+from tests.simfixtures import SimHandle, install_app, start_sim, stop_sim, wait_for
+
+SHORT = SimSettings.fast().replace(lease_renew_interval=0.1, node_monitor_period=0.1, node_monitor_grace_period=1.0)
+
+
+def app_pods(handle: SimHandle) -> list[dict[str, Any]]:
+    with handle.http() as http:
+        items: list[dict[str, Any]] = http.get(
+            f"/api/v1/namespaces/{APP.namespace}/pods", params={"labelSelector": APP.label_selector}).json()["items"]
+    return items
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    return not pod["metadata"].get("deletionTimestamp") and any(
+        c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions") or [])
+
+
+def node_list(capsys: pytest.CaptureFixture[str]) -> dict[str, dict[str, Any]]:
+    assert main(["node", "list", "--sim", "--json"]) == 0
+    return {n["name"]: n for n in json.loads(capsys.readouterr().out)["nodes"]}
+
+
+def short_tolerations(handle: SimHandle, seconds: int) -> None:
+    tolerations = [{"key": k, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": seconds}
+                   for k in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")]
+    with handle.http() as http:
+        res = http.patch(f"/apis/apps/v1/namespaces/{APP.namespace}/deployments/{APP.deployment}",
+                         json={"spec": {"template": {"spec": {"tolerations": tolerations}}}},
+                         headers={"Content-Type": "application/merge-patch+json"})
+        res.raise_for_status()
+
+    def rolled() -> bool:
+        pods = app_pods(handle)
+        return len(pods) == 3 and all(
+            ready(p) and p["spec"]["tolerations"][0].get("tolerationSeconds") == seconds for p in pods)
+
+    wait_for(rolled, 30.0, "the rollout with the short tolerations")
+
+
+@pytest.fixture
+def cluster(_isolated_dirs: None) -> Iterator[SimHandle]:
+    handle = start_sim(settings=SHORT)
+    try:
+        install_app(handle)
+        yield handle
+    finally:
+        stop_sim(handle)
+
+
+def test_stop_an_agent_then_start_it(cluster: SimHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    short_tolerations(cluster, 1)
+    agents = [p["spec"]["nodeName"] for p in app_pods(cluster) if "-agent-" in p["spec"]["nodeName"]]
+    victim = agents[0]
+    assert main(["node", "stop", victim, "--sim"]) == 0
+    assert f"node {victim} stopped" in capsys.readouterr().out
+    # NotReady with the unreachable taints (within the acceptance's 90 s; here the grace period is 1 s)
+    wait_for(lambda: node_list(capsys)[victim]["ready"] is False, 90.0, "the node to be NotReady")
+    view = node_list(capsys)[victim]
+    assert view["status"] == "NotReady"
+    assert {"node.kubernetes.io/unreachable:NoSchedule", "node.kubernetes.io/unreachable:NoExecute"} <= set(view["taints"])
+    # every replica Ready on the other nodes
+    wait_for(lambda: sum(1 for p in app_pods(cluster) if ready(p) and p["spec"]["nodeName"] != victim) == 3,
+             90.0, "every replica Ready elsewhere")
+    assert node_list(capsys)[victim]["app_pods"] == 0
+    # the heartbeat stopped: the Lease gets older
+    first = node_list(capsys)[victim]["heartbeat_age"]
+    wait_for(lambda: node_list(capsys)[victim]["heartbeat_age"] > first, 10.0, "the Lease to age")
+    assert main(["node", "start", victim, "--sim"]) == 0
+    capsys.readouterr()
+    wait_for(lambda: node_list(capsys)[victim]["ready"] is True, 30.0, "the node to be Ready again")
+    assert not any(t.startswith("node.kubernetes.io/unreachable") for t in node_list(capsys)[victim]["taints"])
+
+
+def test_drain_moves_the_app_off_and_uncordon_undoes_it(cluster: SimHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    victim = next(p["spec"]["nodeName"] for p in app_pods(cluster))
+    assert main(["node", "drain", victim, "--sim", "--timeout", "60"]) == 0
+    out = capsys.readouterr().out
+    assert f"node {victim} cordoned" in out and "evicting pod default/" in out
+    assert f"node {victim} drained" in out
+    view = node_list(capsys)[victim]
+    assert view["unschedulable"] is True and view["status"] == "Ready,SchedulingDisabled"
+    assert "node.kubernetes.io/unschedulable:NoSchedule" in view["taints"]
+    wait_for(lambda: sum(1 for p in app_pods(cluster) if ready(p)) == 3, 30.0, "the replicas to be back")
+    assert all(p["spec"]["nodeName"] != victim for p in app_pods(cluster) if not p["metadata"].get("deletionTimestamp"))
+    assert main(["node", "uncordon", victim, "--sim", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    view = node_list(capsys)[victim]
+    assert view["unschedulable"] is False
+    wait_for(lambda: "node.kubernetes.io/unschedulable:NoSchedule" not in node_list(capsys)[victim]["taints"],
+             10.0, "the taint to go")
+
+
+def test_a_budget_that_forbids_the_eviction_makes_drain_wait_and_say_why(
+    cluster: SimHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["scale", "1", "--sim"]) == 0
+    wait_for(lambda: len(app_pods(cluster)) == 1 and ready(app_pods(cluster)[0]), 30.0, "one replica")
+    capsys.readouterr()
+    victim = app_pods(cluster)[0]["spec"]["nodeName"]
+    assert main(["node", "drain", victim, "--sim", "--timeout", "1"]) == 1
+    captured = capsys.readouterr()
+    assert "(will retry after 5s): Cannot evict pod as it would violate the pod's disruption budget." in captured.out
+    assert "The disruption budget fastapi-app needs 1 healthy pods and has 1 currently" in captured.out
+    assert f"drain of node {victim} timed out after 1s" in captured.err
+    assert len(captured.err.strip().splitlines()) == 1
+    # nothing was evicted; the node stays cordoned
+    assert len(app_pods(cluster)) == 1 and ready(app_pods(cluster)[0])
+    assert node_list(capsys)[victim]["unschedulable"] is True
+
+
+def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    for argv, words in (
+        (["node", "stop", "--sim"], "name the node"),
+        (["node", "cordon", "k3d-other-agent-0", "--sim"], "is not a node of cluster 'simple-app-cluster'"),
+        (["node", "list", "extra", "--sim"], "takes no NODE"),
+        (["node", "drain", "k3d-simple-app-cluster-agent-0", "--sim", "--timeout", "0"], "--timeout"),
+        (["node", "stop", "k3d-simple-app-cluster-server-0", "--sim"], "give --yes"),
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) <= 2  # the error line (and at most a hint)
