@@ -89,12 +89,29 @@ def test_stop_an_agent_then_start_it(cluster: SimHandle, capsys: pytest.CaptureF
     assert not any(t.startswith("node.kubernetes.io/unreachable") for t in node_list(capsys)[victim]["taints"])
 
 
-def test_drain_moves_the_app_off_and_uncordon_undoes_it(cluster: SimHandle, capsys: pytest.CaptureFixture[str]) -> None:
+def test_drain_moves_the_app_off_and_uncordon_undoes_it(
+    cluster: SimHandle, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubernetes import client
+
+    evictions: list[tuple[str, str, dict[str, Any]]] = []
+    real = client.CoreV1Api.create_namespaced_pod_eviction
+
+    def record(self: Any, name: str, namespace: str, body: Any, **kw: Any) -> Any:
+        evictions.append((name, namespace, body))
+        return real(self, name, namespace, body, **kw)
+
+    monkeypatch.setattr(client.CoreV1Api, "create_namespaced_pod_eviction", record)
     victim = next(p["spec"]["nodeName"] for p in app_pods(cluster))
+    on_victim = {p["metadata"]["name"] for p in app_pods(cluster) if p["spec"]["nodeName"] == victim}
     assert main(["node", "drain", victim, "--sim", "--timeout", "60"]) == 0
+    # one policy/v1 Eviction per app pod on the node, none for the DaemonSet's (MetalLB's speaker)
+    assert {e[0] for e in evictions} == on_victim and all(e[1] == APP.namespace for e in evictions)
+    assert all(e[2]["apiVersion"] == "policy/v1" and e[2]["kind"] == "Eviction" for e in evictions)
     out = capsys.readouterr().out
     assert f"node {victim} cordoned" in out and "evicting pod default/" in out
     assert f"node {victim} drained" in out
+    assert "Warning: ignoring DaemonSet-managed Pods: metallb-system/speaker-" in out
     view = node_list(capsys)[victim]
     assert view["unschedulable"] is True and view["status"] == "Ready,SchedulingDisabled"
     assert "node.kubernetes.io/unschedulable:NoSchedule" in view["taints"]
