@@ -369,6 +369,15 @@ class FixedBackend(CoreValidation):
     def scale_by(self, delta: int) -> ActionResult:
         return self.scale_to(max(0, self.desired + delta))
 
+    def node_action(self, node: str, action: str) -> ActionResult:
+        """Records the call; a stopped node turns NotReady in the next picture."""
+        self.calls.append(f"node {action} {node}")
+        if action in ("stop", "start"):
+            with self._lock:
+                self.nodes = tuple(replace(n, ready=(action == "start")) if n.name == node else n for n in self.nodes)
+            self.push()
+        return ActionResult(True, f"node {node} {action} done")
+
     def finish_pending(self) -> None:
         """Terminating pods go away, new ones become Running (what the cluster would do next)."""
         with self._lock:

@@ -34,6 +34,8 @@ CARD_PERIOD = 0.5  # seconds of the load run (the generator's clock) between upd
 KILL = Binding.Group("kill", compact=True)
 SCALE = Binding.Group("±1", compact=True)
 CONC = Binding.Group("conc", compact=True)
+NODE = Binding.Group("node", compact=True)
+NODE_ACTIONS = ("cordon_node", "uncordon_node", "drain_node", "stop_node", "start_node")
 
 
 def _freeze_heap() -> None:
@@ -48,7 +50,8 @@ def _node_order(name: str, roles: str) -> tuple[int, str]:
 class LiveScreen(K3dScreen):
     PAGE = "live"
     CSS_PATH = "live.tcss"
-    CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster"})
+    CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster",
+                          *NODE_ACTIONS})
     BINDINGS = [
         Binding("left", "select('left')", "select", show=False, id="live.left", tooltip="Select the pod in the node to the left"),
         Binding("right", "select('right')", "select", show=False, id="live.right", tooltip="Select the pod in the node to the right"),
@@ -68,6 +71,13 @@ class LiveScreen(K3dScreen):
         Binding("right_square_bracket", "concurrency(1)", "conc+", key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
         Binding("r", "reset", "reset", id="live.reset", tooltip="Reset the response counts"),
         Binding("question_mark", "help", "help", key_display="?", id="live.help", tooltip="List every key"),
+        # node actions, on the selected node (the selected pod's, or the one `n` picked)
+        Binding("n", "next_node", "node", show=False, id="live.next_node", tooltip="Select the next node for the node actions"),
+        Binding("c", "cordon_node", "cordon", group=NODE, id="live.cordon_node", tooltip="Cordon the selected node (no new pods)"),
+        Binding("u", "uncordon_node", "uncordon", group=NODE, id="live.uncordon_node", tooltip="Uncordon the selected node"),
+        Binding("d", "drain_node", "drain", group=NODE, id="live.drain_node", tooltip="Drain the selected node: cordon, then evict the app's pods (honours the PodDisruptionBudget)"),
+        Binding("o", "stop_node", "stop", group=NODE, id="live.stop_node", tooltip="Stop the selected node's container (k3d node stop): it goes NotReady, its pods move"),
+        Binding("O", "start_node", "start", group=NODE, id="live.start_node", tooltip="Start the selected node's container again (k3d node start)"),
     ]
     COMMAND_TITLES = {
         "select('left')": "Select the pod to the left",
@@ -88,6 +98,12 @@ class LiveScreen(K3dScreen):
         "concurrency(1)": "Load concurrency up",
         "reset": "Reset the response counts",
         "help": "Help: every key",
+        "next_node": "Select the next node",
+        "cordon_node": "Cordon the selected node",
+        "uncordon_node": "Uncordon the selected node",
+        "drain_node": "Drain the selected node",
+        "stop_node": "Stop the selected node…",
+        "start_node": "Start the selected node",
     }
     PALETTE_ONLY = (("delete_cluster", "Delete the cluster…", "Delete the whole cluster (asks for confirmation)"),)
 
@@ -122,6 +138,7 @@ class LiveScreen(K3dScreen):
         self.columns: dict[str, NodeColumn] = {}
         self._column_seq = 0
         self.selected: str | None = None  # pod uid
+        self.selected_node: str | None = None  # picked with `n`; else the selected pod's node
         self.seen_events: set[ClusterEvent] = set()
         self.settings = LoadSettings(duration=LOAD_DURATION)
         self.load_on = False
@@ -359,6 +376,73 @@ class LiveScreen(K3dScreen):
         if self.allowed("kill_random"):
             backend = self.backend
             self._act("kill a random pod", lambda: backend.kill_random(force=False))
+
+    # -- node actions ----------------------------------------------------------------------
+    def target_node(self) -> str | None:
+        names = [n.name for n in self.snapshot.nodes]
+        if self.selected_node in names:
+            return self.selected_node
+        pod = self.selected_pod()
+        return pod.node if pod is not None and pod.node else None
+
+    def action_next_node(self) -> None:
+        names = [n.name for n in sorted(self.snapshot.nodes, key=lambda n: _node_order(n.name, n.roles))]
+        if not names:
+            return
+        current = self.target_node()
+        index = (names.index(current) + 1) % len(names) if current in names else 0
+        self.selected_node = names[index]
+        self.notify(f"node {self.selected_node} selected: c cordon, u uncordon, d drain, o stop, O start",
+                    title="node")
+
+    def _node_act(self, action: str) -> None:
+        if not self.allowed(f"{action}_node"):
+            return
+        node = self.target_node()
+        if node is None:
+            self.notify("select a node first (n, or select one of its pods)", severity="warning")
+            return
+        backend = self.backend
+        self._act(f"{action} {node}", lambda: backend.node_action(node, action))
+
+    def action_cordon_node(self) -> None:
+        self._node_act("cordon")
+
+    def action_uncordon_node(self) -> None:
+        self._node_act("uncordon")
+
+    def action_drain_node(self) -> None:
+        self._node_act("drain")
+
+    def action_start_node(self) -> None:
+        self._node_act("start")
+
+    def action_stop_node(self) -> None:
+        if not self.allowed("stop_node"):
+            return
+        node = self.target_node()
+        if node is None:
+            self.notify("select a node first (n, or select one of its pods)", severity="warning")
+            return
+        view = next((n for n in self.snapshot.nodes if n.name == node), None)
+        server = "-server-" in node or (view is not None and ("control-plane" in view.roles or "master" in view.roles))
+        if not server:
+            self._node_act("stop")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._node_act("stop")
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "Stop the server node?",
+                f"{node} runs the Kubernetes API: while it is stopped the live view cannot watch "
+                "the cluster or act on it, until it is started again (k3dtui node start).",
+                f"Stop {short_node_name(node)}",
+            ),
+            answered,
+        )
 
     def _desired(self) -> int:
         """The replica count last asked for (pending) or else watched."""
