@@ -155,3 +155,29 @@ def test_bad_input_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) ->
         err = capsys.readouterr().err
         assert words in err and "Traceback" not in err
         assert len(err.strip().splitlines()) <= 2  # the error line (and at most a hint)
+
+
+def test_watch_json_reports_node_changes(cluster: SimHandle, capsys: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+    import sys
+
+    victim = f"k3d-{cluster.name}-agent-1"
+    watch = subprocess.Popen([sys.executable, "-m", "k3dtui", "watch", "--sim", "--json", "--duration", "8"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watch.stdout is not None
+        first = watch.stdout.readline()  # the first picture's pods: the watch is running
+        assert '"change": "added"' in first, first
+        assert main(["node", "cordon", victim, "--sim"]) == 0
+        rest, err = watch.communicate(timeout=30)
+        out = first + rest
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    changes = [json.loads(line) for line in out.splitlines() if '"change": "node"' in line]
+    assert changes, (out, err)
+    last = [c for c in changes if c["node"] == victim][-1]
+    assert set(last) >= {"change", "node", "ready", "unschedulable", "taints"}
+    assert last["ready"] is True and last["unschedulable"] is True
+    assert "node.kubernetes.io/unschedulable:NoSchedule" in last["taints"]

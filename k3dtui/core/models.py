@@ -32,6 +32,8 @@ class NodeView:
     roles: str  # "control-plane,master" or "<none>"/"agent"
     ip: str
     ready: bool
+    unschedulable: bool = False  # cordoned (spec.unschedulable)
+    taints: tuple[str, ...] = ()  # "key:Effect"
 
 
 @dataclass(frozen=True)
