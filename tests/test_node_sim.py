@@ -181,3 +181,42 @@ def test_watch_json_reports_node_changes(cluster: SimHandle, capsys: pytest.Capt
     assert set(last) >= {"change", "node", "ready", "unschedulable", "taints"}
     assert last["ready"] is True and last["unschedulable"] is True
     assert "node.kubernetes.io/unschedulable:NoSchedule" in last["taints"]
+
+
+def announcer(handle: SimHandle) -> str:
+    with handle.http() as http:
+        items = http.get("/apis/metallb.io/v1beta1/namespaces/metallb-system/servicel2statuses").json()["items"]
+    nodes = [str(s["status"]["node"]) for s in items
+             if (s.get("status") or {}).get("serviceName") == APP.service and (s.get("status") or {}).get("node")]
+    return nodes[0] if nodes else ""
+
+
+def test_stopping_the_announcing_node_moves_the_announcement_and_new_connections_recover(
+    cluster: SimHandle, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import httpx
+
+    short_tolerations(cluster, 1)
+    with cluster.http() as http:
+        svc = http.get(f"/api/v1/namespaces/{APP.namespace}/services/{APP.service}").json()
+    ip = svc["status"]["loadBalancer"]["ingress"][0]["ip"]
+    stop = wait_for(lambda: announcer(cluster), 20.0, "an announcing node")
+
+    def one_request() -> bool:
+        host, port = cluster.provider.dial(ip, 80)
+        try:
+            return httpx.get(f"http://{host}:{port}/", timeout=2.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    assert all(one_request() for _ in range(10))
+    # (the simulated API does not live on the server node, so any node can be stopped here)
+    assert main(["node", "stop", stop, "--sim", "--yes"]) == 0
+    moved = wait_for(lambda: (lambda n: n if n and n != stop else None)(announcer(cluster)), 60.0,
+                     "the announcement to move")
+    assert moved != stop
+    wait_for(lambda: sum(1 for p in app_pods(cluster) if ready(p) and p["spec"]["nodeName"] != stop) == 3,
+             60.0, "every replica Ready elsewhere")
+    # after the gap, every new connection is answered (bounded: 30 requests)
+    results = [one_request() for _ in range(30)]
+    assert all(results), results
