@@ -16,6 +16,7 @@ from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import addons
 from k3dtui.sim.controllers import nodes as node_ctl
 from k3dtui.sim.controllers.base import Controller, Ctx, Runtime
+from k3dtui.sim.controllers.disruption import DisruptionController
 from k3dtui.sim.controllers.kubelet import Kubelet
 from k3dtui.sim.controllers.metallb import MetalLB
 from k3dtui.sim.controllers.nodelifecycle import NodeLifecycle
@@ -91,6 +92,7 @@ class SimCluster:
             self.kubelet,
             EndpointsController(self.ctx),
             GarbageCollector(self.ctx),
+            DisruptionController(self.ctx),
             self.metallb,
         ]
         if lb is not None:

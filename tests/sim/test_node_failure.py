@@ -239,6 +239,13 @@ async def test_eviction_is_refused_while_a_budget_forbids_it() -> None:
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
         "metadata": {"name": "web", "namespace": "default"},
         "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
+    # the disruption controller keeps the budget's status
+    def allowed() -> Any:
+        return ((store.peek(disruption.PDBS, "default", "web") or {}).get("status") or {}).get("disruptionsAllowed")
+
+    await settle(lambda: allowed() == 1)
+    status = store.peek(disruption.PDBS, "default", "web")["status"]  # type: ignore[index]
+    assert (status["currentHealthy"], status["desiredHealthy"], status["expectedPods"]) == (2, 1, 2)
     first, second = sorted(pods(store), key=lambda p: p["metadata"]["name"])
     disruption.check_eviction(store, "default", first["metadata"]["name"])  # 2 healthy, 1 needed
     util_delete = store.peek(gvrs.PODS, "default", first["metadata"]["name"])
@@ -254,4 +261,5 @@ async def test_eviction_is_refused_while_a_budget_forbids_it() -> None:
         assert exc.details["causes"][0]["message"] == "The disruption budget web needs 1 healthy pods and has 1 currently"
     else:
         raise AssertionError("the eviction of the last healthy pod was allowed")
+    await settle(lambda: allowed() == 0)
     cluster.stop()
