@@ -34,6 +34,8 @@ class NodeView:
     ready: bool
     unschedulable: bool = False  # cordoned (spec.unschedulable)
     taints: tuple[str, ...] = ()  # "key:Effect"
+    ready_since: float = 0.0  # epoch seconds of the Ready condition's last transition (0: unknown)
+    tainted_at: float = 0.0  # epoch seconds the unreachable/not-ready NoExecute taint was added (0: none)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,32 @@ LineSink = Callable[[str], None]
 EVICTION_RETRY = 5.0
 DRAIN_TIMEOUT = 120.0
 UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
+# kube-controller-manager --node-monitor-grace-period: 40 s up to Kubernetes 1.31 (k3s v1.31),
+# 50 s from 1.32 (kubernetes/kubernetes PR 126287)
+NODE_MONITOR_GRACE_PERIOD = 40.0
+# the app's tolerationSeconds for not-ready and unreachable (manifests/app.yaml)
+APP_TOLERATION_SECONDS = 15.0
+
+
+def node_story(view: Any, now: float, stopped_at: float | None) -> str:
+    """One line on where a node is in its failure: stopped and when it goes NotReady, NotReady
+    for how long and when its pods are evicted, cordoned; "" for a healthy node. ``view`` is a
+    ``core.models.NodeView``; ``stopped_at`` when this k3dtui stopped it."""
+    parts: list[str] = []
+    if view.ready:
+        if stopped_at is not None:
+            left = stopped_at + NODE_MONITOR_GRACE_PERIOD - now
+            parts.append(f"stopped {max(0.0, now - stopped_at):.0f}s ago, no heartbeat · "
+                         + (f"NotReady in ~{left:.0f}s" if left > 0 else "NotReady any moment"))
+    else:
+        since = f" {max(0.0, now - view.ready_since):.0f}s" if view.ready_since else ""
+        parts.append(f"NotReady{since}")
+        if view.tainted_at:
+            left = view.tainted_at + APP_TOLERATION_SECONDS - now
+            parts.append(f"pods unreachable, evicted in {left:.0f}s" if left > 0 else "pods evicted, moving")
+    if view.unschedulable:
+        parts.append("cordoned")
+    return " · ".join(parts)
 
 
 class NodePower(Protocol):

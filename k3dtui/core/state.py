@@ -234,7 +234,14 @@ def node_view(node: Mapping[str, Any]) -> NodeView:
         ready=_has_condition(status, "Ready"),
         unschedulable=bool(_d(node.get("spec")).get("unschedulable")),
         taints=tuple(f"{_d(t).get('key')}:{_d(t).get('effect')}" for t in _l(_d(node.get("spec")).get("taints"))),
+        ready_since=next((parse_time(_d(c).get("lastTransitionTime")) for c in _l(status.get("conditions"))
+                          if _d(c).get("type") == "Ready"), 0.0),
+        tainted_at=next((parse_time(_d(t).get("timeAdded")) for t in _l(_d(node.get("spec")).get("taints"))
+                         if _d(t).get("effect") == "NoExecute" and _d(t).get("key") in NODE_FAILURE_TAINTS), 0.0),
     )
+
+
+NODE_FAILURE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
 
 
 def diff_nodes(old: ClusterSnapshot | None, new: ClusterSnapshot) -> list[Obj]:

@@ -377,6 +377,32 @@ async def test_node_keys_act_on_the_selected_node_and_a_server_stop_asks_first()
         assert agent is not None and "-agent-" in agent
         await pilot.press("o")
         await until(pilot, lambda: f"node stop {agent}" in fixed.calls)
-        await until(pilot, lambda: any(n.name == agent and not n.ready for n in screen.snapshot.nodes))
+        await until(pilot, lambda: agent in screen.node_stopped)
         await pilot.press("O")
         await until(pilot, lambda: f"node start {agent}" in fixed.calls)
+
+
+def status_text(screen: LiveScreen) -> str:
+    return str(screen.query_one("#live-status").render())
+
+
+async def test_stop_by_key_shows_the_countdown_then_the_pods_moving() -> None:
+    from k3dtui.ui.widgets.pods import short_node_name
+
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await to_live(pilot)
+        agent = next(n.name for n in fixed.nodes if "-agent-" in n.name and any(p.node == n.name for p in fixed.pods))
+        while screen.target_node() != agent:
+            await pilot.press("n")
+        await pilot.press("o")
+        short = short_node_name(agent)
+        # stopped, no heartbeat: NotReady after the 40 s grace period
+        await until(pilot, lambda: f"{short} stopped 0s ago, no heartbeat · NotReady in ~40s" in status_text(screen))
+        fixed.node_fails(agent, ago=5)
+        await until(pilot, lambda: f"{short} NotReady 5s · pods unreachable, evicted in 10s" in status_text(screen))
+        moved = [p.name for p in fixed.pods if p.node == agent]
+        fixed.evict_from(agent)
+        await until(pilot, lambda: all(p.deleting for p in screen.snapshot.pods if p.name in moved))
+        alive_elsewhere = [p for p in screen.snapshot.pods if not p.deleting and p.node != agent]
+        assert len(alive_elsewhere) == len([p for p in fixed.pods if not p.deleting])

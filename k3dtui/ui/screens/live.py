@@ -139,6 +139,7 @@ class LiveScreen(K3dScreen):
         self._column_seq = 0
         self.selected: str | None = None  # pod uid
         self.selected_node: str | None = None  # picked with `n`; else the selected pod's node
+        self.node_stopped: dict[str, float] = {}  # node → when this view stopped it (backend clock)
         self.seen_events: set[ClusterEvent] = set()
         self.settings = LoadSettings(duration=LOAD_DURATION)
         self.load_on = False
@@ -214,6 +215,8 @@ class LiveScreen(K3dScreen):
                     container.mount(column)
                 column.set_node(node, ip if node.name == announcing else "")
                 column.sync_pods(snap.pods_on(node.name))
+                # a NotReady node's pods are unreachable: greyed until they are evicted
+                column.set_class(not node.ready, "-unreachable")
             if snap.unscheduled:
                 column = self.columns.get("\x00unscheduled")
                 if column is None:
@@ -245,6 +248,7 @@ class LiveScreen(K3dScreen):
             text.append(f" {snap.error or 'the API server does not answer'}; retrying by itself ", style="yellow")
         else:
             text.append("● connected ", style="bold green")
+        self._node_story(text)
         dep = snap.deployment
         pending = self.pending_scale
         if pending is not None:
@@ -270,6 +274,17 @@ class LiveScreen(K3dScreen):
             text.append(" │ selected ", style="dim")
             text.append(short_pod_name(pod.name), style="bold reverse")
         self.query_one("#live-status", TextLine).set(text)
+
+    def _node_story(self, text: Text) -> None:
+        """The nodes that are failing, cordoned or stopped here: state, countdowns."""
+        from k3dtui.core.nodes import node_story
+
+        now = self.backend.now()
+        for node in sorted(self.snapshot.nodes, key=lambda n: n.name):
+            story = node_story(node, now, self.node_stopped.get(node.name))
+            if story:
+                text.append("│ ", style="dim")
+                text.append(f"{short_node_name(node.name)} {story} ", style="bold red" if not node.ready else "yellow")
 
     def _log_events(self, events: tuple[ClusterEvent, ...]) -> None:
         log = self.query_one("#events", RichLog)
@@ -403,7 +418,16 @@ class LiveScreen(K3dScreen):
             self.notify("select a node first (n, or select one of its pods)", severity="warning")
             return
         backend = self.backend
-        self._act(f"{action} {node}", lambda: backend.node_action(node, action))
+
+        def run() -> ActionResult:
+            result = backend.node_action(node, action)
+            if result.ok and action == "stop":
+                self.node_stopped[node] = backend.now()
+            elif result.ok and action == "start":
+                self.node_stopped.pop(node, None)
+            return result
+
+        self._act(f"{action} {node}", run)
 
     def action_cordon_node(self) -> None:
         self._node_act("cordon")
@@ -613,6 +637,8 @@ class LiveScreen(K3dScreen):
     def _tick_ages(self) -> None:
         for column in self.columns.values():
             column.stack.tick()
+        if self.node_stopped or any(not n.ready or n.unschedulable for n in self.snapshot.nodes):
+            self._render_status()  # the node countdowns
 
     # -- help, failures --------------------------------------------------------------------
     def action_help(self) -> None:
