@@ -102,6 +102,17 @@ def test_drain_moves_the_app_off_and_uncordon_undoes_it(
         return real(self, name, namespace, body, **kw)
 
     monkeypatch.setattr(client.CoreV1Api, "create_namespaced_pod_eviction", record)
+    # the app's budget as kubectl prints it (the API's Table): 3 healthy, 1 needed, 2 allowed
+    def pdb_table() -> dict[str, Any]:
+        with cluster.http() as http:
+            table: dict[str, Any] = http.get(
+                f"/apis/policy/v1/namespaces/{APP.namespace}/poddisruptionbudgets/{APP.deployment}",
+                headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}).json()
+        return table
+
+    wait_for(lambda: pdb_table()["rows"][0]["cells"][:4] == ["fastapi-app", "1", "N/A", 2], 10.0, "the budget's status")
+    assert [c["name"] for c in pdb_table()["columnDefinitions"]] == [
+        "Name", "Min Available", "Max Unavailable", "Allowed Disruptions", "Age"]
     victim = next(p["spec"]["nodeName"] for p in app_pods(cluster))
     on_victim = {p["metadata"]["name"] for p in app_pods(cluster) if p["spec"]["nodeName"] == victim}
     assert main(["node", "drain", victim, "--sim", "--timeout", "60"]) == 0
