@@ -263,3 +263,41 @@ async def test_eviction_is_refused_while_a_budget_forbids_it() -> None:
         raise AssertionError("the eviction of the last healthy pod was allowed")
     await settle(lambda: allowed() == 0)
     cluster.stop()
+
+
+async def test_a_stopped_nodes_pod_servers_refuse_connections_on_the_real_data_plane() -> None:
+    import httpx
+
+    from k3dtui.sim.runtime import DataPlane
+
+    clock = Clock()
+    store = Store(clock=clock)
+    plane = DataPlane()
+    cluster = SimCluster(store, "dp", servers=1, agents=1, settings=settings(), runtime=plane)
+    cluster.start()
+    cluster.import_image("fastapi-random:latest")
+    store.create(gvrs.DEPLOYMENTS, deployment(2, 15))
+    await settle(lambda: sum(1 for p in pods(store) if util.is_ready(p)) == 2, timeout=20)
+    victim = "k3d-dp-agent-0"
+    ports = {p["metadata"]["uid"]: cluster.kubelet.ports[p["metadata"]["uid"]]
+             for p in pods(store) if p["spec"]["nodeName"] == victim}
+    others = [cluster.kubelet.ports[p["metadata"]["uid"]] for p in pods(store) if p["spec"]["nodeName"] != victim]
+    assert ports and others
+    async def get(port: int) -> int:
+        async with httpx.AsyncClient(timeout=2.0) as http:  # a new connection each time
+            return (await http.get(f"http://127.0.0.1:{port}/")).status_code
+
+    for port in [*ports.values(), *others]:
+        assert await get(port) == 200
+    await cluster.stop_node(victim)
+    for port in ports.values():
+        try:
+            await get(port)
+        except httpx.ConnectError:
+            continue
+        raise AssertionError(f"the stopped node's pod still answers on {port}")
+    for port in others:  # the other node's pods serve on
+        assert await get(port) == 200
+    cluster.stop()
+    for uid in list(plane.pods):
+        await plane.stop_pod(uid)
