@@ -89,6 +89,7 @@ _PLURALS = {
     "IPAddressPool": "ipaddresspools", "L2Advertisement": "l2advertisements",
     "ServiceL2Status": "servicel2statuses", "ReplicaSet": "replicasets", "ConfigMap": "configmaps",
     "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
+    "PodDisruptionBudget": "poddisruptionbudgets",
 }
 _CLUSTER_SCOPED = {"Namespace", "CustomResourceDefinition", "Node", "ValidatingWebhookConfiguration"}
 

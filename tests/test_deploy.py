@@ -28,7 +28,9 @@ def test_every_name_label_and_port_comes_from_the_identity() -> None:
         APP, namespace="demo", app="web", deployment="web-app", container="web", service="web-svc",
         service_port=8080, container_port=9000, image="web:1",
     )
-    dep, svc = sorted(deploy.app_documents(2, other), key=lambda d: d["kind"])
+    dep, pdb, svc = sorted(deploy.app_documents(2, other), key=lambda d: d["kind"])
+    assert pdb["metadata"]["name"] == "web-app" and pdb["metadata"]["namespace"] == "demo"
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}
     assert dep["metadata"]["name"] == "web-app" and dep["metadata"]["namespace"] == "demo"
     assert dep["metadata"]["labels"]["app"] == "web"
     assert dep["spec"]["selector"] == {"matchLabels": {"app": "web"}}
@@ -43,6 +45,13 @@ def test_every_name_label_and_port_comes_from_the_identity() -> None:
     # the default rendering is not changed by another identity's
     default = next(d for d in deploy.app_documents(2) if d["kind"] == "Deployment")
     assert default["metadata"]["name"] == "fastapi-app"
+
+
+def test_the_app_tolerates_a_lost_node_for_15_seconds() -> None:
+    dep = next(d for d in deploy.app_documents(3) if d["kind"] == "Deployment")
+    tolerations = {(t["key"], t["effect"]): t["tolerationSeconds"] for t in dep["spec"]["template"]["spec"]["tolerations"]}
+    assert tolerations == {("node.kubernetes.io/not-ready", "NoExecute"): 15,
+                           ("node.kubernetes.io/unreachable", "NoExecute"): 15}
 
 
 def test_replicas_left_out_when_none() -> None:

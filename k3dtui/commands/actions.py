@@ -144,7 +144,7 @@ def _line(change: Any, at: float) -> str:
 
 def watch_command(args: argparse.Namespace) -> int:
     from k3dtui.core.models import ClusterSnapshot
-    from k3dtui.core.state import diff_pods
+    from k3dtui.core.state import diff_nodes, diff_pods
 
     if args.duration is not None and args.duration <= 0:
         raise UsageError(f"--duration must be more than 0 seconds (got {args.duration})")
@@ -176,6 +176,13 @@ def watch_command(args: argparse.Namespace) -> int:
                     print(json.dumps(change.to_json(now)), flush=True)
                 else:
                     print(_line(change, now), flush=True)
+            if previous is not None and snap.connected:
+                for node in diff_nodes(previous, snap):
+                    state = "Ready" if node["ready"] else "NotReady"
+                    if node["unschedulable"]:
+                        state += ",SchedulingDisabled"
+                    taints = ",".join(node["taints"]) or "no taints"
+                    _emit(args, now, node, f"node {node['node']} {state} ({taints})")
             previous = snap
     except KeyboardInterrupt:
         pass

@@ -76,6 +76,9 @@ def app_documents(replicas: int | None, identity: AppIdentity = APP) -> list[Obj
             port = spec["ports"][0]
             port["port"] = identity.service_port
             port["targetPort"] = identity.container_port
+        elif doc["kind"] == "PodDisruptionBudget":
+            meta["name"] = identity.deployment
+            spec["selector"] = {"matchLabels": dict(identity.labels)}
     return docs
 
 

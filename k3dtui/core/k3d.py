@@ -295,6 +295,17 @@ async def cluster_start(name: str, log: LineSink, *, timeout: float = CREATE_TIM
     await _k3d(["cluster", "start", name], log=log, timeout=timeout)
 
 
+async def node_stop(node: str, log: LineSink, *, timeout: float = 120.0) -> None:
+    """``k3d node stop k3d-<cluster>-<role>-<n>``: the node's container stops."""
+    await _k3d(["node", "stop", node], log=log, timeout=timeout, hint=f"the node {node} could not be stopped")
+
+
+async def node_start(node: str, log: LineSink, *, timeout: float = 120.0) -> None:
+    """``k3d node start k3d-<cluster>-<role>-<n>``: the node's container starts; k3s
+    registers again and the node turns Ready."""
+    await _k3d(["node", "start", node], log=log, timeout=timeout, hint=f"the node {node} could not be started")
+
+
 async def cluster_delete(name: str, log: LineSink, *, timeout: float = 300.0) -> None:
     await _k3d(["cluster", "delete", name], log=log, timeout=timeout)
 

@@ -167,6 +167,16 @@ class K3dProvider:
         """Start a stopped cluster (``k3d cluster start``)."""
         await k3d.cluster_start(self.name, log)
 
+    async def stop_node(self, node: str, log: LineSink) -> None:
+        """``k3d node stop NODE``."""
+        await self._require_docker()
+        await k3d.node_stop(node, log)
+
+    async def start_node(self, node: str, log: LineSink) -> None:
+        """``k3d node start NODE``."""
+        await self._require_docker()
+        await k3d.node_start(node, log)
+
     async def delete(self, log: LineSink) -> None:
         await k3d.cluster_delete(self.name, log)
         k3d.kubeconfig_path(self.name).unlink(missing_ok=True)

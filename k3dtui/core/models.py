@@ -32,6 +32,10 @@ class NodeView:
     roles: str  # "control-plane,master" or "<none>"/"agent"
     ip: str
     ready: bool
+    unschedulable: bool = False  # cordoned (spec.unschedulable)
+    taints: tuple[str, ...] = ()  # "key:Effect"
+    ready_since: float = 0.0  # epoch seconds of the Ready condition's last transition (0: unknown)
+    tainted_at: float = 0.0  # epoch seconds the unreachable/not-ready NoExecute taint was added (0: none)
 
 
 @dataclass(frozen=True)

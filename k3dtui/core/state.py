@@ -232,7 +232,30 @@ def node_view(node: Mapping[str, Any]) -> NodeView:
         roles=node_roles(node),
         ip=ip,
         ready=_has_condition(status, "Ready"),
+        unschedulable=bool(_d(node.get("spec")).get("unschedulable")),
+        taints=tuple(f"{_d(t).get('key')}:{_d(t).get('effect')}" for t in _l(_d(node.get("spec")).get("taints"))),
+        ready_since=next((parse_time(_d(c).get("lastTransitionTime")) for c in _l(status.get("conditions"))
+                          if _d(c).get("type") == "Ready"), 0.0),
+        tainted_at=next((parse_time(_d(t).get("timeAdded")) for t in _l(_d(node.get("spec")).get("taints"))
+                         if _d(t).get("effect") == "NoExecute" and _d(t).get("key") in NODE_FAILURE_TAINTS), 0.0),
     )
+
+
+NODE_FAILURE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+
+
+def diff_nodes(old: ClusterSnapshot | None, new: ClusterSnapshot) -> list[Obj]:
+    """The nodes whose readiness, cordon or taints changed from ``old`` to ``new`` (all of
+    them on the first picture), as ``watch --json`` prints them."""
+    before = {n.name: n for n in (old.nodes if old is not None else ())}
+    out: list[Obj] = []
+    for n in sorted(new.nodes, key=lambda v: v.name):
+        prev = before.get(n.name)
+        if prev is not None and (prev.ready, prev.unschedulable, prev.taints) == (n.ready, n.unschedulable, n.taints):
+            continue
+        out.append({"change": "node", "node": n.name, "ready": n.ready,
+                    "unschedulable": n.unschedulable, "taints": list(n.taints)})
+    return out
 
 
 def deployment_view(deployment: Mapping[str, Any]) -> DeploymentView:

@@ -16,8 +16,10 @@ from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import addons
 from k3dtui.sim.controllers import nodes as node_ctl
 from k3dtui.sim.controllers.base import Controller, Ctx, Runtime
+from k3dtui.sim.controllers.disruption import DisruptionController
 from k3dtui.sim.controllers.kubelet import Kubelet
 from k3dtui.sim.controllers.metallb import MetalLB
+from k3dtui.sim.controllers.nodelifecycle import NodeLifecycle
 from k3dtui.sim.controllers.scheduler import Scheduler
 from k3dtui.sim.controllers.services import (
     EndpointsController,
@@ -53,6 +55,7 @@ class SimCluster:
         self.metallb = MetalLB(self.ctx)
         self.lb: Controller | None = None
         self.leases: node_ctl.NodeLeases | None = None
+        self.lifecycle = NodeLifecycle(self.ctx)
         self._detach: Callable[[], None] | None = None
 
     @property
@@ -80,6 +83,7 @@ class SimCluster:
         controllers: list[Controller] = [
             node_ctl.NamespaceController(self.ctx),
             self.leases,
+            self.lifecycle,
             ServiceController(self.ctx),
             DeploymentController(self.ctx),
             ReplicaSetController(self.ctx),
@@ -88,6 +92,7 @@ class SimCluster:
             self.kubelet,
             EndpointsController(self.ctx),
             GarbageCollector(self.ctx),
+            DisruptionController(self.ctx),
             self.metallb,
         ]
         if lb is not None:
@@ -105,6 +110,7 @@ class SimCluster:
             self._detach = None
         if self.leases is not None:
             self.leases.stop()
+        self.lifecycle.stop()
         for task in list(self.kubelet.running.values()) + list(self.kubelet.terminating.values()):
             task.cancel()
 
@@ -129,6 +135,24 @@ class SimCluster:
 
     def set_node_ready(self, node: str, ready: bool) -> None:
         node_ctl.set_node_ready(self.store, node, ready)
+
+    async def stop_node(self, node: str) -> None:
+        """``k3d node stop``: the node's container stops. Its kubelet stops renewing the
+        Lease and its pods' servers stop; the control plane notices after the grace period."""
+        await self.kubelet.stop_node(node)
+
+    def start_node(self, node: str) -> None:
+        """``k3d node start``: the kubelet comes back, posts Ready, renews its Lease and starts
+        its pods' containers again."""
+        if node not in self.ctx.stopped:
+            return
+        self.kubelet.start_node(node)
+        node_ctl.post_ready(self.store, node)
+        if self.leases is not None:
+            self.leases.renew()
+
+    def node_stopped(self, node: str) -> bool:
+        return node in self.ctx.stopped
 
 
 def subnet_of(name: str) -> ipaddress.IPv4Network:

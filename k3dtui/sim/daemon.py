@@ -123,6 +123,7 @@ class Daemon:
         self.api.add_route("POST", "/sim/images", self._images)
         self.api.add_route("GET", "/sim/status", self._status)
         self.api.add_route("POST", "/sim/faults", self._faults)
+        self.api.add_route("POST", "/sim/nodes", self._node_power)
         self.api.log_source = self.runtime.read_logs  # the pods' real lines, from the data plane
         self.api.metrics_source = self.runtime.read_usage  # their requests and CPU time
         self.api.pod_port = self.cluster.kubelet.ports.get  # each pod's listener, for port-forward
@@ -199,7 +200,9 @@ class Daemon:
             **self.state(), "images": self.cluster.images, "lb": self.lb.mapping,
             "lb_backends": {k: len(v) for k, v in self.lb.backends.items()},
             "nodes": [
-                {"name": n.name, "role": n.role, "ip": n.ip, "ready": self._node_ready(n.name)}
+                {"name": n.name, "role": n.role, "ip": n.ip, "ready": self._node_ready(n.name),
+                 "stopped": self.cluster.node_stopped(n.name),
+                 "since_heartbeat": self.cluster.lifecycle.since_heartbeat(n.name)}
                 for n in self.cluster.ctx.nodes
             ],
         })
@@ -209,6 +212,24 @@ class Daemon:
 
         node = self.store.peek(gvrs.NODES, "", name)
         return node is not None and node_is_ready(node)
+
+    async def _node_power(self, request: web.Request) -> web.Response:
+        """``{"node": NAME, "action": "stop"|"start"}``: the node's container stops or starts
+        (what ``k3d node stop|start`` does to a k3d node)."""
+        try:
+            body = await request.json()
+            node, action = str(body["node"]), str(body["action"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": 'body must be {"node": NAME, "action": "stop"|"start"}'}, status=400)
+        if self.cluster.ctx.node(node) is None:
+            return web.json_response({"error": f"no node {node}"}, status=404)
+        if action == "stop":
+            await self.cluster.stop_node(node)
+        elif action == "start":
+            self.cluster.start_node(node)
+        else:
+            return web.json_response({"error": f"unknown action {action!r} (stop or start)"}, status=400)
+        return web.json_response({"node": node, "stopped": self.cluster.node_stopped(node)})
 
     async def _faults(self, request: web.Request) -> web.Response:
         try:

@@ -250,6 +250,16 @@ class SimProvider:
         return data if isinstance(data, dict) else {}
 
 
+    async def stop_node(self, node: str, log: LineSink) -> None:
+        """The node's container stops (the simulated ``k3d node stop``)."""
+        log(f"stopping node {node}")
+        await self.control("POST", "/sim/nodes", {"node": node, "action": "stop"})
+
+    async def start_node(self, node: str, log: LineSink) -> None:
+        """The node's container starts again (the simulated ``k3d node start``)."""
+        log(f"starting node {node}")
+        await self.control("POST", "/sim/nodes", {"node": node, "action": "start"})
+
     async def fault(self, **body: Any) -> list[str]:
         """Fault injection (the daemon's ``/sim/faults``): ``restart_api=True``, ``expire=True``,
         ``node="k3d-<name>-agent-0", ready=False``, ``crash="<pod>"`` (``namespace=``),

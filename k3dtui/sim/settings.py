@@ -43,6 +43,12 @@ class SimSettings:
     bookmark_interval: float = 60.0
     # kubelet: how often each node renews its Lease in kube-node-lease
     lease_renew_interval: float = 10.0
+    # node lifecycle controller (kube-controller-manager flags, Kubernetes 1.31):
+    # --node-monitor-period 5 s, how often node health is checked;
+    # --node-monitor-grace-period 40 s up to 1.31 (50 s from 1.32, kubernetes/kubernetes PR
+    # 126287): no Lease renewal for this long and the node is Unknown (NotReady)
+    node_monitor_period: float = 5.0
+    node_monitor_grace_period: float = 40.0
     # at most this many Event objects are kept (oldest removed first)
     event_limit: int = 1000
     # fault injection

@@ -378,6 +378,17 @@ def _lease_row(lease: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(lease).get("name", ""), (lease.get("spec") or {}).get("holderIdentity", ""), _age(lease, now)]
 
 
+def _pdb_row(pdb: Obj, now: dt.datetime) -> list[Any]:
+    """pkg/printers/internalversion/printers.go, printPodDisruptionBudget."""
+    spec = pdb.get("spec") or {}
+
+    def shown(key: str) -> str:
+        return "N/A" if spec.get(key) is None else str(spec[key])
+
+    return [_meta(pdb).get("name", ""), shown("minAvailable"), shown("maxUnavailable"),
+            int((pdb.get("status") or {}).get("disruptionsAllowed", 0)), _age(pdb, now)]
+
+
 def _priorityclass_row(pc: Obj, now: dt.datetime) -> list[Any]:
     return [_meta(pc).get("name", ""), pc.get("value", 0), bool(pc.get("globalDefault", False)), _age(pc, now),
             pc.get("preemptionPolicy", "PreemptLowerPriority")]
@@ -448,6 +459,11 @@ _TABLES: dict[tuple[str, str], tuple[list[Column], RowFn]] = {
         _storageclass_row,
     ),
     ("coordination.k8s.io", "leases"): ([_NAME, ("Holder", S, 0, ""), ("Age", S, 0, "")], _lease_row),
+    ("policy", "poddisruptionbudgets"): (
+        [_NAME, ("Min Available", S, 0, ""), ("Max Unavailable", S, 0, ""), ("Allowed Disruptions", INT, 0, ""),
+         ("Age", S, 0, "")],
+        _pdb_row,
+    ),
     ("scheduling.k8s.io", "priorityclasses"): (
         [_NAME, ("Value", INT, 0, ""), ("Global-Default", "boolean", 0, ""), ("Age", S, 0, ""),
          ("PreemptionPolicy", S, 0, "")],

@@ -89,6 +89,9 @@ class Backend(Protocol):
     def kill_random(self, *, force: bool) -> ActionResult: ...
     def scale_to(self, replicas: int) -> ActionResult: ...
     def scale_by(self, delta: int) -> ActionResult: ...
+    def node_action(self, node: str, action: str) -> ActionResult:
+        """cordon, uncordon, drain, stop or start ``node`` (k3dtui.core.nodes)."""
+        ...
 
     # load generator: snapshots arrive through ``on_load`` (another thread)
     def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
@@ -366,6 +369,30 @@ class CoreBackend(CoreValidation):
     def scale_by(self, delta: int) -> ActionResult:
         result: ActionResult = self._need_live().scale_by(delta)
         return result
+
+    def node_action(self, node: str, action: str) -> ActionResult:
+        from k3dtui.core import nodes
+        from k3dtui.core.kube import make_api_client
+
+        name = self.header().name
+        refusal = nodes.check_node_name(name, node)
+        if refusal:
+            return ActionResult(False, f"refused: {refusal}")
+        provider = self._provider
+        if action in ("stop", "start"):
+            try:
+                if action == "stop":
+                    self.session.call_soon(provider.stop_node(node, lambda _line: None))
+                    return ActionResult(True, f"node {node} stopped: NotReady after the grace period, then its pods move")
+                self.session.call_soon(provider.start_node(node, lambda _line: None))
+                return ActionResult(True, f"node {node} started")
+            except K3dtuiError as exc:
+                return ActionResult(False, f"could not {action} node {node}: {exc.message}")
+        kubeconfig = self.session.call_soon(provider.kubeconfig())
+        actions = nodes.NodeActions(lambda: make_api_client(kubeconfig, provider.context), name)
+        if action == "drain":
+            return actions.drain(node)
+        return actions.cordon(node, action == "cordon")
 
     # -- load ------------------------------------------------------------------------
     def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:

@@ -404,6 +404,23 @@ def cluster_start(argv: list[str]) -> None:
         info(f"Started cluster '{name}'")
 
 
+def node_power(argv: list[str]) -> None:
+    """`k3d node stop|start NAME...`: the named node containers (k3d's NodeStop/NodeStart)."""
+    cli = client()
+    names = positional(argv[2:], set())
+    if not names:
+        fatal("requires at least 1 arg(s), only received 0")
+    for name in names:
+        found = cli.containers.list(all=True, filters={"label": ["app=k3d"], "name": f"^/?{name}$"})
+        if not found:
+            fatal(f"Failed to get node '{name}': No node found")
+        for c in found:
+            if argv[1] == "stop":
+                c.stop(timeout=1)
+            else:
+                c.start()
+
+
 def kubeconfig_get(argv: list[str]) -> None:
     cli = client()
     names = positional(argv[2:], set())
@@ -468,6 +485,8 @@ def main(argv: list[str]) -> None:
         ("cluster", "delete"): cluster_delete,
         ("cluster", "start"): cluster_start,
         ("kubeconfig", "get"): kubeconfig_get,
+        ("node", "stop"): node_power,
+        ("node", "start"): node_power,
         ("image", "import"): image_import,
     }
     handler = handlers.get(tuple(verb))  # type: ignore[arg-type]

@@ -378,6 +378,41 @@ class FixedBackend(CoreValidation):
     def scale_by(self, delta: int) -> ActionResult:
         return self.scale_to(max(0, self.desired + delta))
 
+    def node_action(self, node: str, action: str) -> ActionResult:
+        """Records the call; a started node is Ready again (a stopped one stays Ready until the
+        grace period ends: ``node_fails``)."""
+        self.calls.append(f"node {action} {node}")
+        if action == "start":
+            with self._lock:
+                self.nodes = tuple(replace(n, ready=True, taints=(), tainted_at=0.0) if n.name == node else n
+                                   for n in self.nodes)
+            self.push()
+        return ActionResult(True, f"node {node} {action} done")
+
+    def node_fails(self, node: str, *, ago: float = 0.0) -> None:
+        """The grace period ended ``ago`` seconds ago: NotReady, the unreachable taints, pods not ready."""
+        with self._lock:
+            self.nodes = tuple(
+                replace(n, ready=False, ready_since=self.clock - ago, tainted_at=self.clock - ago,
+                        taints=("node.kubernetes.io/unreachable:NoSchedule", "node.kubernetes.io/unreachable:NoExecute"))
+                if n.name == node else n for n in self.nodes)
+            self.pods = [replace(p, ready=False, ready_text="0/1") if p.node == node else p for p in self.pods]
+            self._event("NodeNotReady", f"node/{node}", f"Node {node} status is now: NodeNotReady")
+        self.push()
+
+    def evict_from(self, node: str) -> None:
+        """The tolerations ran out: the node's pods are Terminating and replaced elsewhere."""
+        with self._lock:
+            for i, p in enumerate(self.pods):
+                if p.node == node and not p.deleting:
+                    self.pods[i] = replace(p, status="Terminating", deleting=True)
+                    self._event("TaintManagerEviction", f"pod/{p.name}", f"Marking for deletion Pod default/{p.name}")
+                    others = [n.name for n in self.nodes if n.name != node]
+                    new = self._add_pod()
+                    idx = self.pods.index(new)
+                    self.pods[idx] = replace(new, node=others[i % len(others)])
+        self.push()
+
     def finish_pending(self) -> None:
         """Terminating pods go away, new ones become Running (what the cluster would do next)."""
         with self._lock:

@@ -31,6 +31,11 @@ CHANGING_TITLES = {
     "Scale down by one",
     "Scale to a number…",
     "Delete the cluster…",
+    "Cordon the selected node",
+    "Uncordon the selected node",
+    "Drain the selected node",
+    "Stop the selected node…",
+    "Start the selected node",
 }
 
 
@@ -80,7 +85,7 @@ async def test_palette_offers_every_live_action_and_read_only_removes_the_changi
         assert titles >= CHANGING_TITLES
         assert {"Start / stop load", "Switch the load's connection mode", "Help: every key"} <= titles
         shown = {k for k, b in app.screen.active_bindings.items() if b.enabled and b.binding.show}
-        assert {"k", "K", "x", "plus", "minus", "s"} <= shown
+        assert {"k", "K", "x", "plus", "minus", "s", "c", "u", "d", "o", "O"} <= shown
 
     ro, _ = make_app(stage="deployed", read_only=True)
     async with ro.run_test(size=(120, 40)) as pilot:
@@ -89,7 +94,7 @@ async def test_palette_offers_every_live_action_and_read_only_removes_the_changi
         assert not (CHANGING_TITLES & titles)
         assert "Start / stop load" in titles
         keys = {k for k, b in ro.screen.active_bindings.items() if b.enabled}
-        assert not ({"k", "K", "x", "plus", "minus", "s"} & keys)
+        assert not ({"k", "K", "x", "plus", "minus", "s", "c", "u", "d", "o", "O"} & keys)
 
 
 async def test_read_only_keys_change_nothing() -> None:
@@ -97,9 +102,10 @@ async def test_read_only_keys_change_nothing() -> None:
     async with app.run_test(size=(120, 40)) as pilot:
         await to_live(pilot)
         before = list(fixed.pods)
-        await pilot.press("k", "K", "x", "plus", "minus", "s")
+        await pilot.press("k", "K", "x", "plus", "minus", "s", "c", "u", "d", "o", "O")
         await settle(pilot)
         assert fixed.pods == before
+        assert not [c for c in fixed.calls if c.startswith("node ")]
         assert isinstance(app.screen, LiveScreen)  # no scale modal opened
 
 
@@ -340,3 +346,63 @@ async def test_delete_cluster_from_palette_asks_naming_the_cluster(sim_app: SimH
         )
         await settle(pilot)
     backend.close()
+
+
+async def test_node_keys_act_on_the_selected_node_and_a_server_stop_asks_first() -> None:
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await to_live(pilot)
+        node = screen.target_node()
+        assert node is not None and node == screen.selected_pod().node  # type: ignore[union-attr]
+        await pilot.press("c")
+        await until(pilot, lambda: f"node cordon {node}" in fixed.calls)
+        await pilot.press("u", "d")
+        await until(pilot, lambda: f"node drain {node}" in fixed.calls)
+        assert f"node uncordon {node}" in fixed.calls
+        # n walks the nodes, server first
+        names = sorted((n.name for n in fixed.nodes), key=lambda n: ("-server-" not in n, n))
+        screen.selected_node = None
+        screen.selected = None
+        await pilot.press("n")
+        assert screen.target_node() == names[0]
+        # stopping the server asks first (the API goes away); escape stops nothing
+        await pilot.press("o")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("escape")
+        await settle(pilot)
+        assert not [c for c in fixed.calls if c.startswith("node stop")]
+        # an agent stops at once, and its column's node turns NotReady
+        await pilot.press("n")
+        agent = screen.target_node()
+        assert agent is not None and "-agent-" in agent
+        await pilot.press("o")
+        await until(pilot, lambda: f"node stop {agent}" in fixed.calls)
+        await until(pilot, lambda: agent in screen.node_stopped)
+        await pilot.press("O")
+        await until(pilot, lambda: f"node start {agent}" in fixed.calls)
+
+
+def status_text(screen: LiveScreen) -> str:
+    return str(screen.query_one("#live-status").render())
+
+
+async def test_stop_by_key_shows_the_countdown_then_the_pods_moving() -> None:
+    from k3dtui.ui.widgets.pods import short_node_name
+
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = await to_live(pilot)
+        agent = next(n.name for n in fixed.nodes if "-agent-" in n.name and any(p.node == n.name for p in fixed.pods))
+        while screen.target_node() != agent:
+            await pilot.press("n")
+        await pilot.press("o")
+        short = short_node_name(agent)
+        # stopped, no heartbeat: NotReady after the 40 s grace period
+        await until(pilot, lambda: f"{short} stopped 0s ago, no heartbeat · NotReady in ~40s" in status_text(screen))
+        fixed.node_fails(agent, ago=5)
+        await until(pilot, lambda: f"{short} NotReady 5s · pods unreachable, evicted in 10s" in status_text(screen))
+        moved = [p.name for p in fixed.pods if p.node == agent]
+        fixed.evict_from(agent)
+        await until(pilot, lambda: all(p.deleting for p in screen.snapshot.pods if p.name in moved))
+        alive_elsewhere = [p for p in screen.snapshot.pods if not p.deleting and p.node != agent]
+        assert len(alive_elsewhere) == len([p for p in fixed.pods if not p.deleting])

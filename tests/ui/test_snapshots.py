@@ -329,3 +329,17 @@ def test_resume_offer(snap_compare: Any) -> None:
 def test_fixed_backend_is_deterministic() -> None:
     a, b = FixedBackend(), FixedBackend()
     assert a.snapshot() == b.snapshot()
+
+
+def test_live_node_not_ready(snap_compare: Any) -> None:
+    """A stopped agent after the grace period: its column says NotReady, its pods are not
+    ready, the status line counts down to their eviction."""
+    app, fixed = make_app(stage="deployed")
+    agent = next(n.name for n in fixed.nodes if "-agent-" in n.name)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await _live(pilot)
+        fixed.node_fails(agent, ago=5)
+        await settle(pilot)
+
+    assert snap_compare(app, terminal_size=WIDE, run_before=run_before)

@@ -38,6 +38,7 @@ from k3dtui.sim.apiserver.tls import server_context
 from k3dtui.sim.apiserver.watch import Watch
 from k3dtui.sim.kinds import Kind, Registry
 from k3dtui.sim.patch import PatchError
+from k3dtui.sim.registry import disruption
 from k3dtui.sim.store import GVR, ApiError, Event, Obj, Store
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -297,6 +298,7 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, Po
             if sub == "binding":
                 return json_response(self._bind(kind, ns or "", name, body), status=201)
             if sub == "eviction":
+                disruption.check_eviction(self.store, ns or "", name)
                 opts = body.get("deleteOptions") if isinstance(body, dict) else None
                 self._delete(kind, ns or "", name, opts if isinstance(opts, dict) else {}, request)
                 return json_response(success_status({"name": name, "kind": "pods"}), status=201)

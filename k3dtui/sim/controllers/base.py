@@ -63,6 +63,7 @@ class Ctx:
     controllers: list[Controller] = field(default_factory=list)
     on_images: list[Callable[[], None]] = field(default_factory=list)
     ca_pem: str = ""  # the API server's CA (published as kube-root-ca.crt in every namespace)
+    stopped: set[str] = field(default_factory=set)  # nodes whose container is stopped (k3d node stop)
     _events: list[Key] = field(default_factory=list)
 
     @property

@@ -81,6 +81,8 @@ class Kubelet(Controller):
         node = (pod.get("spec") or {}).get("nodeName")
         if not node or self.ctx.node(str(node)) is None:
             return
+        if str(node) in self.ctx.stopped:
+            return  # the node's kubelet is not running: nothing happens there until it starts
         if util.is_terminating(pod):
             if uid not in self.terminating:
                 task = self.running.pop(uid, None)
@@ -102,6 +104,8 @@ class Kubelet(Controller):
     def reconcile(self, key: tuple[str, bool]) -> None:
         """A node stopped or came back: its running pods turn not ready, or ready again."""
         node, node_ready = key
+        if node in self.ctx.stopped:
+            return
 
         def fn(p: Obj) -> None:
             statuses = (p.get("status") or {}).get("containerStatuses") or []
@@ -117,6 +121,59 @@ class Kubelet(Controller):
             if util.phase(pod) != "Running":
                 continue
             self.store.mutate(gvrs.PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], fn)
+
+    # -- a node's container stopped and started (k3d node stop|start) -------------------
+    def _pods_on(self, node: str) -> list[Obj]:
+        return [p for p in list(self.store.iter(gvrs.PODS)) if (p.get("spec") or {}).get("nodeName") == node]
+
+    async def stop_node(self, node: str) -> None:
+        """The node's container stops: its kubelet no longer acts and its pods' servers are
+        gone (connections to them fail); the API still shows the pods as they were."""
+        self.ctx.stopped.add(node)
+        for pod in self._pods_on(node):
+            uid = str(pod["metadata"].get("uid", ""))
+            for tasks in (self.running, self.terminating):
+                task = tasks.pop(uid, None)
+                if task is not None:
+                    task.cancel()
+            had_server = self.ports.pop(uid, None) is not None or uid in self._starting
+            self._starting.discard(uid)
+            if had_server and self.ctx.runtime is not None:
+                try:
+                    await self.ctx.runtime.stop_pod(uid)
+                except Exception:
+                    log.exception("stop_pod %s", uid)
+
+    def start_node(self, node: str) -> None:
+        """The node's container starts again: pods deleted meanwhile finish terminating, the
+        others' containers start again (restartCount + 1) and turn Ready as at first."""
+        self.ctx.stopped.discard(node)
+
+        def restarting(p: Obj) -> None:
+            st = p.setdefault("status", {})
+            st["phase"] = "Pending"
+            for cs in st.get("containerStatuses") or []:
+                state = cs.get("state") or {}
+                if "running" in state:
+                    cs["lastState"] = {"terminated": {
+                        "exitCode": 255, "reason": "Unknown", "finishedAt": util.now(),
+                        "startedAt": state["running"].get("startedAt")}}
+                    cs["restartCount"] = int(cs.get("restartCount", 0)) + 1
+                cs["ready"] = False
+                cs["started"] = False
+                cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
+            util.set_condition(p, "Ready", "False", "ContainersNotReady")
+            util.set_condition(p, "ContainersReady", "False", "ContainersNotReady")
+
+        for pod in self._pods_on(node):
+            m = pod["metadata"]
+            if util.is_terminating(pod) or util.phase(pod) in ("Succeeded", "Failed"):
+                self.on_event(Event("MODIFIED", gvrs.PODS, pod, 0))
+                continue
+            with contextlib.suppress(ApiError):
+                updated = self.store.mutate(gvrs.PODS, str(m["namespace"]), str(m["name"]), restarting)
+                if updated is not None:
+                    self.on_event(Event("MODIFIED", gvrs.PODS, updated, 0))
 
     def _images_changed(self) -> None:
         waiters, self._image_waiters = self._image_waiters, []
@@ -240,7 +297,13 @@ class Kubelet(Controller):
             util.set_condition(p, "ContainersReady", "False", "ContainersNotReady", f"containers with unready status: [{names}]")
             util.set_condition(p, "PodScheduled", "True")
             _order_conditions(p)
+            before = {cs.get("name"): cs for cs in st.get("containerStatuses") or []}
             st["containerStatuses"] = [waiting(c, "ContainerCreating") for c in containers]
+            for cs in st["containerStatuses"]:  # a restarted node's containers keep their count
+                prev = before.get(cs["name"]) or {}
+                cs["restartCount"] = int(prev.get("restartCount", 0))
+                if prev.get("lastState"):
+                    cs["lastState"] = prev["lastState"]
 
         self._update(ns, name, uid, accept)
         await asyncio.sleep(s.sandbox_delay)

@@ -225,6 +225,29 @@ def set_node_ready(store: Store, name: str, ready: bool) -> None:
     store.mutate(gvrs.NODES, "", name, fn)
 
 
+def post_ready(store: Store, name: str) -> None:
+    """A started kubelet posts its status: every health condition back to its healthy value
+    (pkg/kubelet/nodestatus/setters.go)."""
+    healthy = {
+        "MemoryPressure": ("False", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+        "DiskPressure": ("False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+        "PIDPressure": ("False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+        "Ready": ("True", "KubeletReady", "kubelet is posting ready status"),
+    }
+
+    def fn(node: Obj) -> None:
+        now = util.now()
+        for c in node["status"]["conditions"]:
+            want = healthy.get(c.get("type"))
+            if want is None:
+                continue
+            if c.get("status") != want[0]:
+                c["lastTransitionTime"] = now
+            c.update(status=want[0], reason=want[1], message=want[2], lastHeartbeatTime=now)
+
+    store.mutate(gvrs.NODES, "", name, fn)
+
+
 def node_is_ready(node: Obj) -> bool:
     c = util.condition(node, "Ready")
     return bool(c and c.get("status") == "True") and not (node.get("spec") or {}).get("unschedulable")
@@ -353,7 +376,7 @@ class NodeLeases(Controller):
         now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         for spec in self.ctx.nodes:
             node = self.store.peek(gvrs.NODES, "", spec.name)
-            if node is None:
+            if node is None or spec.name in self.ctx.stopped:
                 continue
             ready = util.condition(node, "Ready") or {}
             if ready.get("status") != "True":

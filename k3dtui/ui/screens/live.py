@@ -36,6 +36,8 @@ CARD_PERIOD = 0.5  # seconds of the load run (the generator's clock) between upd
 KILL = Binding.Group("kill", compact=True)
 SCALE = Binding.Group("±1", compact=True)
 CONC = Binding.Group("conc", compact=True)
+NODE = Binding.Group("node", compact=True)
+NODE_ACTIONS = ("cordon_node", "uncordon_node", "drain_node", "stop_node", "start_node")
 
 
 def _freeze_heap() -> None:
@@ -51,8 +53,11 @@ class LiveScreen(K3dScreen):
     PAGE = "live"
     LOG_LINES = 500
     CSS_PATH = "live.tcss"
-    CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster"})
+    CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster",
+                          *NODE_ACTIONS})
     BINDINGS = [
+        # first, so a narrow footer drops other keys before it drops how to quit
+        Binding("ctrl+q", "app.quit", "quit", id="live.quit", tooltip="Leave k3dtui (the cluster keeps running)"),
         Binding("left", "select('left')", "select", show=False, id="live.left", tooltip="Select the pod in the node to the left"),
         Binding("right", "select('right')", "select", show=False, id="live.right", tooltip="Select the pod in the node to the right"),
         Binding("up", "select('up')", "select", show=False, id="live.up", tooltip="Select the pod above"),
@@ -76,6 +81,13 @@ class LiveScreen(K3dScreen):
         Binding("colon", "prompt(':')", "cmd", key_display=":", id="live.command", tooltip="Type a command: scale 5, kill, kill random, load, setup, pool, deploy…"),
         Binding("escape", "back", "back", show=False, id="live.back", tooltip="Clear the filter, or go back to the deploy screen"),
         Binding("ctrl+d", "delete_cluster", "delete cluster", show=False, id="live.delete_cluster", tooltip="Delete the whole cluster (asks first)"),
+        # node actions, on the selected node (the selected pod's, or the one `n` picked)
+        Binding("n", "next_node", "node", show=False, id="live.next_node", tooltip="Select the next node for the node actions"),
+        Binding("c", "cordon_node", "cordon", group=NODE, id="live.cordon_node", tooltip="Cordon the selected node (no new pods)"),
+        Binding("u", "uncordon_node", "uncordon", group=NODE, id="live.uncordon_node", tooltip="Uncordon the selected node"),
+        Binding("d", "drain_node", "drain", group=NODE, id="live.drain_node", tooltip="Drain the selected node: cordon, then evict the app's pods (honours the PodDisruptionBudget)"),
+        Binding("o", "stop_node", "stop", group=NODE, id="live.stop_node", tooltip="Stop the selected node's container (k3d node stop): it goes NotReady, its pods move"),
+        Binding("O", "start_node", "start", group=NODE, id="live.start_node", tooltip="Start the selected node's container again (k3d node start)"),
     ]
     COMMAND_TITLES = {
         "select('left')": "Select the pod to the left",
@@ -104,6 +116,12 @@ class LiveScreen(K3dScreen):
         "open_screen('setup')": "Go to the setup screen",
         "open_screen('pool')": "Go to the MetalLB pool screen",
         "open_screen('deploy')": "Go to the deploy screen",
+        "next_node": "Select the next node",
+        "cordon_node": "Cordon the selected node",
+        "uncordon_node": "Uncordon the selected node",
+        "drain_node": "Drain the selected node",
+        "stop_node": "Stop the selected node…",
+        "start_node": "Start the selected node",
     }
     PALETTE_ONLY = (
         ("open_screen('setup')", "Go to the setup screen", "Change the cluster (reuse, create, delete)  [:setup]"),
@@ -157,6 +175,8 @@ class LiveScreen(K3dScreen):
         self.columns: dict[str, NodeColumn] = {}
         self._column_seq = 0
         self.selected: str | None = None  # pod uid
+        self.selected_node: str | None = None  # picked with `n`; else the selected pod's node
+        self.node_stopped: dict[str, float] = {}  # node → when this view stopped it (backend clock)
         self.seen_events: set[ClusterEvent] = set()
         self.settings = LoadSettings(duration=LOAD_DURATION)
         self.load_on = False
@@ -256,6 +276,8 @@ class LiveScreen(K3dScreen):
                     container.mount(column)
                 column.set_node(node, ip if node.name == announcing else "")
                 column.sync_pods(self._filtered(snap.pods_on(node.name)))
+                # a NotReady node's pods are unreachable: greyed until they are evicted
+                column.set_class(not node.ready, "-unreachable")
             if snap.unscheduled:
                 column = self.columns.get("\x00unscheduled")
                 if column is None:
@@ -358,6 +380,7 @@ class LiveScreen(K3dScreen):
             text.append(f" {snap.error or 'the API server does not answer'}; retrying by itself ", style="yellow")
         else:
             text.append("● connected ", style="bold green")
+        self._node_story(text)
         dep = snap.deployment
         pending = self.pending_scale
         if pending is not None:
@@ -390,6 +413,17 @@ class LiveScreen(K3dScreen):
             text.append(" │ selected ", style="dim")
             text.append(short_pod_name(pod.name), style="bold reverse")
         self.query_one("#live-status", TextLine).set(text)
+
+    def _node_story(self, text: Text) -> None:
+        """The nodes that are failing, cordoned or stopped here: state, countdowns."""
+        from k3dtui.core.nodes import node_story
+
+        now = self.backend.now()
+        for node in sorted(self.snapshot.nodes, key=lambda n: n.name):
+            story = node_story(node, now, self.node_stopped.get(node.name))
+            if story:
+                text.append("│ ", style="dim")
+                text.append(f"{short_node_name(node.name)} {story} ", style="bold red" if not node.ready else "yellow")
 
     def _log_events(self, events: tuple[ClusterEvent, ...]) -> None:
         new: list[tuple[tuple[float, int, int], Text]] = []
@@ -543,6 +577,82 @@ class LiveScreen(K3dScreen):
         if self.allowed("kill_random"):
             backend = self.backend
             self._act("kill a random pod", lambda: backend.kill_random(force=False))
+
+    # -- node actions ----------------------------------------------------------------------
+    def target_node(self) -> str | None:
+        names = [n.name for n in self.snapshot.nodes]
+        if self.selected_node in names:
+            return self.selected_node
+        pod = self.selected_pod()
+        return pod.node if pod is not None and pod.node else None
+
+    def action_next_node(self) -> None:
+        names = [n.name for n in sorted(self.snapshot.nodes, key=lambda n: _node_order(n.name, n.roles))]
+        if not names:
+            return
+        current = self.target_node()
+        index = (names.index(current) + 1) % len(names) if current in names else 0
+        self.selected_node = names[index]
+        self.notify(f"node {self.selected_node} selected: c cordon, u uncordon, d drain, o stop, O start",
+                    title="node")
+
+    def _node_act(self, action: str) -> None:
+        if not self.allowed(f"{action}_node"):
+            return
+        node = self.target_node()
+        if node is None:
+            self.notify("select a node first (n, or select one of its pods)", severity="warning")
+            return
+        backend = self.backend
+
+        def run() -> ActionResult:
+            result = backend.node_action(node, action)
+            if result.ok and action == "stop":
+                self.node_stopped[node] = backend.now()
+            elif result.ok and action == "start":
+                self.node_stopped.pop(node, None)
+            return result
+
+        self._act(f"{action} {node}", run)
+
+    def action_cordon_node(self) -> None:
+        self._node_act("cordon")
+
+    def action_uncordon_node(self) -> None:
+        self._node_act("uncordon")
+
+    def action_drain_node(self) -> None:
+        self._node_act("drain")
+
+    def action_start_node(self) -> None:
+        self._node_act("start")
+
+    def action_stop_node(self) -> None:
+        if not self.allowed("stop_node"):
+            return
+        node = self.target_node()
+        if node is None:
+            self.notify("select a node first (n, or select one of its pods)", severity="warning")
+            return
+        view = next((n for n in self.snapshot.nodes if n.name == node), None)
+        server = "-server-" in node or (view is not None and ("control-plane" in view.roles or "master" in view.roles))
+        if not server:
+            self._node_act("stop")
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._node_act("stop")
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "Stop the server node?",
+                f"{node} runs the Kubernetes API: while it is stopped the live view cannot watch "
+                "the cluster or act on it, until it is started again (k3dtui node start).",
+                f"Stop {short_node_name(node)}",
+            ),
+            answered,
+        )
 
     def _desired(self) -> int:
         """The replica count last asked for (pending) or else watched."""
@@ -725,6 +835,8 @@ class LiveScreen(K3dScreen):
             self._check_gone()
         for column in self.columns.values():
             column.stack.tick()
+        if self.node_stopped or any(not n.ready or n.unschedulable for n in self.snapshot.nodes):
+            self._render_status()  # the node countdowns
 
     # -- state of the actions, going back ------------------------------------------------
     def action_state(self, action: str) -> bool | None:
