@@ -40,6 +40,7 @@ class ServiceView:
     external_ip: str  # "" while pending
     port: int
     announcing_node: str  # from ServiceL2Status, "" when unknown
+    traffic_policy: str = "Cluster"  # spec.externalTrafficPolicy ("Cluster" | "Local")
 
 
 @dataclass(frozen=True)

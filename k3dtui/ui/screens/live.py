@@ -246,6 +246,9 @@ class LiveScreen(K3dScreen):
                         style="bold magenta" if svc.external_ip else "yellow")
             if svc.announcing_node:
                 text.append(f" via {short_node_name(svc.announcing_node)}", style="dim")
+            elif svc.external_ip and svc.traffic_policy == "Local":
+                text.append(" no node announces (no ready pod for Local)", style="yellow")
+            text.append(f" {svc.traffic_policy}", style="dim")
         alive = [p for p in snap.pods if not p.deleting]
         text.append(f" │ {len(alive)} pods on {len(snap.nodes)} nodes", style="dim")
         pod = self.selected_pod()
