@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import httpx
+import pytest
 from kubernetes import client
 
+from k3dtui.cli import main
 from k3dtui.commands.load import discover_url
 
 
@@ -51,3 +54,101 @@ def test_cluster_policy_pods_see_the_forwarding_nodes_address(sim_app: Any) -> N
     for node, clients in seen.items():
         # cni0 (.1) on the announcing node itself, flannel.1 (.0) across nodes
         assert clients == ({f"{net}.1"} if node == entry else {f"{net}.0"}), (node, clients)
+
+
+def _load(handle: Any, capsys: Any, requests: int = 300) -> dict[str, Any]:
+    code = main(["load", "--sim", "--name", handle.name, "--new-connections",
+                 "--requests", str(requests), "--concurrency", "4", "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    data: dict[str, Any] = json.loads(captured.out)
+    assert data["status"] == {"200": requests}
+    return data
+
+
+def _policy(handle: Any, capsys: Any, policy: str) -> dict[str, Any]:
+    code = main(["policy", policy, "--sim", "--name", handle.name, "--json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    out: dict[str, Any] = json.loads(captured.out)
+    assert out["ok"] is True
+    return out
+
+
+def _until(cond: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = cond()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def _status(handle: Any, capsys: Any) -> dict[str, Any]:
+    assert main(["status", "--sim", "--name", handle.name, "--json"]) == 0
+    out: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return out
+
+
+def test_the_flow_under_cluster_then_local_then_one_replica_then_cluster_again(
+    sim_app: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pods = app_pods(sim_app)
+    assert len(set(pods.values())) == 3  # 3 replicas on 3 nodes
+    cidrs = node_cidrs(sim_app)
+    entry = announcer(sim_app)
+    status = _status(sim_app, capsys)
+    assert status["service"]["announcing_node"] == entry
+    assert status["service"]["traffic_policy"] == "Cluster"
+
+    # Cluster: uniform over the 3 pods, so about 2/3 crosses; pods see the entry node's address
+    data = _load(sim_app, capsys)
+    assert data["announcing_node"] == entry
+    assert 0.5 <= data["cross_node_share"] <= 0.8
+    assert set(data["paths"]) == {entry} and set(data["paths"][entry]) == set(pods.values())
+    net = cidrs[entry].rsplit(".", 1)[0]
+    assert set(data["client_addrs"]) == {f"{net}.0", f"{net}.1"}
+    assert data["client_addrs"][f"{net}.1"] == data["paths"][entry][entry]  # same node: cni0
+
+    # Local: only the announcing node's pod serves; pods see the generator's own address
+    out = _policy(sim_app, capsys, "local")
+    assert out["traffic_policy"] == "Local"
+    _until(lambda: _status(sim_app, capsys)["service"]["traffic_policy"] == "Local")
+    time.sleep(0.5)  # the data plane follows the Service
+    local_entry = announcer(sim_app)
+    data = _load(sim_app, capsys)
+    assert data["cross_node_share"] == 0
+    assert data["paths"] == {local_entry: {local_entry: 300}}
+    assert set(data["per_pod"]) == {p for p, n in pods.items() if n == local_entry}
+    assert data["client_addrs"] == {"127.0.0.1": 300}
+
+    # one replica under Local: the announcement moves to its node, and the load is served there
+    assert main(["scale", "1", "--sim", "--name", sim_app.name]) == 0
+    capsys.readouterr()
+    left = _until(lambda: app_pods(sim_app) if len(app_pods(sim_app)) == 1 else None, 20.0)
+    (pod, node), = left.items()
+    _until(lambda: announcer(sim_app) == node, 5.0)
+    time.sleep(0.5)
+    data = _load(sim_app, capsys, 100)
+    assert data["announcing_node"] == node
+    assert data["per_pod"] == {pod: 100} and data["cross_node_share"] == 0
+
+    # back to Cluster with 3 replicas: the spread returns
+    _policy(sim_app, capsys, "cluster")
+    assert main(["scale", "3", "--sim", "--name", sim_app.name]) == 0
+    capsys.readouterr()
+    _until(lambda: len(set(app_pods(sim_app).values())) == 3, 30.0)
+    _until(lambda: _status(sim_app, capsys)["deployment"]["ready"] == 3, 30.0)
+    time.sleep(0.5)
+    data = _load(sim_app, capsys)
+    assert len(data["per_pod"]) == 3 and 0.5 <= data["cross_node_share"] <= 0.8
+
+
+def test_policy_refuses_bad_input_and_read_only(sim_app: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["policy", "sideways", "--sim", "--name", sim_app.name]) == 2
+    err = capsys.readouterr().err
+    assert "'sideways' is not a traffic policy: use cluster or local" in err and "Traceback" not in err
+    assert main(["--read-only", "policy", "local", "--sim", "--name", sim_app.name]) == 1
+    assert "--read-only" in capsys.readouterr().err
+    assert _status(sim_app, capsys)["service"]["traffic_policy"] == "Cluster"
