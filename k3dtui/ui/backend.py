@@ -83,6 +83,7 @@ class Backend(Protocol):
     def kill_random(self, *, force: bool) -> ActionResult: ...
     def scale_to(self, replicas: int) -> ActionResult: ...
     def scale_by(self, delta: int) -> ActionResult: ...
+    def set_traffic_policy(self, policy: str) -> ActionResult: ...
 
     # load generator: snapshots arrive through ``on_load`` (another thread)
     def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
@@ -314,7 +315,15 @@ class CoreBackend(CoreValidation):
         self.live_stop()
         kubeconfig = self.session.call_soon(self._provider.kubeconfig())
         self._live = LiveCluster(kubeconfig, context=self._provider.context)
-        self._live.start(on_change)
+
+        def changed(snap: ClusterSnapshot) -> None:
+            # the load generator attributes each response to the announcer of its moment
+            load = self._load
+            if load is not None and snap.service is not None and snap.service.announcing_node:
+                load.set_announcer(snap.service.announcing_node)
+            on_change(snap)
+
+        self._live.start(changed)
 
     def live_stop(self) -> None:
         live, self._live = self._live, None
@@ -342,6 +351,10 @@ class CoreBackend(CoreValidation):
         result: ActionResult = self._need_live().scale_by(delta)
         return result
 
+    def set_traffic_policy(self, policy: str) -> ActionResult:
+        result: ActionResult = self._need_live().set_traffic_policy(policy)
+        return result
+
     # -- load ------------------------------------------------------------------------
     def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
         from k3dtui.core.loadplan import make_generator, plan_load
@@ -364,6 +377,8 @@ class CoreBackend(CoreValidation):
             self._load.stop()
             fields = ("url", "mode", "concurrency", "rate", "duration", "requests", "timeout")
             self._load.update(**{k: getattr(settings, k) for k in fields})
+        if service.announcing_node:
+            self._load.set_announcer(service.announcing_node)
         self._load.start()  # copes with the TUI's stderr (no file descriptor) itself
         if self._reader is not None:
             self._reader.stop()

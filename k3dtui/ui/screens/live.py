@@ -22,6 +22,8 @@ from k3dtui.core.models import ClusterEvent, ClusterSnapshot, LoadSettings, Load
 from k3dtui.core.session import PipelineEvent
 from k3dtui.ui.screens.base import K3dScreen
 from k3dtui.ui.screens.modals import ConfirmScreen, HelpScreen, ScaleScreen
+from k3dtui.ui.widgets.flow import TERMS as FLOW_TERMS
+from k3dtui.ui.widgets.flow import FlowPanel
 from k3dtui.ui.widgets.load import LoadPanel
 from k3dtui.ui.widgets.pods import NodeColumn, PodCard, short_node_name, short_pod_name
 from k3dtui.ui.widgets.text import TextLine
@@ -48,7 +50,7 @@ def _node_order(name: str, roles: str) -> tuple[int, str]:
 class LiveScreen(K3dScreen):
     PAGE = "live"
     CSS_PATH = "live.tcss"
-    CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster"})
+    CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster", "traffic_policy"})
     BINDINGS = [
         Binding("left", "select('left')", "select", show=False, id="live.left", tooltip="Select the pod in the node to the left"),
         Binding("right", "select('right')", "select", show=False, id="live.right", tooltip="Select the pod in the node to the right"),
@@ -67,6 +69,7 @@ class LiveScreen(K3dScreen):
         Binding("left_square_bracket", "concurrency(-1)", "conc-", key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
         Binding("right_square_bracket", "concurrency(1)", "conc+", key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
         Binding("r", "reset", "reset", id="live.reset", tooltip="Reset the response counts"),
+        Binding("t", "traffic_policy", "policy", id="live.policy", tooltip="Switch externalTrafficPolicy between Cluster and Local"),
         Binding("question_mark", "help", "help", key_display="?", id="live.help", tooltip="List every key"),
     ]
     COMMAND_TITLES = {
@@ -87,6 +90,7 @@ class LiveScreen(K3dScreen):
         "concurrency(-1)": "Load concurrency down",
         "concurrency(1)": "Load concurrency up",
         "reset": "Reset the response counts",
+        "traffic_policy": "Switch externalTrafficPolicy (Cluster / Local)",
         "help": "Help: every key",
     }
     PALETTE_ONLY = (("delete_cluster", "Delete the cluster…", "Delete the whole cluster (asks for confirmation)"),)
@@ -143,6 +147,7 @@ class LiveScreen(K3dScreen):
     def compose(self) -> ComposeResult:
         yield self.header_widget()
         yield TextLine(id="live-status")
+        yield FlowPanel(id="flow")
         yield Horizontal(id="nodes")
         with Horizontal(id="bottom"):
             yield LoadPanel(id="load")
@@ -404,6 +409,15 @@ class LiveScreen(K3dScreen):
         name = self.snapshot.deployment.name if self.snapshot.deployment else APP.deployment
         self.app.push_screen(ScaleScreen(current, backend.validate_replicas, name), chosen)
 
+    def action_traffic_policy(self) -> None:
+        svc = self.snapshot.service
+        if svc is None:
+            self.log_action("no service to switch the traffic policy of", "yellow")
+            return
+        new = "Local" if svc.traffic_policy == "Cluster" else "Cluster"
+        backend = self.backend
+        self._act(f"policy {svc.traffic_policy} → {new}", lambda: backend.set_traffic_policy(new))
+
     def action_delete_cluster(self) -> None:
         if not self.allowed("delete_cluster"):
             return
@@ -540,6 +554,7 @@ class LiveScreen(K3dScreen):
             if isinstance(b, Binding) and b.show and self.check_action(b.action, ()) is True:
                 keys.append((b.key_display or b.key, b.tooltip))
         keys.append(("q", "quit (the cluster keeps running)"))
+        keys.extend(FLOW_TERMS)
         if self.allowed("delete_cluster"):
             keys.append(("ctrl+p", "command palette: every action, and delete the cluster"))
         else:
