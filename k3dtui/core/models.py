@@ -124,5 +124,7 @@ class LoadSnapshot:
     @property
     def cross_node_share(self) -> float | None:
         """Responses served on a node other than the announcing node, divided by responses
-        (None before any response)."""
-        return self.cross_node / self.responses if self.responses else None
+        (None before any response, or when no announcer was ever known: ``--url``)."""
+        if not self.responses or not any(a for a in self.paths):
+            return None
+        return self.cross_node / self.responses
