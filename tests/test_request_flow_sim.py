@@ -152,3 +152,56 @@ def test_policy_refuses_bad_input_and_read_only(sim_app: Any, capsys: pytest.Cap
     assert main(["--read-only", "policy", "local", "--sim", "--name", sim_app.name]) == 1
     assert "--read-only" in capsys.readouterr().err
     assert _status(sim_app, capsys)["service"]["traffic_policy"] == "Cluster"
+
+
+def _label_node(handle: Any, node: str, value: str | None) -> None:
+    with handle.api_client() as api:
+        client.CoreV1Api(api).patch_node(
+            node, {"metadata": {"labels": {"node.kubernetes.io/exclude-from-external-load-balancers": value}}})
+
+
+def test_the_election_is_metallbs_and_moves_when_the_node_stops_qualifying(sim_app: Any) -> None:
+    import hashlib
+
+    with sim_app.api_client() as api:
+        svc = client.CoreV1Api(api).read_namespaced_service("fastapi-service", "default")
+        nodes = [n.metadata.name for n in client.CoreV1Api(api).list_node().items]
+    ip = svc.status.load_balancer.ingress[0].ip
+    order = sorted(nodes, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).hexdigest())
+    assert announcer(sim_app) == order[0]  # every speaker's same choice: the first by sha256(node#ip)
+    _label_node(sim_app, order[0], "true")  # that node no longer qualifies
+    _until(lambda: announcer(sim_app) == order[1], 5.0)
+    _label_node(sim_app, order[0], None)
+    _until(lambda: announcer(sim_app) == order[0], 5.0)
+
+
+def test_local_with_no_ready_pod_nobody_announces_and_uneven_pods_mean_uneven_traffic(
+    sim_app: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _policy(sim_app, capsys, "local")
+    assert main(["scale", "0", "--sim", "--name", sim_app.name]) == 0
+    capsys.readouterr()
+    _until(lambda: not app_pods(sim_app) and not announcer(sim_app), 20.0)
+    svc = _status(sim_app, capsys)["service"]
+    assert svc["announcing_node"] is None and svc["traffic_policy"] == "Local"
+    assert main(["status", "--sim", "--name", sim_app.name]) == 0
+    assert "no node announces it: under Local only a node with a ready pod may" in capsys.readouterr().out
+    assert main(["scale", "1", "--sim", "--name", sim_app.name]) == 0
+    capsys.readouterr()
+    pods = _until(lambda: app_pods(sim_app) if len(app_pods(sim_app)) == 1 else None, 20.0)
+    _until(lambda: announcer(sim_app) == next(iter(pods.values())), 10.0)
+
+    # Cluster with 4 pods on 3 nodes: kube-proxy spreads per pod, so the node with two pods
+    # serves about twice what each other node serves
+    _policy(sim_app, capsys, "cluster")
+    assert main(["scale", "4", "--sim", "--name", sim_app.name]) == 0
+    capsys.readouterr()
+    _until(lambda: _status(sim_app, capsys)["deployment"]["ready"] == 4, 30.0)
+    time.sleep(0.5)
+    placed = app_pods(sim_app)
+    per_node_pods = {n: list(placed.values()).count(n) for n in set(placed.values())}
+    assert sorted(per_node_pods.values()) == [1, 1, 2]
+    data = _load(sim_app, capsys, 600)
+    double = next(n for n, k in per_node_pods.items() if k == 2)
+    singles = [n for n, k in per_node_pods.items() if k == 1]
+    assert all(data["per_node"][double] > 1.4 * data["per_node"][s] for s in singles), data["per_node"]

@@ -262,6 +262,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         ip = svc["external_ip"] or "<pending>"
         dial = f"  dial {svc['dial']} -> {svc['url']}" if svc.get("dial") else ""
         print(f"  service {svc['name']}: EXTERNAL-IP {ip} port {svc['port']}{dial}")
+        announcer = svc.get("announcing_node")
+        if announcer:
+            where = f"announced from {announcer} (MetalLB layer 2)"
+        elif svc.get("external_ip") and svc.get("traffic_policy") == "Local":
+            where = "no node announces it: under Local only a node with a ready pod may"
+        else:
+            where = "no announcing node known"
+        print(f"    externalTrafficPolicy {svc.get('traffic_policy', 'Cluster')}; {where}")
     if data.get("pool"):
         print(f"  MetalLB pool: {data['pool']}")
     return 0
