@@ -205,3 +205,47 @@ def test_local_with_no_ready_pod_nobody_announces_and_uneven_pods_mean_uneven_tr
     double = next(n for n, k in per_node_pods.items() if k == 2)
     singles = [n for n, k in per_node_pods.items() if k == 1]
     assert all(data["per_node"][double] > 1.4 * data["per_node"][s] for s in singles), data["per_node"]
+
+
+def test_a_run_across_the_announcer_move_keeps_being_served_and_follows_it(
+    sim_app: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from k3dtui.core.flow import AnnouncerWatch, read_announcer
+    from k3dtui.core.kubeapply import Kube
+    from k3dtui.core.load import LoadGenerator
+    from k3dtui.core.models import LoadSettings
+
+    _policy(sim_app, capsys, "local")
+    _until(lambda: announcer(sim_app), 10.0)
+    first = announcer(sim_app)
+    url = asyncio.run(discover_url(sim_app.name, True))
+    kube = Kube(sim_app.kubeconfig)
+    settings = LoadSettings(url=url, mode="new-connection", concurrency=2, duration=20.0, rate=200.0)
+    with LoadGenerator(settings) as gen:
+        watch = AnnouncerWatch(lambda: read_announcer(kube), gen.set_announcer, interval=0.1)
+        watch.start()
+        gen.start()
+        try:
+            _until(lambda: gen.latest().responses > 100, 10.0)
+            # keep only a pod that is not on the announcing node: the announcement must move
+            pods = app_pods(sim_app)
+            keep = next(p for p, n in pods.items() if n != first)
+            with sim_app.api_client() as api:
+                # the ReplicaSet removes the cheapest pods first (pod-deletion-cost): keep ours
+                client.CoreV1Api(api).patch_namespaced_pod(keep, "default", {"metadata": {"annotations": {
+                    "controller.kubernetes.io/pod-deletion-cost": "1000"}}})
+                client.AppsV1Api(api).patch_namespaced_deployment_scale(
+                    "fastapi-app", "default", {"spec": {"replicas": 1}})
+            _until(lambda: set(app_pods(sim_app)) == {keep}, 20.0)
+            target = pods[keep]
+            _until(lambda: gen.latest().announcing_node == target, 10.0)
+            served = gen.latest().paths.get(target, {}).get(target, 0)
+            _until(lambda: gen.latest().paths.get(target, {}).get(target, 0) > served + 100, 10.0)
+            snap = gen.latest()
+        finally:
+            gen.stop()
+            watch.stop()
+            kube.close()
+    assert snap.paths[first].get(first, 0) > 0  # served at the first announcer before the move
+    assert snap.per_pod.get(keep, 0) > 100
+    assert snap.announcing_node == target and snap.client_addrs.get("127.0.0.1", 0) > 200
