@@ -408,7 +408,13 @@ class FixedBackend(CoreValidation):
         self.push_load()
 
     def load_reset(self) -> None:
+        self.calls.append("load reset")
         self._load_elapsed = 0.0
+        self.push_load()
+
+    def load_advance(self, seconds: float) -> None:
+        """The run goes on for ``seconds`` (the counts grow with it)."""
+        self._load_elapsed += seconds
         self.push_load()
 
     def load_mark_gone(self, pods: Iterable[str]) -> None:

@@ -28,6 +28,7 @@ from k3dtui.ui.widgets.load import LoadPanel
 from k3dtui.ui.widgets.pods import NodeColumn, PodCard, short_node_name, short_pod_name
 from k3dtui.ui.widgets.text import TextLine
 
+POLICY_SETTLE = 1.0  # seconds between a policy switch and the reset of the counts
 CONCURRENCY_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LOAD_DURATION = 300.0
 CARD_PERIOD = 0.5  # seconds of the load run (the generator's clock) between updates of the cards' served counts  # every run is bounded; l starts another
@@ -416,7 +417,17 @@ class LiveScreen(K3dScreen):
             return
         new = "Local" if svc.traffic_policy == "Cluster" else "Cluster"
         backend = self.backend
-        self._act(f"policy {svc.traffic_policy} → {new}", lambda: backend.set_traffic_policy(new))
+
+        def switch() -> ActionResult:
+            result = backend.set_traffic_policy(new)
+            if result.ok and self.load_on:
+                # the flow's numbers from now on are the new policy's, once kube-proxy has
+                # resynced (its --iptables-min-sync-period defaults to 1 s)
+                time.sleep(POLICY_SETTLE)
+                backend.load_reset()
+            return result
+
+        self._act(f"policy {svc.traffic_policy} → {new}", switch)
 
     def action_delete_cluster(self) -> None:
         if not self.allowed("delete_cluster"):
