@@ -1,7 +1,10 @@
 """fastapi-random: the app k3dtui deploys to the cluster.
 
 ``GET /`` answers which pod and node served the request, in the JSON body and in the
-``X-Pod``/``X-Node`` headers (so a load generator can count without parsing JSON).
+``X-Pod``/``X-Node`` headers (so a load generator can count without parsing JSON), and the
+peer address the pod saw (``client`` in the body, ``X-Client``): with
+``externalTrafficPolicy: Cluster`` kube-proxy masquerades external traffic, so this is an
+address of the node that forwarded the connection; with ``Local`` it is the client's own.
 Identity comes from ``POD_NAME``/``NODE_NAME`` (set by the Deployment through the
 downward API). ``create_app(pod, node)`` builds an instance with an explicit identity, so
 one process can host several pods (the simulated cluster does this).
@@ -13,7 +16,7 @@ import json
 import os
 import random
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 
@@ -25,12 +28,13 @@ def create_app(pod: str | None = None, node: str | None = None) -> FastAPI:
     app = FastAPI(title="fastapi-random", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.get("/")
-    async def root() -> Response:
+    async def root(request: Request) -> Response:
+        client = request.client.host if request.client is not None else ""
         body = json.dumps(
-            {"pod": pod_name, "node": node_name, "random": rng.randint(0, 1_000_000)},
+            {"pod": pod_name, "node": node_name, "client": client, "random": rng.randint(0, 1_000_000)},
             separators=(",", ":"),
         )
-        return Response(content=body, media_type="application/json", headers=headers)
+        return Response(content=body, media_type="application/json", headers={**headers, "X-Client": client})
 
     @app.get("/healthz")
     async def healthz() -> Response:

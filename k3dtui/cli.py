@@ -17,7 +17,7 @@ from k3dtui.core.errors import K3dtuiError
 
 DEFAULT_NAME = "simple-app-cluster"
 
-COMMAND_MODULES = ("doctor", "sim", "cluster", "pool", "actions", "load", "serve", "node")
+COMMAND_MODULES = ("doctor", "sim", "cluster", "pool", "actions", "load", "serve", "node", "policy")
 
 
 def common_parser(*, inherit: bool = False) -> argparse.ArgumentParser:

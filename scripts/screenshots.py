@@ -115,6 +115,22 @@ async def drive(backend: Any, out: Path, size: tuple[int, int], *, fixed: bool =
         )
         await pilot.pause(1.0)
         shot("live")
+        if not fixed:
+            # the flow panel under Local: t switches the policy, r resets the counts
+            await pilot.press("t")
+            await wait_until(
+                pilot,
+                lambda: live.snapshot.service is not None and live.snapshot.service.traffic_policy == "Local"
+                and bool(live.snapshot.service.announcing_node),
+                20,
+                "externalTrafficPolicy Local",
+            )
+            await pilot.pause(1.0)
+            await pilot.press("r")
+            await wait_until(pilot, lambda: live.load is not None and live.load.responses > 300, 30, "load counts")
+            await pilot.pause(1.0)
+            shot("flow")
+            await pilot.press("t")
         # the same moment on an 80x24 terminal: the compact list (one line per pod)
         await pilot.resize_terminal(80, 24)
         await pilot.pause(1.0)

@@ -60,3 +60,11 @@ def test_random_values_vary() -> None:
     client = TestClient(module.create_app("p", "n"))
     values = {client.get("/").json()["random"] for _ in range(20)}
     assert len(values) > 1
+
+
+def test_root_reports_the_peer_address_it_saw() -> None:
+    module = load_app_module()
+    client = TestClient(module.create_app("p", "n"), client=("10.42.2.0", 41234))
+    res = client.get("/")
+    assert res.json()["client"] == "10.42.2.0"
+    assert res.headers["x-client"] == "10.42.2.0"

@@ -287,8 +287,8 @@ def test_worker_stops_when_its_parent_dies(relay_url: str) -> None:
 
 
 # --- the client's pieces ---
-def _feed(chunks: list[bytes]) -> tuple[int, bytes, bytes] | BaseException:
-    async def go() -> tuple[int, bytes, bytes] | BaseException:
+def _feed(chunks: list[bytes]) -> tuple[int, bytes, bytes, bytes] | BaseException:
+    async def go() -> tuple[int, bytes, bytes, bytes] | BaseException:
         loop = asyncio.get_running_loop()
         conn = HttpConnection(loop)
 
@@ -320,14 +320,14 @@ def _feed(chunks: list[bytes]) -> tuple[int, bytes, bytes] | BaseException:
 
 
 def test_parser_handles_split_heads_chunked_bodies_and_missing_headers() -> None:
-    resp = b"HTTP/1.1 200 OK\r\nX-Pod: p1\r\nx-node: n1\r\nContent-Length: 5\r\n\r\nhello"
+    resp = b"HTTP/1.1 200 OK\r\nX-Pod: p1\r\nx-node: n1\r\nX-Client: 10.42.1.0\r\nContent-Length: 5\r\n\r\nhello"
     for cut in range(1, len(resp)):
-        assert _feed([resp[:cut], resp[cut:]]) == (200, b"p1", b"n1")
+        assert _feed([resp[:cut], resp[cut:]]) == (200, b"p1", b"n1", b"10.42.1.0")
     chunked = b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n"
     for cut in range(1, len(chunked)):
-        assert _feed([chunked[:cut], chunked[cut:]]) == (503, b"unknown", b"unknown")
+        assert _feed([chunked[:cut], chunked[cut:]]) == (503, b"unknown", b"unknown", b"")
     interim = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nX-Pod: q\r\n\r\n"
-    assert _feed([interim]) == (204, b"q", b"unknown")
+    assert _feed([interim]) == (204, b"q", b"unknown", b"")
     truncated = _feed([resp[:-2]])
     assert isinstance(truncated, ConnectionResetError)
     assert classify(truncated) == "reset"
@@ -356,7 +356,7 @@ def test_cached_head_keeps_its_connection_close() -> None:
             out.append((await fut, conn.keep))
         return out
 
-    assert asyncio.run(go()) == [((200, b"c1", b"unknown"), False)] * 2
+    assert asyncio.run(go()) == [((200, b"c1", b"unknown", b""), False)] * 2
 
 
 def test_histogram_percentiles_track_the_samples() -> None:
@@ -479,3 +479,24 @@ def test_a_killed_worker_ends_the_run_without_hanging(relay_url: str) -> None:
         assert not gen.running
     assert snap.finished_reason == "worker exited"
     assert snap.requests > 20  # the last figures received are kept
+
+
+def test_stats_attribute_each_response_to_the_announcer_of_its_moment() -> None:
+    from k3dtui.core.loadworker import Stats
+
+    stats = Stats()
+    stats.set_announcer("agent-1")
+    for node in (b"agent-1", b"agent-0", b"server-0"):
+        stats.response((200, b"p-" + node, node, b"10.42.2.0" if node != b"agent-1" else b"10.42.2.1"), 0.001)
+    stats.set_announcer("agent-0")  # the announcement moved
+    stats.response((200, b"p-agent-0", b"agent-0", b"172.18.0.1"), 0.001)
+    stats.response((200, b"p-agent-0", b"agent-0", b"172.18.0.1"), 0.001)
+    stats.response((503, b"unknown", b"unknown", b""), 0.001)
+    figures = stats.tick(time.monotonic())
+    assert figures["announcing_node"] == "agent-0"
+    assert figures["paths"] == {"agent-1": {"agent-1": 1, "agent-0": 1, "server-0": 1}, "agent-0": {"agent-0": 2}}
+    assert figures["cross_node"] == 2
+    assert figures["client_addrs"] == {"10.42.2.0": 2, "10.42.2.1": 1, "172.18.0.1": 2}
+    stats.reset()  # the counts go, the announcer stays
+    stats.response((200, b"p-agent-0", b"agent-0", b"172.18.0.1"), 0.001)
+    assert stats.tick(time.monotonic())["paths"] == {"agent-0": {"agent-0": 1}}

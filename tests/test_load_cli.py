@@ -16,7 +16,8 @@ from k3dtui.sim import gvrs
 from k3dtui.sim.testing import run_api_in_thread
 
 PODS = {"pod-a": "node-1", "pod-b": "node-2", "pod-c": "node-1"}
-JSON_KEYS = {"mode", "duration_s", "requests", "errors", "status", "rps", "latency_ms", "per_pod", "per_node"}
+JSON_KEYS = {"mode", "duration_s", "requests", "errors", "status", "rps", "latency_ms", "per_pod", "per_node",
+             "announcing_node", "cross_node_share", "paths", "client_addrs"}
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,9 @@ def test_json_shape_and_values_new_connections(capsys: pytest.CaptureFixture[str
     }
     assert set(data["latency_ms"]) == {"p50", "p95", "p99"}
     assert 0 < data["latency_ms"]["p50"] <= data["latency_ms"]["p99"]
+    # --url: no cluster, so no announcer; every response counted on an unknown entry
+    assert data["announcing_node"] is None and data["cross_node_share"] is None
+    assert data["paths"] == {"": data["per_node"]}
     assert data["duration_s"] > 0
     assert data["rps"] == pytest.approx(300 / data["duration_s"], rel=0.01)
 

@@ -65,7 +65,13 @@ OBJECTS: list[Obj] = [
     {"kind": "Deployment", "metadata": {"name": "fastapi-app", "namespace": "default"},
      "spec": {"replicas": 4}, "status": {"readyReplicas": 2}},
     {"kind": "Service", "metadata": {"name": "fastapi-service", "namespace": "default"},
-     "spec": {"ports": [{"port": 80}]}, "status": {"loadBalancer": {"ingress": [{"ip": "172.28.255.200"}]}}},
+     "spec": {"ports": [{"port": 80}], "externalTrafficPolicy": "Local"},
+     "status": {"loadBalancer": {"ingress": [{"ip": "172.28.255.200"}]}}},
+    # MetalLB >= 0.14's record of the announcing node (another service's first: not ours)
+    {"kind": "ServiceL2Status", "metadata": {"name": "l2-x1", "namespace": "metallb-system"},
+     "status": {"node": "k3d-demo-server-0", "serviceName": "traefik", "serviceNamespace": "kube-system"}},
+    {"kind": "ServiceL2Status", "metadata": {"name": "l2-x2", "namespace": "metallb-system"},
+     "status": {"node": "k3d-demo-agent-0", "serviceName": "fastapi-service", "serviceNamespace": "default"}},
     {"kind": "IPAddressPool", "metadata": {"name": "first-pool"}, "spec": {"addresses": ["172.28.255.200-172.28.255.250"]}},
 ]
 
@@ -73,7 +79,7 @@ OBJECTS: list[Obj] = [
 def test_status_from_the_views() -> None:
     reader = Reader(OBJECTS)
     out = cluster_status(reader, APP, dial)
-    assert reader.selectors == [None, "app=fastapi"]
+    assert reader.selectors == [None, "app=fastapi", None]
     assert out == {
         "nodes": [
             {"name": "k3d-demo-agent-0", "roles": ["agent"], "ready": True, "ip": "172.28.0.3", "pods": [
@@ -87,7 +93,8 @@ def test_status_from_the_views() -> None:
         "unscheduled": [{"name": "fastapi-app-4", "status": "Pending", "ip": "", "ready": False}],
         "deployment": {"name": "fastapi-app", "replicas": 4, "ready": 2},
         "service": {"name": "fastapi-service", "external_ip": "172.28.255.200", "port": 80,
-                    "dial": "127.0.0.1:40080", "url": "http://127.0.0.1:40080/"},
+                    "dial": "127.0.0.1:40080", "url": "http://127.0.0.1:40080/",
+                    "announcing_node": "k3d-demo-agent-0", "traffic_policy": "Local"},
         "pool": "172.28.255.200-172.28.255.250",
     }
     # each pod's status is exactly what the live view shows for it
@@ -109,3 +116,20 @@ def test_status_reads_the_identitys_objects_and_survives_an_undialable_ip() -> N
     svc_only = cluster_status(Reader(OBJECTS), APP, refuse)
     assert svc_only["service"]["dial"] == "" and svc_only["service"]["url"] is None
     assert svc_only["service"]["external_ip"] == "172.28.255.200"
+
+
+def test_status_without_servicel2status_says_no_announcer_and_the_default_policy() -> None:
+    class Old(Reader):  # MetalLB < 0.14: the kind is not served
+        def list(self, api_version: str, kind: str, namespace: str | None = None,
+                 label_selector: str | None = None) -> list[Obj]:
+            if kind == "ServiceL2Status":
+                raise K3dtuiError("the server doesn't have a resource type servicel2statuses")
+            return super().list(api_version, kind, namespace, label_selector)
+
+    objects = [o for o in OBJECTS if o["kind"] != "Service"] + [
+        {"kind": "Service", "metadata": {"name": "fastapi-service", "namespace": "default"},
+         "spec": {"ports": [{"port": 80}]}, "status": {"loadBalancer": {"ingress": [{"ip": "172.28.255.200"}]}}},
+    ]
+    out = cluster_status(Old(objects), APP, dial)
+    assert out["service"]["announcing_node"] is None
+    assert out["service"]["traffic_policy"] == "Cluster"

@@ -282,6 +282,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     if svc:
         ip = svc["external_ip"] or "<pending>"
         print(f"  service {svc['name']}: EXTERNAL-IP {ip} port {svc['port']}")
+        announcer = svc.get("announcing_node")
+        if announcer:
+            where = f"announced from {announcer} (MetalLB layer 2)"
+        elif svc.get("external_ip") and svc.get("traffic_policy") == "Local":
+            where = "no node announces it: under Local only a node with a ready pod may"
+        else:
+            where = "no announcing node known"
+        print(f"    externalTrafficPolicy {svc.get('traffic_policy', 'Cluster')}; {where}")
     if data.get("pool"):
         print(f"  MetalLB pool: {data['pool']}")
     if svc and svc["external_ip"]:

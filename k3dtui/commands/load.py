@@ -185,6 +185,13 @@ def result_json(snap: LoadSnapshot) -> dict[str, Any]:
         "latency_ms": {k: lat.get(k) for k in ("p50", "p95", "p99")},
         "per_pod": dict(sorted(snap.per_pod.items())),
         "per_node": dict(sorted(snap.per_node.items())),
+        # the request flow: the node announcing the address at the end, the share served on
+        # another node than the announcer of their moment, announcer → serving node counts,
+        # and the source addresses the pods saw (X-Client)
+        "announcing_node": snap.announcing_node or None,
+        "cross_node_share": None if snap.cross_node_share is None else round(snap.cross_node_share, 4),
+        "paths": {a: dict(sorted(row.items())) for a, row in sorted(snap.paths.items())},
+        "client_addrs": dict(sorted(snap.client_addrs.items())),
     }
 
 
@@ -216,6 +223,12 @@ def result_table(snap: LoadSnapshot, url: str) -> str:
         lines += ["", *_share_rows("pod", snap.per_pod, snap.responses, snap.gone_pods)]
     if snap.per_node:
         lines += ["", *_share_rows("node", snap.per_node, snap.responses, frozenset())]
+    if snap.announcing_node:
+        share = snap.cross_node_share
+        lines += ["", f"  announced from {snap.announcing_node}; served on another node: "
+                      + ("-" if share is None else f"{100 * share:.1f}%")]
+    if snap.client_addrs:
+        lines.append("  pods saw: " + ", ".join(f"{a} {n:,}" for a, n in sorted(snap.client_addrs.items())))
     if snap.mode == "keep-alive":
         lines += [
             "",
@@ -246,18 +259,28 @@ def run(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args, url=args.url or "")
     plan = None
+    kube: Any = None
     if args.url:
         url = args.url
     else:
         url, provider = asyncio.run(discover(args.name, args.sim))
         plan = plan_load(provider)  # reachability first: direct, or inside the cluster's network
         print(plan.says, file=sys.stderr)
+        from k3dtui.core.kubeapply import Kube
+
+        kube = Kube(asyncio.run(provider.kubeconfig()))
     settings = settings_from_args(args, url=url)
     if plan is None or plan.where == DIRECT:
         preflight(url, settings.timeout)
     live = sys.stderr.isatty() and not args.json
     interrupted = False
     with (LoadGenerator(settings) if plan is None else make_generator(plan, settings)) as gen:
+        watch = None
+        if kube is not None:
+            from k3dtui.core.flow import AnnouncerWatch, read_announcer
+
+            watch = AnnouncerWatch(lambda: read_announcer(kube), gen.set_announcer)
+            watch.start()  # the first read before the run: its first responses are attributed
         gen.start()
         try:
             while gen.running:
@@ -273,6 +296,9 @@ def run(args: argparse.Namespace) -> int:
                 sys.stderr.write("\r\033[K")
                 sys.stderr.flush()
         snap = gen.wait(5.0)
+        if watch is not None:
+            watch.stop()
+            kube.close()
     if plan is not None:  # the cluster's app, not --url: list its pods that got nothing too
         with contextlib.suppress(K3dtuiError):  # else the counts alone
             snap = with_every_pod(snap, asyncio.run(app_pods(provider, args.name)))

@@ -345,6 +345,7 @@ class InNetworkLoadGenerator(LoadGenerator):
             from k3dtui.core.load import _empty
 
             self._last = _empty(self.settings, running=True)
+            self._send_announcer()
 
     def stderr_tail(self) -> list[str]:
         link = self._conn

@@ -158,6 +158,12 @@ class LiveCluster:
     def scale_by(self, delta: int) -> ActionResult:
         return self._actions.scale_by(delta)
 
+    def set_traffic_policy(self, policy: str) -> ActionResult:
+        """``Cluster`` or ``Local`` on the app's Service (``core.flow``)."""
+        from k3dtui.core.flow import set_traffic_policy
+
+        return set_traffic_policy(self._action_client, policy, self.identity)
+
     # -- clients ---------------------------------------------------------------------------
     def _new_client(self) -> client.ApiClient:
         """Raises ``KubeconfigError`` (a ``K3dtuiError``) when the kubeconfig cannot be used."""

@@ -149,6 +149,7 @@ class LoadGenerator:
         self._closed = False
         self._sent_at = 0.0  # the worker's monotonic clock (system-wide) of the newest snapshot
         self._epoch = 0  # resets asked for in this run
+        self._announcer = ""  # the node announcing the Service, as the caller last saw it
 
     # --- lifecycle ---
     @property
@@ -184,6 +185,7 @@ class LoadGenerator:
             self._epoch = 0
             self._sent_at = time.monotonic() + 5.0  # no staleness wait before the first snapshot
             self._last = _empty(self.settings, running=True)
+            self._send_announcer()
 
     def stop(self) -> None:
         """End the run now; returns once the worker has sent its final snapshot (or was killed).
@@ -248,6 +250,20 @@ class LoadGenerator:
                 fields = {k: getattr(new, k) for k in changes}
                 with contextlib.suppress(OSError, ValueError):
                     self._conn.send(("update", fields))
+
+    def set_announcer(self, node: str) -> None:
+        """The node MetalLB announces the Service from (``ServiceL2Status``), as just seen:
+        responses from now on are attributed to it (their path: announcer → serving node)."""
+        with self._lock:
+            if node == self._announcer:
+                return
+            self._announcer = node
+            self._send_announcer()
+
+    def _send_announcer(self) -> None:
+        if self.running and self._conn is not None and self._announcer:
+            with contextlib.suppress(OSError, ValueError):
+                self._conn.send(("announcer", self._announcer))
 
     def mark_gone(self, pods: Iterable[str]) -> None:
         """Pods that died: their counts stay, flagged in ``LoadSnapshot.gone_pods``."""
@@ -354,6 +370,10 @@ class LoadGenerator:
             per_node=dict(msg["per_node"]),
             gone_pods=frozenset(self._gone),
             finished_reason=str(msg.get("finished_reason", "")),
+            announcing_node=str(msg.get("announcing_node", "")),
+            paths={str(a): {str(k): int(v) for k, v in row.items()} for a, row in (msg.get("paths") or {}).items()},
+            cross_node=int(msg.get("cross_node", 0)),
+            client_addrs={str(k): int(v) for k, v in (msg.get("client_addrs") or {}).items()},
         )
         if final:
             self.running = False

@@ -2,14 +2,15 @@
 
 The hot loop is a minimal HTTP/1.1 client on asyncio protocols (uvloop when installed):
 it writes one fixed GET per request and parses only the status line, Content-Length /
-chunked framing, ``Connection`` and the ``X-Pod``/``X-Node`` headers. Every response or
+chunked framing, ``Connection`` and the ``X-Pod``/``X-Node``/``X-Client`` headers. Every response or
 error lands in cumulative counters and a latency histogram; about ten times a second the
 worker sends one aggregated snapshot (a plain dict) to the parent over a pipe, and only
 while the parent keeps acknowledging them, so a parent that stops reading never blocks
 the loop.
 
 Messages from the parent: ``("update", {field: value})``, ``("reset",)``, ``("ack", n)``,
-``("stop",)``. The run ends by itself at its deadline or request count, on ``stop``, on the
+``("announcer", node)`` (the node announcing the Service from now on: each response is
+attributed to the announcer of its moment), ``("stop",)``. The run ends by itself at its deadline or request count, on ``stop``, on the
 stop event, when the pipe reaches EOF or when the parent process is gone.
 """
 
@@ -161,6 +162,7 @@ _TE = b"\r\ntransfer-encoding:"
 _CONN = b"\r\nconnection:"
 _XPOD = b"\r\nx-pod:"
 _XNODE = b"\r\nx-node:"
+_XCLIENT = b"\r\nx-client:"
 _UNKNOWN = b"unknown"
 
 
@@ -173,11 +175,14 @@ def _header(head: bytes, lower: bytes, name: bytes) -> bytes | None:
     return (head[start:] if end < 0 else head[start:end]).strip()
 
 
+# a response's (status, X-Pod, X-Node, X-Client): who served it and the source address it saw
+Result = tuple[int, bytes, bytes, bytes]
+
 MAX_HEADS = 4096
 # response head → ((status, x-pod, x-node), Content-Length, keep-alive): a server repeats
 # the same few heads, so most responses are recognised by one dict lookup
-_HEADS: dict[bytes, tuple[tuple[int, bytes, bytes], int, bool]] = {}
-RECORDED = (0, b"", b"")  # a burst's end: every response was already recorded
+_HEADS: dict[bytes, tuple[Result, int, bool]] = {}
+RECORDED: Result = (0, b"", b"", b"")  # a burst's end: every response was already recorded
 
 
 class HttpConnection(asyncio.Protocol):
@@ -203,9 +208,9 @@ class HttpConnection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future[tuple[int, bytes, bytes]] | None = None
+        self.waiter: asyncio.Future[Result] | None = None
         self._buf = b""
-        self._result: tuple[int, bytes, bytes] | None = None
+        self._result: Result | None = None
         self._body_left = 0
         self._chunked = False
         self._until_close = False
@@ -216,7 +221,7 @@ class HttpConnection(asyncio.Protocol):
         self.t0 = 0.0  # when the current request was written
         # Burst mode: called on each response with (result, latency, can_continue); returns
         # the next request to write at once (no coroutine in between) or None to hand back.
-        self.repeat: Callable[[tuple[int, bytes, bytes], float, float, bool], bytes | None] | None = None
+        self.repeat: Callable[[Result, float, float, bool], bytes | None] | None = None
 
     # --- asyncio.Protocol ---
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -269,9 +274,9 @@ class HttpConnection(asyncio.Protocol):
                 self._fail(exc if exc is not None else ConnectionResetError("connection closed"))
 
     # --- requests ---
-    def request(self, data: bytes) -> asyncio.Future[tuple[int, bytes, bytes]]:
-        """Send one request; the future gives (status, x-pod, x-node)."""
-        fut: asyncio.Future[tuple[int, bytes, bytes]] = self._loop.create_future()
+    def request(self, data: bytes) -> asyncio.Future[Result]:
+        """Send one request; the future gives (status, x-pod, x-node, x-client)."""
+        fut: asyncio.Future[Result] = self._loop.create_future()
         if self.closed or self.transport is None or self.transport.is_closing():
             fut.set_exception(ConnectionResetError("connection closed"))
             return fut
@@ -347,6 +352,7 @@ class HttpConnection(asyncio.Protocol):
             lower = head.lower()
             pod = _header(head, lower, _XPOD) or _UNKNOWN
             node = _header(head, lower, _XNODE) or _UNKNOWN
+            client = _header(head, lower, _XCLIENT) or b""
             conn = _header(head, lower, _CONN)
             head_keep = not ((conn is not None and conn.lower() == b"close") or head[5:8] == b"1.0")
             if not head_keep:
@@ -357,7 +363,7 @@ class HttpConnection(asyncio.Protocol):
                 if self._buf:
                     self._parse()
                 return
-            self._result = (status, pod, node)
+            self._result = (status, pod, node, client)
             buf = buf[end + 4 :]
             te = _header(head, lower, _TE)
             cl = _header(head, lower, _CL)
@@ -436,9 +442,14 @@ class Stats:
         self.requests = 0
         self.responses = 0
         self.errors: dict[str, int] = {}
-        # (status, x-pod, x-node) → responses; the tuples come from the head cache, so the
-        # key's parts have their hashes cached and counting costs one dict update
-        self.results: dict[tuple[int, bytes, bytes], int] = {}
+        # (status, x-pod, x-node, x-client) → responses; the tuples come from the head cache,
+        # so the key's parts have their hashes cached and counting costs one dict update.
+        # One such table per announcing node (the table of the current one is ``results``).
+        announcer = getattr(self, "announcer", "")
+        self.by_announcer: dict[str, dict[Result, int]] = {}
+        self.announcer = ""
+        self.results: dict[Result, int] = {}
+        self.set_announcer(announcer)
         self.hist_total = [0] * _BUCKETS
         self.tick_hist: dict[int, int] = {}
         self.tick_responses = 0
@@ -448,7 +459,12 @@ class Stats:
         self.history: deque[float] = deque(maxlen=HISTORY)
         self.epoch = time.monotonic()
 
-    def response(self, result: tuple[int, bytes, bytes], seconds: float) -> None:
+    def set_announcer(self, node: str) -> None:
+        """Responses from now on entered at ``node`` (the node MetalLB announces from)."""
+        self.announcer = node
+        self.results = self.by_announcer.setdefault(node, {})
+
+    def response(self, result: Result, seconds: float) -> None:
         results = self.results
         results[result] = results.get(result, 0) + 1
         us = seconds * 1e6
@@ -492,12 +508,25 @@ class Stats:
         per_pod: dict[str, int] = {}
         per_node: dict[str, int] = {}
         status: dict[int, int] = {}
-        for (code, pod, node), n in self.results.items():
-            p = pod.decode("latin-1")
-            d = node.decode("latin-1")
-            per_pod[p] = per_pod.get(p, 0) + n
-            per_node[d] = per_node.get(d, 0) + n
-            status[code] = status.get(code, 0) + n
+        paths: dict[str, dict[str, int]] = {}
+        client_addrs: dict[str, int] = {}
+        cross = 0
+        for announcer, results in self.by_announcer.items():
+            for (code, pod, node, client), n in results.items():
+                p = pod.decode("latin-1")
+                d = node.decode("latin-1")
+                per_pod[p] = per_pod.get(p, 0) + n
+                per_node[d] = per_node.get(d, 0) + n
+                status[code] = status.get(code, 0) + n
+                if code == 0 or pod == _UNKNOWN:
+                    continue  # not the app's answer: no path to attribute
+                row = paths.setdefault(announcer, {})
+                row[d] = row.get(d, 0) + n
+                if announcer and d != announcer:
+                    cross += n
+                c = client.decode("latin-1")
+                if c:
+                    client_addrs[c] = client_addrs.get(c, 0) + n
         return {
             "requests": self.requests,
             "responses": self.responses,
@@ -509,6 +538,10 @@ class Stats:
             "errors": dict(self.errors),
             "per_pod": per_pod,
             "per_node": per_node,
+            "announcing_node": self.announcer,
+            "paths": paths,
+            "cross_node": cross,
+            "client_addrs": client_addrs,
         }
 
 
@@ -580,6 +613,8 @@ class Worker:
             self.epoch = int(msg[1]) if len(msg) > 1 else self.epoch + 1
         elif kind == "update":
             self._update(dict(msg[1]))
+        elif kind == "announcer":
+            self.stats.set_announcer(str(msg[1]))
 
     def _update(self, changes: dict[str, Any]) -> None:
         for key, value in changes.items():
@@ -693,7 +728,7 @@ class Worker:
 
     def _burst(
         self, index: int, gen: int, request: bytes
-    ) -> Callable[[tuple[int, bytes, bytes], float, float, bool], bytes | None]:
+    ) -> Callable[[Result, float, float, bool], bytes | None]:
         stats = self.stats
         busy = self.busy
 
@@ -701,7 +736,7 @@ class Worker:
         may_issue = self._may_issue
         s = self.s
 
-        def repeat(result: tuple[int, bytes, bytes], latency: float, now: float, can_continue: bool) -> bytes | None:
+        def repeat(result: Result, latency: float, now: float, can_continue: bool) -> bytes | None:
             response(result, latency)
             if can_continue and not s.rate and s.mode == "keep-alive" and gen == self.target_gen and may_issue(index):
                 self.issued += 1
@@ -762,7 +797,7 @@ class Worker:
                 target = self.target
                 t0 = monotonic()
                 busy[index] = t0
-                fut: asyncio.Future[tuple[int, bytes, bytes]] | None = None
+                fut: asyncio.Future[Result] | None = None
                 try:
                     if conn is None:
                         _, conn = await loop.create_connection(

@@ -44,6 +44,7 @@ class ServiceView:
     external_ip: str  # "" while pending
     port: int
     announcing_node: str  # from ServiceL2Status, "" when unknown
+    traffic_policy: str = "Cluster"  # spec.externalTrafficPolicy ("Cluster" | "Local")
 
 
 @dataclass(frozen=True)
@@ -116,3 +117,19 @@ class LoadSnapshot:
     per_node: dict[str, int] = field(default_factory=dict)
     gone_pods: frozenset[str] = frozenset()  # pods that died (kept with their counts)
     finished_reason: str = ""  # "duration", "requests", "stopped", or an error
+    # the request flow: the node announcing the Service now ("" when unknown), responses per
+    # announcing node → serving node (each counted under the announcer of its moment),
+    # responses served on a node other than their announcer, and responses per source
+    # address the pod saw (the app's X-Client)
+    announcing_node: str = ""
+    paths: dict[str, dict[str, int]] = field(default_factory=dict)
+    cross_node: int = 0
+    client_addrs: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cross_node_share(self) -> float | None:
+        """Responses served on a node other than the announcing node, divided by responses
+        (None before any response, or when no announcer was ever known: ``--url``)."""
+        if not self.responses or not any(a for a in self.paths):
+            return None
+        return self.cross_node / self.responses

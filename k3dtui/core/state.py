@@ -299,6 +299,7 @@ def service_view(
         external_ip=external,
         port=_int(ports[0].get("port")) if ports else 0,
         announcing_node=announcing_node(list(l2statuses or []), name, str(meta.get("namespace") or "")),
+        traffic_policy=str(spec.get("externalTrafficPolicy") or "Cluster"),
     )
 
 

@@ -6,8 +6,9 @@ The shape (stable, documented in the README):
 
 ``nodes``: ``[{name, roles: [..], ready, ip, pods: [{name, status, ip, ready}]}]`` sorted by
 name; ``unscheduled``: pods on no node (only when there are some); ``deployment``:
-``{name, replicas, ready}`` or None; ``service``: ``{name, external_ip, port, dial, url}`` or
-None; ``pool``: the IPAddressPool's addresses joined by ``,`` (only when it exists).
+``{name, replicas, ready}`` or None; ``service``: ``{name, external_ip, port, dial, url,
+announcing_node, traffic_policy}`` or None (``announcing_node``: the node MetalLB's
+ServiceL2Status names, null while none announces); ``pool``: the IPAddressPool's addresses joined by ``,`` (only when it exists).
 """
 
 from __future__ import annotations
@@ -68,7 +69,19 @@ def service_row(view: ServiceView, dial: Dial) -> dict[str, Any]:
         "port": view.port,
         "dial": where,
         "url": f"http://{where}/" if where else None,
+        "announcing_node": view.announcing_node or None,
+        "traffic_policy": view.traffic_policy,
     }
+
+
+def l2_statuses(kube: Reader, namespace: str) -> list[Obj]:
+    """MetalLB's ServiceL2Status objects (MetalLB >= 0.14; ``metallb.io/v1beta1``, their
+    ``status.node`` is the announcing node: metallb/metallb api/v1beta1/servicel2status_types.go);
+    none when MetalLB is older or not installed."""
+    try:
+        return kube.list("metallb.io/v1beta1", "ServiceL2Status", namespace)
+    except K3dtuiError:  # the kind is not served: no announcement known
+        return []
 
 
 def cluster_status(kube: Reader, identity: AppIdentity, dial: Dial) -> dict[str, Any]:
@@ -94,7 +107,7 @@ def cluster_status(kube: Reader, identity: AppIdentity, dial: Dial) -> dict[str,
         result["deployment"] = deployment_row(st.deployment_view(dep))
     svc = kube.try_get("v1", "Service", app.service, app.namespace)
     if svc is not None:
-        view = st.service_view(svc)
+        view = st.service_view(svc, l2_statuses(kube, app.metallb_namespace))
         result["service"] = service_row(view, dial)
     pool = kube.try_get("metallb.io/v1beta1", "IPAddressPool", app.pool, app.metallb_namespace)
     if pool is not None:

@@ -8,6 +8,24 @@ dies, the connections relayed to it are reset.
 Control side (``LoadBalancerController``): from Services and EndpointSlices, the set of
 listeners and their backends, pushed to the data plane; ``lb.json`` maps
 ``"<externalIP>:<port>"`` to ``"127.0.0.1:<listener port>"``.
+
+Where a connection enters and what source address the pod sees (kube-proxy's iptables rules
+for a LoadBalancer Service; kubernetes/kubernetes ``pkg/proxy/iptables/proxier.go``, the
+``KUBE-EXT-``/``KUBE-SVC-`` chains, and the Kubernetes docs "Using Source IP"):
+
+- a connection enters at the node MetalLB announces the address from (its ServiceL2Status);
+- ``externalTrafficPolicy: Cluster``: any ready endpoint, chosen uniformly once per
+  connection (``KUBE-SVC-`` uses ``statistic --mode random``); external traffic is marked
+  with ``KUBE-MARK-MASQ``, so the pod sees the forwarding node's address. With flannel,
+  k3s's CNI, that is the node's ``cni0`` address (``10.42.N.1``) for a pod on the same node
+  and its ``flannel.1`` address (``10.42.N.0``) for a pod on another node;
+- ``externalTrafficPolicy: Local``: only the receiving node's ready endpoints
+  (``KUBE-SVL-``), no masquerade: the pod sees the client's own address (the Kubernetes docs
+  "Create an External Load Balancer", preserving the client source IP).
+
+The rewrite is a table shared with the pods' servers in the data-plane process (``SNAT``,
+what conntrack's NAT entries are on a node): the relay's source port toward the pod → the
+address the pod sees; ``as_delivered`` gives the pod's app that address as its peer.
 """
 
 from __future__ import annotations
@@ -22,6 +40,7 @@ import socket
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import util
@@ -32,6 +51,46 @@ from k3dtui.sim.store import Event
 log = logging.getLogger("k3dtui.sim.lb")
 
 _CHUNK = 65536
+
+# the relay's local port toward a pod → the source address kube-proxy would have delivered
+SNAT: dict[int, str] = {}
+
+
+def as_delivered(app: Any) -> Any:
+    """An ASGI app whose peer (``scope["client"]``) is the address kube-proxy delivers: the
+    masquerading node's when the connection came through a masquerading listener, else the
+    real peer (the client's own address)."""
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        client = scope.get("client")
+        if client and scope.get("type") == "http":
+            addr = SNAT.get(int(client[1]))
+            if addr is not None:
+                scope = {**scope, "client": (addr, client[1])}
+        await app(scope, receive, send)
+
+    return wrapped
+
+
+def flannel_addresses(pod_cidr: str) -> tuple[str, str]:
+    """A node's ``cni0`` and ``flannel.1`` addresses from its podCIDR (``10.42.N.0/24`` →
+    ``10.42.N.1``, ``10.42.N.0``), as flannel configures them (flannel-io/flannel
+    ``pkg/backend/vxlan``: the VTEP gets the subnet's network address; the bridge CNI
+    plugin gives ``cni0`` the subnet's first host address)."""
+    import ipaddress
+
+    try:
+        net = ipaddress.ip_network(pod_cidr, strict=False)
+    except ValueError:
+        return "", ""
+    return str(net.network_address + 1), str(net.network_address)
+
+
+def masquerade_address(entry_cidr: str, pod_node: str, entry_node: str) -> str:
+    """What a pod sees under ``Cluster``: the entry node's ``cni0`` address when the pod is on
+    it, its ``flannel.1`` address when the connection crossed to another node."""
+    cni0, vtep = flannel_addresses(entry_cidr)
+    return cni0 if pod_node == entry_node else vtep
 
 
 def reset(writer: asyncio.StreamWriter) -> None:
@@ -49,6 +108,7 @@ class Listener:
     def __init__(self, key: str) -> None:
         self.key = key
         self.backends: list[int] = []
+        self.snat: dict[int, str] = {}  # backend port → the address its pod sees (masquerade)
         self.port = 0
         self._server: asyncio.Server | None = None
         self._conns: dict[int, set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]]] = {}
@@ -59,8 +119,9 @@ class Listener:
         self.port = int(self._server.sockets[0].getsockname()[1])
         return self.port
 
-    def set_backends(self, ports: list[int]) -> None:
+    def set_backends(self, ports: list[int], snat: dict[int, str] | None = None) -> None:
         self.backends = list(ports)
+        self.snat = dict(snat or {})
 
     def reset_backend(self, port: int) -> int:
         """Reset every connection relayed to ``port``; returns how many."""
@@ -89,9 +150,16 @@ class Listener:
             return
         pair = (writer, bwriter)
         self._conns.setdefault(port, set()).add(pair)
+        local = bwriter.get_extra_info("sockname")
+        relay_port = int(local[1]) if local else 0
+        masq = self.snat.get(port)
+        if masq and relay_port:
+            SNAT[relay_port] = masq
         try:
             await asyncio.gather(_pipe(reader, bwriter), _pipe(breader, writer))
         finally:
+            if masq and relay_port:
+                SNAT.pop(relay_port, None)
             conns = self._conns.get(port)
             if conns is not None:
                 conns.discard(pair)
@@ -127,6 +195,7 @@ class LoadBalancerController(Controller):
         self.mapping: dict[str, str] = {}
         self._lock = asyncio.Lock()
         self._backends: dict[str, list[int]] = {}
+        self._snat: dict[str, dict[int, str]] = {}
         self._listeners: dict[str, int] = {}
         self.changed: asyncio.Event = asyncio.Event()
 
@@ -144,7 +213,15 @@ class LoadBalancerController(Controller):
         spawn(self._sync())
 
     def desired(self) -> dict[str, list[int]]:
-        out: dict[str, list[int]] = {}
+        return {k: ports for k, (ports, _) in self.routes().items()}
+
+    def routes(self) -> dict[str, tuple[list[int], dict[int, str]]]:
+        """Each listener's backends and, under ``Cluster``, the address each backend's pod sees."""
+        cidrs = {
+            str(n["metadata"]["name"]): str((n.get("spec") or {}).get("podCIDR") or "")
+            for n in self.store.iter(gvrs.NODES)
+        }
+        out: dict[str, tuple[list[int], dict[int, str]]] = {}
         for svc in self.store.iter(gvrs.SERVICES):
             spec = svc.get("spec") or {}
             if spec.get("type") != "LoadBalancer":
@@ -154,15 +231,17 @@ class LoadBalancerController(Controller):
             if not ips:
                 continue
             ns, name = svc["metadata"]["namespace"], svc["metadata"]["name"]
+            announcer = ""
+            for st in self.store.iter(gvrs.SERVICEL2STATUSES):
+                status = st.get("status") or {}
+                if status.get("serviceName") == name and status.get("serviceNamespace") == ns:
+                    announcer = str(status.get("node") or "")
             local_node: str | None = None
             if spec.get("externalTrafficPolicy") == "Local":
-                # traffic arrives at the announcing node and stays there
-                local_node = ""
-                for st in self.store.iter(gvrs.SERVICEL2STATUSES):
-                    status = st.get("status") or {}
-                    if status.get("serviceName") == name and status.get("serviceNamespace") == ns:
-                        local_node = str(status.get("node") or "")
+                # traffic arrives at the announcing node and stays there (KUBE-SVL-)
+                local_node = announcer
             ready_uids: list[str] = []
+            node_of: dict[str, str] = {}
             for es in self.store.iter(gvrs.ENDPOINTSLICES, ns):
                 if util.labels_of(es).get("kubernetes.io/service-name") != name:
                     continue
@@ -170,12 +249,26 @@ class LoadBalancerController(Controller):
                     if local_node is not None and ep.get("nodeName") != local_node:
                         continue
                     if (ep.get("conditions") or {}).get("ready") and ep.get("targetRef", {}).get("uid"):
-                        ready_uids.append(str(ep["targetRef"]["uid"]))
-            ports = sorted({p for p in (self.ports_of(u) for u in ready_uids) if p is not None})
+                        uid = str(ep["targetRef"]["uid"])
+                        ready_uids.append(uid)
+                        node_of[uid] = str(ep.get("nodeName") or "")
+            snat: dict[int, str] = {}
+            ports_set: set[int] = set()
+            for uid in ready_uids:
+                port = self.ports_of(uid)
+                if port is None:
+                    continue
+                ports_set.add(port)
+                if local_node is None:
+                    # Cluster: KUBE-MARK-MASQ; the entry is the announcing node (or, with none
+                    # announcing, the pod's own node: the address is still a node's)
+                    entry = announcer or node_of[uid]
+                    snat[port] = masquerade_address(cidrs.get(entry, ""), node_of[uid], entry)
+            ports = sorted(ports_set)
             for ip in ips:
                 for sp in spec.get("ports") or []:
                     if sp.get("protocol", "TCP") == "TCP":
-                        out[f"{ip}:{sp.get('port')}"] = ports
+                        out[f"{ip}:{sp.get('port')}"] = (ports, {p: a for p, a in snat.items() if a})
         return out
 
     async def _sync(self) -> None:
@@ -183,7 +276,7 @@ class LoadBalancerController(Controller):
         if runtime is None:
             return
         async with self._lock:
-            want = self.desired()
+            want = self.routes()
             changed = False
             for key in list(self._listeners):
                 if key not in want:
@@ -191,16 +284,18 @@ class LoadBalancerController(Controller):
                         await runtime.remove_lb(key)
                     del self._listeners[key]
                     self._backends.pop(key, None)
+                    self._snat.pop(key, None)
                     changed = True
-            for key, ports in want.items():
-                if self._backends.get(key) == ports and key in self._listeners:
+            for key, (ports, snat) in want.items():
+                if self._backends.get(key) == ports and self._snat.get(key) == snat and key in self._listeners:
                     continue
                 try:
-                    port = await runtime.set_lb(key, ports)
+                    port = await runtime.set_lb(key, ports, snat)
                 except Exception:
                     log.exception("set_lb %s", key)
                     continue
                 self._backends[key] = ports
+                self._snat[key] = snat
                 if self._listeners.get(key) != port:
                     changed = True
                 self._listeners[key] = port
@@ -213,6 +308,7 @@ class LoadBalancerController(Controller):
         """The data plane was replaced: every listener must be created again."""
         self._listeners.clear()
         self._backends.clear()
+        self._snat.clear()
         self.enqueue("all")
 
     def write_file(self) -> None:

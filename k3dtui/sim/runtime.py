@@ -25,7 +25,7 @@ from types import ModuleType
 from typing import Any
 
 from k3dtui import resources
-from k3dtui.sim.lb import Listener
+from k3dtui.sim.lb import Listener, as_delivered
 from k3dtui.sim.podio import LogBook, Usage, instrument
 
 log = logging.getLogger("k3dtui.sim.runtime")
@@ -108,7 +108,7 @@ class DataPlane:
 
         if uid in self.pods:
             return self.pods[uid].port
-        served = instrument(self._app(pod, node, app), self.logs, uid, self.usage.setdefault(uid, Usage()))
+        served = as_delivered(instrument(self._app(pod, node, app), self.logs, uid, self.usage.setdefault(uid, Usage())))
         config = uvicorn.Config(
             served, lifespan="off", log_level="warning", access_log=False,
             timeout_keep_alive=30, server_header=False,
@@ -174,13 +174,13 @@ class DataPlane:
             if transport is not None:
                 transport.abort()
 
-    async def set_lb(self, key: str, backends: list[int]) -> int:
+    async def set_lb(self, key: str, backends: list[int], snat: dict[int, str] | None = None) -> int:
         lb = self.lbs.get(key)
         if lb is None:
             lb = Listener(key)
             await lb.start()
             self.lbs[key] = lb
-        lb.set_backends(backends)
+        lb.set_backends(backends, snat)
         return lb.port
 
     async def remove_lb(self, key: str) -> None:
@@ -225,7 +225,8 @@ class DataPlane:
             await self.stop_pod(req["uid"])
             return {}
         if op == "set_lb":
-            return {"port": await self.set_lb(req["key"], list(req["backends"]))}
+            snat = {int(k): str(v) for k, v in (req.get("snat") or {}).items()}
+            return {"port": await self.set_lb(req["key"], list(req["backends"]), snat)}
         if op == "remove_lb":
             await self.remove_lb(req["key"])
             return {}
@@ -367,8 +368,9 @@ class DataPlaneClient:
         """Every running pod's requests and CPU time (see :meth:`DataPlane.read_usage`)."""
         return await self.request("usage")
 
-    async def set_lb(self, key: str, backends: list[int]) -> int:
-        return int((await self.request("set_lb", key=key, backends=backends))["port"])
+    async def set_lb(self, key: str, backends: list[int], snat: dict[int, str] | None = None) -> int:
+        wire = {str(k): v for k, v in (snat or {}).items()}
+        return int((await self.request("set_lb", key=key, backends=backends, snat=wire))["port"])
 
     async def remove_lb(self, key: str) -> None:
         await self.request("remove_lb", key=key)

@@ -92,6 +92,7 @@ class Backend(Protocol):
     def node_action(self, node: str, action: str) -> ActionResult:
         """cordon, uncordon, drain, stop or start ``node`` (k3dtui.core.nodes)."""
         ...
+    def set_traffic_policy(self, policy: str) -> ActionResult: ...
 
     # load generator: snapshots arrive through ``on_load`` (another thread)
     def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
@@ -342,7 +343,15 @@ class CoreBackend(CoreValidation):
         self.live_stop()
         kubeconfig = self.session.call_soon(self._provider.kubeconfig())
         self._live = LiveCluster(kubeconfig, context=self._provider.context)
-        self._live.start(on_change)
+
+        def changed(snap: ClusterSnapshot) -> None:
+            # the load generator attributes each response to the announcer of its moment
+            load = self._load
+            if load is not None and snap.service is not None and snap.service.announcing_node:
+                load.set_announcer(snap.service.announcing_node)
+            on_change(snap)
+
+        self._live.start(changed)
 
     def live_stop(self) -> None:
         live, self._live = self._live, None
@@ -393,6 +402,9 @@ class CoreBackend(CoreValidation):
         if action == "drain":
             return actions.drain(node)
         return actions.cordon(node, action == "cordon")
+    def set_traffic_policy(self, policy: str) -> ActionResult:
+        result: ActionResult = self._need_live().set_traffic_policy(policy)
+        return result
 
     # -- load ------------------------------------------------------------------------
     def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
@@ -416,6 +428,8 @@ class CoreBackend(CoreValidation):
             self._load.stop()
             fields = ("url", "mode", "concurrency", "rate", "duration", "requests", "timeout")
             self._load.update(**{k: getattr(settings, k) for k in fields})
+        if service.announcing_node:
+            self._load.set_announcer(service.announcing_node)
         self._load.start()  # copes with the TUI's stderr (no file descriptor) itself
         if self._reader is not None:
             self._reader.stop()

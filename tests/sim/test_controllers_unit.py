@@ -266,7 +266,7 @@ class _BrokenRuntime:
     async def stop_pod(self, uid: str) -> None:
         return None
 
-    async def set_lb(self, key: str, backends: list[int]) -> int:
+    async def set_lb(self, key: str, backends: list[int], snat: dict[int, str] | None = None) -> int:
         return 1
 
     async def remove_lb(self, key: str) -> None:

@@ -204,7 +204,9 @@ def hit(backend: str, n: int, path: str = "/") -> None:
             assert h.get(path).status_code == 200
 
 
-ACCESS = re.compile(r'^INFO: +127\.0\.0\.1:\d+ - "GET (/\S*) HTTP/1\.1" 200 OK$')
+# the peer the pod sees: through the Service under Cluster, the entry node's cni0 or flannel.1
+# address (kube-proxy masquerades); directly, the client's 127.0.0.1
+ACCESS = re.compile(r'^INFO: +(?:127\.0\.0\.1|10\.42\.\d+\.[01]):\d+ - "GET (/\S*) HTTP/1\.1" 200 OK$')
 
 
 # -- 2. logs ---------------------------------------------------------------------------------

@@ -134,3 +134,12 @@ async def test_data_plane_serves_the_app_and_stop_wins_over_a_start_in_flight() 
     with pytest.raises(RuntimeError):
         await start
     assert plane.pods == {}
+
+
+def test_masquerade_address_is_the_entry_nodes_cni0_or_flannel_vtep() -> None:
+    from k3dtui.sim.lb import flannel_addresses, masquerade_address
+
+    assert flannel_addresses("10.42.2.0/24") == ("10.42.2.1", "10.42.2.0")
+    assert masquerade_address("10.42.2.0/24", "agent-1", "agent-1") == "10.42.2.1"  # same node: cni0
+    assert masquerade_address("10.42.2.0/24", "agent-0", "agent-1") == "10.42.2.0"  # across: flannel.1
+    assert flannel_addresses("not a cidr") == ("", "")

@@ -413,6 +413,14 @@ class FixedBackend(CoreValidation):
                     self.pods[idx] = replace(new, node=others[i % len(others)])
         self.push()
 
+    def set_traffic_policy(self, policy: str) -> ActionResult:
+        self.calls.append(f"policy {policy}")
+        with self._lock:
+            before = self.service.traffic_policy
+            self.service = replace(self.service, traffic_policy=policy)
+        self.push()
+        return ActionResult(True, f"service fastapi-service: externalTrafficPolicy {before} -> {policy}")
+
     def finish_pending(self) -> None:
         """Terminating pods go away, new ones become Running (what the cluster would do next)."""
         with self._lock:
@@ -444,7 +452,13 @@ class FixedBackend(CoreValidation):
         self.push_load()
 
     def load_reset(self) -> None:
+        self.calls.append("load reset")
         self._load_elapsed = 0.0
+        self.push_load()
+
+    def load_advance(self, seconds: float) -> None:
+        """The run goes on for ``seconds`` (the counts grow with it)."""
+        self._load_elapsed += seconds
         self.push_load()
 
     def load_mark_gone(self, pods: Iterable[str]) -> None:
@@ -455,7 +469,9 @@ class FixedBackend(CoreValidation):
         if not self.load_started:
             return None  # no run yet
         scale = self._load_elapsed / 12.4
-        names = [p.name for p in self.pods]
+        announcer = self.service.announcing_node
+        local = self.service.traffic_policy == "Local"
+        names = [p.name for p in self.pods if not local or p.node == announcer]
         per_pod: dict[str, int] = {}
         weights = [1796, 1702, 1655, 880, 640, 320, 200, 100, 90, 80]
         for i, pod in enumerate(names):
@@ -464,8 +480,12 @@ class FixedBackend(CoreValidation):
             per_pod.setdefault(gone, int(412 * scale))
         per_node: dict[str, int] = {}
         for p in self.pods:
-            per_node[p.node] = per_node.get(p.node, 0) + per_pod.get(p.name, 0)
+            if p.name in per_pod:
+                per_node[p.node] = per_node.get(p.node, 0) + per_pod.get(p.name, 0)
         total = sum(per_pod.values())
+        here = per_node.get(announcer, 0)
+        # under Cluster the pods see the announcing node's cni0 (same node) or flannel.1 address
+        clients = {"172.20.0.1": total} if local else {"10.42.1.1": here, "10.42.1.0": total - here}
         history = tuple(380.0 + 40 * ((i * 7) % 5) for i in range(60))
         s = self._load_settings
         return LoadSnapshot(
@@ -485,6 +505,10 @@ class FixedBackend(CoreValidation):
             per_node=per_node,
             gone_pods=frozenset(self._gone),
             finished_reason="" if self.load_running else "stopped",
+            announcing_node=announcer,
+            paths={announcer: dict(per_node)} if total else {},
+            cross_node=total - here,
+            client_addrs={a: n for a, n in clients.items() if n},
         )
 
     def close(self) -> None:

@@ -289,6 +289,24 @@ async def test_colon_commands_scale_and_open_screens() -> None:
         assert screen is not app.screen
 
 
+async def test_colon_commands_policy_and_node() -> None:
+    from tests.ui.test_behaviour import to_live
+
+    app, fixed = make_app(stage="deployed")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await to_live(pilot)
+        await pilot.press("colon", *"policy local", "enter")
+        await until(pilot, lambda: fixed.service.traffic_policy == "Local")
+        await pilot.press("colon", *"policy local", "enter")  # already: nothing asked
+        await settle(pilot)
+        assert fixed.calls.count("policy Local") == 1
+        await pilot.press("colon", *"node cordon agent-1", "enter")
+        await until(pilot, lambda: "node cordon k3d-simple-app-cluster-agent-1" in fixed.calls)
+        await pilot.press("colon", *"node drain agent-9", "enter")  # no such node: refused, said
+        await settle(pilot)
+        assert not any(c.startswith("node drain") for c in fixed.calls)
+
+
 async def test_palette_lists_help_once_and_every_live_action_with_its_key() -> None:
     from tests.ui.test_behaviour import to_live
 

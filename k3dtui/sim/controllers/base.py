@@ -36,8 +36,9 @@ class Runtime(Protocol):
 
     async def stop_pod(self, uid: str) -> None: ...
 
-    async def set_lb(self, key: str, backends: list[int]) -> int:
-        """Create or update a listener; returns its loopback port."""
+    async def set_lb(self, key: str, backends: list[int], snat: dict[int, str] | None = None) -> int:
+        """Create or update a listener; returns its loopback port. ``snat``: backend port →
+        the source address its pod sees (kube-proxy's masquerade), none: the client's."""
         ...
 
     async def remove_lb(self, key: str) -> None: ...

@@ -356,6 +356,11 @@ class MetalLB(Controller):
             if not ingress or not nodes:
                 continue
             ip = str(ingress[0].get("ip", ""))
+            # MetalLB L2's election (metallb/metallb speaker/layer2_controller.go, ShouldAnnounce;
+            # metallb.universe.tf concepts/layer2): every speaker sorts the eligible nodes by
+            # sha256(nodeName + "#" + serviceIP) and the first one announces; under Local only
+            # nodes with a ready endpoint are eligible. Recomputed on every node, speaker and
+            # EndpointSlice change, so the announcement moves when its node stops qualifying.
             node = min(nodes, key=lambda n: hashlib.sha256(f"{n}#{ip}".encode()).hexdigest())
             wanted[(s["metadata"]["namespace"], s["metadata"]["name"])] = node
         existing: dict[tuple[str, str], Obj] = {}

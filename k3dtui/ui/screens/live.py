@@ -24,10 +24,13 @@ from k3dtui.core.session import PipelineEvent
 from k3dtui.ui.screens.base import K3dScreen
 from k3dtui.ui.screens.modals import ConfirmScreen, HelpScreen, ScaleScreen
 from k3dtui.ui.widgets.compact import CompactPods, NodeBlock
+from k3dtui.ui.widgets.flow import TERMS as FLOW_TERMS
+from k3dtui.ui.widgets.flow import FlowPanel
 from k3dtui.ui.widgets.load import LoadPanel
 from k3dtui.ui.widgets.pods import NodeColumn, PodCard, short_node_name, short_pod_name
 from k3dtui.ui.widgets.text import TextLine
 
+POLICY_SETTLE = 1.0  # seconds between a policy switch and the reset of the counts
 CONCURRENCY_STEPS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LOAD_DURATION = 300.0
 CARD_PERIOD = 0.5  # seconds of the load run (the generator's clock) between updates of the cards' served counts  # every run is bounded; l starts another
@@ -53,7 +56,7 @@ class LiveScreen(K3dScreen):
     PAGE = "live"
     LOG_LINES = 500
     CSS_PATH = "live.tcss"
-    CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster",
+    CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster", "traffic_policy",
                           *NODE_ACTIONS})
     BINDINGS = [
         # first, so a narrow footer drops other keys before it drops how to quit
@@ -75,6 +78,7 @@ class LiveScreen(K3dScreen):
         Binding("left_square_bracket", "concurrency(-1)", "conc-", show=False, key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
         Binding("right_square_bracket", "concurrency(1)", "conc+", show=False, key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
         Binding("r", "reset", "reset", show=False, id="live.reset", tooltip="Reset the response counts"),
+        Binding("t", "traffic_policy", "policy", show=False, id="live.policy", tooltip="Switch externalTrafficPolicy between Cluster and Local"),
         Binding("question_mark", "help", "help", key_display="?", id="live.help", tooltip="List every key"),
         Binding("v", "toggle_layout", "view", id="live.layout", tooltip="Switch between pod cards and the compact list (one line per pod)"),
         Binding("slash", "prompt('/')", "filter", key_display="/", id="live.filter", tooltip="Filter the pods by name, node or status"),
@@ -107,6 +111,7 @@ class LiveScreen(K3dScreen):
         "concurrency(-1)": "Load concurrency down",
         "concurrency(1)": "Load concurrency up",
         "reset": "Reset the response counts",
+        "traffic_policy": "Switch externalTrafficPolicy (Cluster / Local)",
         "help": "Help: every key",
         "prompt('/')": "Filter the pods…",
         "toggle_layout": "Switch the layout: cards / compact list",
@@ -132,6 +137,8 @@ class LiveScreen(K3dScreen):
         ("scale N | +1 | -1", "scale the deployment"),
         ("kill [POD] | kill random | kill! [POD]", "delete the selected (or named, or a random) pod; ! = grace 0"),
         ("load | mode | conc N | reset", "start/stop load, switch its mode, set concurrency, reset counts"),
+        ("policy cluster | local", "set the Service's externalTrafficPolicy"),
+        ("node cordon|uncordon|drain|stop|start NODE", "act on a node (agent-0 or its full name)"),
         ("layout", "switch cards / compact list"),
         ("setup | pool | deploy", "go to that screen"),
         ("delete", "delete the cluster (asks first)"),
@@ -210,6 +217,7 @@ class LiveScreen(K3dScreen):
     def compose(self) -> ComposeResult:
         yield self.header_widget()
         yield TextLine(id="live-status")
+        yield FlowPanel(id="flow")
         yield Horizontal(id="nodes")
         yield CompactPods(id="compact")
         yield Static(id="gone")
@@ -399,6 +407,9 @@ class LiveScreen(K3dScreen):
                         style="bold magenta" if svc.external_ip else "yellow")
             if svc.announcing_node:
                 text.append(f" via {short_node_name(svc.announcing_node)}", style="dim")
+            elif svc.external_ip and svc.traffic_policy == "Local":
+                text.append(" no node announces (no ready pod for Local)", style="yellow")
+            text.append(f" {svc.traffic_policy}", style="dim")
         alive = [p for p in snap.pods if not p.deleting]
         text.append(f" │ {len(alive)} pods on {len(snap.nodes)} nodes", style="dim")
         if self.compact:
@@ -694,6 +705,25 @@ class LiveScreen(K3dScreen):
 
         name = self.snapshot.deployment.name if self.snapshot.deployment else APP.deployment
         self.app.push_screen(ScaleScreen(current, backend.validate_replicas, name), chosen)
+
+    def action_traffic_policy(self) -> None:
+        svc = self.snapshot.service
+        if svc is None:
+            self.log_action("no service to switch the traffic policy of", "yellow")
+            return
+        new = "Local" if svc.traffic_policy == "Cluster" else "Cluster"
+        backend = self.backend
+
+        def switch() -> ActionResult:
+            result = backend.set_traffic_policy(new)
+            if result.ok and self.load_on:
+                # the flow's numbers from now on are the new policy's, once kube-proxy has
+                # resynced (its --iptables-min-sync-period defaults to 1 s)
+                time.sleep(POLICY_SETTLE)
+                backend.load_reset()
+            return result
+
+        self._act(f"policy {svc.traffic_policy} → {new}", switch)
 
     def action_delete_cluster(self) -> None:
         if not self.allowed("delete_cluster"):
@@ -1005,6 +1035,25 @@ class LiveScreen(K3dScreen):
             self._set_settings(concurrency=value)
         elif verb == "reset":
             self.action_reset()
+        elif verb == "policy" and len(args) == 1 and args[0].lower() in ("cluster", "local"):
+            wanted = args[0].capitalize()
+            svc = self.snapshot.service
+            if svc is not None and svc.traffic_policy == wanted:
+                self.log_action(f"externalTrafficPolicy is already {wanted}")
+            else:
+                self.action_traffic_policy()
+        elif verb == "node" and len(args) == 2 and args[0] in ("cordon", "uncordon", "drain", "stop", "start"):
+            node = next((n.name for n in self.snapshot.nodes
+                         if args[1] in (n.name, short_node_name(n.name))), None)
+            if node is None:
+                names = ", ".join(short_node_name(n.name) for n in self.snapshot.nodes) or "none"
+                self._command_error(f"no node named {args[1]!r}", f"the nodes are {names}")
+                return
+            self.selected_node = node
+            if args[0] == "stop":
+                self.action_stop_node()  # asks first for a server node
+            else:
+                self._node_act(args[0])
         elif verb in ("layout", "compact", "cards", "view"):
             self.action_toggle_layout()
         elif verb in ("setup", "pool", "deploy"):
@@ -1016,7 +1065,8 @@ class LiveScreen(K3dScreen):
         elif verb in ("q", "quit", "q!"):
             self.app.exit()
         else:
-            self._command_error(f"unknown command {line.strip()!r}", "try :scale 5, :kill, :kill random, :load, :setup, :help")
+            self._command_error(f"unknown command {line.strip()!r}",
+                                "try :scale 5, :kill, :kill random, :policy local, :node drain agent-0, :load, :help")
 
     def _command_error(self, message: str, hint: str) -> None:
         self.log_action(f"{message} — {hint}", "bold red")
@@ -1047,6 +1097,7 @@ class LiveScreen(K3dScreen):
                     and self.check_action(b.action, ()) is True:
                 keys.append((b.key_display or b.key, b.tooltip))
         keys.append(("ctrl+q q", "quit (the cluster keeps running)"))
+        keys.extend(FLOW_TERMS)
         keys.append(("ctrl+p", "command palette: every action with its key"))
         for command, what in self.PROMPT_COMMANDS:
             keys.append((":" + command.split(" ", 1)[0], f"{command}" + (f": {what}" if what else "")))
