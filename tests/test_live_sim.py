@@ -82,6 +82,10 @@ def test_snapshot_shows_the_app_over_three_nodes(live: tuple[LiveCluster, Record
     assert snap.connected and snap.error == ""
     assert len(snap.nodes) == 3 and all(n.ready for n in snap.nodes)
     assert snap.nodes[0].roles == "control-plane,master"
+    # each node's heartbeat: its kubelet's Lease in kube-node-lease, renewed while it runs
+    assert wait_until(lambda: all(n.heartbeat > 0 for n in lc.snapshot().nodes), 10)
+    first = {n.name: n.heartbeat for n in lc.snapshot().nodes}
+    assert wait_until(lambda: all(n.heartbeat > first[n.name] for n in lc.snapshot().nodes), 15)
     assert sorted(len(snap.pods_on(n.name)) for n in snap.nodes) == [1, 1, 1]
     assert all(p.ip and p.ready_text == "1/1" and p.restarts == 0 for p in snap.pods)
     assert snap.service is not None and snap.service.external_ip and snap.service.port == 80

@@ -55,3 +55,22 @@ def test_diff_nodes_reports_only_changes() -> None:
         "status": {"conditions": [{"type": "Ready", "status": "Unknown", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}}
     v = node_view(obj)
     assert v.tainted_at == v.ready_since == 1767225600.0 and not v.ready
+
+
+def test_node_view_takes_the_heartbeat_from_the_nodes_lease() -> None:
+    node = {"metadata": {"name": "k3d-demo-agent-0"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    lease = {"metadata": {"name": "k3d-demo-agent-0", "namespace": "kube-node-lease"},
+             "spec": {"holderIdentity": "k3d-demo-agent-0", "renewTime": "2026-01-01T00:00:10.500000Z"}}
+    assert node_view(node).heartbeat == 0.0
+    assert node_view(node, lease).heartbeat == 1767225610.5
+
+
+def test_the_story_follows_the_heartbeat_wherever_the_node_was_stopped() -> None:
+    ready = NodeView("k3d-demo-agent-0", "<none>", "172.20.0.3", True, heartbeat=1000.0)
+    assert nodes.node_story(ready, 1009.0, None) == ""  # renewed 9 s ago: on time
+    # no renewal for 25 s, stopped from another shell (no stopped_at): the countdown still runs
+    assert nodes.node_story(ready, 1025.0, None) == "no heartbeat for 25s · NotReady in ~15s"
+    assert nodes.node_story(ready, 1041.0, None) == "no heartbeat for 41s · NotReady any moment"
+    down = NodeView("k3d-demo-agent-0", "<none>", "172.20.0.3", False, ready_since=1040.0, heartbeat=1000.0)
+    assert nodes.node_story(down, 1050.0, None) == "NotReady 10s, last heartbeat 50s ago"

@@ -136,6 +136,10 @@ class LiveCluster:
         def events(api: client.ApiClient) -> ListCall:
             return functools.partial(client.CoreV1Api(api).list_namespaced_event, ns)
 
+        def leases(api: client.ApiClient) -> ListCall:
+            # the kubelets' heartbeats: one Lease per node, renewed every 10 s
+            return functools.partial(client.CoordinationV1Api(api).list_namespaced_lease, "kube-node-lease")
+
         return [
             (st.NODES, nodes, False),
             (st.PODS, pods, False),
@@ -143,6 +147,7 @@ class LiveCluster:
             (st.SERVICES, services, False),
             (st.L2STATUSES, l2, True),
             (st.EVENTS, events, False),
+            (st.LEASES, leases, True),
         ]
 
     # -- actions ---------------------------------------------------------------------------

@@ -36,6 +36,7 @@ class NodeView:
     taints: tuple[str, ...] = ()  # "key:Effect"
     ready_since: float = 0.0  # epoch seconds of the Ready condition's last transition (0: unknown)
     tainted_at: float = 0.0  # epoch seconds the unreachable/not-ready NoExecute taint was added (0: none)
+    heartbeat: float = 0.0  # epoch seconds of the kubelet's last Lease renewal (0: no Lease seen)
 
 
 @dataclass(frozen=True)

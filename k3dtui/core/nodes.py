@@ -43,6 +43,9 @@ UNSCHEDULABLE_TAINT = "node.kubernetes.io/unschedulable"
 NODE_MONITOR_GRACE_PERIOD = 40.0
 # the app's tolerationSeconds for not-ready and unreachable (manifests/app.yaml)
 APP_TOLERATION_SECONDS = 15.0
+# A kubelet renews its Lease every 10 s (nodeLeaseDurationSeconds 40 / 4); two missed renewals
+# mean it is not just late (kubernetes.io/docs/concepts/architecture/leases).
+HEARTBEAT_LATE = 20.0
 
 
 def node_story(view: Any, now: float, stopped_at: float | None) -> str:
@@ -50,14 +53,20 @@ def node_story(view: Any, now: float, stopped_at: float | None) -> str:
     for how long and when its pods are evicted, cordoned; "" for a healthy node. ``view`` is a
     ``core.models.NodeView``; ``stopped_at`` when this k3dtui stopped it."""
     parts: list[str] = []
-    if view.ready:
+    silent = now - view.heartbeat if view.heartbeat else 0.0
+    if view.ready and view.heartbeat and silent > HEARTBEAT_LATE:
+        # no Lease renewal for a while, wherever the node was stopped from
+        left = view.heartbeat + NODE_MONITOR_GRACE_PERIOD - now
+        parts.append(f"no heartbeat for {silent:.0f}s · "
+                     + (f"NotReady in ~{left:.0f}s" if left > 0 else "NotReady any moment"))
+    elif view.ready:
         if stopped_at is not None:
             left = stopped_at + NODE_MONITOR_GRACE_PERIOD - now
             parts.append(f"stopped {max(0.0, now - stopped_at):.0f}s ago, no heartbeat · "
                          + (f"NotReady in ~{left:.0f}s" if left > 0 else "NotReady any moment"))
     else:
         since = f" {max(0.0, now - view.ready_since):.0f}s" if view.ready_since else ""
-        parts.append(f"NotReady{since}")
+        parts.append(f"NotReady{since}" + (f", last heartbeat {silent:.0f}s ago" if view.heartbeat else ""))
         if view.tainted_at:
             left = view.tainted_at + APP_TOLERATION_SECONDS - now
             parts.append(f"pods unreachable, evicted in {left:.0f}s" if left > 0 else "pods evicted, moving")

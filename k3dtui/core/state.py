@@ -40,7 +40,8 @@ DEPLOYMENTS = "deployments"
 SERVICES = "services"
 L2STATUSES = "servicel2statuses"
 EVENTS = "events"
-KINDS = (NODES, PODS, DEPLOYMENTS, SERVICES, L2STATUSES, EVENTS)
+LEASES = "leases"  # the kubelets' heartbeats (kube-node-lease)
+KINDS = (NODES, PODS, DEPLOYMENTS, SERVICES, L2STATUSES, EVENTS, LEASES)
 
 TERMINAL_PHASES = ("Succeeded", "Failed")
 NODE_UNREACHABLE_REASON = "NodeLost"
@@ -222,7 +223,10 @@ def node_roles(node: Mapping[str, Any]) -> str:
     return ",".join(sorted(roles)) if roles else "<none>"
 
 
-def node_view(node: Mapping[str, Any]) -> NodeView:
+def node_view(node: Mapping[str, Any], lease: Mapping[str, Any] | None = None) -> NodeView:
+    """The node as the live view shows it; ``lease`` is its Lease in ``kube-node-lease``,
+    whose ``renewTime`` is the kubelet's heartbeat (every 10 s by default: kubelet's
+    nodeLeaseDurationSeconds 40 / 4, kubernetes.io/docs/concepts/architecture/leases)."""
     meta = _d(node.get("metadata"))
     status = _d(node.get("status"))
     addresses = [_d(a) for a in _l(status.get("addresses"))]
@@ -238,6 +242,7 @@ def node_view(node: Mapping[str, Any]) -> NodeView:
                           if _d(c).get("type") == "Ready"), 0.0),
         tainted_at=next((parse_time(_d(t).get("timeAdded")) for t in _l(_d(node.get("spec")).get("taints"))
                          if _d(t).get("effect") == "NoExecute" and _d(t).get("key") in NODE_FAILURE_TAINTS), 0.0),
+        heartbeat=parse_time(_d(_d(lease).get("spec")).get("renewTime")) if lease else 0.0,
     )
 
 
@@ -393,7 +398,9 @@ class ClusterState:
     # -- reading --------------------------------------------------------------------------
     def snapshot(self) -> ClusterSnapshot:
         with self._lock:
-            nodes = [node_view(n) for n in self._objects[NODES].values()]
+            leases = {str(_d(lease.get("metadata")).get("name")): lease for lease in self._objects[LEASES].values()}
+            nodes = [node_view(n, leases.get(str(_d(n.get("metadata")).get("name"))))
+                     for n in self._objects[NODES].values()]
             pods = [pod_view(p) for p in self._objects[PODS].values()]
             deployments = [deployment_view(d) for d in self._objects[DEPLOYMENTS].values()]
             l2 = list(self._objects[L2STATUSES].values())

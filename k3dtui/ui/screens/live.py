@@ -863,9 +863,12 @@ class LiveScreen(K3dScreen):
     def _tick_ages(self) -> None:
         if not self.snapshot.connected and not self.gone:
             self._check_gone()
+        now = self.backend.now()
         for column in self.columns.values():
             column.stack.tick()
-        if self.node_stopped or any(not n.ready or n.unschedulable for n in self.snapshot.nodes):
+            column.tick_header()
+        if self.node_stopped or any(not n.ready or n.unschedulable or (n.heartbeat and now - n.heartbeat > 20)
+                                    for n in self.snapshot.nodes):
             self._render_status()  # the node countdowns
 
     # -- state of the actions, going back ------------------------------------------------

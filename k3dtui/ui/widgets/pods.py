@@ -354,10 +354,19 @@ class NodeColumn(Vertical):
         role = "server" if "control-plane" in node.roles or "master" in node.roles else "agent"
         text.append("Ready" if node.ready else "NotReady", style="green" if node.ready else "bold red")
         text.append(f" {role} {node.ip or '—'}")
+        if node.heartbeat:
+            # the kubelet's last Lease renewal (every 10 s while it runs)
+            age = max(0.0, self.clock() - node.heartbeat)
+            text.append(f" ♥{age:.0f}s", style="dim" if age < 20 else "bold red")
         text.append("\n")
         if self.announces:
             text.append(f"★ announces {self.announces}", style="bold magenta")
         return text
+
+    def tick_header(self) -> None:
+        """Redraw the header: the heartbeat's age moves every second."""
+        if self.is_mounted and self.node is not None and self.node.heartbeat:
+            self.query_one(NodeHeader).update(self._header_text())
 
     def set_node(self, node: NodeView | None, announces: str) -> None:
         if node != self.node or announces != self.announces:
