@@ -188,6 +188,9 @@ def cmd_down(args: argparse.Namespace) -> int:
     from k3dtui.providers import select_provider
 
     provider, _reason = select_provider(args.name, bool(args.sim))
+    clean_stale = getattr(provider, "clean_stale", None)  # a stale pid file: reported, removed, never signalled
+    if callable(clean_stale):
+        clean_stale(lambda line: print(f"k3dtui: {line.split(' ', 1)[1]}", file=sys.stderr))
     info = asyncio.run(provider.find())
     if info is None:
         print(f"k3dtui: no {provider.kind} cluster named {args.name}; nothing to delete")

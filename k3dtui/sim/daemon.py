@@ -42,7 +42,13 @@ from k3dtui.sim.lb import LoadBalancerController
 from k3dtui.sim.runtime import DataPlaneClient
 from k3dtui.sim.settings import SimSettings
 from k3dtui.sim.statefiles import pid_alive as pid_alive  # re-exported (tests, callers)
-from k3dtui.sim.statefiles import running_pid, state_dir
+from k3dtui.sim.statefiles import (
+    process_start,
+    read_pid_file,
+    running_pid,
+    state_dir,
+    write_pid_file,
+)
 from k3dtui.sim.store import Store
 
 log = logging.getLogger("k3dtui.sim.daemon")
@@ -115,6 +121,7 @@ class Daemon:
         self.lb = LoadBalancerController(self.cluster.ctx, self.cluster.kubelet.ports.get, self.folder / "lb.json")
         self.port = port
         self.started = time.time()
+        self.identity = ""  # the token recorded in the pid file, answered at /sim/status
         self._stop = asyncio.Event()
 
     async def start(self) -> int:
@@ -161,6 +168,7 @@ class Daemon:
             "name": self.name,
             "pid": os.getpid(),
             "dataplane_pid": self.runtime.pid,
+            "dataplane_start": process_start(self.runtime.pid) if self.runtime.pid else "",
             "port": self.port,
             "servers": self.cluster.servers,
             "agents": self.cluster.agents,
@@ -196,7 +204,7 @@ class Daemon:
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response({
-            **self.state(), "images": self.cluster.images, "lb": self.lb.mapping,
+            **self.state(), "identity": self.identity, "images": self.cluster.images, "lb": self.lb.mapping,
             "lb_backends": {k: len(v) for k, v in self.lb.backends.items()},
             "nodes": [
                 {"name": n.name, "role": n.role, "ip": n.ip, "ready": self._node_ready(n.name)}
@@ -257,8 +265,9 @@ async def serve(name: str, servers: int, agents: int, settings: SimSettings, por
     if other is not None and other != os.getpid():
         print(f"k3dtui: error: the simulated cluster {name!r} is already running (pid {other})", file=sys.stderr)
         return 1
-    (folder / "pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
+    record = write_pid_file(folder)
     daemon = Daemon(name, servers, agents, settings, port)
+    daemon.identity = record.token
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, daemon.request_stop)
@@ -278,14 +287,11 @@ async def serve(name: str, servers: int, agents: int, settings: SimSettings, por
 async def _orphan_watch(folder: Path, daemon: Daemon, interval: float = 2.0) -> None:
     """Stop when the state folder no longer names this process: without its pid file and
     kubeconfig nobody can reach or stop the simulated cluster, so it must not linger."""
-    me = str(os.getpid())
+    me = os.getpid()
     while True:
         await asyncio.sleep(interval)
-        try:
-            owner = (folder / "pid").read_text(encoding="utf-8").strip()
-        except OSError:
-            owner = ""
-        if owner != me:
+        rec = read_pid_file(folder)
+        if rec is None or rec.pid != me:
             log.warning("state folder %s no longer names this process: stopping", folder)
             daemon.request_stop()
             return

@@ -26,12 +26,22 @@ from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.network import NetworkInfo
 from k3dtui.core.provider import ClusterInfo, LineSink, Reachability
 from k3dtui.sim.settings import SimSettings
-from k3dtui.sim.statefiles import pid_alive, read_lb_file, running_pid, state_dir
+from k3dtui.sim.statefiles import (
+    PidRecord,
+    clean_stale,
+    is_same_process,
+    pid_status,
+    read_lb_file,
+    running_pid,
+    stale_message,
+    state_dir,
+)
 
 if TYPE_CHECKING:
     import httpx
 
 START_TIMEOUT = 30.0
+RUN_FILES = ("kubeconfig.yaml", "state.json", "lb.json", "ca.crt")
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -56,8 +66,20 @@ class SimProvider:
         return self.folder / "kubeconfig.yaml"
 
     def pid(self) -> int | None:
-        """The daemon's pid while it runs."""
+        """The daemon's pid while it runs (the pid file's process, checked to be the one
+        recorded: same start time and boot)."""
         return running_pid(self.folder)
+
+    def clean_stale(self, log: LineSink) -> bool:
+        """A stale pid file (its process gone, or another process now) is reported and
+        removed with the run files; nothing is signalled. True when there was one."""
+        status, rec = pid_status(self.folder)
+        if status != "stale" or rec is None:
+            return False
+        log(f"WARN[0000] the simulated cluster {self.name!r} is not running: {stale_message(rec)}; "
+            f"removed the stale pid file from {self.folder}")
+        clean_stale(self.folder, RUN_FILES)
+        return True
 
     def state(self) -> dict[str, Any]:
         try:
@@ -101,6 +123,7 @@ class SimProvider:
         if servers < 1 or agents < 0:
             raise K3dtuiError(f"a cluster needs at least 1 server and 0 or more agents (got {servers}/{agents})")
         folder = self.folder
+        self.clean_stale(log)
         for stale in ("kubeconfig.yaml", "state.json", "lb.json", "pid", "ca.crt"):
             with contextlib.suppress(OSError):
                 (folder / stale).unlink()
@@ -156,15 +179,16 @@ class SimProvider:
             return False
 
     async def delete(self, log: LineSink) -> None:
-        pid = self.pid()
         st = self.state()
+        pid = None if self.clean_stale(log) else self.pid()
         if pid is None:
             log(f"INFO[0000] No simulated cluster '{self.name}' is running")
         else:
             log(f"INFO[0000] Deleting simulated cluster '{self.name}' (pid {pid})")
             await asyncio.get_running_loop().run_in_executor(None, _terminate, pid)
-        dp = st.get("dataplane_pid")
-        if isinstance(dp, int) and pid_alive(dp):
+        # the data plane only when it is still the process the daemon recorded
+        dp, dp_start = st.get("dataplane_pid"), st.get("dataplane_start")
+        if isinstance(dp, int) and isinstance(dp_start, str) and is_same_process(PidRecord(dp, dp_start, "", "")):
             await asyncio.get_running_loop().run_in_executor(None, _terminate, dp)
         for leftover in ("kubeconfig.yaml", "state.json", "lb.json", "pid", "network.json", "ca.crt"):
             with contextlib.suppress(OSError):
@@ -266,6 +290,12 @@ def _tail(path: Path, lines: int = 3) -> str:
     return " | ".join(text[-lines:])
 
 
+def _alive(pid: int) -> bool:
+    from k3dtui.sim.statefiles import pid_alive
+
+    return pid_alive(pid)
+
+
 def _terminate(pid: int, timeout: float = 5.0) -> None:
     """SIGTERM, wait, SIGKILL; reap when it is our child."""
     with contextlib.suppress(ProcessLookupError):
@@ -276,7 +306,7 @@ def _terminate(pid: int, timeout: float = 5.0) -> None:
         if child is not None:
             if child.poll() is not None:
                 return
-        elif not pid_alive(pid):
+        elif not _alive(pid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
@@ -285,6 +315,6 @@ def _terminate(pid: int, timeout: float = 5.0) -> None:
         child.wait(timeout=5)
     else:
         for _ in range(100):
-            if not pid_alive(pid):
+            if not _alive(pid):
                 return
             time.sleep(0.02)

@@ -34,7 +34,7 @@ def test_state_folder_kubeconfig_token_and_kubectl(sim_cluster: SimHandle) -> No
     assert cfg["contexts"][0]["context"] == {"cluster": f"k3d-{name}", "user": f"admin@k3d-{name}", "namespace": "default"}
     assert cfg["clusters"][0]["cluster"]["server"].startswith("https://127.0.0.1:")
     assert len(cfg["users"][0]["user"]["token"]) >= 32
-    pid = int((folder / "pid").read_text())
+    pid = int((folder / "pid").read_text().split()[0])
     assert psutil.pid_exists(pid)
     net = json.loads((folder / "network.json").read_text())
     assert net["network"] == f"k3d-{name}"
