@@ -67,6 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        name = getattr(args, "name", None)
+        if name is not None:  # one check for every command taking --name (the TUI's too)
+            from k3dtui.core.spec import validate_name
+
+            validate_name(name)
         if args.command is None:
             from k3dtui.ui.app import run_tui
 

@@ -34,7 +34,7 @@ def foreign() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def _folder(name: str) -> Path:
-    return state_dir(name)
+    return state_dir(name, create=True)
 
 
 def test_the_record_names_one_process(foreign: subprocess.Popen[bytes]) -> None:

@@ -260,7 +260,7 @@ class Daemon:
 
 
 async def serve(name: str, servers: int, agents: int, settings: SimSettings, port: int = 0) -> int:
-    folder = state_dir(name)
+    folder = state_dir(name, create=True)
     other = running_pid(folder)
     if other is not None and other != os.getpid():
         print(f"k3dtui: error: the simulated cluster {name!r} is already running (pid {other})", file=sys.stderr)

@@ -122,7 +122,7 @@ class SimProvider:
             )
         if servers < 1 or agents < 0:
             raise K3dtuiError(f"a cluster needs at least 1 server and 0 or more agents (got {servers}/{agents})")
-        folder = self.folder
+        folder = state_dir(self.name, create=True)
         self.clean_stale(log)
         for stale in ("kubeconfig.yaml", "state.json", "lb.json", "pid", "ca.crt"):
             with contextlib.suppress(OSError):

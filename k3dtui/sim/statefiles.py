@@ -14,8 +14,8 @@ from typing import Any
 from k3dtui.core import paths
 
 
-def state_dir(name: str) -> Path:
-    return paths.cluster_dir("sim", name)
+def state_dir(name: str, *, create: bool = False) -> Path:
+    return paths.cluster_dir("sim", name, create=create)
 
 
 def pid_alive(pid: int) -> bool:
