@@ -109,14 +109,9 @@ class Daemon:
         self.runtime = DataPlaneClient()
         self.cluster = SimCluster(self.store, name, servers=servers, agents=agents, settings=settings,
                                   runtime=self.runtime)
-        # kubectl sends the bearer token only over TLS: serve HTTPS with a self-signed CA.
-        # Without the openssl command there is no certificate: serve plain HTTP, which
-        # k3dtui's own client uses as well (kubectl then cannot authenticate: say so).
-        try:
-            self.api = ApiServer(self.store, Registry.builtin(), token=self.token, tls=True)
-        except RuntimeError as exc:
-            log.warning("serving plain HTTP (%s); kubectl needs HTTPS to send the token", exc)
-            self.api = ApiServer(self.store, Registry.builtin(), token=self.token, tls=False)
+        # kubectl sends the bearer token only over TLS: always HTTPS, with a CA and a serving
+        # certificate made in-process (apiserver.tls; no shell tool, no plain-HTTP fallback).
+        self.api = ApiServer(self.store, Registry.builtin(), token=self.token, tls=True)
         self.api.bookmark_interval = settings.bookmark_interval
         self.lb = LoadBalancerController(self.cluster.ctx, self.cluster.kubelet.ports.get, self.folder / "lb.json")
         self.port = port
