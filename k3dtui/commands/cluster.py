@@ -103,6 +103,13 @@ def _error_record(exc: K3dtuiError) -> dict[str, Any]:
 # -- up -----------------------------------------------------------------------------------------
 
 
+async def _exists(provider: Any) -> bool:
+    try:
+        return await provider.find() is not None
+    except K3dtuiError:
+        return False
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from k3dtui.core.session import STEPS, SetupSession
     from k3dtui.core.spec import ClusterSpec, validate_spec
@@ -146,7 +153,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             result = asyncio.run(run())
         except K3dtuiError as exc:
-            if "cluster" in session.durations and exc.exit_code != 2:
+            # a cluster this run created was removed (session.up); one that existed before is
+            # kept with what this run did: say so only when it is there
+            if (exc.exit_code != 2 and not session.rolled_back and "cluster" in session.durations
+                    and asyncio.run(_exists(provider))):
                 done = [s for s in STEPS if s in session.durations]
                 kept = (
                     f"the cluster {spec.name} is kept with what was done ({', '.join(done)}); "

@@ -124,9 +124,10 @@ class SimProvider:
             raise K3dtuiError(f"a cluster needs at least 1 server and 0 or more agents (got {servers}/{agents})")
         folder = state_dir(self.name, create=True)
         self.clean_stale(log)
-        for stale in ("kubeconfig.yaml", "state.json", "lb.json", "pid", "ca.crt"):
+        for stale in ("kubeconfig.yaml", "state.json", "lb.json", "pid", "pid.tmp", "ca.crt"):
             with contextlib.suppress(OSError):
                 (folder / stale).unlink()
+        _check_writable(folder, self.name)
         log(f"INFO[0000] Creating simulated cluster '{self.name}' ({servers} server, {agents} agents)")
         argv = [
             sys.executable, "-m", "k3dtui.sim.daemon", "serve",
@@ -147,6 +148,9 @@ class SimProvider:
             if proc.poll() is not None:
                 _children.pop(proc.pid, None)
                 tail = _tail(folder / "daemon.log")
+                if not tail:  # it could not even write its log: say why, not an empty reason
+                    _check_writable(folder, self.name)
+                    tail = "it wrote nothing to its log"
                 raise K3dtuiError(
                     f"the simulated cluster {self.name!r} failed to start (exit {proc.returncode}): {tail}",
                     f"see {folder / 'daemon.log'}",
@@ -280,6 +284,28 @@ class SimProvider:
         ``settings={...}`` (e.g. ``{"ignore_sigterm": True}``). Returns what was done."""
         data = await self.control("POST", "/sim/faults", body)
         return [str(x) for x in data.get("done") or []]
+
+
+PROBE_BYTES = 256 * 1024  # the state files, the log's first lines and some room
+
+
+def _check_writable(folder: Path, name: str) -> None:
+    """Refuse to start when the state folder cannot take the daemon's files (read-only,
+    permission denied, disk full): one line naming the folder and the fix."""
+    from k3dtui.core.errors import file_error
+
+    probe = folder / ".write-probe"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * PROBE_BYTES)
+            fh.flush()  # a full disk refuses the write itself (no fsync: a start stays fast)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(folder)
+        raise file_error(exc, f"the simulated cluster {name!r} cannot start") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def _tail(path: Path, lines: int = 3) -> str:
