@@ -14,12 +14,14 @@ import socket
 import sys
 from typing import Any
 
-from k3dtui.core.errors import K3dtuiError, UsageError
+from k3dtui.core.errors import EXIT_LOAD_ERRORS, EXIT_TARGET_GONE, K3dtuiError, UsageError
 from k3dtui.core.models import ConnectionMode, LoadSettings, LoadSnapshot
 
 DEFAULT_DURATION = 10.0
 DEFAULT_CONCURRENCY = 16
 ERROR_KINDS = ("refused", "reset", "timeout", "other")
+DEFAULT_MAX_ERROR_SHARE = 5.0  # percent; a pod killed every 2 s costs well under 1 %
+GONE_WINDOW = 1.0  # s: requests and not one response over the run's last second = the target is gone
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -49,6 +51,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="one connection per request (Connection: close) instead of keep-alive",
     )
     parser.add_argument("--url", help="any http:// endpoint instead of the cluster's Service")
+    parser.add_argument(
+        "--max-error-share", metavar="PCT", default=str(DEFAULT_MAX_ERROR_SHARE),
+        help=f"exit {EXIT_LOAD_ERRORS} when more than PCT %% of the requests failed "
+        f"(default {DEFAULT_MAX_ERROR_SHARE:g}); exit {EXIT_TARGET_GONE} when the target stopped answering",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.set_defaults(func=run)
 
@@ -217,6 +224,7 @@ def run(args: argparse.Namespace) -> int:
     from k3dtui.core.loadplan import DIRECT, make_generator, plan_load
 
     settings = settings_from_args(args, url=args.url or "")
+    max_share = _share(args)
     plan = None
     if args.url:
         url = args.url
@@ -229,11 +237,13 @@ def run(args: argparse.Namespace) -> int:
         preflight(url, settings.timeout)
     live = sys.stderr.isatty() and not args.json
     interrupted = False
+    trail = Trail()
     with (LoadGenerator(settings) if plan is None else make_generator(plan, settings)) as gen:
         gen.start()
         try:
             while gen.running:
                 snap = gen.wait(0.25)
+                trail.add(snap)
                 if live and gen.running:
                     sys.stderr.write("\r\033[K" + _progress(snap, settings))
                     sys.stderr.flush()
@@ -245,6 +255,7 @@ def run(args: argparse.Namespace) -> int:
                 sys.stderr.write("\r\033[K")
                 sys.stderr.flush()
         snap = gen.wait(5.0)
+        trail.add(snap)
     if args.json:
         print(json.dumps(result_json(snap)))
     else:
@@ -256,7 +267,55 @@ def run(args: argparse.Namespace) -> int:
     if snap.responses == 0:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(snap.errors.items()) if n) or "none"
         raise K3dtuiError(f"no response from {url} ({snap.requests} requests; errors: {kinds})")
-    return 130 if interrupted else 0
+    if interrupted:
+        return 130
+    errors = sum(snap.errors.values())
+    if trail.gone():
+        print(f"k3dtui: error: {url} stopped answering: no response in the last {GONE_WINDOW:g} s of the run "
+              f"({errors:,} of {snap.requests:,} requests failed)", file=sys.stderr)
+        print("k3dtui: check the app and its Service (`k3dtui status`), then run the load again", file=sys.stderr)
+        return EXIT_TARGET_GONE
+    if snap.requests and 100.0 * errors / snap.requests > max_share:
+        print(f"k3dtui: error: {errors:,} of {snap.requests:,} requests failed "
+              f"({100.0 * errors / snap.requests:.1f} %, more than --max-error-share {max_share:g} %)", file=sys.stderr)
+        print("k3dtui: see the errors by kind above; `k3dtui status` shows the app's pods", file=sys.stderr)
+        return EXIT_LOAD_ERRORS
+    return 0
+
+
+def _share(args: argparse.Namespace) -> float:
+    text = getattr(args, "max_error_share", None) or str(DEFAULT_MAX_ERROR_SHARE)
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--max-error-share must be a number of percent, not {text!r}", "e.g. --max-error-share 5") from None
+    if not (0 <= value <= 100):
+        raise UsageError(f"--max-error-share must be between 0 and 100 (got {text})", "e.g. --max-error-share 5")
+    return value
+
+
+class Trail:
+    """(elapsed, requests, responses) of the run's snapshots: whether the target answered
+    at all over its last ``GONE_WINDOW`` seconds."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[float, int, int]] = []
+
+    def add(self, snap: LoadSnapshot) -> None:
+        self.points.append((snap.elapsed, snap.requests, snap.responses))
+        if len(self.points) > 256:
+            del self.points[: len(self.points) - 256]
+
+    def gone(self, window: float = GONE_WINDOW) -> bool:
+        if not self.points:
+            return False
+        end, requests, responses = self.points[-1]
+        if end < window:
+            return False
+        start = next(((r, s) for t, r, s in reversed(self.points) if end - t >= window), None)
+        if start is None:
+            return False
+        return requests > start[0] and responses == start[1]
 
 
 __all__ = ["discover_url", "register", "result_json", "run", "settings_from_args"]

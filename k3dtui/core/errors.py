@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+# Exit codes every command uses (README, "Exit codes").
+EXIT_OK = 0
+EXIT_FAILED = 1  # the operation failed (one line says why)
+EXIT_USAGE = 2  # bad input, refused before anything changed
+EXIT_LOAD_ERRORS = 3  # `load`: more than --max-error-share of its requests failed
+EXIT_TARGET_GONE = 4  # `load`: the target stopped answering (no response in the run's last second)
+EXIT_NO_RECONNECT = 5  # `watch`: the connection did not come back within --reconnect-within
+EXIT_INTERRUPTED = 130  # Ctrl+C
+
 
 class K3dtuiError(Exception):
     """A failure to report without a traceback. ``exit_code`` 1 = operation failed."""
