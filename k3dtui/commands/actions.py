@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from k3dtui.core.errors import EXIT_NO_RECONNECT, UsageError
 from k3dtui.core.identity import APP
+from k3dtui.core.spec import REPLICA_CEILING
 
 RECONNECT_WITHIN = 60.0  # s: `watch` gives up (exit 5) when the API is away longer
 
@@ -40,7 +41,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--max-replicas",
         type=int,
         default=APP.max_replicas,
-        help=f"refuse to go above this many replicas (default: {APP.max_replicas})",
+        help=f"refuse to go above this many replicas (default: {APP.max_replicas}; at most "
+        f"{REPLICA_CEILING}, the most the simulated cluster was measured to serve: Ready in 3 s, its API "
+        "answering meanwhile)",
     )
     scale.set_defaults(func=scale_command)
 
@@ -109,6 +112,11 @@ def scale_command(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.max_replicas < 0:
         raise UsageError(f"--max-replicas must be 0 or more (got {args.max_replicas})")
+    if args.max_replicas > REPLICA_CEILING:
+        raise UsageError(
+            f"--max-replicas {args.max_replicas} is above k3dtui's ceiling of {REPLICA_CEILING} replicas",
+            f"give --max-replicas {REPLICA_CEILING} or fewer (the most the simulated cluster was measured to serve)",
+        )
     if how == "to" and value > args.max_replicas:
         raise UsageError(
             f"{value} replicas is above the limit of {args.max_replicas}; "
