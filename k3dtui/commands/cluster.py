@@ -202,6 +202,11 @@ def cmd_down(args: argparse.Namespace) -> int:
     if callable(clean_stale):
         clean_stale(lambda line: print(f"k3dtui: {line.split(' ', 1)[1]}", file=sys.stderr))
     info = asyncio.run(provider.find())
+    kept = getattr(provider, "kept", None)
+    if info is None and callable(kept) and kept():  # a stopped simulated cluster's kept state
+        asyncio.run(provider.delete(lambda line: None))
+        print(f"k3dtui: deleted the kept state of the stopped {provider.kind} cluster {args.name}")
+        return 0
     if info is None:
         print(f"k3dtui: no {provider.kind} cluster named {args.name}; nothing to delete")
         return 0

@@ -7,7 +7,9 @@ state folder (``paths.cluster_dir("sim", name)``) holds:
 - ``kubeconfig.yaml`` (mode 0600): cluster/context ``k3d-<name>``, user ``admin@k3d-<name>``,
   a random bearer token;
 - ``pid`` (this process), ``state.json`` (pid, data-plane pid, port, node counts);
-- ``network.json`` (``NetworkInfo.to_json()``), ``lb.json`` (external IP:port → loopback).
+- ``network.json`` (``NetworkInfo.to_json()``), ``lb.json`` (external IP:port → loopback);
+- ``cluster.json``: every object and the resourceVersion counter (``persist``), brought
+  back by the next start (after a crash, a reboot or ``sim stop``); ``down`` removes it.
 
 Control routes (token-checked, on the API server): ``POST /sim/images`` ``{"image": ...}``
 records an imported image; ``GET /sim/status``; ``POST /sim/faults`` for fault injection
@@ -33,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from k3dtui.sim import gvrs
+from k3dtui.sim import gvrs, persist
 from k3dtui.sim.apiserver import ApiServer
 from k3dtui.sim.cluster import SimCluster
 from k3dtui.sim.controllers.base import spawn
@@ -117,6 +119,8 @@ class Daemon:
         self.port = port
         self.started = time.time()
         self.identity = ""  # the token recorded in the pid file, answered at /sim/status
+        self.keeper: persist.Keeper | None = None
+        self.restored = 0  # objects brought back from the kept state
         self._stop = asyncio.Event()
 
     async def start(self) -> int:
@@ -131,7 +135,14 @@ class Daemon:
         self.runtime.on_exit = self._data_plane_exited
         await self.runtime.start()  # requests queue in its pipe until it has started
         self.cluster.ctx.ca_pem = self.api.ca_pem or ""
+        kept = persist.load(self.folder)
+        if kept is not None:
+            self._restore(kept)
         self.cluster.start(lb=self.lb)
+        if kept is not None:
+            self._restart_pods()
+        self.keeper = persist.Keeper(self.store, self.folder, lambda: {"images": self.cluster.images})
+        self.keeper.start()
         self.port = await self.api.start("127.0.0.1", self.port)
         write_json(self.folder / "network.json", self.cluster.network().to_json())
         self.lb.write_file()
@@ -141,6 +152,32 @@ class Daemon:
         write_private(self.folder / "kubeconfig.yaml",
                       kubeconfig_text(self.name, self.port, self.token, self.api.ca_pem))
         return self.port
+
+    def _restore(self, kept: dict[str, Any]) -> None:
+        """The cluster as it was kept: every object and the resourceVersion counter; the
+        imported images; each pod keeps its IP."""
+        self.restored = self.store.restore(kept)
+        for crd in self.store.iter(gvrs.CRDS):  # the API serves the kept custom resources again
+            self.api.registry.register_crd(crd)
+        for image in kept.get("images") or []:
+            self.cluster.ctx.import_image(str(image))
+        kubelet = self.cluster.kubelet
+        for pod in self.store.iter(gvrs.PODS):
+            ip = (pod.get("status") or {}).get("podIP")
+            uid = pod["metadata"].get("uid")
+            if ip and uid and not (pod.get("spec") or {}).get("hostNetwork"):
+                kubelet.pod_ips[str(uid)] = str(ip)
+                kubelet._used_ips.add(str(ip))
+        log.info("restored %d objects at resourceVersion %d from %s", self.restored,
+                 self.store.resource_version, persist.path_in(self.folder))
+
+    def _restart_pods(self) -> None:
+        """As kubelets after a node reboot: every container that ran is started again (its
+        restartCount grows); pending pods start as usual."""
+        for pod in list(self.store.iter(gvrs.PODS)):
+            meta = pod["metadata"]
+            if (pod.get("status") or {}).get("phase") == "Running" and not meta.get("deletionTimestamp"):
+                self.cluster.kubelet.crash(meta["namespace"], meta["name"])
 
     def _data_plane_exited(self) -> None:
         spawn(self._recover_data_plane())
@@ -171,6 +208,8 @@ class Daemon:
         }
 
     async def stop(self) -> None:
+        if self.keeper is not None:
+            await self.keeper.stop()  # the last picture, before the pods are stopped
         with contextlib.suppress(Exception):
             await self.api.stop()
         self.cluster.stop()

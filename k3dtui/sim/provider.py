@@ -51,6 +51,7 @@ class SimProvider:
     def __init__(self, name: str = "simple-app-cluster", *, settings: SimSettings | None = None) -> None:
         self.name = name
         self.settings = settings or SimSettings()
+        self.restarted = False  # the last create started the cluster again from its kept state
 
     # -- paths -------------------------------------------------------------------------
     @property
@@ -128,7 +129,12 @@ class SimProvider:
             with contextlib.suppress(OSError):
                 (folder / stale).unlink()
         _check_writable(folder, self.name)
-        log(f"INFO[0000] Creating simulated cluster '{self.name}' ({servers} server, {agents} agents)")
+        self.restarted = self.kept()
+        if self.restarted:
+            log(f"INFO[0000] Starting simulated cluster '{self.name}' again from its kept state "
+                f"({folder / 'cluster.json'}); its pods restart")
+        else:
+            log(f"INFO[0000] Creating simulated cluster '{self.name}' ({servers} server, {agents} agents)")
         argv = [
             sys.executable, "-m", "k3dtui.sim.daemon", "serve",
             "--name", self.name, "--servers", str(servers), "--agents", str(agents),
@@ -183,6 +189,18 @@ class SimProvider:
             return False
 
     async def delete(self, log: LineSink) -> None:
+        """Stop the cluster and forget it: its kept state goes too (``down``)."""
+        await self.stop(log)
+        from k3dtui.sim import persist
+
+        persist.forget(self.folder)
+
+    def kept(self) -> bool:
+        """Whether a stopped (or crashed) cluster's state is kept for the next start."""
+        return (self.folder / "cluster.json").is_file()
+
+    async def stop(self, log: LineSink) -> None:
+        """Stop the cluster's processes; its state stays for the next start (``sim stop``)."""
         st = self.state()
         pid = None if self.clean_stale(log) else self.pid()
         if pid is None:
