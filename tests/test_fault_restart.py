@@ -1,6 +1,7 @@
-"""Fault tests: the simulated cluster's daemon is killed with SIGKILL under `watch`; `up`
-brings a new one (new port, token and CA) and `watch` reconnects to it within 10 s, saying
-it is a new API server; without a new one `watch` gives up after --reconnect-within (exit 5)."""
+"""Fault tests: the simulated cluster's daemon is killed with SIGKILL under `watch` and under
+`load`; `up` brings it back (its kept state, on a new port with a new token and CA): `watch`
+reconnects within 10 s, saying it is a new API server, and `load` follows the Service's new
+dial address; without a cluster coming back `watch` gives up after --reconnect-within (exit 5)."""
 
 from __future__ import annotations
 
@@ -85,9 +86,12 @@ def test_watch_reconnects_to_the_cluster_up_brings_back_after_a_kill_9(env: dict
         assert back is not None, lines.seen
         assert time.monotonic() - done < 10
         assert back.get("new_server") is True and back["server"] != first["server"]
-        # the new cluster's pods (their lines may come as each kind lists, before "connected")
-        lines.until(lambda e: e.get("change") == "added" and e["pod"] not in old_pods, 5)
-        assert {e["pod"] for e in lines.seen if e.get("change") == "added"} - old_pods, lines.seen
+        # the cluster came back with its kept state: the same pods, their containers restarted
+        # (their lines may come as each kind lists, before "connected")
+        restarted = lines.until(lambda e: e.get("change") == "changed" and e["pod"] in old_pods
+                                and e.get("ready") == "1/1", 10)
+        assert restarted is not None or any(e.get("change") == "changed" for e in lines.seen), lines.seen
+        assert not [e for e in lines.seen if e.get("change") == "deleted"], lines.seen
     finally:
         watch.send_signal(signal.SIGINT)
         watch.wait(timeout=20)
@@ -112,3 +116,39 @@ def test_watch_gives_up_when_nothing_comes_back(env: dict[str, str]) -> None:
         if watch.poll() is None:
             watch.kill()
             watch.wait()
+
+
+def test_load_follows_the_service_to_the_cluster_up_brings_back(env: dict[str, str]) -> None:
+    assert cli(env, "up").returncode == 0
+    load = subprocess.Popen([sys.executable, "-m", "k3dtui", "--sim", "load", "--name", "fault", "--json",
+                             "--duration", "40", "--new-connections", "--concurrency", "2", "--rate", "100",
+                             "--max-error-share", "100"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in load.stderr or []], daemon=True).start()
+    try:
+        time.sleep(3)
+        pid, _ = daemon_pids(env)
+        os.kill(pid, signal.SIGKILL)
+        time.sleep(1)
+        up = cli(env, "up")
+        assert up.returncode == 0, up.stderr
+        done = time.monotonic()
+        followed = None
+        while time.monotonic() - done < 10 and followed is None:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if "the Service moved" in line:
+                followed = line
+        assert followed is not None, "load did not follow the Service within 10 s"
+        out, _ = load.communicate(timeout=60)
+    finally:
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    result = json.loads(out)
+    assert result["errors"]["refused"] > 0  # the time the cluster was away
+    assert sum(result["per_pod"].values()) == result["requests"] - sum(result["errors"].values())
+    assert load.returncode == 0, (json.dumps(result), followed)

@@ -238,24 +238,45 @@ def run(args: argparse.Namespace) -> int:
     live = sys.stderr.isatty() and not args.json
     interrupted = False
     trail = Trail()
-    with (LoadGenerator(settings) if plan is None else make_generator(plan, settings)) as gen:
-        gen.start()
-        try:
-            while gen.running:
-                snap = gen.wait(0.25)
-                trail.add(snap)
-                if live and gen.running:
-                    sys.stderr.write("\r\033[K" + _progress(snap, settings))
+    # The cluster's Service may move (a restarted cluster: a new dial address): when the
+    # target stops answering, look the Service up again and follow it for the rest of the run.
+    follow = plan is not None and plan.where == DIRECT
+    done: LoadSnapshot | None = None  # the finished segments, summed
+    looked = 0.0
+    while True:
+        moved = ""
+        with (LoadGenerator(settings) if plan is None else make_generator(plan, settings)) as gen:
+            gen.start()
+            try:
+                while gen.running:
+                    snap = _plus(done, gen.wait(0.25))
+                    trail.add(snap)
+                    if follow and trail.gone() and snap.elapsed - looked >= 1.0:
+                        looked = snap.elapsed
+                        moved = _moved(args, url)
+                        if moved:
+                            gen.stop()
+                            break
+                    if live and gen.running:
+                        sys.stderr.write("\r\033[K" + _progress(snap, settings))
+                        sys.stderr.flush()
+            except KeyboardInterrupt:
+                interrupted = True
+                gen.stop()
+            finally:
+                if live:
+                    sys.stderr.write("\r\033[K")
                     sys.stderr.flush()
-        except KeyboardInterrupt:
-            interrupted = True
-            gen.stop()
-        finally:
-            if live:
-                sys.stderr.write("\r\033[K")
-                sys.stderr.flush()
-        snap = gen.wait(5.0)
-        trail.add(snap)
+            snap = _plus(done, gen.wait(5.0))
+            trail.add(snap)
+        rest = _rest(settings, snap, done)
+        if not moved or interrupted or rest is None:
+            break
+        print(f"k3dtui: the Service moved: {url} -> {moved} (a restarted cluster); following it", file=sys.stderr)
+        import dataclasses
+
+        url, done, settings = moved, snap, dataclasses.replace(rest, url=moved)
+        looked = snap.elapsed
     if args.json:
         print(json.dumps(result_json(snap)))
     else:
@@ -281,6 +302,49 @@ def run(args: argparse.Namespace) -> int:
         print("k3dtui: see the errors by kind above; `k3dtui status` shows the app's pods", file=sys.stderr)
         return EXIT_LOAD_ERRORS
     return 0
+
+
+def _moved(args: argparse.Namespace, url: str) -> str:
+    """The Service's dial URL when it is not ``url`` any more ("" when the same or unknown)."""
+    try:
+        new = asyncio.run(discover(args.name, args.sim))[0]
+    except K3dtuiError:
+        return ""
+    return new if new != url else ""
+
+
+def _rest(settings: LoadSettings, snap: LoadSnapshot, done: LoadSnapshot | None) -> LoadSettings | None:
+    """The settings for the rest of the run after ``snap`` (None when nothing is left)."""
+    import dataclasses
+
+    if settings.duration is not None:
+        left = settings.duration - (snap.elapsed - (done.elapsed if done else 0.0))
+        return dataclasses.replace(settings, duration=left) if left > 0.2 else None
+    if settings.requests is not None:
+        left_n = settings.requests - (snap.requests - (done.requests if done else 0))
+        return dataclasses.replace(settings, requests=left_n) if left_n > 0 else None
+    return None
+
+
+def _plus(done: LoadSnapshot | None, snap: LoadSnapshot) -> LoadSnapshot:
+    """A segment's snapshot on top of the finished segments' (counts summed, the latest
+    window's rates and latencies)."""
+    if done is None:
+        return snap
+    import dataclasses
+
+    def add(a: dict[Any, int], b: dict[Any, int]) -> dict[Any, int]:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = out.get(k, 0) + v
+        return out
+
+    return dataclasses.replace(
+        snap, elapsed=done.elapsed + snap.elapsed, requests=done.requests + snap.requests,
+        responses=done.responses + snap.responses, status=add(done.status, snap.status),
+        errors=add(done.errors, snap.errors), per_pod=add(done.per_pod, snap.per_pod),
+        per_node=add(done.per_node, snap.per_node), gone_pods=done.gone_pods | snap.gone_pods,
+    )
 
 
 def _share(args: argparse.Namespace) -> float:
