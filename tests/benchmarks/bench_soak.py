@@ -11,6 +11,13 @@ quarter's RSS within 15 % of the second quarter's).
     python tests/benchmarks/bench_soak.py [--minutes 10] [--kill-every 2] [--scale-every 30]
 
 Not part of the test run (tests/benchmarks is not collected); every request goes to 127.0.0.1.
+
+Measured on the 2-core development VM, 10 minutes, a kill every 2 s, 3 <-> 8 every 30 s,
+8 new-connection workers: 1,196,097 requests, 171 errors (0.014 %: 168 timeouts, 3 resets),
+per-pod sum = requests - errors exactly; the daemon's RSS flat (115 MiB from 4 min on), the
+load's processes flat, but the data plane grew ~30 MiB a minute (50 -> 318 MiB): every killed
+pod's log text was kept. Since then the data plane keeps the logs of 32 stopped pods at most
+(sim/podio.py MAX_STOPPED).
 """
 
 from __future__ import annotations
