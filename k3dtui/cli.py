@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from k3dtui import __version__
-from k3dtui.core.errors import K3dtuiError
+from k3dtui.core.errors import K3dtuiError, file_error
 
 DEFAULT_NAME = "simple-app-cluster"
 
@@ -63,10 +64,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(exc: K3dtuiError) -> int:
+    print(f"k3dtui: error: {exc.message}", file=sys.stderr)
+    if exc.hint:
+        print(f"k3dtui: {exc.hint}", file=sys.stderr)
+    return exc.exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        name = getattr(args, "name", None)
+        if name is not None:  # one check for every command taking --name (the TUI's too)
+            from k3dtui.core.spec import validate_name
+
+            validate_name(name)
         if args.command is None:
             from k3dtui.ui.app import run_tui
 
@@ -74,10 +87,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except K3dtuiError as exc:
-        print(f"k3dtui: error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"k3dtui: {exc.hint}", file=sys.stderr)
-        return exc.exit_code
+        return _report(exc)
+    except OSError as exc:  # k3dtui's own files: a read-only or full state folder, never a traceback
+        return _report(file_error(exc))
+    except Exception as exc:  # a bug: still one line (K3DTUI_DEBUG=1 shows the traceback)
+        if os.environ.get("K3DTUI_DEBUG"):
+            raise
+        return _report(K3dtuiError(f"unexpected {type(exc).__name__}: {exc}",
+                                   "this is a bug in k3dtui: run again with K3DTUI_DEBUG=1 for the traceback and report it"))
     except KeyboardInterrupt:
         print("k3dtui: interrupted", file=sys.stderr)
         return 130

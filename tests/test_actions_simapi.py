@@ -38,11 +38,47 @@ def core(sim: ApiThread) -> Iterator[client.CoreV1Api]:
     api.close()
 
 
+def app_replicaset(core: client.CoreV1Api, *, deployment: str = APP.deployment, rs: str = "fastapi-app-abc",
+                   replicas: int = 3) -> dict[str, Any]:
+    """A Deployment (made when missing) and a ReplicaSet it controls, as the controllers would
+    leave them; returns the ownerReference a pod of that ReplicaSet carries."""
+    apps = client.AppsV1Api(core.api_client)
+    try:
+        dep = json.loads(apps.read_namespaced_deployment(deployment, "default", _preload_content=False).data)
+    except ApiException:
+        body = {"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": deployment, "namespace": "default", "labels": {"app": "fastapi"}},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "fastapi"}},
+                         "template": {"metadata": {"labels": {"app": "fastapi"}},
+                                      "spec": {"containers": [{"name": "fastapi", "image": "fastapi-random:latest"}]}}}}
+        dep = json.loads(apps.create_namespaced_deployment("default", body, _preload_content=False).data)
+    try:
+        made = json.loads(apps.read_namespaced_replica_set(rs, "default", _preload_content=False).data)
+    except ApiException:
+        body = {"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                "metadata": {"name": rs, "namespace": "default", "labels": {"app": "fastapi"},
+                             "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment,
+                                                  "uid": dep["metadata"]["uid"], "controller": True}]},
+                "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "fastapi"}},
+                         "template": {"metadata": {"labels": {"app": "fastapi"}},
+                                      "spec": {"containers": [{"name": "fastapi", "image": "fastapi-random:latest"}]}}}}
+        made = json.loads(apps.create_namespaced_replica_set("default", body, _preload_content=False).data)
+    return {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": rs, "uid": made["metadata"]["uid"],
+            "controller": True}
+
+
 def make_pod(core: client.CoreV1Api, name: str, *, app: str | None = "fastapi", namespace: str = "default",
-             node: str = "k3d-sim-agent-0", phase: str = "Running") -> None:
+             node: str = "k3d-sim-agent-0", phase: str = "Running", owner: dict[str, Any] | bool | None = True) -> None:
+    """A pod; one labelled app=fastapi in default is owned by the app's ReplicaSet unless
+    ``owner`` is False (a foreign pod) or another ownerReference."""
     labels = {"app": app} if app else {}
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    if owner is True and app == "fastapi" and namespace == "default":
+        meta["ownerReferences"] = [app_replicaset(core)]
+    elif isinstance(owner, dict):
+        meta["ownerReferences"] = [owner]
     body = {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "metadata": meta,
             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 5,
                      "containers": [{"name": "fastapi", "image": "fastapi-random:latest"}]}}
     core.create_namespaced_pod(namespace, body, _preload_content=False)
@@ -84,7 +120,8 @@ def test_kill_is_graceful_then_forced(sim: ApiThread, core: client.CoreV1Api) ->
     r = live.kill("fastapi-abc-aaaaa")
     assert r.ok, r.message
     assert r.message == (
-        "pod fastapi-abc-aaaaa on k3d-sim-agent-0 is terminating (grace period 5s); the Deployment starts a replacement"
+        "pod fastapi-abc-aaaaa on k3d-sim-agent-0 is terminating (grace period 5s); "
+        "the Deployment starts a replacement (its ReplicaSet wants 3)"
     )
     pod = read_pod(core, "fastapi-abc-aaaaa")
     assert pod is not None and pod["metadata"]["deletionTimestamp"]
@@ -119,6 +156,31 @@ def test_kill_refuses_pods_that_are_not_the_apps(sim: ApiThread, core: client.Co
     for name, ns in (("web-1", "default"), ("plain", "default"), ("fastapi-elsewhere", "other")):
         pod = read_pod(core, name, ns)
         assert pod is not None and not pod["metadata"].get("deletionTimestamp"), name
+
+
+def test_kill_refuses_a_pod_with_the_apps_label_that_the_app_does_not_own(
+        sim: ApiThread, core: client.CoreV1Api) -> None:
+    make_pod(core, "fastapi-impostor", owner=False)
+    other_rs = app_replicaset(core, deployment="other-app", rs="other-app-abc")
+    make_pod(core, "fastapi-other-rs", owner=other_rs)
+    live = LiveCluster(sim.kubeconfig)
+    r = live.kill("fastapi-impostor", force=True)
+    assert not r.ok and r.message.startswith("refused: pod fastapi-impostor has app=fastapi but no controller owns it")
+    r = live.kill("fastapi-other-rs")
+    assert not r.ok and r.message == ("refused: pod fastapi-other-rs is owned by ReplicaSet other-app-abc, not by a "
+                                      "ReplicaSet of deployment fastapi-app; nothing changed")
+    r = live.kill_random(force=True)
+    assert not r.ok and "no Running pod of the app" in r.message
+    for name in ("fastapi-impostor", "fastapi-other-rs"):
+        pod = read_pod(core, name)
+        assert pod is not None and not pod["metadata"].get("deletionTimestamp"), name
+
+
+def test_the_replacement_is_promised_only_when_one_comes(sim: ApiThread, core: client.CoreV1Api) -> None:
+    owner = app_replicaset(core, rs="fastapi-app-zero", replicas=0)
+    make_pod(core, "fastapi-last", owner=owner)
+    r = LiveCluster(sim.kubeconfig).kill("fastapi-last")
+    assert r.ok and r.message.endswith("; no replacement comes (its ReplicaSet wants 0 pods)"), r.message
 
 
 def test_kill_random_picks_a_running_pod_of_the_app(sim: ApiThread, core: client.CoreV1Api) -> None:

@@ -182,7 +182,7 @@ def test_pool_command_reads_the_simulated_network(capsys: pytest.CaptureFixture[
 
     net = NetworkInfo("k3d-demo", "172.30.0.0/16", "172.30.0.1",
                       (Member("k3d-demo-server-0", "172.30.0.2"), Member("k3d-demo-agent-0", "172.30.255.240")))
-    (paths.cluster_dir("sim", "demo") / "network.json").write_text(json.dumps(net.to_json()))
+    (paths.cluster_dir("sim", "demo", create=True) / "network.json").write_text(json.dumps(net.to_json()))
     assert main(["pool", "--sim", "--name", "demo", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data == {

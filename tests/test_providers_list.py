@@ -24,7 +24,9 @@ def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def _sim_folder(state: Path, name: str, pid: int, servers: int = 1, agents: int = 2) -> None:
     folder = state / "sim" / name
     folder.mkdir(parents=True)
-    (folder / "pid").write_text(str(pid))
+    from k3dtui.sim.statefiles import write_pid_file
+
+    write_pid_file(folder, pid)  # the identity of the live process, as the daemon records its own
     (folder / "state.json").write_text(json.dumps({"servers": servers, "agents": agents}))
 
 

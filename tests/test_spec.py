@@ -9,7 +9,7 @@ from k3dtui.core.spec import ClusterSpec, validate_name, validate_spec
 
 
 @pytest.mark.parametrize(
-    "name", ["simple-app-cluster", "a", "demo-1", "x" * 32, "web.prod", "0abc"]
+    "name", ["simple-app-cluster", "a", "demo-1", "x" * 32, "0abc"]
 )
 def test_good_names_pass(name: str) -> None:
     validate_name(name)
@@ -26,6 +26,9 @@ def test_good_names_pass(name: str) -> None:
         ("under_score", "not a valid host name"),
         ("sp ace", "not a valid host name"),
         ("a..b", "not a valid host name"),
+        ("web.prod", "no dots"),
+        ("../x", "no paths"),
+        ("/tmp/x", "no paths"),
     ],
 )
 def test_bad_names_refused_with_reason(name: str, needle: str) -> None:

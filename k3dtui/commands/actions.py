@@ -16,8 +16,11 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from k3dtui.core.errors import UsageError
+from k3dtui.core.errors import EXIT_NO_RECONNECT, UsageError
 from k3dtui.core.identity import APP
+from k3dtui.core.spec import REPLICA_CEILING
+
+RECONNECT_WITHIN = 60.0  # s: `watch` gives up (exit 5) when the API is away longer
 
 if TYPE_CHECKING:
     from k3dtui.core.actions import ActionResult
@@ -38,7 +41,9 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--max-replicas",
         type=int,
         default=APP.max_replicas,
-        help=f"refuse to go above this many replicas (default: {APP.max_replicas})",
+        help=f"refuse to go above this many replicas (default: {APP.max_replicas}; at most "
+        f"{REPLICA_CEILING}, the most the simulated cluster was measured to serve: Ready in 3 s, its API "
+        "answering meanwhile)",
     )
     scale.set_defaults(func=scale_command)
 
@@ -72,6 +77,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     watch.add_argument(
         "--duration", type=float, default=None, metavar="S", help="stop after S seconds (default: until Ctrl-C)"
     )
+    watch.add_argument(
+        "--reconnect-within", type=float, default=RECONNECT_WITHIN, metavar="S",
+        help=f"exit {EXIT_NO_RECONNECT} when the connection is not back within S seconds, or is down at the "
+        f"end of --duration (default {RECONNECT_WITHIN:g}); a restarted cluster's new address, token and CA "
+        "are read from its kubeconfig",
+    )
     watch.set_defaults(func=watch_command)
 
 
@@ -101,6 +112,11 @@ def scale_command(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.max_replicas < 0:
         raise UsageError(f"--max-replicas must be 0 or more (got {args.max_replicas})")
+    if args.max_replicas > REPLICA_CEILING:
+        raise UsageError(
+            f"--max-replicas {args.max_replicas} is above k3dtui's ceiling of {REPLICA_CEILING} replicas",
+            f"give --max-replicas {REPLICA_CEILING} or fewer (the most the simulated cluster was measured to serve)",
+        )
     if how == "to" and value > args.max_replicas:
         raise UsageError(
             f"{value} replicas is above the limit of {args.max_replicas}; "
@@ -148,14 +164,25 @@ def watch_command(args: argparse.Namespace) -> int:
 
     if args.duration is not None and args.duration <= 0:
         raise UsageError(f"--duration must be more than 0 seconds (got {args.duration})")
+    bound = float(getattr(args, "reconnect_within", RECONNECT_WITHIN))
+    if not bound > 0:
+        raise UsageError(f"--reconnect-within must be more than 0 seconds (got {bound:g})", "e.g. --reconnect-within 30")
     live = _live(args)
     snaps: queue.Queue[ClusterSnapshot] = queue.Queue()
     live.start(snaps.put)
     deadline = None if args.duration is None else time.monotonic() + args.duration
     previous: ClusterSnapshot | None = None
     down = False  # a disconnection was printed
+    away_since: float | None = time.monotonic()  # not connected since (None while connected)
+    server = ""
+    code = 0
     try:
         while deadline is None or time.monotonic() < deadline:
+            if away_since is not None and time.monotonic() - away_since > bound:
+                _emit(args, time.time(), {"event": "gave-up", "reason": f"not connected within {bound:g} s"},
+                      f"gave up: the API server did not answer within {bound:g} s (--reconnect-within)")
+                code = EXIT_NO_RECONNECT
+                break
             wait = 0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic()))
             try:
                 snap = snaps.get(timeout=wait)
@@ -163,14 +190,22 @@ def watch_command(args: argparse.Namespace) -> int:
                 continue
             now = time.time()
             if not snap.connected:
+                if away_since is None:
+                    away_since = time.monotonic()
                 if not down and snap.error != "connecting to the API server":
                     _emit(args, now, {"event": "disconnected", "reason": snap.error}, f"disconnected: {snap.error}")
                     down = True
                 if previous is None:
                     continue  # wait for the first complete picture
-            elif down:
-                _emit(args, now, {"event": "connected"}, "connected again")
-                down = False
+            elif away_since is not None:
+                now_server = str(getattr(live, "server", "") or "")
+                new = bool(server) and now_server != server
+                data: dict[str, Any] = {"event": "connected", "server": now_server}
+                if new:
+                    data["new_server"] = True
+                text = ("reconnected to a new API server" if new else "connected again" if down else "connected")
+                _emit(args, now, data, f"{text} ({now_server})" if now_server else text)
+                server, down, away_since = now_server, False, None
             for change in diff_pods(previous, snap):
                 if args.json:
                     print(json.dumps(change.to_json(now)), flush=True)
@@ -185,10 +220,12 @@ def watch_command(args: argparse.Namespace) -> int:
                     _emit(args, now, node, f"node {node['node']} {state} ({taints})")
             previous = snap
     except KeyboardInterrupt:
-        pass
+        return 0
     finally:
         live.stop()
-    return 0
+    if code == 0 and away_since is not None:
+        code = EXIT_NO_RECONNECT  # --duration ended while the connection was down
+    return code
 
 
 def _emit(args: argparse.Namespace, at: float, data: dict[str, Any], text: str) -> None:

@@ -103,6 +103,13 @@ def _error_record(exc: K3dtuiError) -> dict[str, Any]:
 # -- up -----------------------------------------------------------------------------------------
 
 
+async def _exists(provider: Any) -> bool:
+    try:
+        return await provider.find() is not None
+    except K3dtuiError:
+        return False
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     from k3dtui.core.session import STEPS, SetupSession
     from k3dtui.core.spec import ClusterSpec, validate_spec
@@ -146,7 +153,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         try:
             result = asyncio.run(run())
         except K3dtuiError as exc:
-            if "cluster" in session.durations and exc.exit_code != 2:
+            # a cluster this run created was removed (session.up); one that existed before is
+            # kept with what this run did: say so only when it is there
+            if (exc.exit_code != 2 and not session.rolled_back and "cluster" in session.durations
+                    and asyncio.run(_exists(provider))):
                 done = [s for s in STEPS if s in session.durations]
                 kept = (
                     f"the cluster {spec.name} is kept with what was done ({', '.join(done)}); "
@@ -203,7 +213,15 @@ def cmd_down(args: argparse.Namespace) -> int:
     from k3dtui.providers import select_provider
 
     provider, _reason = select_provider(args.name, bool(args.sim))
+    clean_stale = getattr(provider, "clean_stale", None)  # a stale pid file: reported, removed, never signalled
+    if callable(clean_stale):
+        clean_stale(lambda line: print(f"k3dtui: {line.split(' ', 1)[1]}", file=sys.stderr))
     info = asyncio.run(provider.find())
+    kept = getattr(provider, "kept", None)
+    if info is None and callable(kept) and kept():  # a stopped simulated cluster's kept state
+        asyncio.run(provider.delete(lambda line: None))
+        print(f"k3dtui: deleted the kept state of the stopped {provider.kind} cluster {args.name}")
+        return 0
     if info is None:
         print(f"k3dtui: no {provider.kind} cluster named {args.name}; nothing to delete")
         return 0

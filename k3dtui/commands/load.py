@@ -16,12 +16,14 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from k3dtui.core.errors import K3dtuiError, UsageError
+from k3dtui.core.errors import EXIT_LOAD_ERRORS, EXIT_TARGET_GONE, K3dtuiError, UsageError
 from k3dtui.core.models import ConnectionMode, LoadSettings, LoadSnapshot
 
 DEFAULT_DURATION = 10.0
 DEFAULT_CONCURRENCY = 16
 ERROR_KINDS = ("refused", "reset", "timeout", "other")
+DEFAULT_MAX_ERROR_SHARE = 5.0  # percent; a pod killed every 2 s costs well under 1 %
+GONE_WINDOW = 1.0  # s: requests and not one response over the run's last second = the target is gone
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -54,6 +56,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         help="one connection per request (Connection: close) instead of keep-alive",
     )
     parser.add_argument("--url", help="any http:// endpoint instead of the cluster's Service")
+    parser.add_argument(
+        "--max-error-share", metavar="PCT", default=str(DEFAULT_MAX_ERROR_SHARE),
+        help=f"exit {EXIT_LOAD_ERRORS} when more than PCT %% of the requests failed "
+        f"(default {DEFAULT_MAX_ERROR_SHARE:g}); exit {EXIT_TARGET_GONE} when the target stopped answering",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object at the end")
     parser.set_defaults(func=run)
 
@@ -258,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
     from k3dtui.core.loadplan import DIRECT, make_generator, plan_load
 
     settings = settings_from_args(args, url=args.url or "")
+    max_share = _share(args)
     plan = None
     kube: Any = None
     if args.url:
@@ -274,31 +282,56 @@ def run(args: argparse.Namespace) -> int:
         preflight(url, settings.timeout)
     live = sys.stderr.isatty() and not args.json
     interrupted = False
-    with (LoadGenerator(settings) if plan is None else make_generator(plan, settings)) as gen:
-        watch = None
-        if kube is not None:
-            from k3dtui.core.flow import AnnouncerWatch, read_announcer
+    trail = Trail()
+    # The cluster's Service may move (a restarted cluster: a new dial address): when the
+    # target stops answering, look the Service up again and follow it for the rest of the run.
+    follow = plan is not None and plan.where == DIRECT
+    done: LoadSnapshot | None = None  # the finished segments, summed
+    looked = 0.0
+    while True:
+        moved = ""
+        with (LoadGenerator(settings) if plan is None else make_generator(plan, settings)) as gen:
+            watch = None
+            if kube is not None:
+                from k3dtui.core.flow import AnnouncerWatch, read_announcer
 
-            watch = AnnouncerWatch(lambda: read_announcer(kube), gen.set_announcer)
-            watch.start()  # the first read before the run: its first responses are attributed
-        gen.start()
-        try:
-            while gen.running:
-                snap = gen.wait(0.25)
-                if live and gen.running:
-                    sys.stderr.write("\r\033[K" + _progress(snap, settings))
+                watch = AnnouncerWatch(lambda: read_announcer(kube), gen.set_announcer)
+                watch.start()  # the first read before the run: its first responses are attributed
+            gen.start()
+            try:
+                while gen.running:
+                    snap = _plus(done, gen.wait(0.25))
+                    trail.add(snap)
+                    if follow and trail.gone() and snap.elapsed - looked >= 1.0:
+                        looked = snap.elapsed
+                        moved = _moved(args, url)
+                        if moved:
+                            gen.stop()
+                            break
+                    if live and gen.running:
+                        sys.stderr.write("\r\033[K" + _progress(snap, settings))
+                        sys.stderr.flush()
+            except KeyboardInterrupt:
+                interrupted = True
+                gen.stop()
+            finally:
+                if live:
+                    sys.stderr.write("\r\033[K")
                     sys.stderr.flush()
-        except KeyboardInterrupt:
-            interrupted = True
-            gen.stop()
-        finally:
-            if live:
-                sys.stderr.write("\r\033[K")
-                sys.stderr.flush()
-        snap = gen.wait(5.0)
-        if watch is not None:
-            watch.stop()
-            kube.close()
+            snap = _plus(done, gen.wait(5.0))
+            trail.add(snap)
+            if watch is not None:
+                watch.stop()
+        rest = _rest(settings, snap, done)
+        if not moved or interrupted or rest is None:
+            break
+        print(f"k3dtui: the Service moved: {url} -> {moved} (a restarted cluster); following it", file=sys.stderr)
+        import dataclasses
+
+        url, done, settings = moved, snap, dataclasses.replace(rest, url=moved)
+        looked = snap.elapsed
+    if kube is not None:
+        kube.close()
     if plan is not None:  # the cluster's app, not --url: list its pods that got nothing too
         with contextlib.suppress(K3dtuiError):  # else the counts alone
             snap = with_every_pod(snap, asyncio.run(app_pods(provider, args.name)))
@@ -313,7 +346,100 @@ def run(args: argparse.Namespace) -> int:
     if snap.responses == 0:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(snap.errors.items()) if n) or "none"
         raise K3dtuiError(f"no response from {url} ({snap.requests} requests; errors: {kinds})")
-    return 130 if interrupted else 0
+    if interrupted:
+        return 130
+    errors = sum(snap.errors.values())
+    if trail.gone():
+        print(f"k3dtui: error: {url} stopped answering: no response in the last {GONE_WINDOW:g} s of the run "
+              f"({errors:,} of {snap.requests:,} requests failed)", file=sys.stderr)
+        print("k3dtui: check the app and its Service (`k3dtui status`), then run the load again", file=sys.stderr)
+        return EXIT_TARGET_GONE
+    if snap.requests and 100.0 * errors / snap.requests > max_share:
+        print(f"k3dtui: error: {errors:,} of {snap.requests:,} requests failed "
+              f"({100.0 * errors / snap.requests:.1f} %, more than --max-error-share {max_share:g} %)", file=sys.stderr)
+        print("k3dtui: see the errors by kind above; `k3dtui status` shows the app's pods", file=sys.stderr)
+        return EXIT_LOAD_ERRORS
+    return 0
+
+
+def _moved(args: argparse.Namespace, url: str) -> str:
+    """The Service's dial URL when it is not ``url`` any more ("" when the same or unknown)."""
+    try:
+        new = asyncio.run(discover(args.name, args.sim))[0]
+    except K3dtuiError:
+        return ""
+    return new if new != url else ""
+
+
+def _rest(settings: LoadSettings, snap: LoadSnapshot, done: LoadSnapshot | None) -> LoadSettings | None:
+    """The settings for the rest of the run after ``snap`` (None when nothing is left)."""
+    import dataclasses
+
+    if settings.duration is not None:
+        left = settings.duration - (snap.elapsed - (done.elapsed if done else 0.0))
+        return dataclasses.replace(settings, duration=left) if left > 0.2 else None
+    if settings.requests is not None:
+        left_n = settings.requests - (snap.requests - (done.requests if done else 0))
+        return dataclasses.replace(settings, requests=left_n) if left_n > 0 else None
+    return None
+
+
+def _plus(done: LoadSnapshot | None, snap: LoadSnapshot) -> LoadSnapshot:
+    """A segment's snapshot on top of the finished segments' (counts summed, the latest
+    window's rates and latencies)."""
+    if done is None:
+        return snap
+    import dataclasses
+
+    def add(a: dict[Any, int], b: dict[Any, int]) -> dict[Any, int]:
+        out = dict(a)
+        for k, v in b.items():
+            out[k] = out.get(k, 0) + v
+        return out
+
+    return dataclasses.replace(
+        snap, elapsed=done.elapsed + snap.elapsed, requests=done.requests + snap.requests,
+        responses=done.responses + snap.responses, status=add(done.status, snap.status),
+        errors=add(done.errors, snap.errors), per_pod=add(done.per_pod, snap.per_pod),
+        per_node=add(done.per_node, snap.per_node), gone_pods=done.gone_pods | snap.gone_pods,
+        paths={a: add(done.paths.get(a, {}), snap.paths.get(a, {})) for a in {*done.paths, *snap.paths}},
+        cross_node=done.cross_node + snap.cross_node, client_addrs=add(done.client_addrs, snap.client_addrs),
+    )
+
+
+def _share(args: argparse.Namespace) -> float:
+    text = getattr(args, "max_error_share", None) or str(DEFAULT_MAX_ERROR_SHARE)
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--max-error-share must be a number of percent, not {text!r}", "e.g. --max-error-share 5") from None
+    if not (0 <= value <= 100):
+        raise UsageError(f"--max-error-share must be between 0 and 100 (got {text})", "e.g. --max-error-share 5")
+    return value
+
+
+class Trail:
+    """(elapsed, requests, responses) of the run's snapshots: whether the target answered
+    at all over its last ``GONE_WINDOW`` seconds."""
+
+    def __init__(self) -> None:
+        self.points: list[tuple[float, int, int]] = []
+
+    def add(self, snap: LoadSnapshot) -> None:
+        self.points.append((snap.elapsed, snap.requests, snap.responses))
+        if len(self.points) > 256:
+            del self.points[: len(self.points) - 256]
+
+    def gone(self, window: float = GONE_WINDOW) -> bool:
+        if not self.points:
+            return False
+        end, requests, responses = self.points[-1]
+        if end < window:
+            return False
+        start = next(((r, s) for t, r, s in reversed(self.points) if end - t >= window), None)
+        if start is None:
+            return False
+        return requests > start[0] and responses == start[1]
 
 
 __all__ = ["discover_url", "register", "result_json", "run", "settings_from_args"]

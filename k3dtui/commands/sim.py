@@ -57,11 +57,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"try:        kubectl --kubeconfig {provider.kubeconfig_path} get nodes -o wide")
         return 0
     if args.action == "stop":
+        # a stale pid file (a crash, a reboot, a reused pid) is reported and removed, never signalled
+        provider.clean_stale(lambda line: print(f"k3dtui: {line.split(' ', 1)[1]}", file=sys.stderr))
         if provider.pid() is None:
             raise K3dtuiError(f"the simulated cluster {args.name!r} is not running",
                               f"start it with `k3dtui sim start --name {args.name}`")
-        asyncio.run(provider.delete(lambda line: print(line, file=sys.stderr)))
-        print(f"stopped the simulated cluster {args.name!r}")
+        asyncio.run(provider.stop(lambda line: print(line, file=sys.stderr)))
+        print(f"stopped the simulated cluster {args.name!r} (its state is kept: `k3dtui sim start --name "
+              f"{args.name}` brings it back, `k3dtui down --sim --name {args.name}` deletes it)")
         return 0
     # status
     if provider.pid() is None:

@@ -1,7 +1,8 @@
 """What a person can do to the running app: kill a pod, kill a random one, scale.
 
-Every action is confined to the app: its namespace, pods carrying its ``app`` label and its
-one Deployment (scaled through the ``scale`` subresource). Anything else is refused before a
+Every action is confined to the app: its namespace, pods carrying its ``app`` label and
+owned by a ReplicaSet that its one Deployment owns (a pod that merely carries the label is
+refused), and that Deployment (scaled through the ``scale`` subresource). Anything else is refused before a
 request that changes something is made. Every action returns an ``ActionResult`` (ok and a
 one-line message saying what happened or why not); none raises for a cluster-side problem.
 """
@@ -58,6 +59,13 @@ def _body(resp: Any) -> Obj:
     return data if isinstance(data, dict) else {}
 
 
+def _controller_ref(meta: Obj) -> Obj | None:
+    for ref in meta.get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller"):
+            return ref
+    return None
+
+
 class Actions:
     """The app's actions against the API server (one ``ApiClient`` from ``api``), confined to
     the app named by ``identity`` (its namespace, ``app`` label, Deployment, replica bounds)."""
@@ -97,6 +105,10 @@ class Actions:
             refusal = self._refuse_pod(current)
             if refusal:
                 return ActionResult(False, refusal)
+            owners = self._app_replicasets()
+            refusal, owner = self._refuse_owner(current, owners)
+            if refusal:
+                return ActionResult(False, refusal)
             meta = current.get("metadata") or {}
             node = (current.get("spec") or {}).get("nodeName") or ""
             if meta.get("deletionTimestamp") and not force:
@@ -131,10 +143,12 @@ class Actions:
         if not (deleted.get("metadata") or {}).get("deletionTimestamp"):
             # Unscheduled or finished pods are removed at once.
             return ActionResult(True, f"pod {pod}{where} deleted")
-        return ActionResult(
-            True,
-            f"pod {pod}{where} is terminating{grace_text}; the Deployment starts a replacement",
-        )
+        wanted = ((owner or {}).get("spec") or {}).get("replicas")
+        if isinstance(wanted, int) and wanted > 0:
+            after = f"the Deployment starts a replacement (its ReplicaSet wants {wanted})"
+        else:
+            after = "no replacement comes (its ReplicaSet wants 0 pods)"
+        return ActionResult(True, f"pod {pod}{where} is terminating{grace_text}; {after}")
 
     def kill_random(self, *, force: bool = False) -> ActionResult:
         try:
@@ -147,6 +161,7 @@ class Actions:
                     _request_timeout=REQUEST_TIMEOUT,
                 )
             )
+            owners = self._app_replicasets()
         except Exception as exc:
             return self._failure(exc, "list the app's pods")
         candidates = sorted(
@@ -156,6 +171,7 @@ class Actions:
             and (p.get("status") or {}).get("phase") == "Running"
             and not (p.get("metadata") or {}).get("deletionTimestamp")
             and self._refuse_pod(p) == ""
+            and self._refuse_owner(p, owners)[0] == ""
         )
         if not candidates:
             return ActionResult(
@@ -228,6 +244,39 @@ class Actions:
             owner = f"app={app}" if app else "no app label"
             return f"refused: pod {name} is not part of the app (it has {owner}, the app's pods have app={self.app_label})"
         return ""
+
+    def _app_replicasets(self) -> dict[str, Obj]:
+        """The ReplicaSets the app's Deployment controls, by uid (one list request)."""
+        listing = _body(
+            client.AppsV1Api(self._api()).list_namespaced_replica_set(
+                self.namespace,
+                label_selector=self.identity.label_selector,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        )
+        owned: dict[str, Obj] = {}
+        for rs in listing.get("items") or []:
+            meta = (rs.get("metadata") or {}) if isinstance(rs, dict) else {}
+            ref = _controller_ref(meta)
+            if ref and ref.get("kind") == "Deployment" and ref.get("name") == self.deployment and meta.get("uid"):
+                owned[str(meta["uid"])] = rs
+        return owned
+
+    def _refuse_owner(self, pod: Obj, owners: dict[str, Obj]) -> tuple[str, Obj | None]:
+        """(why this pod is not the Deployment's to replace, "" when it is; its ReplicaSet)."""
+        meta = pod.get("metadata") or {}
+        name = meta.get("name", "?")
+        ref = _controller_ref(meta)
+        if ref is None:
+            return (f"refused: pod {name} has app={self.app_label} but no controller owns it, so it is not "
+                    f"the app's (deployment {self.deployment}'s pods belong to its ReplicaSets); "
+                    "nothing changed"), None
+        rs = owners.get(str(ref.get("uid", "")))
+        if ref.get("kind") != "ReplicaSet" or rs is None:
+            return (f"refused: pod {name} is owned by {ref.get('kind', '?')} {ref.get('name', '?')}, not by a "
+                    f"ReplicaSet of deployment {self.deployment}; nothing changed"), None
+        return "", rs
 
     def _gone(self, pod: str) -> ActionResult:
         return ActionResult(False, f"pod {pod} not found in namespace {self.namespace} (already gone?)")

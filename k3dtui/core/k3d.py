@@ -339,6 +339,7 @@ async def kubeconfig_get(name: str) -> Path:
             f"check that cluster {name!r} exists and is running (`k3d cluster list`)",
         )
     path = kubeconfig_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -134,8 +134,22 @@ class Kube:
     # -- calls -----------------------------------------------------------------------------
     def apply(self, obj: Obj) -> Obj:
         """Server-side apply ``obj`` (field manager ``k3dtui``, force on conflicts)."""
-        res = self.resource(str(obj["apiVersion"]), str(obj["kind"]))
-        meta = obj.get("metadata") or {}
+        raw_meta = obj.get("metadata")
+        meta: Obj = raw_meta if isinstance(raw_meta, dict) else {}
+        kind, name = obj.get("kind"), meta.get("name")
+        if not obj.get("apiVersion") or not kind or not name:
+            missing = [f for f, v in (("apiVersion", obj.get("apiVersion")), ("kind", kind), ("metadata.name", name))
+                       if not v]
+            raise K3dtuiError(
+                f"a manifest object ({kind or '?'} {name or '?'}) has no {', '.join(missing)}",
+                "fix that document in the manifest (every object needs apiVersion, kind and metadata.name)",
+            )
+        res = self.resource(str(obj["apiVersion"]), str(kind))
+        if res.namespaced and not meta.get("namespace"):
+            raise K3dtuiError(
+                f"{kind} {name} in the manifest has no metadata.namespace, but {kind} is namespaced",
+                "add metadata.namespace to it in the manifest (MetalLB's objects go in metallb-system)",
+            )
 
         def call() -> Obj:
             out = self.dyn.server_side_apply(

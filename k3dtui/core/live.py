@@ -6,6 +6,13 @@ change lands in a ``ClusterState`` and ``on_change`` receives a fresh ``ClusterS
 coalesced (a change after a quiet moment at once; a sustained burst at most one per
 ``coalesce_interval``, 20/s by default), from a thread of
 the LiveCluster's own. The actions (kill, scale) work without ``start()``.
+
+A restarted cluster comes back with a new address, token or CA in its kubeconfig: every
+client is made from the kubeconfig as it is now. A watcher whose request failed reads the
+kubeconfig again while it waits to retry and, when it changed, moves to a new client and
+lists afresh (``ClusterSnapshot.server_generation`` grows; the view is not ``connected``
+until every kind has listed from the new server). The actions make a new client when the
+kubeconfig changed, and refuse while the watched picture is stale.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -55,6 +63,9 @@ class LiveCluster:
         self._coalesce_interval = coalesce_interval
         self._watchers: list[Watcher] = []
         self._clients: list[client.ApiClient] = []
+        self._client_sigs: list[str] = []  # the kubeconfig each watcher's client was made from
+        self._clients_lock = threading.Lock()
+        self._signature_seen = ""  # the kubeconfig the watchers last moved to
         self._local = threading.local()
         self._actions = Actions(self._action_client, identity)
 
@@ -63,15 +74,19 @@ class LiveCluster:
         if self._watchers:
             raise RuntimeError("LiveCluster already started")
         sources = self._sources()
+        signature = self.kubeconfig_signature()
         clients = [self._new_client() for _ in sources]  # raises before any thread starts
+        self._client_sigs = [signature for _ in sources]
+        self._signature_seen = signature
         coalescer = st.Coalescer(lambda: on_change(self.state.snapshot()), self._coalesce_interval)
         self._coalescer = coalescer
         self.state.on_update = coalescer.notify
         coalescer.start()
         self._clients = clients
-        for (kind, make_call, absent_ok), api in zip(sources, clients, strict=True):
+        for index, ((kind, make_call, absent_ok), api) in enumerate(zip(sources, clients, strict=True)):
             watcher = Watcher(
-                kind, make_call(api), self.state, settings=self.watch_settings, absent_ok=absent_ok
+                kind, make_call(api), self.state, settings=self.watch_settings, absent_ok=absent_ok,
+                refresh=functools.partial(self._refresh, index, make_call),
             )
             self._watchers.append(watcher)
         for watcher in self._watchers:
@@ -150,18 +165,67 @@ class LiveCluster:
             (st.LEASES, leases, True),
         ]
 
+    # -- reconnection ----------------------------------------------------------------------
+    def kubeconfig_signature(self) -> str:
+        """A digest of the kubeconfig as it is now ("" when it cannot be read)."""
+        try:
+            return hashlib.sha256(self.kubeconfig.read_bytes()).hexdigest()
+        except OSError:
+            return ""
+
+    @property
+    def server(self) -> str:
+        """The API server the watchers use now (from the kubeconfig they were made from)."""
+        with self._clients_lock:
+            api = self._clients[0] if self._clients else None
+        if api is None:
+            return ""
+        return str(getattr(api.configuration, "host", "") or "")
+
+    def _refresh(self, index: int, make_call: Callable[[client.ApiClient], ListCall]) -> ListCall | None:
+        """Watcher ``index``'s request failed: a new call when the kubeconfig changed."""
+        signature = self.kubeconfig_signature()
+        with self._clients_lock:
+            if not signature or index >= len(self._client_sigs) or signature == self._client_sigs[index]:
+                return None
+        try:
+            api = self._new_client()
+        except Exception:
+            return None  # half-written or not yet valid: the next look tries again
+        with self._clients_lock:
+            old = self._clients[index]
+            self._clients[index] = api
+            self._client_sigs[index] = signature
+            first = signature != self._signature_seen
+            self._signature_seen = signature
+        with contextlib.suppress(Exception):
+            old.close()
+        if first:
+            self.state.new_server()
+        return make_call(api)
+
+    def _stale(self) -> ActionResult | None:
+        """While watching, an action is refused when the picture is not the server's now."""
+        if not self._watchers:
+            return None
+        snap = self.state.snapshot()
+        if snap.connected:
+            return None
+        return ActionResult(False, f"refused: the view is stale ({snap.error}); nothing changed, "
+                                   "try again once it is connected")
+
     # -- actions ---------------------------------------------------------------------------
     def kill(self, pod: str, *, force: bool = False) -> ActionResult:
-        return self._actions.kill(pod, force=force)
+        return self._stale() or self._actions.kill(pod, force=force)
 
     def kill_random(self, *, force: bool = False) -> ActionResult:
-        return self._actions.kill_random(force=force)
+        return self._stale() or self._actions.kill_random(force=force)
 
     def scale_to(self, replicas: int) -> ActionResult:
-        return self._actions.scale_to(replicas)
+        return self._stale() or self._actions.scale_to(replicas)
 
     def scale_by(self, delta: int) -> ActionResult:
-        return self._actions.scale_by(delta)
+        return self._stale() or self._actions.scale_by(delta)
 
     def set_traffic_policy(self, policy: str) -> ActionResult:
         """``Cluster`` or ``Local`` on the app's Service (``core.flow``)."""
@@ -175,8 +239,14 @@ class LiveCluster:
         return make_api_client(self.kubeconfig, self.context)
 
     def _action_client(self) -> client.ApiClient:
+        """This thread's client, made anew when the kubeconfig changed (a restarted cluster)."""
+        signature = self.kubeconfig_signature()
         api: client.ApiClient | None = getattr(self._local, "api", None)
-        if api is None:
+        if api is None or getattr(self._local, "signature", None) != signature:
+            if api is not None:
+                with contextlib.suppress(Exception):
+                    api.close()
             api = self._new_client()
             self._local.api = api
+            self._local.signature = signature
         return api

@@ -78,6 +78,10 @@ class ClusterSnapshot:
     events: tuple[ClusterEvent, ...] = ()
     connected: bool = True  # False while the watches are reconnecting
     error: str = ""  # the last connection problem, when not connected
+    # how many times the watches moved to a new API server (a restarted cluster: new
+    # address, token or CA read from the kubeconfig); the view says "reconnected to a new
+    # API server" when it grows, and the picture is the new server's once ``connected``
+    server_generation: int = 0
 
     def pods_on(self, node: str) -> list[PodView]:
         return sorted((p for p in self.pods if p.node == node), key=lambda p: (p.created, p.name))

@@ -11,10 +11,12 @@ from pathlib import Path
 import platformdirs
 
 
-def state_dir() -> Path:
+def state_dir(*, create: bool = False) -> Path:
+    """k3dtui's state folder; made only when ``create`` (by a command that creates something)."""
     base = os.environ.get("K3DTUI_STATE_DIR") or platformdirs.user_state_dir("k3dtui")
     path = Path(base)
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -25,8 +27,18 @@ def cache_dir() -> Path:
     return path
 
 
-def cluster_dir(provider: str, name: str) -> Path:
-    """k3dtui's folder for one cluster: ``<state>/<provider>/<name>/`` (kubeconfig, sim state)."""
+def cluster_dir(provider: str, name: str, *, create: bool = False) -> Path:
+    """k3dtui's folder for one cluster: ``<state>/<provider>/<name>/`` (kubeconfig, sim state).
+
+    Made only when ``create``: commands that only read leave nothing behind. ``name`` must be
+    one path component (the CLI checks names with ``spec.validate_name`` first; this is the
+    last guard against a folder outside the state folder)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+        from k3dtui.core.errors import UsageError
+
+        raise UsageError(f"cluster name {name!r} is not a valid host name (no paths)",
+                         "use lower-case letters, digits and '-'")
     path = state_dir() / provider / name
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path

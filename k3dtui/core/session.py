@@ -147,6 +147,7 @@ class SetupSession:
         self.replicas_live: int | None = None
         self.external_ip: str = ""
         self.created_cluster = False  # this session created the cluster (and may remove it)
+        self.rolled_back = False  # a failed up removed the cluster it had created
         self._manifest: Manifest | None = None
         self._kube: Kube | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -399,6 +400,25 @@ class SetupSession:
                 validate_range(self.spec.pool, net.subnet, net.used)
         if not stage_at_least(stage, "metallb"):
             await self.resolve_manifest()  # fetched (or refused) before anything is created
+        try:
+            return await self._up_steps(st, stage, started, preloading)
+        except Exception as exc:
+            # One rule on every failure path: a cluster this run created is removed (a failed
+            # run leaves nothing behind); one that existed before is kept as it is, with what
+            # this run did. An interruption (Ctrl+C) is not a failure: nothing is removed.
+            if self.created_cluster:
+                try:
+                    await self.remove_created_cluster("cluster")
+                except Exception as cleanup:
+                    note = f"the cluster {self.spec.name} this run created could not be removed: {cleanup}"
+                else:
+                    note = f"the cluster {self.spec.name} this run created was removed"
+                if isinstance(exc, K3dtuiError):
+                    exc.hint = f"{exc.hint}; {note}" if exc.hint else note
+                self.rolled_back = True
+            raise
+
+    async def _up_steps(self, st: Any, stage: Stage, started: float, preloading: asyncio.Task[Any]) -> UpResult:
         await self.run(st.ClusterStep(reuse=True))
         await preloading
         pool_range = await self.run(st.PoolChoiceStep())

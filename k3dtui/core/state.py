@@ -366,6 +366,15 @@ class ClusterState:
         self._objects: dict[str, dict[str, Obj]] = {kind: {} for kind in KINDS}
         self._status: dict[str, tuple[bool, str]] = {}
         self.changes = 0  # how many changes were applied (for tests and benchmarks)
+        self.server_generation = 0  # grows when the watches move to a new API server
+
+    def new_server(self) -> None:
+        """The kubeconfig names a new API server: every kind counts as not connected until it
+        has listed from it (the old picture is stale, and says so)."""
+        with self._lock:
+            self.server_generation += 1
+            self._status = {kind: (False, "reconnecting to a new API server") for kind in self.expected}
+        self._updated()
 
     # -- WatchSink ------------------------------------------------------------------------
     def resync(self, kind: str, items: list[Obj]) -> None:
@@ -407,6 +416,7 @@ class ClusterState:
             services = [service_view(s, l2) for s in self._objects[SERVICES].values()]
             events = [cluster_event(e) for e in self._objects[EVENTS].values()]
             statuses = dict(self._status)
+            generation = self.server_generation
         nodes.sort(key=lambda n: ("control-plane" not in n.roles and "master" not in n.roles, n.name))
         pods.sort(key=lambda p: (p.created, p.name))
         events.sort(key=lambda e: (e.time, e.resource_version))  # the cluster's order
@@ -426,6 +436,7 @@ class ClusterState:
             events=tuple(events[-self.max_events :]),
             connected=connected,
             error=error,
+            server_generation=generation,
         )
 
     def pod_objects(self) -> list[Obj]:

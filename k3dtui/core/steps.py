@@ -107,7 +107,8 @@ class ClusterStep:
                 f"creating {spec.name}: {spec.servers} server(s), {spec.agents} agent(s), ServiceLB off",
             )
             await s.provider.create(spec.servers, spec.agents, s.lines("cluster"))
-            s.created_cluster = True
+            # a simulated cluster started again from its kept state was not created by this run
+            s.created_cluster = not getattr(s.provider, "restarted", False)
             s.drop_kube()
 
 

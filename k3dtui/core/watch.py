@@ -137,10 +137,16 @@ class Watcher:
         settings: WatchSettings | None = None,
         absent_ok: bool = False,
         clock: Clock = MONOTONIC,
+        refresh: Callable[[], ListCall | None] | None = None,
     ) -> None:
         self.kind = kind
         self._clock = clock
         self._call = call
+        # After a failed request: a new call when the connection changed (a restarted
+        # cluster's kubeconfig names a new server, token or CA), else None. Asked while the
+        # watcher waits to retry, so a new server is reached at once, not after the back-off.
+        self._refresh = refresh
+        self.reconnects = 0  # how many times a new connection replaced the old one
         self._sink = sink
         self.settings = settings or WatchSettings()
         self._absent_ok = absent_ok
@@ -225,9 +231,33 @@ class Watcher:
                 log.debug("watch %s failed: %s", self.kind, reason)
                 self._set_status(False, reason)
                 need_list = True
-                self._clock.wait(self._stopping, self._backoff.next())
+                self._pause(self._backoff.next())
                 continue
         self._abort_response()
+
+    def _pause(self, delay: float, slice_: float = 0.25) -> None:
+        """Wait ``delay`` before retrying; with ``refresh``, look for a new connection every
+        ``slice_`` seconds and take it at once (the next request lists afresh)."""
+        if self._refresh is None:
+            self._clock.wait(self._stopping, delay)
+            return
+        end = self._clock.now() + delay
+        while not self._stopping.is_set():
+            try:
+                call = self._refresh()
+            except Exception:
+                log.exception("watch %s: refresh failed", self.kind)
+                call = None
+            if call is not None:
+                self._call = call
+                self.resource_version = ""  # another server's resourceVersions mean nothing here
+                self.reconnects += 1
+                self._backoff.reset()
+                return
+            left = end - self._clock.now()
+            if left <= 0:
+                return
+            self._clock.wait(self._stopping, min(slice_, left))
 
     def _set_status(self, connected: bool, reason: str) -> None:
         self.connected = connected

@@ -7,7 +7,9 @@ state folder (``paths.cluster_dir("sim", name)``) holds:
 - ``kubeconfig.yaml`` (mode 0600): cluster/context ``k3d-<name>``, user ``admin@k3d-<name>``,
   a random bearer token;
 - ``pid`` (this process), ``state.json`` (pid, data-plane pid, port, node counts);
-- ``network.json`` (``NetworkInfo.to_json()``), ``lb.json`` (external IP:port → loopback).
+- ``network.json`` (``NetworkInfo.to_json()``), ``lb.json`` (external IP:port → loopback);
+- ``cluster.json``: every object and the resourceVersion counter (``persist``), brought
+  back by the next start (after a crash, a reboot or ``sim stop``); ``down`` removes it.
 
 Control routes (token-checked, on the API server): ``POST /sim/images`` ``{"image": ...}``
 records an imported image; ``GET /sim/status``; ``POST /sim/faults`` for fault injection
@@ -33,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from k3dtui.sim import gvrs
+from k3dtui.sim import gvrs, persist
 from k3dtui.sim.apiserver import ApiServer
 from k3dtui.sim.cluster import SimCluster
 from k3dtui.sim.controllers.base import spawn
@@ -42,7 +44,13 @@ from k3dtui.sim.lb import LoadBalancerController
 from k3dtui.sim.runtime import DataPlaneClient
 from k3dtui.sim.settings import SimSettings
 from k3dtui.sim.statefiles import pid_alive as pid_alive  # re-exported (tests, callers)
-from k3dtui.sim.statefiles import running_pid, state_dir
+from k3dtui.sim.statefiles import (
+    process_start,
+    read_pid_file,
+    running_pid,
+    state_dir,
+    write_pid_file,
+)
 from k3dtui.sim.store import Store
 
 log = logging.getLogger("k3dtui.sim.daemon")
@@ -103,18 +111,16 @@ class Daemon:
         self.runtime = DataPlaneClient()
         self.cluster = SimCluster(self.store, name, servers=servers, agents=agents, settings=settings,
                                   runtime=self.runtime)
-        # kubectl sends the bearer token only over TLS: serve HTTPS with a self-signed CA.
-        # Without the openssl command there is no certificate: serve plain HTTP, which
-        # k3dtui's own client uses as well (kubectl then cannot authenticate: say so).
-        try:
-            self.api = ApiServer(self.store, Registry.builtin(), token=self.token, tls=True)
-        except RuntimeError as exc:
-            log.warning("serving plain HTTP (%s); kubectl needs HTTPS to send the token", exc)
-            self.api = ApiServer(self.store, Registry.builtin(), token=self.token, tls=False)
+        # kubectl sends the bearer token only over TLS: always HTTPS, with a CA and a serving
+        # certificate made in-process (apiserver.tls; no shell tool, no plain-HTTP fallback).
+        self.api = ApiServer(self.store, Registry.builtin(), token=self.token, tls=True)
         self.api.bookmark_interval = settings.bookmark_interval
         self.lb = LoadBalancerController(self.cluster.ctx, self.cluster.kubelet.ports.get, self.folder / "lb.json")
         self.port = port
         self.started = time.time()
+        self.identity = ""  # the token recorded in the pid file, answered at /sim/status
+        self.keeper: persist.Keeper | None = None
+        self.restored = 0  # objects brought back from the kept state
         self._stop = asyncio.Event()
 
     async def start(self) -> int:
@@ -130,7 +136,14 @@ class Daemon:
         self.runtime.on_exit = self._data_plane_exited
         await self.runtime.start()  # requests queue in its pipe until it has started
         self.cluster.ctx.ca_pem = self.api.ca_pem or ""
+        kept = persist.load(self.folder)
+        if kept is not None:
+            self._restore(kept)
         self.cluster.start(lb=self.lb)
+        if kept is not None:
+            self._restart_pods()
+        self.keeper = persist.Keeper(self.store, self.folder, lambda: {"images": self.cluster.images})
+        self.keeper.start()
         self.port = await self.api.start("127.0.0.1", self.port)
         write_json(self.folder / "network.json", self.cluster.network().to_json())
         self.lb.write_file()
@@ -140,6 +153,32 @@ class Daemon:
         write_private(self.folder / "kubeconfig.yaml",
                       kubeconfig_text(self.name, self.port, self.token, self.api.ca_pem))
         return self.port
+
+    def _restore(self, kept: dict[str, Any]) -> None:
+        """The cluster as it was kept: every object and the resourceVersion counter; the
+        imported images; each pod keeps its IP."""
+        self.restored = self.store.restore(kept)
+        for crd in self.store.iter(gvrs.CRDS):  # the API serves the kept custom resources again
+            self.api.registry.register_crd(crd)
+        for image in kept.get("images") or []:
+            self.cluster.ctx.import_image(str(image))
+        kubelet = self.cluster.kubelet
+        for pod in self.store.iter(gvrs.PODS):
+            ip = (pod.get("status") or {}).get("podIP")
+            uid = pod["metadata"].get("uid")
+            if ip and uid and not (pod.get("spec") or {}).get("hostNetwork"):
+                kubelet.pod_ips[str(uid)] = str(ip)
+                kubelet._used_ips.add(str(ip))
+        log.info("restored %d objects at resourceVersion %d from %s", self.restored,
+                 self.store.resource_version, persist.path_in(self.folder))
+
+    def _restart_pods(self) -> None:
+        """As kubelets after a node reboot: every container that ran is started again (its
+        restartCount grows); pending pods start as usual."""
+        for pod in list(self.store.iter(gvrs.PODS)):
+            meta = pod["metadata"]
+            if (pod.get("status") or {}).get("phase") == "Running" and not meta.get("deletionTimestamp"):
+                self.cluster.kubelet.crash(meta["namespace"], meta["name"])
 
     def _data_plane_exited(self) -> None:
         spawn(self._recover_data_plane())
@@ -162,6 +201,7 @@ class Daemon:
             "name": self.name,
             "pid": os.getpid(),
             "dataplane_pid": self.runtime.pid,
+            "dataplane_start": process_start(self.runtime.pid) if self.runtime.pid else "",
             "port": self.port,
             "servers": self.cluster.servers,
             "agents": self.cluster.agents,
@@ -169,6 +209,8 @@ class Daemon:
         }
 
     async def stop(self) -> None:
+        if self.keeper is not None:
+            await self.keeper.stop()  # the last picture, before the pods are stopped
         with contextlib.suppress(Exception):
             await self.api.stop()
         self.cluster.stop()
@@ -197,7 +239,7 @@ class Daemon:
 
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response({
-            **self.state(), "images": self.cluster.images, "lb": self.lb.mapping,
+            **self.state(), "identity": self.identity, "images": self.cluster.images, "lb": self.lb.mapping,
             "lb_backends": {k: len(v) for k, v in self.lb.backends.items()},
             "nodes": [
                 {"name": n.name, "role": n.role, "ip": n.ip, "ready": self._node_ready(n.name),
@@ -273,13 +315,14 @@ class Daemon:
 
 
 async def serve(name: str, servers: int, agents: int, settings: SimSettings, port: int = 0) -> int:
-    folder = state_dir(name)
+    folder = state_dir(name, create=True)
     other = running_pid(folder)
     if other is not None and other != os.getpid():
         print(f"k3dtui: error: the simulated cluster {name!r} is already running (pid {other})", file=sys.stderr)
         return 1
-    (folder / "pid").write_text(f"{os.getpid()}\n", encoding="utf-8")
+    record = write_pid_file(folder)
     daemon = Daemon(name, servers, agents, settings, port)
+    daemon.identity = record.token
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, daemon.request_stop)
@@ -299,14 +342,11 @@ async def serve(name: str, servers: int, agents: int, settings: SimSettings, por
 async def _orphan_watch(folder: Path, daemon: Daemon, interval: float = 2.0) -> None:
     """Stop when the state folder no longer names this process: without its pid file and
     kubeconfig nobody can reach or stop the simulated cluster, so it must not linger."""
-    me = str(os.getpid())
+    me = os.getpid()
     while True:
         await asyncio.sleep(interval)
-        try:
-            owner = (folder / "pid").read_text(encoding="utf-8").strip()
-        except OSError:
-            owner = ""
-        if owner != me:
+        rec = read_pid_file(folder)
+        if rec is None or rec.pid != me:
             log.warning("state folder %s no longer names this process: stopping", folder)
             daemon.request_stop()
             return

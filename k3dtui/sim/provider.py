@@ -26,12 +26,22 @@ from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.network import NetworkInfo
 from k3dtui.core.provider import ClusterInfo, LineSink, Reachability
 from k3dtui.sim.settings import SimSettings
-from k3dtui.sim.statefiles import pid_alive, read_lb_file, running_pid, state_dir
+from k3dtui.sim.statefiles import (
+    PidRecord,
+    clean_stale,
+    is_same_process,
+    pid_status,
+    read_lb_file,
+    running_pid,
+    stale_message,
+    state_dir,
+)
 
 if TYPE_CHECKING:
     import httpx
 
 START_TIMEOUT = 30.0
+RUN_FILES = ("kubeconfig.yaml", "state.json", "lb.json", "ca.crt")
 _children: dict[int, subprocess.Popen[bytes]] = {}
 
 
@@ -41,6 +51,7 @@ class SimProvider:
     def __init__(self, name: str = "simple-app-cluster", *, settings: SimSettings | None = None) -> None:
         self.name = name
         self.settings = settings or SimSettings()
+        self.restarted = False  # the last create started the cluster again from its kept state
 
     # -- paths -------------------------------------------------------------------------
     @property
@@ -56,8 +67,20 @@ class SimProvider:
         return self.folder / "kubeconfig.yaml"
 
     def pid(self) -> int | None:
-        """The daemon's pid while it runs."""
+        """The daemon's pid while it runs (the pid file's process, checked to be the one
+        recorded: same start time and boot)."""
         return running_pid(self.folder)
+
+    def clean_stale(self, log: LineSink) -> bool:
+        """A stale pid file (its process gone, or another process now) is reported and
+        removed with the run files; nothing is signalled. True when there was one."""
+        status, rec = pid_status(self.folder)
+        if status != "stale" or rec is None:
+            return False
+        log(f"WARN[0000] the simulated cluster {self.name!r} is not running: {stale_message(rec)}; "
+            f"removed the stale pid file from {self.folder}")
+        clean_stale(self.folder, RUN_FILES)
+        return True
 
     def state(self) -> dict[str, Any]:
         try:
@@ -100,11 +123,18 @@ class SimProvider:
             )
         if servers < 1 or agents < 0:
             raise K3dtuiError(f"a cluster needs at least 1 server and 0 or more agents (got {servers}/{agents})")
-        folder = self.folder
-        for stale in ("kubeconfig.yaml", "state.json", "lb.json", "pid", "ca.crt"):
+        folder = state_dir(self.name, create=True)
+        self.clean_stale(log)
+        for stale in ("kubeconfig.yaml", "state.json", "lb.json", "pid", "pid.tmp", "ca.crt"):
             with contextlib.suppress(OSError):
                 (folder / stale).unlink()
-        log(f"INFO[0000] Creating simulated cluster '{self.name}' ({servers} server, {agents} agents)")
+        _check_writable(folder, self.name)
+        self.restarted = self.kept()
+        if self.restarted:
+            log(f"INFO[0000] Starting simulated cluster '{self.name}' again from its kept state "
+                f"({folder / 'cluster.json'}); its pods restart")
+        else:
+            log(f"INFO[0000] Creating simulated cluster '{self.name}' ({servers} server, {agents} agents)")
         argv = [
             sys.executable, "-m", "k3dtui.sim.daemon", "serve",
             "--name", self.name, "--servers", str(servers), "--agents", str(agents),
@@ -124,6 +154,9 @@ class SimProvider:
             if proc.poll() is not None:
                 _children.pop(proc.pid, None)
                 tail = _tail(folder / "daemon.log")
+                if not tail:  # it could not even write its log: say why, not an empty reason
+                    _check_writable(folder, self.name)
+                    tail = "it wrote nothing to its log"
                 raise K3dtuiError(
                     f"the simulated cluster {self.name!r} failed to start (exit {proc.returncode}): {tail}",
                     f"see {folder / 'daemon.log'}",
@@ -156,15 +189,28 @@ class SimProvider:
             return False
 
     async def delete(self, log: LineSink) -> None:
-        pid = self.pid()
+        """Stop the cluster and forget it: its kept state goes too (``down``)."""
+        await self.stop(log)
+        from k3dtui.sim import persist
+
+        persist.forget(self.folder)
+
+    def kept(self) -> bool:
+        """Whether a stopped (or crashed) cluster's state is kept for the next start."""
+        return (self.folder / "cluster.json").is_file()
+
+    async def stop(self, log: LineSink) -> None:
+        """Stop the cluster's processes; its state stays for the next start (``sim stop``)."""
         st = self.state()
+        pid = None if self.clean_stale(log) else self.pid()
         if pid is None:
             log(f"INFO[0000] No simulated cluster '{self.name}' is running")
         else:
             log(f"INFO[0000] Deleting simulated cluster '{self.name}' (pid {pid})")
             await asyncio.get_running_loop().run_in_executor(None, _terminate, pid)
-        dp = st.get("dataplane_pid")
-        if isinstance(dp, int) and pid_alive(dp):
+        # the data plane only when it is still the process the daemon recorded
+        dp, dp_start = st.get("dataplane_pid"), st.get("dataplane_start")
+        if isinstance(dp, int) and isinstance(dp_start, str) and is_same_process(PidRecord(dp, dp_start, "", "")):
             await asyncio.get_running_loop().run_in_executor(None, _terminate, dp)
         for leftover in ("kubeconfig.yaml", "state.json", "lb.json", "pid", "network.json", "ca.crt"):
             with contextlib.suppress(OSError):
@@ -268,12 +314,40 @@ class SimProvider:
         return [str(x) for x in data.get("done") or []]
 
 
+PROBE_BYTES = 256 * 1024  # the state files, the log's first lines and some room
+
+
+def _check_writable(folder: Path, name: str) -> None:
+    """Refuse to start when the state folder cannot take the daemon's files (read-only,
+    permission denied, disk full): one line naming the folder and the fix."""
+    from k3dtui.core.errors import file_error
+
+    probe = folder / ".write-probe"
+    try:
+        with open(probe, "wb") as fh:
+            fh.write(b"\0" * PROBE_BYTES)
+            fh.flush()  # a full disk refuses the write itself (no fsync: a start stays fast)
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(folder)
+        raise file_error(exc, f"the simulated cluster {name!r} cannot start") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
 def _tail(path: Path, lines: int = 3) -> str:
     try:
         text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
     except OSError:
         return ""
     return " | ".join(text[-lines:])
+
+
+def _alive(pid: int) -> bool:
+    from k3dtui.sim.statefiles import pid_alive
+
+    return pid_alive(pid)
 
 
 def _terminate(pid: int, timeout: float = 5.0) -> None:
@@ -286,7 +360,7 @@ def _terminate(pid: int, timeout: float = 5.0) -> None:
         if child is not None:
             if child.poll() is not None:
                 return
-        elif not pid_alive(pid):
+        elif not _alive(pid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError):
@@ -295,6 +369,6 @@ def _terminate(pid: int, timeout: float = 5.0) -> None:
         child.wait(timeout=5)
     else:
         for _ in range(100):
-            if not pid_alive(pid):
+            if not _alive(pid):
                 return
             time.sleep(0.02)

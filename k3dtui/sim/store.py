@@ -344,6 +344,30 @@ class Store:
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return items
 
+    # -- keeping the state (sim/persist.py) ------------------------------------------
+    def dump(self) -> dict[str, Any]:
+        """Every object and the resourceVersion counter, as plain data (references to the
+        stored objects: serialize before the loop changes them)."""
+        return {"rv": self._rv,
+                "objects": [[k[0].group, k[0].version, k[0].resource, obj] for k, obj in self._objects.items()]}
+
+    def restore(self, data: dict[str, Any]) -> int:
+        """Load what ``dump`` gave into an empty store: the objects and the counter; the event
+        window starts empty at that counter (a watch from before gets 410 and lists again).
+        Returns how many objects were loaded."""
+        if self._objects:
+            raise RuntimeError("restore needs an empty store")
+        count = 0
+        for group, version, resource, obj in data.get("objects") or []:
+            meta = obj.get("metadata") or {}
+            self._put((GVR(str(group), str(version), str(resource)), str(meta.get("namespace", "")),
+                       str(meta["name"])), obj)
+            count += 1
+        self._rv = max(int(data.get("rv") or 1), self._rv)
+        self._horizon = self._rv
+        self._ring.clear()
+        return count
+
     def _put(self, key: Key, obj: Obj) -> None:
         self._objects[key] = obj
         self._by_gvr.setdefault(key[0], {})[(key[1], key[2])] = obj

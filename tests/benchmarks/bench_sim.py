@@ -132,7 +132,7 @@ def bench_scale(replicas: int) -> None:
     try:
         install_app(handle)
         apps = client.AppsV1Api(handle.api_client())
-        pid = int((handle.kubeconfig.parent / "pid").read_text())
+        pid = int((handle.kubeconfig.parent / "pid").read_text().split()[0])
         rss0 = sum(p.memory_info().rss for p in sim_processes(pid))
         t0 = time.perf_counter()
         apps.patch_namespaced_deployment_scale("fastapi-app", "default", {"spec": {"replicas": replicas}})
@@ -161,7 +161,7 @@ def bench_thousand(pods: int, nodes: int, image: str = "busybox", lists: int = 2
 
     handle = start_sim(name="bench-thousand", settings=SimSettings(), agents=nodes - 1)
     try:
-        pid = int((handle.kubeconfig.parent / "pid").read_text())
+        pid = int((handle.kubeconfig.parent / "pid").read_text().split()[0])
         if image != "busybox":
             asyncio.run(handle.provider.import_image(image, lambda _line: None))
         labels = {"app": "sleepers"}

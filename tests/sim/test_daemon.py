@@ -34,7 +34,7 @@ def test_state_folder_kubeconfig_token_and_kubectl(sim_cluster: SimHandle) -> No
     assert cfg["contexts"][0]["context"] == {"cluster": f"k3d-{name}", "user": f"admin@k3d-{name}", "namespace": "default"}
     assert cfg["clusters"][0]["cluster"]["server"].startswith("https://127.0.0.1:")
     assert len(cfg["users"][0]["user"]["token"]) >= 32
-    pid = int((folder / "pid").read_text())
+    pid = int((folder / "pid").read_text().split()[0])
     assert psutil.pid_exists(pid)
     net = json.loads((folder / "network.json").read_text())
     assert net["network"] == f"k3d-{name}"
@@ -198,9 +198,14 @@ def test_a_dead_data_plane_is_replaced_and_pods_serve_again(sim_app: SimHandle) 
         assert http.get(f"http://{host}:{port}/").status_code == 200
 
 
-def test_without_openssl_the_daemon_serves_plain_http(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    """No openssl command, no certificate: the simulated cluster still starts, over HTTP."""
+@pytest.mark.kubectl
+def test_without_openssl_the_daemon_serves_https_and_kubectl_works(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """No openssl command: the certificates are made in-process, the API is HTTPS only, and
+    kubectl (which sends the token only over TLS) and the Python client both work."""
     import shutil
+
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None
 
     from kubernetes import client as k8s
 
@@ -217,10 +222,20 @@ def test_without_openssl_the_daemon_serves_plain_http(tmp_path, monkeypatch: pyt
     assert shutil.which("openssl") is None
     handle = start_sim("no-tls", agents=1)
     try:
-        server = yaml.safe_load(handle.kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
-        assert server.startswith("http://127.0.0.1:")
+        cluster = yaml.safe_load(handle.kubeconfig.read_text())["clusters"][0]["cluster"]
+        assert cluster["server"].startswith("https://127.0.0.1:") and cluster["certificate-authority-data"]
         nodes = k8s.CoreV1Api(make_api_client(handle.kubeconfig)).list_node()
         assert sorted(n.metadata.name for n in nodes.items) == ["k3d-no-tls-agent-0", "k3d-no-tls-server-0"]
+        out = subprocess.run([kubectl, "--kubeconfig", str(handle.kubeconfig), "get", "nodes", "-o", "name"],
+                             capture_output=True, text=True, timeout=30, check=False)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["node/k3d-no-tls-agent-0", "node/k3d-no-tls-server-0"]
+        # plain HTTP is not served
+        port = int(cluster["server"].rsplit(":", 1)[1])
+        import httpx
+
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=3).raise_for_status()
     finally:
         stop_sim(handle)
 

@@ -20,6 +20,6 @@ from __future__ import annotations
 from k3dtui.sim.apiserver.app import ApiServer
 from k3dtui.sim.apiserver.errors import json_response, status_response, success_status
 from k3dtui.sim.apiserver.handlers import Admission
-from k3dtui.sim.apiserver.tls import make_self_signed
+from k3dtui.sim.apiserver.tls import make_certificates
 
-__all__ = ["Admission", "ApiServer", "json_response", "make_self_signed", "status_response", "success_status"]
+__all__ = ["Admission", "ApiServer", "json_response", "make_certificates", "status_response", "success_status"]

@@ -63,8 +63,8 @@ class _Route:
 
 
 class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, PortForward):
-    """The API server. ``tls=True`` serves HTTPS with a fresh self-signed certificate
-    (``ca_pem``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
+    """The API server. ``tls=True`` serves HTTPS with a certificate signed by a fresh CA of
+    its own (``ca_pem``, made in-process by ``apiserver.tls``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
     needs it. Plain HTTP (the default) serves the Python client, which sends it anyway.
     """
 

@@ -386,6 +386,9 @@ class LiveScreen(K3dScreen):
         if not snap.connected:
             text.append(" ⟳ reconnecting… ", style="bold black on yellow")
             text.append(f" {snap.error or 'the API server does not answer'}; retrying by itself ", style="yellow")
+        elif snap.server_generation:
+            # the watches moved to a restarted cluster's new API server (core.live)
+            text.append("● reconnected to a new API server ", style="bold green")
         else:
             text.append("● connected ", style="bold green")
         self._node_story(text)
