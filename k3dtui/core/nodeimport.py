@@ -20,7 +20,7 @@ import struct
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,24 @@ CTR_IMPORT = ["ctr", "-n", "k8s.io", "images", "import", "-"]
 NODE_ROLES = ("server", "agent")
 CHUNK = 1024 * 1024
 SEND_STALL = 120.0  # seconds a node's ctr may stop reading before k3dtui gives up on it
+SEND_POLL = 1.0  # while a send is stalled, look this often whether ctr still runs
+
+
+def _send(sock: socket.socket, data: bytes, running: Callable[[], bool]) -> bool:
+    """Send all of ``data``; False when ctr stopped running, or stalled for ``SEND_STALL``."""
+    view = memoryview(data)
+    stalled = 0.0
+    while view:
+        try:
+            sent = sock.send(view)
+        except TimeoutError:
+            stalled += SEND_POLL
+            if stalled >= SEND_STALL or not running():
+                return False
+            continue
+        view = view[sent:]
+        stalled = 0.0
+    return True
 _ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "ppc64le": "ppc64le", "s390x": "s390x"}
 
 
@@ -138,10 +156,13 @@ def ctr_import(cli: Any, container: Any, tar: Path, log: LineSink) -> None:
     try:
         # A ctr that stops reading (it failed) ends its output, breaks the pipe or stalls the
         # send: stop sending then, its exit code says why.
-        sock.settimeout(SEND_STALL)
+        # Docker keeps the hijacked stream open after ctr exits, so a send into a ctr that is
+        # gone blocks: send with a short timeout and, while stalled, ask whether ctr still runs.
+        sock.settimeout(SEND_POLL)
         with open(tar, "rb") as fh, contextlib.suppress(OSError):
             while thread.is_alive() and (chunk := fh.read(CHUNK)):
-                sock.sendall(chunk)
+                if not _send(sock, chunk, lambda: bool(cli.api.exec_inspect(exec_id).get("Running"))):
+                    break
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
         thread.join(600)
