@@ -177,7 +177,11 @@ def test_watch_json_reports_node_changes(cluster: SimHandle, capsys: pytest.Capt
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert watch.stdout is not None
-        first = watch.stdout.readline()  # the first picture's pods: the watch is running
+        first = ""
+        for _ in range(10):  # bounded: a `connected` event, then the first picture's pods
+            first += watch.stdout.readline()
+            if '"change": "added"' in first:
+                break
         assert '"change": "added"' in first, first
         assert main(["node", "cordon", victim, "--sim"]) == 0
         rest, err = watch.communicate(timeout=30)
