@@ -7,6 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from k3dtui.sim.registry.names import NAME_ALPHABET as ALPHABET
+from k3dtui.sim.selectors import (
+    match_selector as match_selector,  # the controllers use it from here
+)
 from k3dtui.sim.store import Obj, now_rfc3339, parse_rfc3339
 
 
@@ -45,26 +48,6 @@ def match_labels(selector: dict[str, str] | None, labels: dict[str, str]) -> boo
     if not selector:
         return False
     return all(labels.get(k) == v for k, v in selector.items())
-
-
-def match_selector(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    """A LabelSelector (matchLabels + matchExpressions). Empty matches everything."""
-    if selector is None:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and key in labels and labels[key] in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def selector_string(selector: dict[str, Any] | None) -> str:

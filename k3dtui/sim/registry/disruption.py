@@ -13,28 +13,10 @@ import math
 from typing import Any
 
 from k3dtui.sim import gvrs
+from k3dtui.sim.selectors import match_selector
 from k3dtui.sim.store import GVR, ApiError, Obj, Store
 
 PDBS = GVR("policy", "v1", "poddisruptionbudgets")
-
-
-def _matches(selector: dict[str, Any] | None, labels: dict[str, str]) -> bool:
-    if selector is None:
-        return False
-    for k, v in (selector.get("matchLabels") or {}).items():
-        if labels.get(k) != v:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 def _healthy(pod: Obj) -> bool:
@@ -59,7 +41,7 @@ def pods_of(store: Store, pdb: Obj) -> list[Obj]:
     selector = (pdb.get("spec") or {}).get("selector")
     return [p for p in store.iter(gvrs.PODS)
             if p["metadata"].get("namespace") == ns
-            and _matches(selector, dict(p["metadata"].get("labels") or {}))]
+            and match_selector(selector, dict(p["metadata"].get("labels") or {}))]
 
 
 def status_of(store: Store, pdb: Obj) -> dict[str, Any]:
@@ -102,7 +84,7 @@ def check_eviction(store: Store, namespace: str, name: str) -> None:
     labels = dict(pod["metadata"].get("labels") or {})
     budgets = [b for b in store.iter(PDBS)
                if b["metadata"].get("namespace") == namespace
-               and _matches((b.get("spec") or {}).get("selector"), labels)]
+               and match_selector((b.get("spec") or {}).get("selector"), labels)]
     if not budgets:
         return
     if len(budgets) > 1:
