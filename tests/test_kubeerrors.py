@@ -25,7 +25,7 @@ def _api_exc(status: int, reason: str, message: str) -> ApiException:
 
 @pytest.mark.parametrize(
     ("status", "cls"),
-    [(404, ke.NotFound), (409, ke.Conflict), (403, ke.Forbidden), (401, ke.Forbidden),
+    [(404, ke.NotFound), (409, ke.Conflict), (403, ke.Forbidden),
      (422, ke.Invalid), (410, ke.Expired), (500, ke.ApiRefused)],
 )
 def test_an_error_status_becomes_its_class_with_the_servers_message(status: int, cls: type) -> None:
@@ -104,3 +104,25 @@ def test_a_real_refused_connection_through_the_client_stack(tmp_path: Path) -> N
         api.close()
     err = ke.translate(info.value, host=f"http://127.0.0.1:{port}")
     assert type(err) is ke.ApiUnreachable and "connection refused" in err.message
+
+
+def test_a_401_says_the_credentials_expired_and_how_to_log_in_again() -> None:
+    err = ke.translate(_api_exc(401, "Unauthorized", "Unauthorized"), "list pods")
+    assert type(err) is ke.Forbidden and err.status == 401
+    assert err.message == ("list pods: the API server refused the kubeconfig's credentials (401 Unauthorized): "
+                           "expired or invalid")
+    assert "aws eks update-kubeconfig" in err.hint and "kubelogin" in err.hint
+    assert "\n" not in err.message
+
+
+def test_a_403_of_rbac_names_the_verb_and_the_resource() -> None:
+    msg = ('pods \\"web-1\\" is forbidden: User \\"k3dtui:viewer\\" cannot delete resource \\"pods\\" '
+           'in API group \\"\\" in the namespace \\"shop\\"')
+    err = ke.translate(_api_exc(403, "Forbidden", msg))
+    assert type(err) is ke.Forbidden
+    assert err.message.startswith('the cluster refused: cannot delete pods in namespace "shop" (RBAC: pods "web-1"')
+    cluster = ke.forbidden_text('nodes is forbidden: User "v" cannot list resource "nodes" in API group "" at the cluster scope')
+    assert cluster.startswith("the cluster refused: cannot list nodes at the cluster scope (RBAC: ")
+    scale = ke.forbidden_text('User "v" cannot patch resource "deployments/scale" in API group "apps" in the namespace "shop"')
+    assert scale.startswith('the cluster refused: cannot patch deployments/scale in namespace "shop"')
+    assert "role" in err.hint.lower()

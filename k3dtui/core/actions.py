@@ -175,7 +175,7 @@ class Actions:
         )
         if not candidates:
             return ActionResult(
-                False, f"no Running pod of the app (app={self.app_label}) to kill; nothing changed"
+                False, f"no Running pod of the app ({self.identity.label_selector}) to kill; nothing changed"
             )
         return self.kill(self._rng.choice(candidates), force=force)
 
@@ -239,8 +239,12 @@ class Actions:
         namespace = meta.get("namespace") or self.namespace
         if namespace != self.namespace:
             return f"refused: pod {name} is in namespace {namespace}, not the app's ({self.namespace})"
-        app = (meta.get("labels") or {}).get("app")
-        if app != self.app_label:
+        labels = meta.get("labels") or {}
+        if not self.identity.matches(labels):
+            if self.identity.selector:
+                return (f"refused: pod {name} is not part of the app (its labels do not match "
+                        f"{self.identity.label_selector})")
+            app = labels.get("app")
             owner = f"app={app}" if app else "no app label"
             return f"refused: pod {name} is not part of the app (it has {owner}, the app's pods have app={self.app_label})"
         return ""
@@ -269,7 +273,7 @@ class Actions:
         name = meta.get("name", "?")
         ref = _controller_ref(meta)
         if ref is None:
-            return (f"refused: pod {name} has app={self.app_label} but no controller owns it, so it is not "
+            return (f"refused: pod {name} has {self.identity.label_selector} but no controller owns it, so it is not "
                     f"the app's (deployment {self.deployment}'s pods belong to its ReplicaSets); "
                     "nothing changed"), None
         rs = owners.get(str(ref.get("uid", "")))

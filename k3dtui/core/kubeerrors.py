@@ -16,12 +16,24 @@ module costs nothing to import.
 from __future__ import annotations
 
 import json
+import re
 import ssl
 
 from k3dtui.core.errors import K3dtuiError
 
 UNREACHABLE_HINT = "check the cluster is running (`k3dtui status`), then try again"
 KUBECONFIG_HINT = "create or start the cluster first (`k3dtui up`, or `k3dtui sim start`)"
+RELOGIN_HINT = ("the credentials expired or are invalid: log in again, e.g. `aws eks update-kubeconfig`, "
+                "`gcloud container clusters get-credentials`, `kubelogin` or `az aks get-credentials`, then retry")
+RBAC_HINT = "ask the cluster's admin for that permission (a Role/RoleBinding), or use a kubeconfig whose user has it"
+
+# kube-apiserver's Forbidden message (k8s.io/apiserver pkg/endpoints/handlers/responsewriters/
+# errors.go, forbiddenMessage): User "u" cannot VERB resource "RES[/SUB]" in API group "G"
+# in the namespace "NS" | at the cluster scope
+_FORBIDDEN = re.compile(
+    r'cannot (?P<verb>\S+) resource "(?P<resource>[^"]*)" in API group "(?P<group>[^"]*)"'
+    r'(?: in the namespace "(?P<ns>[^"]*)"| at the cluster scope)?'
+)
 
 
 class ApiUnreachable(K3dtuiError):
@@ -186,16 +198,17 @@ def translate_known(
         msg = server_message(body) or reason or str(exc)
         cls = _BY_STATUS.get(status, ApiRefused)
         hint = ""
-        if cls is Forbidden:
-            hint = "the kubeconfig's user may not do this: use the kubeconfig k3dtui wrote for the cluster"
         code = f"{status} {reason}" if reason else str(status)
-        return cls(
-            f"{prefix}the API server refused ({code}): {msg}",
-            status=status,
-            reason=reason,
-            body=body,
-            hint=hint,
-        )
+        text = f"{prefix}the API server refused ({code}): {msg}"
+        if status == 401:
+            hint = RELOGIN_HINT
+            text = f"{prefix}the API server refused the kubeconfig's credentials ({code}): expired or invalid"
+        elif status == 403:
+            hint = RBAC_HINT
+            named = forbidden_text(msg)
+            if named:
+                text = f"{prefix}{named}"
+        return cls(text, status=status, reason=reason, body=body, hint=hint)
     from kubernetes.config.config_exception import ConfigException
 
     if isinstance(exc, ConfigException):
@@ -211,6 +224,20 @@ def translate_known(
             )
         return ApiUnreachable(f"{prefix}cannot reach the Kubernetes API server{where} ({text})", unreachable_hint)
     return None
+
+
+def forbidden_text(message: str) -> str:
+    """A 403's one line, naming the verb and resource refused:
+    ``the cluster refused: cannot delete pods in namespace "shop" (RBAC: <the server's message>)``;
+    "" when ``message`` is not kube-apiserver's authorizer message."""
+    m = _FORBIDDEN.search(message)
+    if m is None:
+        return ""
+    resource = m.group("resource")
+    if m.group("group"):
+        resource = f"{resource}.{m.group('group')}" if "/" not in resource else resource
+    where = f' in namespace "{m.group("ns")}"' if m.group("ns") else " at the cluster scope"
+    return f"the cluster refused: cannot {m.group('verb')} {resource}{where} (RBAC: {message})"
 
 
 def describe(exc: BaseException, *, host: str = "") -> str:
@@ -237,6 +264,7 @@ __all__ = [
     "KubeconfigError",
     "NotFound",
     "describe",
+    "forbidden_text",
     "is_status",
     "server_message",
     "translate",

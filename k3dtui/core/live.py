@@ -35,6 +35,11 @@ from k3dtui.core.models import ClusterSnapshot
 from k3dtui.core.watch import ListCall, Watcher, WatchSettings
 
 
+# kinds the view does without when the credentials may not list them (403, e.g. a user of an
+# attached cluster bound to one namespace): nodes then come from the pods' spec.nodeName
+FORBIDDEN_OK = frozenset({st.NODES, st.L2STATUSES, st.LEASES, st.EVENTS})
+
+
 class LiveCluster:
     def __init__(
         self,
@@ -86,6 +91,7 @@ class LiveCluster:
         for index, ((kind, make_call, absent_ok), api) in enumerate(zip(sources, clients, strict=True)):
             watcher = Watcher(
                 kind, make_call(api), self.state, settings=self.watch_settings, absent_ok=absent_ok,
+                forbidden_ok=kind in FORBIDDEN_OK,
                 refresh=functools.partial(self._refresh, index, make_call),
             )
             self._watchers.append(watcher)

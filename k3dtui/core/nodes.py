@@ -255,7 +255,7 @@ class NodeActions:
             if any(ref.get("kind") == "DaemonSet" for ref in meta.get("ownerReferences") or []):
                 daemons.append(label)
             elif (meta.get("namespace") == self.identity.namespace
-                  and (meta.get("labels") or {}).get("app") == self.identity.app):
+                  and self.identity.matches(meta.get("labels") or {})):
                 if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
                     evict.append(p)
             else:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -246,6 +246,17 @@ def node_view(node: Mapping[str, Any], lease: Mapping[str, Any] | None = None) -
     )
 
 
+def nodes_from_pods(pods: Iterable[Mapping[str, Any]]) -> list[NodeView]:
+    """Without permission to list nodes: one node per ``spec.nodeName`` of the pods (its
+    address the pods' ``status.hostIP``; readiness unknown, shown as Ready)."""
+    seen: dict[str, str] = {}
+    for pod in pods:
+        name = str(_d(pod.get("spec")).get("nodeName") or "")
+        if name and not seen.get(name):
+            seen[name] = str(_d(pod.get("status")).get("hostIP") or "")
+    return [NodeView(name=name, roles="<none>", ip=ip, ready=True) for name, ip in sorted(seen.items())]
+
+
 NODE_FAILURE_TAINTS = ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
 
 
@@ -367,6 +378,7 @@ class ClusterState:
         self._status: dict[str, tuple[bool, str]] = {}
         self.changes = 0  # how many changes were applied (for tests and benchmarks)
         self.server_generation = 0  # grows when the watches move to a new API server
+        self._forbidden: set[str] = set()  # kinds the credentials may not list (403)
 
     def new_server(self) -> None:
         """The kubeconfig names a new API server: every kind counts as not connected until it
@@ -377,8 +389,21 @@ class ClusterState:
         self._updated()
 
     # -- WatchSink ------------------------------------------------------------------------
+    def forbidden(self, kind: str) -> None:
+        """The credentials may not list ``kind`` (403): nodes then come from the pods."""
+        with self._lock:
+            self._forbidden.add(kind)
+        self._updated()
+
+    @property
+    def nodes_forbidden(self) -> bool:
+        with self._lock:
+            return NODES in self._forbidden
+
     def resync(self, kind: str, items: list[Obj]) -> None:
         with self._lock:
+            if items:
+                self._forbidden.discard(kind)
             self._objects[kind] = {_key(o): o for o in items if self._wanted(kind, o)}
             self.changes += 1
         self._updated()
@@ -417,6 +442,8 @@ class ClusterState:
             events = [cluster_event(e) for e in self._objects[EVENTS].values()]
             statuses = dict(self._status)
             generation = self.server_generation
+            if NODES in self._forbidden and not nodes:
+                nodes = nodes_from_pods(self._objects[PODS].values())
         nodes.sort(key=lambda n: ("control-plane" not in n.roles and "master" not in n.roles, n.name))
         pods.sort(key=lambda p: (p.created, p.name))
         events.sort(key=lambda e: (e.time, e.resource_version))  # the cluster's order
@@ -449,7 +476,7 @@ class ClusterState:
         if kind == PODS:
             return (
                 meta.get("namespace", self.namespace) == self.namespace
-                and _d(meta.get("labels")).get("app") == self.app_label
+                and self.identity.matches(_d(meta.get("labels")))
             )
         if kind == DEPLOYMENTS:
             return meta.get("name") == self.deployment and meta.get("namespace", self.namespace) == self.namespace

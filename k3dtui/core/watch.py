@@ -136,6 +136,7 @@ class Watcher:
         *,
         settings: WatchSettings | None = None,
         absent_ok: bool = False,
+        forbidden_ok: bool = False,
         clock: Clock = MONOTONIC,
         refresh: Callable[[], ListCall | None] | None = None,
     ) -> None:
@@ -150,6 +151,10 @@ class Watcher:
         self._sink = sink
         self.settings = settings or WatchSettings()
         self._absent_ok = absent_ok
+        # a 403 on the list means "no permission to see these" (RBAC of an attached cluster's
+        # user), not a disconnection: an empty picture, said to the sink, looked at again later
+        self._forbidden_ok = forbidden_ok
+        self.forbidden = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._resp_lock = threading.Lock()
@@ -280,6 +285,17 @@ class Watcher:
                 self._backoff.reset()
                 self._set_status(True, "")
                 return False
+            if exc.status == 403 and self._forbidden_ok:
+                self.lists += 1
+                self.resource_version = ""
+                self.forbidden = True
+                self._deliver_resync([])
+                said = getattr(self._sink, "forbidden", None)
+                if callable(said):
+                    said(self.kind)
+                self._backoff.reset()
+                self._set_status(True, "")
+                return False
             raise
         self._hold(resp)
         try:
@@ -289,6 +305,7 @@ class Watcher:
         if not isinstance(data, dict):
             raise ValueError(f"list of {self.kind}: not a JSON object")
         items = [i for i in data.get("items") or [] if isinstance(i, dict)]
+        self.forbidden = False
         self.resource_version = str((data.get("metadata") or {}).get("resourceVersion") or "")
         self.lists += 1
         self._deliver_resync(items)
