@@ -18,7 +18,7 @@ from k3dtui.core.errors import K3dtuiError, file_error
 
 DEFAULT_NAME = "simple-app-cluster"
 
-COMMAND_MODULES = ("doctor", "sim", "cluster", "pool", "actions", "load", "serve", "node", "policy")
+COMMAND_MODULES = ("doctor", "sim", "cluster", "pool", "actions", "load", "serve", "node", "policy", "attach")
 
 
 def common_parser(*, inherit: bool = False) -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from k3dtui.commands.attach import attached_for, live_for, target_parser
 from k3dtui.core.errors import EXIT_NO_RECONNECT, UsageError
 from k3dtui.core.identity import APP
 from k3dtui.core.spec import REPLICA_CEILING
@@ -27,9 +28,10 @@ if TYPE_CHECKING:
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    targets = target_parser()
     scale = sub.add_parser(
         "scale",
-        parents=[common],
+        parents=[common, targets],
         help="scale the app's Deployment: to N replicas, or by +N / -N",
         description=(
             "Scale the app's Deployment through its scale subresource. COUNT is N (scale to N), "
@@ -49,7 +51,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     kill = sub.add_parser(
         "kill",
-        parents=[common],
+        parents=[common, targets],
         help="delete one of the app's pods (graceful; --force for grace 0), or a random Running one",
         description=(
             "Delete a pod of the app. The Deployment replaces it; watch it with `k3dtui` or "
@@ -65,7 +67,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
     watch = sub.add_parser(
         "watch",
-        parents=[common],
+        parents=[common, targets],
         help="print the app's pod changes as they happen (one line each) until interrupted",
         description=(
             "Follow the app's pods (list, then watch) and print one line per change with a "
@@ -86,7 +88,12 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     watch.set_defaults(func=watch_command)
 
 
-def _live(args: argparse.Namespace, max_replicas: int = APP.max_replicas) -> Any:
+def _live(args: argparse.Namespace, max_replicas: int = APP.max_replicas, *, changing: str = "") -> Any:
+    """The app's ``LiveCluster``: the attached app's when target options are given (a
+    ``changing`` action refused before any request without --allow-changes), else k3dtui's own."""
+    attached = attached_for(args, changing=changing)
+    if attached is not None:
+        return live_for(attached, max_replicas if changing == "scale" else None)
     from k3dtui.core.live import LiveCluster
     from k3dtui.providers import select_provider
 
@@ -122,7 +129,7 @@ def scale_command(args: argparse.Namespace) -> int:
             f"{value} replicas is above the limit of {args.max_replicas}; "
             "choose a smaller count or raise --max-replicas"
         )
-    live = _live(args, args.max_replicas)
+    live = _live(args, args.max_replicas, changing="scale")
     result = live.scale_to(value) if how == "to" else live.scale_by(value)
     return _report(result)
 
@@ -138,7 +145,7 @@ def kill_command(args: argparse.Namespace) -> int:
         raise UsageError(
             f"{args.pod!r} is not a valid pod name (lowercase letters, digits, '-' and '.')"
         )
-    live = _live(args)
+    live = _live(args, changing="kill")
     result = live.kill_random(force=args.force) if args.random else live.kill(args.pod, force=args.force)
     return _report(result)
 

@@ -45,8 +45,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     down.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     down.set_defaults(func=cmd_down)
 
+    from k3dtui.commands.attach import target_parser
+
     status = sub.add_parser(
-        "status", parents=[common], help="nodes with their pods, the Deployment, the Service and its external IP"
+        "status", parents=[common, target_parser()], help="nodes with their pods, the Deployment, the Service and its external IP"
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(func=cmd_status)
@@ -249,7 +251,44 @@ def cmd_down(args: argparse.Namespace) -> int:
 # -- status -------------------------------------------------------------------------------------
 
 
+def cmd_attached_status(args: argparse.Namespace, attached: Any) -> int:
+    """``status`` of an attached app: where it is, its pods per node, its Deployment and Service."""
+    from k3dtui.core.status import attached_status
+
+    data = attached_status(attached)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+        return 0
+    mode = "allow-changes" if attached.allow_changes else "read-only"
+    print(f"attached · {data['context']} · ns {data['namespace']} · {data['app']} ({mode})")
+    print(f"  server {data['server']}")
+    if data.get("nodes_from_pods"):
+        print("  (no permission to list nodes: nodes are those the pods name)")
+    for node in data["nodes"]:
+        ready = "Ready" if node["ready"] else "NotReady"
+        print(f"  node {node['name']:<28} {','.join(node['roles']):<22} {ready:<9} {node['ip']}")
+        for pod in node["pods"]:
+            flag = "ready" if pod["ready"] else "not ready"
+            print(f"      pod {pod['name']:<34} {pod['status']:<18} {flag:<10} {pod['ip']}")
+    for pod in data.get("unscheduled") or []:
+        print(f"  unscheduled pod {pod['name']} {pod['status']}")
+    dep = data.get("deployment")
+    if dep:
+        print(f"  deployment {dep['name']}: {dep['ready']}/{dep['replicas']} ready")
+    svc = data.get("service")
+    if svc:
+        print(f"  service {svc['name']}: EXTERNAL-IP {svc['external_ip'] or '<none>'} port {svc['port']}")
+    else:
+        print("  service: none selects the app's pods (load then needs --url)")
+    return 0
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from k3dtui.commands.attach import attached_for
+
+    attached = attached_for(args)
+    if attached is not None:
+        return cmd_attached_status(args, attached)
     from k3dtui.core.pipeline import Pipeline
     from k3dtui.core.spec import ClusterSpec, validate_name
 

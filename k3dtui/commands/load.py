@@ -27,9 +27,11 @@ GONE_WINDOW = 1.0  # s: requests and not one response over the run's last second
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from k3dtui.commands.attach import target_parser
+
     parser = sub.add_parser(
         "load",
-        parents=[common],
+        parents=[common, target_parser()],
         help="send bounded HTTP load to the app; count responses per pod and per node",
         description=(
             "Send GETs to the app's Service (or --url) for a duration or a number of requests, "
@@ -261,9 +263,17 @@ def _progress(snap: LoadSnapshot, settings: LoadSettings) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from k3dtui.commands.attach import attached_for
     from k3dtui.core.load import LoadGenerator
     from k3dtui.core.loadplan import DIRECT, make_generator, plan_load
 
+    # attached: in-cluster load (a Job in the app's namespace) changes the cluster
+    in_cluster = bool(getattr(args, "in_cluster", False))
+    args.attached = attached_for(args, changing="in-cluster load" if in_cluster else "")
+    if args.attached is not None and not args.url and not in_cluster:
+        raise UsageError(
+            f"attached to {args.attached.app_text}: load from this machine needs --url (an address of the "
+            "Service this machine reaches)", "give --url http://HOST:PORT/, or run it inside the cluster with --in-cluster")
     settings = settings_from_args(args, url=args.url or "")
     max_share = _share(args)
     plan = None

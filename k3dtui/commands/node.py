@@ -21,9 +21,11 @@ ACTIONS = ("list", "stop", "start", "cordon", "uncordon", "drain")
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from k3dtui.commands.attach import target_parser
+
     node = sub.add_parser(
         "node",
-        parents=[common],
+        parents=[common, target_parser()],
         help="list the nodes; stop, start, cordon, uncordon or drain one",
         description=(
             "Nodes fail and come back. `stop` stops the node's container (k3d node stop): its "
@@ -67,8 +69,44 @@ def _confirm_server_stop(args: argparse.Namespace, node: str) -> None:
         raise UsageError("not stopped (answer y to stop it)")
 
 
-def node_command(args: argparse.Namespace) -> int:
+def attached_node_command(args: argparse.Namespace) -> int:
+    """``node`` on an attached cluster: list; cordon/uncordon/drain with --allow-changes;
+    never stop/start (they stop a node's container: k3dtui's own k3d or simulated cluster only)."""
+    from k3dtui.commands.attach import attached_for, refuse_unless_allowed
     from k3dtui.core import nodes
+
+    if args.action in ("stop", "start"):
+        raise UsageError(f"refused: node {args.action} stops or starts a node's container, which only k3dtui's own "
+                         "k3d or simulated cluster has; an attached cluster's nodes are not k3dtui's to power",
+                         "use cordon or drain (with --allow-changes) to move the app's pods off a node")
+    if args.action == "list":
+        if args.node:
+            raise UsageError("`node list` takes no NODE")
+    elif not args.node:
+        raise UsageError(f"name the node: k3dtui node {args.action} NODE (see `k3dtui node list`)")
+    elif not nodes.valid_node_name(args.node):
+        raise UsageError(f"{args.node!r} is not a valid node name (lowercase letters, digits, '-' and '.')")
+    if args.action != "list":
+        refuse_unless_allowed(args, f"node {args.action}")
+    attached = attached_for(args)
+    assert attached is not None
+    from k3dtui.core.kube import make_api_client
+
+    actions = nodes.NodeActions(lambda: make_api_client(attached.kubeconfig, attached.context), "",
+                                attached.identity)
+    return _run_node_action(args, actions)
+
+
+def node_command(args: argparse.Namespace) -> int:
+    from k3dtui.commands.attach import target_given
+    from k3dtui.core import nodes
+
+    if target_given(args):
+        if args.sim:
+            from k3dtui.commands.attach import attached_for
+
+            attached_for(args)  # the usage error
+        return attached_node_command(args)
 
     if args.action == "list":
         if args.node:
@@ -101,6 +139,10 @@ def node_command(args: argparse.Namespace) -> int:
 
     kubeconfig = asyncio.run(provider.kubeconfig())
     actions = nodes.NodeActions(lambda: make_api_client(kubeconfig, provider.context), args.name)
+    return _run_node_action(args, actions)
+
+
+def _run_node_action(args: argparse.Namespace, actions: Any) -> int:
     if args.action == "list":
         views = actions.list()
         if args.json:

@@ -20,9 +20,11 @@ from k3dtui.core.errors import UsageError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    from k3dtui.commands.attach import target_parser
+
     parser = sub.add_parser(
         "policy",
-        parents=[common],
+        parents=[common, target_parser()],
         help="set externalTrafficPolicy (cluster|local) on the app's Service",
         description=(
             "Switch the app Service's externalTrafficPolicy. cluster: any pod serves (possibly on "
@@ -46,6 +48,14 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "read_only", False):
         message = "refused: --read-only forbids changing the cluster (drop --read-only to switch the policy)"
         return _report(args, False, message, None, "")
+    from k3dtui.commands.attach import attached_for, live_for
+
+    attached = attached_for(args, changing="switching externalTrafficPolicy")
+    if attached is not None:
+        if not attached.identity.service:
+            raise UsageError(f"no Service selects the pods of {attached.app_text}", "name it with --service NAME")
+        result = live_for(attached).set_traffic_policy(policy)
+        return _report(args, result.ok, result.message, policy if result.ok else None, "")
     from k3dtui.core.flow import read_announcer
     from k3dtui.core.kubeapply import Kube
     from k3dtui.core.live import LiveCluster

@@ -34,7 +34,6 @@ from k3dtui.core.kube import make_api_client
 from k3dtui.core.models import ClusterSnapshot
 from k3dtui.core.watch import ListCall, Watcher, WatchSettings
 
-
 # kinds the view does without when the credentials may not list them (403, e.g. a user of an
 # attached cluster bound to one namespace): nodes then come from the pods' spec.nodeName
 FORBIDDEN_OK = frozenset({st.NODES, st.L2STATUSES, st.LEASES, st.EVENTS})

@@ -88,8 +88,19 @@ def node_name_pattern(cluster: str) -> re.Pattern[str]:
     return re.compile(rf"^k3d-{re.escape(cluster)}-(server|agent)-(\d+)$")
 
 
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def valid_node_name(node: str) -> bool:
+    """A Kubernetes object name (DNS-1123 subdomain, at most 253 characters)."""
+    return 0 < len(node) <= 253 and bool(_NODE_NAME.match(node))
+
+
 def check_node_name(cluster: str, node: str) -> str:
-    """Why ``node`` cannot be one of the cluster's nodes ("" when it can)."""
+    """Why ``node`` cannot be one of the cluster's nodes ("" when it can). ``cluster`` ""
+    (an attached cluster, whose nodes k3dtui did not name): any valid object name."""
+    if not cluster:
+        return "" if valid_node_name(node) else f"{node!r} is not a valid node name"
     if node_name_pattern(cluster).match(node):
         return ""
     return (f"{node!r} is not a node of cluster {cluster!r}: its nodes are named "

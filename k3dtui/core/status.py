@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from k3dtui.core import state as st
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.identity import AppIdentity
+from k3dtui.core.kubeerrors import ApiRefused
 from k3dtui.core.models import DeploymentView, NodeView, PodView, ServiceView
 
 Obj = dict[str, Any]
@@ -90,26 +91,52 @@ def cluster_status(kube: Reader, identity: AppIdentity, dial: Dial) -> dict[str,
     Synchronous (it reads through ``kube``); run it in a worker thread.
     """
     app = identity
-    nodes = sorted((st.node_view(n) for n in kube.list("v1", "Node")), key=lambda n: n.name)
-    pods = sorted(
-        (st.pod_view(p) for p in kube.list("v1", "Pod", app.namespace, app.label_selector)),
-        key=lambda p: p.name,
-    )
+    pod_objects = kube.list("v1", "Pod", app.namespace, app.label_selector)
+    from_pods = False
+    try:
+        nodes = sorted((st.node_view(n) for n in kube.list("v1", "Node")), key=lambda n: n.name)
+    except ApiRefused as exc:
+        if exc.status != 403:
+            raise
+        nodes, from_pods = st.nodes_from_pods(pod_objects), True  # no permission to list nodes
+    pods = sorted((st.pod_view(p) for p in pod_objects), key=lambda p: p.name)
     by_node: dict[str, list[PodView]] = {}
     for pod in pods:
         by_node.setdefault(pod.node, []).append(pod)
     result: dict[str, Any] = {"nodes": [node_row(n, by_node.pop(n.name, [])) for n in nodes]}
+    if from_pods:
+        result["nodes_from_pods"] = True
     unscheduled = [pod_row(p) for rest in by_node.values() for p in rest]
     if unscheduled:
         result["unscheduled"] = unscheduled
     dep = kube.try_get("apps/v1", "Deployment", app.deployment, app.namespace)
     if dep is not None:
         result["deployment"] = deployment_row(st.deployment_view(dep))
-    svc = kube.try_get("v1", "Service", app.service, app.namespace)
+    svc = kube.try_get("v1", "Service", app.service, app.namespace) if app.service else None
     if svc is not None:
         view = st.service_view(svc, l2_statuses(kube, app.metallb_namespace))
         result["service"] = service_row(view, dial)
+    if app.attached:
+        return result  # another cluster's MetalLB pool (if any) is not the app's
     pool = kube.try_get("metallb.io/v1beta1", "IPAddressPool", app.pool, app.metallb_namespace)
     if pool is not None:
         result["pool"] = ",".join((pool.get("spec") or {}).get("addresses") or [])
     return result
+
+
+def attached_status(attached: Any) -> dict[str, Any]:
+    """``status --json`` of an attached app (``core.target.Attached``): ``attached: true``,
+    ``context``, ``server``, ``namespace``, ``app`` (its header text), ``allow_changes``, then
+    the same ``nodes``/``unscheduled``/``deployment``/``service`` as k3dtui's own cluster
+    (``nodes_from_pods: true`` when the credentials may not list nodes). The Service's
+    ``dial`` is its external address as it is (nothing maps it)."""
+    from k3dtui.core.kubeapply import Kube
+
+    kube = Kube(attached.kubeconfig, attached.context)
+    try:
+        body = cluster_status(kube, attached.identity, lambda host, port: (host, port))
+    finally:
+        kube.close()
+    return {"attached": True, "context": attached.context, "server": attached.server,
+            "namespace": attached.namespace, "app": attached.app_text, "allow_changes": attached.allow_changes,
+            **body}

@@ -56,6 +56,9 @@ from k3dtui.sim.store import Store
 log = logging.getLogger("k3dtui.sim.daemon")
 
 
+LIMITED_ROLES = ("viewer", "no-nodes")
+
+
 def kubeconfig_text(name: str, port: int, token: str, ca_pem: str | None = None) -> str:
     ctx = f"k3d-{name}"
     user = f"admin@k3d-{name}"
@@ -114,6 +117,11 @@ class Daemon:
         # kubectl sends the bearer token only over TLS: always HTTPS, with a CA and a serving
         # certificate made in-process (apiserver.tls; no shell tool, no plain-HTTP fallback).
         self.api = ApiServer(self.store, Registry.builtin(), token=self.token, tls=True)
+        # limited credentials, for trying k3dtui attach against RBAC: written beside the
+        # kubeconfig as viewer-token and no-nodes-token (sim.testing.limited_kubeconfig)
+        self.limited_tokens = {role: secrets.token_hex(24) for role in LIMITED_ROLES}
+        for role, limited_token in self.limited_tokens.items():
+            self.api.add_token(limited_token, role)
         self.api.bookmark_interval = settings.bookmark_interval
         self.lb = LoadBalancerController(self.cluster.ctx, self.cluster.kubelet.ports.get, self.folder / "lb.json")
         self.port = port
@@ -150,6 +158,8 @@ class Daemon:
         write_json(self.folder / "state.json", self.state())
         if self.api.ca_pem:
             (self.folder / "ca.crt").write_text(self.api.ca_pem, encoding="utf-8")
+        for role, limited_token in self.limited_tokens.items():
+            write_private(self.folder / f"{role}-token", limited_token + "\n")
         write_private(self.folder / "kubeconfig.yaml",
                       kubeconfig_text(self.name, self.port, self.token, self.api.ca_pem))
         return self.port

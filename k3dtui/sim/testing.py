@@ -62,6 +62,23 @@ def write_kubeconfig(
     return path
 
 
+def limited_kubeconfig(kubeconfig: Path, dest: Path, role: str = "viewer", token: str | None = None) -> Path:
+    """A copy of a simulated cluster's ``kubeconfig`` whose user is the limited ``role``
+    (``viewer``: get/list/watch all but Secrets; ``no-nodes``: nor Nodes), with the token the
+    cluster wrote beside it (``<role>-token``) unless ``token`` is given. Written 0600."""
+    data = yaml.safe_load(Path(kubeconfig).read_text(encoding="utf-8"))
+    secret = token if token is not None else (Path(kubeconfig).parent / f"{role}-token").read_text(encoding="utf-8").strip()
+    user = f"{role}@k3dtui"
+    data["users"] = [{"name": user, "user": {"token": secret}}]
+    for ctx in data.get("contexts") or []:
+        ctx["context"]["user"] = user
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        yaml.safe_dump(data, fh, sort_keys=False)
+    return dest
+
+
 class ApiThread:
     """A running API server on its own loop thread."""
 

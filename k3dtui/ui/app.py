@@ -203,3 +203,16 @@ def run_tui(args: argparse.Namespace) -> int:
     finally:
         backend.close()
     return int(app.return_code or 0)
+
+
+def run_attached(attached: Any, *, read_only: bool = False) -> int:
+    """``k3dtui attach``: the live view on another cluster's app, no setup screens."""
+    from k3dtui.ui.backend import AttachedBackend
+
+    backend = AttachedBackend(attached, read_only=read_only)
+    app = K3dtuiApp(backend)
+    try:
+        app.run()
+    finally:
+        backend.close()
+    return int(app.return_code or 0)

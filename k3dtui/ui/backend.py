@@ -39,10 +39,13 @@ OnLoad = Callable[[LoadSnapshot], None]
 class HeaderInfo:
     """What the header always shows: which provider, which cluster, which kube context."""
 
-    provider: str  # "k3d" or "sim"
+    provider: str  # "k3d" or "sim" ("attached": another cluster's app, ``k3dtui attach``)
     name: str
     context: str
     reason: str = ""  # why this provider was chosen
+    attached: bool = False
+    namespace: str = ""
+    app_text: str = ""  # attached: ``deployment/web (app=web) svc/web``
 
 
 class Backend(Protocol):
@@ -461,3 +464,122 @@ class CoreBackend(CoreValidation):
         if load is not None:
             load.close()
         self._close_session()
+
+
+class AttachedBackend(CoreBackend):
+    """``k3dtui attach``: the live view on another cluster's app (``core.target.Attached``).
+    No provider, no setup: the cluster is not k3dtui's. Read-only unless the target allows
+    changes (and never with ``--read-only``); node stop/start and cluster delete never."""
+
+    def __init__(self, attached: Any, *, read_only: bool = False) -> None:
+        self.attached = attached
+        self.read_only = read_only or not attached.allow_changes
+        self._force_sim = False
+        self._live = None
+        self._load = None
+        self._reader = None
+        self._relay = _Relay()
+        self._session = None
+        self._steps_lock = threading.Lock()
+        self._load_where = ""
+        self._provider = None
+        self._reason = "attached"
+
+    def header(self) -> HeaderInfo:
+        a = self.attached
+        return HeaderInfo(provider="attached", name=a.context, context=a.context, reason="attached",
+                          attached=True, namespace=a.namespace, app_text=a.app_text)
+
+    def use_name(self, name: str) -> HeaderInfo:
+        return self.header()
+
+    @property
+    def session(self) -> SetupSession:
+        raise UsageError("an attached cluster has no setup: it is not k3dtui's",
+                         "quit and run k3dtui without attach for its own cluster")
+
+    def detect_stage(self) -> str:
+        return "deployed"  # straight to the live view
+
+    def find(self) -> ClusterInfo | None:
+        return None
+
+    def cluster_gone(self) -> str:
+        return ""  # not k3dtui's cluster: the live view keeps reconnecting
+
+    def list_clusters(self) -> list[ClusterInfo]:
+        return []
+
+    def delete_cluster(self, emit: Emit) -> None:
+        raise UsageError("refused: k3dtui never deletes an attached cluster")
+
+    def kubeconfig_path(self) -> str:
+        return str(self.attached.kubeconfig)
+
+    def live_start(self, on_change: Callable[[ClusterSnapshot], None]) -> None:
+        from k3dtui.core.live import LiveCluster
+
+        self.live_stop()
+        a = self.attached
+        self._live = LiveCluster(a.kubeconfig, context=a.context, identity=a.identity)
+        self._live.start(on_change)
+
+    def _refused(self, what: str) -> ActionResult | None:
+        if self.read_only:
+            return ActionResult(False, f"refused: {what} changes the cluster; attached read-only "
+                                       "(attach with --allow-changes to allow it)")
+        return None
+
+    def kill(self, pod: str, *, force: bool) -> ActionResult:
+        return self._refused("kill") or super().kill(pod, force=force)
+
+    def kill_random(self, *, force: bool) -> ActionResult:
+        return self._refused("kill") or super().kill_random(force=force)
+
+    def scale_to(self, replicas: int) -> ActionResult:
+        return self._refused("scale") or super().scale_to(replicas)
+
+    def scale_by(self, delta: int) -> ActionResult:
+        return self._refused("scale") or super().scale_by(delta)
+
+    def set_traffic_policy(self, policy: str) -> ActionResult:
+        return self._refused("switching externalTrafficPolicy") or super().set_traffic_policy(policy)
+
+    def node_action(self, node: str, action: str) -> ActionResult:
+        from k3dtui.core import nodes
+        from k3dtui.core.kube import make_api_client
+
+        if action in ("stop", "start"):
+            return ActionResult(False, f"refused: node {action} is for k3dtui's own k3d or simulated cluster only")
+        refused = self._refused(f"node {action}")
+        if refused is not None:
+            return refused
+        a = self.attached
+        actions = nodes.NodeActions(lambda: make_api_client(a.kubeconfig, a.context), "", a.identity)
+        if action == "drain":
+            return actions.drain(node)
+        return actions.cordon(node, action == "cordon")
+
+    def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
+        from k3dtui.core.load import LoadGenerator
+
+        if not service.external_ip:
+            raise UsageError("the app's Service has no external address", "use `k3dtui load --url` from a shell")
+        settings = replace(settings, url=f"http://{service.external_ip}:{service.port}/")
+        if self._load is not None:
+            self._load.close()
+        self._load = LoadGenerator(settings)
+        self._load.start()
+        if self._reader is not None:
+            self._reader.stop()
+        self._reader = LoadReader(self._load, on_load)
+        return f"load from this machine to {service.external_ip}:{service.port}"
+
+    def close(self) -> None:
+        self.live_stop()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop()
+        load, self._load = self._load, None
+        if load is not None:
+            load.close()

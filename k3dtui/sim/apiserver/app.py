@@ -12,7 +12,15 @@ from aiohttp import web
 
 from k3dtui.sim import gvrs, tables
 from k3dtui.sim import registry as rules
-from k3dtui.sim.apiserver.authz import REVIEW_GROUPS, Authz
+from k3dtui.sim.apiserver.authz import (
+    ADMIN,
+    PRINCIPAL,
+    REVIEW_GROUPS,
+    Authz,
+    Principal,
+    forbidden,
+    limited,
+)
 from k3dtui.sim.apiserver.discovery import VERSION_INFO, Discovery
 from k3dtui.sim.apiserver.errors import (
     NOT_FOUND_MSG,
@@ -62,6 +70,17 @@ class _Route:
         self.watch = watch
 
 
+def _verb(method: str, name: str | None, watch: bool) -> str:
+    """The authorizer's verb of a resource request (k8s.io/apiserver pkg/endpoints/request
+    requestinfo.go: GET → get/list/watch, POST → create, PUT → update, DELETE of a
+    collection → deletecollection)."""
+    if method in ("GET", "HEAD"):
+        return "watch" if watch else ("get" if name else "list")
+    if method == "DELETE":
+        return "delete" if name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
 class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, PortForward):
     """The API server. ``tls=True`` serves HTTPS with a certificate signed by a fresh CA of
     its own (``ca_pem``, made in-process by ``apiserver.tls``): kubectl only sends the bearer token over TLS, so a kubeconfig for kubectl
@@ -72,6 +91,7 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, Po
         self.store = store
         self.registry = registry
         self.token = token
+        self.limited_tokens: dict[str, Principal] = {}  # add_token(): viewers of the cluster
         self.ca_pem: str | None = None
         self._ssl: ssl.SSLContext | None = None
         if tls:
@@ -97,6 +117,11 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, Po
         For DELETE both objects are the stored one.
         """
         self._admission.setdefault(gvr, []).append(fn)
+
+    def add_token(self, token: str, role: str) -> None:
+        """Accept ``token`` as a limited user ``k3dtui:<role>`` (``viewer``: get/list/watch all
+        but Secrets; ``no-nodes``: the same without Nodes)."""
+        self.limited_tokens[token] = limited(role)
 
     def add_route(self, method: str, path: str, handler: Handler) -> None:
         """An extra aiohttp route (token-checked), registered before :meth:`start`."""
@@ -163,16 +188,32 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, Po
             self.registry.register_crd(ev.obj)
 
     # -- plumbing ------------------------------------------------------------------------
-    def _authorized(self, request: web.Request) -> bool:
+    def _principal(self, request: web.Request) -> Principal | None:
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[7:].strip().encode(), self.token.encode())
+            return None
+        sent = header[7:].strip().encode()
+        if hmac.compare_digest(sent, self.token.encode()):
+            return ADMIN
+        for token, who in self.limited_tokens.items():
+            if hmac.compare_digest(sent, token.encode()):
+                return who
+        return None
+
+    def _authorized(self, request: web.Request) -> bool:
+        who = self._principal(request)
+        if who is not None:
+            request[PRINCIPAL] = who
+        return who is not None
 
     def _checked(self, handler: Handler) -> Handler:
         async def wrapped(request: web.Request) -> web.StreamResponse:
-            if not self._authorized(request):
+            who = self._principal(request)
+            if who is None:
                 return status_response(ApiError(401, "Unauthorized", "Unauthorized"))
+            if not who.admin:  # the simulator's own control routes are the admin's
+                return status_response(ApiError(403, "Forbidden", f'forbidden: User "{who.username}" cannot '
+                                                f'{request.method.lower()} path "{request.path}"'))
             return await handler(request)
 
         return wrapped
@@ -264,6 +305,11 @@ class ApiServer(Patching, Watch, Discovery, Authz, PodStreams, Logs, Metrics, Po
         route = self._parse(group, version, rest, q.get("watch") in ("true", "1"))
         kind, name, ns, sub = route.kind, route.name, route.namespace, route.sub
         method = request.method
+        who: Principal = request.get(PRINCIPAL, ADMIN)
+        if not who.admin:
+            verb = _verb(method, name, route.watch)
+            if not who.allows(verb, group, kind.gvr.resource, sub or ""):
+                raise forbidden(who, verb, group, kind.gvr.resource, sub or "", ns or "", name or "")
         if kind.namespaced and ns is None and name is not None:
             raise ApiError(404, "NotFound", NOT_FOUND_MSG)
         if sub in ("exec", "attach") and name is not None and method in ("GET", "POST"):

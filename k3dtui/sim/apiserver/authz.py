@@ -1,17 +1,23 @@
 """Authentication and authorization reviews: ``kubectl auth whoami`` and ``kubectl auth can-i``.
 
-The simulated cluster has one credential, the kubeconfig's admin token. On k3s that admin
+The simulated cluster's main credential is the kubeconfig's admin token. On k3s that admin
 is the client certificate ``CN=system:admin, O=system:masters``; kube-apiserver's
 privileged-group authorizer lets ``system:masters`` do everything before RBAC is asked
 (k8s.io/apiserver ``pkg/authorization/authorizerfactory`` ``NewPrivilegedGroups``), so
 every review of the admin is allowed. The review kinds are create-only and never stored:
 the answer is the request with its ``status`` filled in (k8s.io/kubernetes
 ``pkg/registry/authorization/selfsubjectaccessreview/rest.go``).
+
+Limited credentials (``Principal``): a ``viewer`` token may get, list and watch everything
+but Secrets, as the ``view`` ClusterRole grants; a ``no-nodes`` viewer may not read Nodes
+either. Anything else gets kube-apiserver's 403 (``forbidden``), and ``kubectl auth can-i``
+answers for them truthfully.
 """
 
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +29,71 @@ from k3dtui.sim.store import ApiError, Obj
 
 ADMIN_USER: Obj = {"username": "system:admin", "groups": ["system:masters", "system:authenticated"]}
 REVIEW_GROUPS = ("authentication.k8s.io", "authorization.k8s.io")
+
+READ_VERBS = ("get", "list", "watch")
+NO_READ = {"viewer": frozenset({"secrets"}), "no-nodes": frozenset({"secrets", "nodes"})}
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a bearer token is, and what it may do (``role``: admin, viewer or no-nodes)."""
+
+    username: str
+    groups: tuple[str, ...]
+    role: str = "admin"
+
+    @property
+    def admin(self) -> bool:
+        return self.role == "admin"
+
+    def user_info(self) -> Obj:
+        return {"username": self.username, "groups": list(self.groups)}
+
+    def allows(self, verb: str, group: str, resource: str, subresource: str = "") -> bool:
+        if self.admin:
+            return True
+        if verb not in READ_VERBS or resource in NO_READ.get(self.role, frozenset({"*"})):
+            return False
+        # the view ClusterRole reads pods/log and pods/status, never exec, attach, port-forward or proxy
+        return subresource not in ("exec", "attach", "portforward", "proxy")
+
+    def rules(self) -> Obj:
+        if self.admin:
+            return {"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                    "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": False}
+        return {"resourceRules": [{"verbs": list(READ_VERBS), "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*",
+                                                                            "/version", "/healthz", "/openapi/*"]}],
+                "incomplete": True}  # the resources it may not read are left out, as RBAC has no deny rules
+
+
+ADMIN = Principal("system:admin", ("system:masters", "system:authenticated"))
+
+
+def limited(role: str) -> Principal:
+    return Principal(f"k3dtui:{role}", ("system:authenticated",), role)
+
+
+def forbidden(user: Principal, verb: str, group: str, resource: str, subresource: str, namespace: str,
+              name: str) -> ApiError:
+    """kube-apiserver's 403 for a request the authorizer denied (k8s.io/apiserver
+    ``pkg/endpoints/handlers/responsewriters/errors.go`` ``forbiddenMessage``, then
+    apimachinery's ``NewForbidden``: ``<resource>[.<group>] ["name"] is forbidden: ...``)."""
+    res = f"{resource}/{subresource}" if subresource else resource
+    if namespace:
+        why = (f'User "{user.username}" cannot {verb} resource "{res}" in API group "{group}" '
+               f'in the namespace "{namespace}"')
+    else:
+        why = f'User "{user.username}" cannot {verb} resource "{res}" in API group "{group}" at the cluster scope'
+    qualified = f"{resource}.{group}" if group else resource
+    message = f'{qualified} "{name}" is forbidden: {why}' if name else f"{qualified} is forbidden: {why}"
+    details: Obj = {"kind": resource}
+    if name:
+        details["name"] = name
+    if group:
+        details["group"] = group
+    return ApiError(403, "Forbidden", message, {k: details[k] for k in ("name", "group", "kind") if k in details})
+
 
 # resource -> (kind, namespaced)
 _REVIEWS: dict[tuple[str, str], tuple[str, bool]] = {
@@ -62,14 +133,27 @@ class Authz(Handlers):
         meta: Obj = review["metadata"] if isinstance(review.get("metadata"), dict) else {}
         review["metadata"] = {**meta, "creationTimestamp": None} if kind == "SelfSubjectReview" else meta
         spec: Obj = review["spec"] if isinstance(review.get("spec"), dict) else {}
-        review["status"] = self._review_status(kind, spec, ns, _requester(request))
+        review["status"] = self._review_status(kind, spec, ns, _requester(request), request.get(PRINCIPAL, ADMIN))
         if kind == "SelfSubjectReview":
             review.pop("spec", None)
         return json_response(review, status=201)
 
-    def _review_status(self, kind: str, spec: dict[str, Any], ns: str, user: Obj) -> Obj:
+    def _review_status(self, kind: str, spec: dict[str, Any], ns: str, user: Obj, who: Principal) -> Obj:
         if kind == "SelfSubjectReview":
             return {"userInfo": user}
+        if not who.admin and kind.startswith("Self"):
+            if kind == "SelfSubjectRulesReview":
+                return who.rules()
+            attrs = spec.get("resourceAttributes")
+            if not isinstance(attrs, dict):
+                return {"allowed": False}
+            ok = who.allows(str(attrs.get("verb", "")), str(attrs.get("group", "")),
+                            str(attrs.get("resource", "")), str(attrs.get("subresource", "")))
+            return {"allowed": True} if ok else {"allowed": False}
+        if not who.admin:
+            # creating TokenReviews and SubjectAccessReviews needs more than view
+            raise forbidden(who, "create", "authorization.k8s.io" if "Access" in kind else "authentication.k8s.io",
+                            kind.lower() + "s", "", ns, "")
         if kind == "TokenReview":
             token = str(spec.get("token", ""))
             if token and token == self.token:
@@ -99,11 +183,17 @@ class Authz(Handlers):
         return {"allowed": True}
 
 
+PRINCIPAL = "k3dtui.principal"  # the request key holding who sent it (set by the dispatcher)
+
+
 def _requester(request: web.Request) -> Obj:
     """Who asks: the admin, or whom the admin impersonates (``kubectl --as``/``--as-group``:
     the ``Impersonate-User``/``Impersonate-Group`` headers, k8s.io/apiserver
     ``pkg/endpoints/filters/impersonation.go``, which adds ``system:authenticated``)."""
+    who: Principal = request.get(PRINCIPAL, ADMIN)
     name = request.headers.get("Impersonate-User")
+    if not who.admin:
+        return who.user_info()
     if not name:
         return copy.deepcopy(ADMIN_USER)
     groups = [g for g in request.headers.getall("Impersonate-Group", []) if g]

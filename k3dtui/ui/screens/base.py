@@ -22,6 +22,10 @@ def action_name(action: str) -> str:
     return action.split("(", 1)[0]
 
 
+# never on an attached cluster (not k3dtui's): power its nodes, delete it, open the setup screens
+ATTACHED_NEVER = frozenset({"stop_node", "start_node", "delete_cluster", "open_screen"})
+
+
 class K3dScreen(Screen[None]):
     """Base screen: ``CHANGING`` actions are hidden and refused under ``--read-only``."""
 
@@ -73,7 +77,10 @@ class K3dScreen(Screen[None]):
             header.info = info
 
     def allowed(self, action: str) -> bool:
-        return not (self.k3d.read_only and action_name(action) in self.CHANGING)
+        name = action_name(action)
+        if self.k3d.header_info.attached and name in ATTACHED_NEVER:
+            return False
+        return not (self.k3d.read_only and name in self.CHANGING)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if not self.allowed(action):

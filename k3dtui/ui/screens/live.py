@@ -880,6 +880,8 @@ class LiveScreen(K3dScreen):
         return not (self.gone and action not in ("help", "back", "open_screen", "prompt"))
 
     def go_back(self) -> None:
+        if self.k3d.header_info.attached:
+            return  # no setup screens behind an attached cluster's live view (ctrl+q quits)
         if self.gone:
             self.k3d.open_setup()
         else:
@@ -1008,6 +1010,10 @@ class LiveScreen(K3dScreen):
             return
         verb, args = words[0].lower(), words[1:]
         self.log_action(f":{' '.join(words)}", "bold magenta")
+        refusal = self._command_refusal(verb, args)
+        if refusal:
+            self._command_error(*refusal)
+            return
         if verb in ("scale", "sc") and len(args) == 1:
             self._command_scale(args[0])
         elif verb in ("kill", "kill!", "delete-pod") or verb == "k":
@@ -1073,6 +1079,21 @@ class LiveScreen(K3dScreen):
         else:
             self._command_error(f"unknown command {line.strip()!r}",
                                 "try :scale 5, :kill, :kill random, :policy local, :node drain agent-0, :load, :help")
+
+    def _command_refusal(self, verb: str, args: list[str]) -> tuple[str, str] | None:
+        """(why, what to do) when a ``:`` command would change what read-only (or attached)
+        mode forbids; None when it may run."""
+        attached = self.k3d.header_info.attached
+        if attached and (verb in ("setup", "pool", "deploy", "delete", "delete-cluster")
+                         or (verb == "node" and args[:1] in (["stop"], ["start"]))):
+            return (f":{verb} is not for an attached cluster (it is not k3dtui's)",
+                    "node stop/start, delete and the setup screens are for k3dtui's own cluster")
+        changing = verb in ("scale", "sc", "kill", "kill!", "delete-pod", "k", "policy", "node", "delete",
+                            "delete-cluster")
+        if changing and self.k3d.read_only:
+            hint = "attach again with --allow-changes" if attached else "run k3dtui without --read-only"
+            return f"read-only: :{verb} changes the cluster", hint
+        return None
 
     def _command_error(self, message: str, hint: str) -> None:
         self.log_action(f"{message} — {hint}", "bold red")

@@ -39,12 +39,33 @@ class ProviderHeader(Widget):
             return compact
         return self._line(compact=True, context=False)  # the page name stays; the context goes
 
+    def _attached(self, text: Text, info: HeaderInfo, *, compact: bool, app: bool) -> Text:
+        """``attached · <context> · ns <namespace> · <app>`` and read-only or allow-changes."""
+        text.append(" ATTACHED ", style="bold black on dark_orange")
+        text.append(" attached · ", style="dim")
+        text.append(info.context, style="bold")
+        text.append(" · ns ", style="dim")
+        text.append(info.namespace, style="bold")
+        if app:
+            text.append(" · ", style="dim")
+            text.append(info.app_text, style="bold")
+        text.append("  ")
+        if self.read_only:
+            text.append(" READ-ONLY ", style="bold black on yellow")
+        else:
+            text.append(" ALLOW-CHANGES ", style="bold white on red")
+        if self.page:
+            text.append(f" │ {self.page}" if compact else f"  │ {self.page}", style="bold" if compact else "dim")
+        return text
+
     def _line(self, *, compact: bool, context: bool = True) -> Text:
         text = Text(" k3dtui ", style="bold")
         info = self.info
         if info is None:
             text.append(" … ", style="dim")
             return text
+        if info.attached:
+            return self._attached(text, info, compact=compact, app=context)
         if info.provider == "sim":
             badge = " SIMULATED " if compact else " SIMULATED CLUSTER "
             text.append(badge, style="bold white on dark_magenta")
