@@ -124,5 +124,5 @@ def test_a_403_of_rbac_names_the_verb_and_the_resource() -> None:
     cluster = ke.forbidden_text('nodes is forbidden: User "v" cannot list resource "nodes" in API group "" at the cluster scope')
     assert cluster.startswith("the cluster refused: cannot list nodes at the cluster scope (RBAC: ")
     scale = ke.forbidden_text('User "v" cannot patch resource "deployments/scale" in API group "apps" in the namespace "shop"')
-    assert scale.startswith('the cluster refused: cannot patch deployments/scale in namespace "shop"')
+    assert scale.startswith('the cluster refused: cannot patch deployments.apps/scale in namespace "shop"')
     assert "role" in err.hint.lower()

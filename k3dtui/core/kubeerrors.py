@@ -233,9 +233,8 @@ def forbidden_text(message: str) -> str:
     m = _FORBIDDEN.search(message)
     if m is None:
         return ""
-    resource = m.group("resource")
-    if m.group("group"):
-        resource = f"{resource}.{m.group('group')}" if "/" not in resource else resource
+    base, _, sub = m.group("resource").partition("/")
+    resource = (f"{base}.{m.group('group')}" if m.group("group") else base) + (f"/{sub}" if sub else "")
     where = f' in namespace "{m.group("ns")}"' if m.group("ns") else " at the cluster scope"
     return f"the cluster refused: cannot {m.group('verb')} {resource}{where} (RBAC: {message})"
 
