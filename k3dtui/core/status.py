@@ -91,14 +91,16 @@ def cluster_status(kube: Reader, identity: AppIdentity, dial: Dial) -> dict[str,
     Synchronous (it reads through ``kube``); run it in a worker thread.
     """
     app = identity
-    pod_objects = kube.list("v1", "Pod", app.namespace, app.label_selector)
     from_pods = False
     try:
         nodes = sorted((st.node_view(n) for n in kube.list("v1", "Node")), key=lambda n: n.name)
     except ApiRefused as exc:
         if exc.status != 403:
             raise
-        nodes, from_pods = st.nodes_from_pods(pod_objects), True  # no permission to list nodes
+        nodes, from_pods = [], True  # no permission to list nodes: the pods name theirs
+    pod_objects = kube.list("v1", "Pod", app.namespace, app.label_selector)
+    if from_pods:
+        nodes = st.nodes_from_pods(pod_objects)
     pods = sorted((st.pod_view(p) for p in pod_objects), key=lambda p: p.name)
     by_node: dict[str, list[PodView]] = {}
     for pod in pods:

@@ -183,7 +183,7 @@ class Authz(Handlers):
         return {"allowed": True}
 
 
-PRINCIPAL = "k3dtui.principal"  # the request key holding who sent it (set by the dispatcher)
+PRINCIPAL = web.RequestKey("k3dtui_principal", Principal)  # who sent the request (set by the dispatcher)
 
 
 def _requester(request: web.Request) -> Obj:
