@@ -222,7 +222,7 @@ def test_kill_is_refused_without_allow_changes_and_allowed_with_it(shop: SimHand
 
 def test_kill_touches_only_the_named_deployments_pods(shop: SimHandle, user_kubeconfig: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    worker = [p["metadata"]["name"] for p in pods(shop, "app=worker")][0]
+    worker = next(p["metadata"]["name"] for p in pods(shop, "app=worker"))
     code, _out, err = run(capsys, "kill", worker, *target(user_kubeconfig, "--allow-changes"))
     assert code == 1 and f"refused: pod {worker} is not part of the app" in err
     assert worker in [p["metadata"]["name"] for p in pods(shop, "app=worker")
@@ -274,7 +274,7 @@ def test_missing_objects_and_mixed_options_are_one_line(shop: SimHandle, user_ku
     cases = [
         (["--kubeconfig", str(user_kubeconfig), "--namespace", "nope", "--deployment", "web"], 1,
          "namespace 'nope' not found"),
-        (target(user_kubeconfig)[:4] + ["--deployment", "nope"], 1, "deployment 'nope' not found in namespace shop"),
+        ([*target(user_kubeconfig)[:4], "--deployment", "nope"], 1, "deployment 'nope' not found in namespace shop"),
         (target(user_kubeconfig, "--service", "nope"), 1, "service 'nope' not found in namespace shop"),
         (["--kubeconfig", str(user_kubeconfig), "--namespace", "shop"], 2, "name the app to attach to"),
         (["--kubeconfig", str(user_kubeconfig), "--namespace", "shop", "--selector", "app in (web,worker)"], 2,
@@ -284,7 +284,7 @@ def test_missing_objects_and_mixed_options_are_one_line(shop: SimHandle, user_ku
         (["--sim", *target(user_kubeconfig)], 2, "--sim picks k3dtui's own simulated cluster"),
     ]
     for options, exit_code, says in cases:
-        code, out, err = run(capsys, "status", *options)
+        code, _out, err = run(capsys, "status", *options)
         assert code == exit_code, (options, err)
         assert says in err.splitlines()[0], (options, err)
         assert "Traceback" not in err and len(err.splitlines()) <= 2
