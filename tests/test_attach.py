@@ -418,3 +418,23 @@ def test_the_live_cluster_of_a_nodeless_user_takes_its_nodes_from_the_pods(shop:
         assert live.snapshot().connected
     finally:
         live.stop()
+
+
+def test_status_text_says_where_it_is_attached(shop: SimHandle, user_kubeconfig: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "status", *target(user_kubeconfig))
+    assert code == 0, err
+    assert out.splitlines()[0] == f"attached · {shop.context} · ns shop · deployment/web (app=web) svc/web (read-only)"
+    assert "deployment web: 2/2 ready" in out
+
+
+def test_attach_and_load_check_their_options_before_anything(user_kubeconfig: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = run(capsys, "attach", "--kubeconfig", str(user_kubeconfig), "--namespace", "shop")
+    assert code == 2 and "name the app to attach to: --deployment NAME or --selector LABELS" in err
+    code, _out, err = run(capsys, "attach", "--namespace", "kube-system", "--deployment", "coredns")
+    assert code == 2 and "refused: namespace 'kube-system'" in err
+    code, _out, err = run(capsys, "attach", "--kubeconfig", str(user_kubeconfig), "--selector", "app in (", )
+    assert code == 2 and "--selector 'app in ('" in err
+    code, _out, err = run(capsys, "load", "--duration", "1", *target(user_kubeconfig))
+    assert code == 2 and "load from this machine needs --url" in err
