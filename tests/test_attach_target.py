@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from k3dtui.core.errors import UsageError
-from k3dtui.core.identity import APP, AppIdentity, parse_selector, selector_from_label_selector, selector_matches
+from k3dtui.core.identity import (
+    APP,
+    AppIdentity,
+    parse_selector,
+    selector_from_label_selector,
+    selector_matches,
+)
 from k3dtui.core.target import Target, check_target_options, default_kubeconfig, refused_namespace
 
 
