@@ -76,3 +76,22 @@ async def test_attach_read_only_shows_where_and_offers_no_change(shop: SimHandle
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, LiveScreen) and not app.failures
+
+
+async def test_attach_without_node_permission_groups_the_pods_by_their_node(shop: SimHandle, tmp_path: Path) -> None:
+    from k3dtui.sim.testing import limited_kubeconfig
+
+    nodeless = limited_kubeconfig(shop.kubeconfig, tmp_path / "no-nodes.yaml", "no-nodes")
+    attached = resolve_target(Target(kubeconfig=nodeless, namespace="shop", deployment="web"))
+    app = K3dtuiApp(AttachedBackend(attached))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_until(pilot, lambda: live(app) and len(cards(app)) == 2 and live(app).snapshot.connected,  # type: ignore[union-attr]
+                         20, "the live view with web's 2 pods, connected")
+        screen = live(app)
+        assert screen is not None
+        where = {p["metadata"]["name"]: p["spec"]["nodeName"] for p in pods(shop, "app=web")
+                 if not p["metadata"].get("deletionTimestamp")}
+        shown = {card.pod.name: column.node.name for column in screen.columns.values() if column.node is not None
+                 for card in column.cards.values()}
+        assert shown == where
+        assert not app.failures
