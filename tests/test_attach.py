@@ -126,6 +126,12 @@ def ready_pods(handle: SimHandle, selector: str) -> list[str]:
     )
 
 
+def settled(handle: SimHandle) -> None:
+    """web back to 2 Ready pods and no other (a terminating one gone too), for the next test."""
+    wait_for(lambda: len(ready_pods(handle, "app=web")) == 2 and len(pods(handle, "app=web")) == 2, 30.0,
+             "web to settle at 2 pods")
+
+
 def replicas(handle: SimHandle) -> int:
     with handle.http() as client:
         return int(client.get("/apis/apps/v1/namespaces/shop/deployments/web").json()["spec"]["replicas"])
@@ -217,7 +223,7 @@ def test_kill_is_refused_without_allow_changes_and_allowed_with_it(shop: SimHand
         names = [p["metadata"]["name"] for p in pods(shop, "app=web") if not p["metadata"].get("deletionTimestamp")]
         return before[0] not in names
     wait_for(gone, 10.0, "the killed pod to go")
-    wait_for(lambda: len(ready_pods(shop, "app=web")) == 2, 30.0, "a replacement")
+    settled(shop)
 
 
 def test_kill_touches_only_the_named_deployments_pods(shop: SimHandle, user_kubeconfig: Path,
@@ -239,6 +245,7 @@ def test_scale_is_refused_without_allow_changes_and_allowed_with_it(shop: SimHan
     assert "scaled deployment web from 2 to 3 replicas" in out and replicas(shop) == 3
     code, out, err = run(capsys, "scale", "2", *target(user_kubeconfig, "--allow-changes"))
     assert code == 0 and replicas(shop) == 2
+    settled(shop)
 
 
 def test_policy_and_node_changes_are_refused_and_node_stop_always(shop: SimHandle, user_kubeconfig: Path,
