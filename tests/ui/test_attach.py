@@ -16,7 +16,7 @@ from k3dtui.ui.backend import AttachedBackend
 from k3dtui.ui.screens.base import action_name
 from k3dtui.ui.screens.live import LiveScreen
 from k3dtui.ui.widgets.header import ProviderHeader
-from tests.simfixtures import SimHandle
+from tests.simfixtures import SimHandle, wait_for
 from tests.test_attach import pods, shop
 from tests.ui.test_sim import cards, live, wait_until
 
@@ -95,3 +95,37 @@ async def test_attach_without_node_permission_groups_the_pods_by_their_node(shop
                  for card in column.cards.values()}
         assert shown == where
         assert not app.failures
+
+
+async def test_attach_with_allow_changes_kills_only_the_apps_pods_and_never_powers_nodes(
+        shop: SimHandle, tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_bytes(shop.kubeconfig.read_bytes())
+    attached = resolve_target(Target(kubeconfig=kubeconfig, namespace="shop", deployment="web", allow_changes=True))
+    app = K3dtuiApp(AttachedBackend(attached))
+    async with app.run_test(size=(160, 40)) as pilot:
+        await wait_until(pilot, lambda: live(app) and len(cards(app)) == 2 and live(app).snapshot.connected,  # type: ignore[union-attr]
+                         20, "the live view with web's 2 pods, connected")
+        screen = live(app)
+        assert screen is not None
+        assert "ALLOW-CHANGES" in screen.query_one(ProviderHeader).render().plain
+        shown = {action_name(key.action) for key in screen.query(FooterKey)}
+        assert {"kill_random", "scale_to"} <= shown
+        assert not shown & {"stop_node", "start_node", "delete_cluster"}
+        for action in ("stop_node", "start_node", "delete_cluster", "open_screen('setup')"):
+            assert screen.check_action(action, ()) is False
+        worker = {p["metadata"]["name"] for p in pods(shop, "app=worker")}
+        before = set(_live_pods(shop))
+        await pilot.press("x")
+
+        def one_killed() -> bool:
+            now = _live_pods(shop)
+            return any(now.get(name) for name in before) or not before <= set(now)
+        await wait_until(pilot, one_killed, 10, "x to kill one of web's pods")
+        with shop.http() as client:
+            left = client.get("/api/v1/namespaces/shop/pods", params={"labelSelector": "app=worker"}).json()["items"]
+        assert {p["metadata"]["name"] for p in left if not p["metadata"].get("deletionTimestamp")} == worker
+    with shop.http() as client:  # leave web as it was for the next test
+        wait_for(lambda: len([p for p in pods(shop, "app=web") if not p["metadata"].get("deletionTimestamp")]) == 2
+                 and len(pods(shop, "app=web")) == 2, 30, "web to settle")
+        assert client.get("/apis/apps/v1/namespaces/shop/deployments/web").json()["spec"]["replicas"] == 2
