@@ -36,6 +36,7 @@ def _live_pods(handle: SimHandle) -> dict[str, Any]:
 async def test_attach_read_only_shows_where_and_offers_no_change(shop: SimHandle, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "config"
     kubeconfig.write_bytes(shop.kubeconfig.read_bytes())
+    untouched = (kubeconfig.read_bytes(), kubeconfig.stat().st_mtime_ns)
     attached = resolve_target(Target(kubeconfig=kubeconfig, namespace="shop", deployment="web"))
     backend = AttachedBackend(attached)
     app = K3dtuiApp(backend)  # detects nothing: straight to the live view, no setup screens
@@ -76,6 +77,7 @@ async def test_attach_read_only_shows_where_and_offers_no_change(shop: SimHandle
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, LiveScreen) and not app.failures
+    assert (kubeconfig.read_bytes(), kubeconfig.stat().st_mtime_ns) == untouched
 
 
 async def test_attach_without_node_permission_groups_the_pods_by_their_node(shop: SimHandle, tmp_path: Path) -> None:
