@@ -41,8 +41,8 @@ class ProviderHeader(Widget):
 
     def _attached(self, text: Text, info: HeaderInfo, *, compact: bool, app: bool) -> Text:
         """``attached · <context> · ns <namespace> · <app>`` and read-only or allow-changes."""
-        text.append(" ATTACHED ", style="bold black on dark_orange")
-        text.append(" attached · ", style="dim")
+        text.append("attached", style="bold black on dark_orange")
+        text.append(" · ", style="dim")
         text.append(info.context, style="bold")
         text.append(" · ns ", style="dim")
         text.append(info.namespace, style="bold")
