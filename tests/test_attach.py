@@ -259,6 +259,12 @@ def test_policy_and_node_changes_are_refused_and_node_stop_always(shop: SimHandl
     assert code == 2 and "refused: node stop" in err and "k3dtui's own" in err
     with shop.http() as client:
         assert not client.get(f"/api/v1/nodes/{node}").json()["spec"].get("unschedulable")
+    code, out, err = run(capsys, "policy", "local", "--json", *target(user_kubeconfig, "--allow-changes"))
+    assert code == 0 and json.loads(out)["traffic_policy"] == "Local", err
+    with shop.http() as client:
+        assert client.get("/api/v1/namespaces/shop/services/web").json()["spec"]["externalTrafficPolicy"] == "Local"
+    code, out, err = run(capsys, "policy", "cluster", *target(user_kubeconfig, "--allow-changes"))
+    assert code == 0 and "externalTrafficPolicy Local -> Cluster" in out
     code, out, err = run(capsys, "node", "list", "--json", *target(user_kubeconfig))
     assert code == 0, err
     assert sorted(n["name"] for n in json.loads(out)["nodes"])[0].startswith(f"k3d-{shop.name}-")

@@ -203,10 +203,9 @@ class Actions:
                 )
             except Exception as exc:
                 if is_status(exc, 404):
-                    return ActionResult(
-                        False,
-                        f"deployment {name} not found in namespace {self.namespace}; deploy the app first (k3dtui up)",
-                    )
+                    fix = (f"see `kubectl get deployments -n {self.namespace}`" if self.identity.attached
+                           else "deploy the app first (k3dtui up)")
+                    return ActionResult(False, f"deployment {name} not found in namespace {self.namespace}; {fix}")
                 raise
             spec_replicas = (scale.get("spec") or {}).get("replicas")
             current = int(spec_replicas) if isinstance(spec_replicas, int) else 0

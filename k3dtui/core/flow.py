@@ -113,7 +113,9 @@ def set_traffic_policy(
             current = json.loads(resp.data)
         except Exception as exc:
             if is_status(exc, 404):
-                return ActionResult(False, f"service {name} not found in namespace {ns}; deploy the app first (k3dtui up)")
+                fix = (f"see `kubectl get services -n {ns}`" if identity.attached
+                       else "deploy the app first (k3dtui up)")
+                return ActionResult(False, f"service {name} not found in namespace {ns}; {fix}")
             raise
         spec = current.get("spec") or {}
         if spec.get("type") not in ("LoadBalancer", "NodePort"):
