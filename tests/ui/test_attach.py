@@ -49,6 +49,8 @@ async def test_attach_read_only_shows_where_and_offers_no_change(shop: SimHandle
         assert "READ-ONLY" in header
 
         # the changing keys are absent from the footer, their palette entries too
+        await pilot.pause()
+        await wait_until(pilot, lambda: len(screen.query(FooterKey)) >= 4, 5, "the footer's keys")
         shown = {key.action for key in screen.query(FooterKey)}
         changing = {b.action for b in LiveScreen.BINDINGS if action_name(b.action) in LiveScreen.CHANGING}
         assert changing and not shown & changing
@@ -111,6 +113,8 @@ async def test_attach_with_allow_changes_kills_only_the_apps_pods_and_never_powe
         screen = live(app)
         assert screen is not None
         assert "ALLOW-CHANGES" in screen.query_one(ProviderHeader).render().plain
+        await pilot.pause()
+        await wait_until(pilot, lambda: len(screen.query(FooterKey)) >= 4, 5, "the footer's keys")
         shown = {action_name(key.action) for key in screen.query(FooterKey)}
         assert {"kill_random", "scale_to"} <= shown
         assert not shown & {"stop_node", "start_node", "delete_cluster"}
