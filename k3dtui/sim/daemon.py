@@ -251,6 +251,7 @@ class Daemon:
         return web.json_response({
             **self.state(), "identity": self.identity, "images": self.cluster.images, "lb": self.lb.mapping,
             "processes": await self._process_pids(),
+            "cluster_ip_backends": {k: len(v) for k, v in self.cluster_ips.backends.items()},
             "lb_backends": {k: len(v) for k, v in self.lb.backends.items()},
             "nodes": [
                 {"name": n.name, "role": n.role, "ip": n.ip, "ready": self._node_ready(n.name),

@@ -350,6 +350,10 @@ class ClusterIPController(Controller):
         self._listeners: dict[str, int] = {}
         self.table: dict[str, Any] = {"services": {}, "ips": {}}
 
+    @property
+    def backends(self) -> dict[str, list[int]]:
+        return dict(self._backends)
+
     def keys_for(self, event: Event) -> list[str]:
         return ["all"]
 
