@@ -454,9 +454,9 @@ async def finish_foreground(ctx: Any, gvr: Any, ns: str, name: str, uid: str, ti
                 continue
             asked.add(key)
             gvr_of = _gvr_of(store, d)
-            if gvr_of is not None:
+            if gvr_of is not None:  # what they own in turn goes by the garbage collector
                 registry.delete_quietly(store, gvr_of, str(dm.get("namespace", "")), str(dm["name"]),
-                                        {"propagationPolicy": "Foreground"} if gvr_of != gvrs.PODS else None)
+                                        {"propagationPolicy": "Background"})
         if not blocking:
             def drop(o: Obj) -> None:
                 kept = [f for f in o["metadata"].get("finalizers") or [] if f != "foregroundDeletion"]
