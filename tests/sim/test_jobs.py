@@ -332,3 +332,105 @@ def test_job_rules_of_the_api(demo: SimHandle) -> None:
     assert json.dumps(spec["template"]["metadata"]["labels"], sort_keys=True) == json.dumps({
         "batch.kubernetes.io/controller-uid": created["metadata"]["uid"], "batch.kubernetes.io/job-name": "defaults",
         "controller-uid": created["metadata"]["uid"], "job-name": "defaults"}, sort_keys=True)
+
+
+def test_processes_die_with_the_data_plane(demo: SimHandle) -> None:
+    h = demo
+    _post(h, _jobs(), _job("orphaned", ["python", "-c", "import time; time.sleep(600)"], completions=1))
+    pids = wait_for(lambda: (p := h.control("GET", "/sim/status")["processes"]) and p, 30.0, "the process")
+    state = json.loads((h.kubeconfig.parent / "state.json").read_text(encoding="utf-8"))
+    os.kill(int(state["dataplane_pid"]), 9)
+    wait_for(lambda: not any(_alive(pid) for pid in pids.values()), 10.0, "the process to die with the data plane")
+    job = wait_for(lambda: (j := _get(h, f"{_jobs()}/orphaned")) and _condition(j, "Failed") and j, 30.0, "Failed")
+    assert _condition(job, "Failed")["reason"] == "BackoffLimitExceeded"  # type: ignore[index]
+    (pod,) = _pods_of(h, "orphaned")
+    assert pod["status"]["phase"] == "Failed"
+    assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
+
+
+def test_stopping_the_cluster_kills_the_processes(demo: SimHandle) -> None:
+    from tests.simfixtures import stop_sim
+
+    h = demo
+    _post(h, _jobs(), _job("left", ["python", "-c", "import time; time.sleep(600)"], completions=2))
+    pids = wait_for(lambda: (p := h.control("GET", "/sim/status")["processes"]) and len(p) == 2 and p, 30.0, "2 processes")
+    stop_sim(h)
+    assert not any(_alive(pid) for pid in pids.values())
+    assert not (h.kubeconfig.parent / "pods").exists()
+
+
+def test_the_in_cluster_load_contract(demo: SimHandle) -> None:
+    """The exact shape k3dtui's core creates (notes: the in-cluster load contract), through
+    the official client: the ConfigMap, the Job, the ConfigMap's owner patched to the Job,
+    the JSON lines followed from the pods' logs, and Background deletion taking the lot."""
+    from kubernetes import client
+
+    h = demo
+    run = "0123abcd"
+    labels = {"app.kubernetes.io/managed-by": "k3dtui", "app.kubernetes.io/component": "load-generator",
+              "k3dtui/load-run": run}
+    worker = textwrap.dedent('''
+        import json, os, time, urllib.request
+        cfg = json.loads(os.environ["K3DTUI_LOAD"])
+        per_pod = {}
+        end = time.monotonic() + cfg["duration"]
+        while time.monotonic() < end:
+            with urllib.request.urlopen(cfg["url"], timeout=cfg["timeout"]) as r:
+                per_pod[r.headers["X-Pod"]] = per_pod.get(r.headers["X-Pod"], 0) + 1
+            print(json.dumps({"per_pod": per_pod, "worker": os.environ["POD_NAME"],
+                              "node": os.environ["NODE_NAME"], "ip": os.environ["POD_IP"]}), flush=True)
+            time.sleep(0.05)
+        print(json.dumps({"final": True, "per_pod": per_pod}), flush=True)
+    ''')
+    api = h.api_client()
+    core, batch = client.CoreV1Api(api), client.BatchV1Api(api)
+    name = f"k3dtui-load-{run}"
+    core.create_namespaced_config_map(NS, {"apiVersion": "v1", "kind": "ConfigMap",
+                                           "metadata": {"name": name, "labels": labels}, "data": {"worker.py": worker}})
+    settings = {"url": "http://web.demo.svc.cluster.local:80/", "duration": 1.5, "timeout": 5}
+    job = batch.create_namespaced_job(NS, {
+        "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "parallelism": 2, "completions": 2, "completionMode": "Indexed", "backoffLimit": 0,
+            "activeDeadlineSeconds": 62, "ttlSecondsAfterFinished": 60,
+            "template": {"metadata": {"labels": labels}, "spec": {
+                "restartPolicy": "Never", "terminationGracePeriodSeconds": 2, "enableServiceLinks": False,
+                "containers": [{
+                    "name": "worker", "image": "python:3.13-slim", "imagePullPolicy": "IfNotPresent",
+                    "command": ["python", "-u", "/opt/k3dtui-load/worker.py"],
+                    "env": [
+                        {"name": "K3DTUI_LOAD", "value": json.dumps(settings)},
+                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                        {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    ],
+                    "volumeMounts": [{"name": "code", "mountPath": "/opt/k3dtui-load", "readOnly": True}],
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                }],
+                "volumes": [{"name": "code", "configMap": {"name": name}}],
+            }},
+        },
+    })
+    core.patch_namespaced_config_map(name, NS, {"metadata": {"ownerReferences": [{
+        "apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job.metadata.uid, "blockOwnerDeletion": False}]}})
+
+    def running_pods() -> list[Any]:
+        pods = core.list_namespaced_pod(NS, label_selector=f"k3dtui/load-run={run}").items
+        ok = [p for p in pods if p.status.container_statuses and p.status.container_statuses[0].state.running]
+        return ok if len(ok) == 2 else []
+
+    pods = wait_for(running_pods, 30.0, "2 running workers")
+    finals = []
+    for pod in pods:
+        stream = core.read_namespaced_pod_log(pod.metadata.name, NS, follow=True, _preload_content=False)
+        lines = [json.loads(line) for line in stream.read().decode().splitlines()]
+        assert lines[-1]["final"] is True and len(lines) > 2
+        assert lines[0]["worker"] == pod.metadata.name and lines[0]["node"] == pod.spec.node_name
+        assert lines[0]["ip"] == pod.status.pod_ip
+        finals.append(lines[-1]["per_pod"])
+    assert len({p for f in finals for p in f}) == 2  # both app pods answered
+    wait_for(lambda: _condition(_get(h, f"{_jobs()}/{name}"), "Complete"), 30.0, "Complete")
+    batch.delete_namespaced_job(name, NS, propagation_policy="Background")
+    wait_for(lambda: _get(h, f"{_jobs()}/{name}") is None and not core.list_namespaced_pod(
+        NS, label_selector=f"k3dtui/load-run={run}").items and _get(h, f"/api/v1/namespaces/{NS}/configmaps/{name}") is None,
+        30.0, "the Job, its pods and the ConfigMap to go")
