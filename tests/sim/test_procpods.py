@@ -40,7 +40,7 @@ def test_exit_codes() -> None:
 async def test_output_becomes_the_log_and_the_exit_code_is_kept() -> None:
     book = LogBook()
     host = ProcessHost(book)
-    code = "import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.stdout.write('x' * %d)\nsys.exit(4)\n" % (LINE_MAX + 10)
+    code = f"import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.stdout.write('x' * {LINE_MAX + 10})\nsys.exit(4)\n"
     started = await host.start("u1", [sys.executable, "-c", code], ENV, "")
     assert started["pid"] > 0 and started["startedAt"]
     end = await host.wait("u1")
