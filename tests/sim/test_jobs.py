@@ -434,3 +434,32 @@ def test_the_in_cluster_load_contract(demo: SimHandle) -> None:
     wait_for(lambda: _get(h, f"{_jobs()}/{name}") is None and not core.list_namespaced_pod(
         NS, label_selector=f"k3dtui/load-run={run}").items and _get(h, f"/api/v1/namespaces/{NS}/configmaps/{name}") is None,
         30.0, "the Job, its pods and the ConfigMap to go")
+
+
+def test_retries_up_to_the_backoff_limit(demo: SimHandle) -> None:
+    h = demo
+    _post(h, _jobs(), _job("retry", ["python", "-c", "import os; print(os.environ['HOSTNAME']); raise SystemExit(1)"],
+                           completions=1, indexed=False, backoff=1))
+    job = wait_for(lambda: (j := _get(h, f"{_jobs()}/retry")) and _condition(j, "Failed") and j, 30.0, "Failed")
+    assert _condition(job, "Failed")["reason"] == "BackoffLimitExceeded"  # type: ignore[index]
+    assert job["status"]["failed"] == 2  # the first pod and its replacement
+    pods = _pods_of(h, "retry")
+    assert len(pods) == 2 and all(p["status"]["phase"] == "Failed" for p in pods)
+    assert {_log(h, p["metadata"]["name"]).strip() for p in pods} == {p["metadata"]["name"] for p in pods}
+
+
+def test_on_failure_restarts_the_container_and_counts_restarts(demo: SimHandle) -> None:
+    h = demo
+    job = _job("again", ["python", "-c", "raise SystemExit(2)"], completions=1, indexed=False, backoff=2)
+    job["spec"]["template"]["spec"]["restartPolicy"] = "OnFailure"
+    _post(h, _jobs(), job)
+    done = wait_for(lambda: (j := _get(h, f"{_jobs()}/again")) and _condition(j, "Failed") and j, 30.0, "Failed")
+    assert _condition(done, "Failed")["reason"] == "BackoffLimitExceeded"  # type: ignore[index]
+    events = (_get(h, f"/api/v1/namespaces/{NS}/events") or {})["items"]
+    created = [e for e in events if e["reason"] == "SuccessfulCreate" and e["involvedObject"]["name"] == "again"]
+    assert len(created) == 1  # one pod, its container restarted in place
+    pod_name = created[0]["message"].removeprefix("Created pod: ")
+    backoffs = [e for e in events if e["reason"] == "BackOff" and e["involvedObject"]["name"] == pod_name]
+    assert len(backoffs) >= 2
+    assert any(e["reason"] == "SuccessfulDelete" and e["involvedObject"]["name"] == "again" for e in events)
+    wait_for(lambda: not _pods_of(h, "again"), 10.0, "the failed Job's active pod to be deleted")

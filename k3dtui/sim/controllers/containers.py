@@ -353,8 +353,9 @@ def plan(store: Store, pod: Obj, container: dict[str, Any], pod_dir: Path,
     boot = pod_dir / "boot.json"
     boot.write_text(json.dumps(config), encoding="utf-8")
     child = dict(env)
-    # the interpreter and this machine's programs come first; the image's folders stay
-    child["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", IMAGE_PATH)])
+    if not any(e.get("name") == "PATH" for e in container.get("env") or []):
+        # the interpreter's folder and this machine's programs (no image content here)
+        child["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", IMAGE_PATH)])
     child["PYTHONPATH"] = os.pathsep.join([str(BOOT_DIR)] + ([user_pythonpath] if user_pythonpath else []))
     child["K3DTUI_SIM_POD"] = str(boot)
     return argv, child, cwd

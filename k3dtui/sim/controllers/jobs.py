@@ -17,7 +17,8 @@ Kubernetes docs "Jobs"):
   back-off (10 s doubled per failure, capped at 6 min: ``settings.job_backoff``);
 - status ``active``, ``ready``, ``terminating``, ``succeeded``, ``failed``,
   ``completedIndexes``, ``uncountedTerminatedPods``, ``startTime``, ``completionTime``;
-- failure: more failed pods than ``backoffLimit`` (``BackoffLimitExceeded``, "Job has
+- failure: more failed pods than ``backoffLimit``, or with ``restartPolicy: OnFailure`` as
+  many container restarts (``BackoffLimitExceeded``, "Job has
   reached the specified backoff limit") or running longer than ``activeDeadlineSeconds``
   since ``startTime`` (``DeadlineExceeded``, "Job was active longer than specified
   deadline"): the ``FailureTarget`` condition first, the active pods deleted, then
@@ -106,6 +107,19 @@ def pod_index(pod: Obj) -> int | None:
         return int(str(raw))
     except (TypeError, ValueError):
         return None
+
+
+def past_backoff_limit_on_failure(job: Obj, active: list[Obj]) -> bool:
+    """``restartPolicy: OnFailure``: the restarts of the active pods' containers count
+    against ``backoffLimit`` (``pastBackoffLimitOnFailure``)."""
+    spec = job.get("spec") or {}
+    if ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") != "OnFailure":
+        return False
+    restarts = sum(int(cs.get("restartCount", 0)) for p in active
+                   for cs in ((p.get("status") or {}).get("initContainerStatuses") or [])
+                   + ((p.get("status") or {}).get("containerStatuses") or []))
+    limit = int(spec.get("backoffLimit", 6))
+    return restarts > 0 if limit == 0 else restarts >= limit
 
 
 def _condition(ctype: str, reason: str, message: str, now: str) -> dict[str, Any]:
@@ -299,7 +313,7 @@ class JobController(Controller):
             limit = int(spec.get("backoffLimit", 6))
             deadline = spec.get("activeDeadlineSeconds")
             started = util.parse_time(st.get("startTime"))
-            if failed > limit:
+            if failed > limit or past_backoff_limit_on_failure(job, active):
                 failure = _condition("FailureTarget", "BackoffLimitExceeded", "Job has reached the specified backoff limit", now)
             elif deadline is not None and started and now_s - started >= float(deadline):
                 failure = _condition("FailureTarget", "DeadlineExceeded", "Job was active longer than specified deadline", now)

@@ -628,6 +628,8 @@ class Kubelet(Controller):
         grace = float(pod["metadata"].get("deletionGracePeriodSeconds", 30))
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         was_running = any("running" in (cs.get("state") or {}) for cs in statuses)
+        # a process container waiting to restart (OnFailure, Always) ends the pod Failed too
+        was_running = was_running or (self.procs.container_of(pod) is not None and util.phase(pod) == "Running")
         for c in (pod.get("spec") or {}).get("containers") or []:
             cname = str(c.get("name", ""))
             self._event(ns, name, "Killing", f"Stopping container {cname}", container=cname)
@@ -643,6 +645,10 @@ class Kubelet(Controller):
         if end is not None:
             exit_code, reason = int(end["exitCode"]), str(end.get("reason") or "Error")
             finished = str(end.get("finishedAt") or finished)
+        elif self.procs.container_of(pod) is not None and was_running:
+            # it was waiting to restart: it ends with its last exit
+            last = next((((cs.get("lastState") or {}).get("terminated") or {}) for cs in statuses), {})
+            exit_code, reason = int(last.get("exitCode", 137)) or 137, "Error"
 
         def terminated(p: Obj) -> None:
             st = p.setdefault("status", {})
