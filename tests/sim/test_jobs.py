@@ -45,6 +45,11 @@ WORKER = textwrap.dedent('''
         urllib.request.urlopen("http://nothing.demo.svc.cluster.local/", timeout=5)
     except OSError as exc:
         print("NXDOMAIN=" + type(exc).__name__)
+    try:
+        import k3dtui, uvicorn
+        print("ISOLATED=no")
+    except ImportError:
+        print("ISOLATED=yes")
     print("to stderr", file=sys.stderr)
 ''')
 
@@ -210,6 +215,7 @@ def test_indexed_job_runs_for_real(demo: SimHandle) -> None:
         assert log.count("SHORT=") == 3 and all(s in web for s in
                                                 (ln.split("=", 1)[1] for ln in log.splitlines() if ln.startswith("SHORT=")))
         assert "to stderr" in log
+        assert lines["ISOLATED"] == "yes"  # the standard library only, as in the image
         keys = set(lines["ENVKEYS"].split(","))
         assert {"POD_NAME", "NODE_NAME", "POD_IP", "JOB_COMPLETION_INDEX", "HOSTNAME", "PATH", "HOME",
                 "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT"} <= keys

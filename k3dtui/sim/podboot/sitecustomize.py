@@ -5,8 +5,8 @@ on the child's ``PYTHONPATH`` and names a per-pod JSON file in ``K3DTUI_SIM_POD`
 module (standard library only: it runs in the container's process, not in k3dtui):
 
 - removes its own traces from the environment and ``sys.path`` (the container's
-  ``PYTHONPATH``, if it had one, is restored), and the interpreter's installed packages
-  (an official ``python`` image has only the standard library);
+  ``PYTHONPATH``, if it had one, is restored), and the interpreter's installed packages and
+  what their ``.pth`` files add (an official ``python`` image has only the standard library);
 - maps the container's ``volumeMounts`` onto the pod's folders on this machine for the
   file functions (``open``, ``os.stat``, ``os.listdir``, ``os.scandir``, ``os.chdir``...);
 - cluster DNS as a pod's resolver (``search <ns>.svc.cluster.local svc.cluster.local
@@ -49,10 +49,15 @@ def _load_config() -> None:
         os.environ["PYTHONPATH"] = str(user_path)
     else:
         os.environ.pop("PYTHONPATH", None)
-    here = os.path.dirname(os.path.abspath(__file__))
+    # the standard library and the container's own PYTHONPATH; not this folder, nor what
+    # the interpreter's site-packages (and their .pth files) added (the script's folder
+    # comes after this module ran)
+    keep = {os.path.abspath(p) for p in (user_path or "").split(os.pathsep) if p}
+    base = os.path.abspath(sys.base_prefix) + os.sep
     sys.path[:] = [p for p in sys.path
-                   if os.path.abspath(p or ".") != here
-                   and not p.endswith(("site-packages", "dist-packages"))]
+                   if os.path.abspath(p or ".") in keep
+                   or (os.path.abspath(p or ".").startswith(base)
+                       and "site-packages" not in p and "dist-packages" not in p)]
     sys.dont_write_bytecode = True  # volumes are read-only, as a configMap mount is
     for mount, host in _CONFIG.get("mounts") or []:
         _MOUNTS.append((str(mount).rstrip("/") or "/", str(host)))
