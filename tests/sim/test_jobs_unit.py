@@ -120,3 +120,32 @@ async def test_refused_start_waits_with_an_event_then_jobs_run_one_at_a_time(tmp
     assert done["status"]["succeeded"] == 2 and "active" not in done["status"]
     assert [p["status"]["phase"] for p in job_pods(store)] == ["Succeeded", "Succeeded"]
     cluster.stop()
+
+
+async def test_a_missing_configmap_holds_the_container_until_it_exists(tmp_path: Path) -> None:
+    store = Store()
+    runtime = FakeProcesses(refuse=0)
+    cluster = SimCluster(store, "mount", settings=SimSettings.fast(), runtime=runtime)
+    cluster.kubelet.procs.root = tmp_path / "pods"
+    cluster.start()
+    spec = job(completions=1, parallelism=1)
+    container = spec["spec"]["template"]["spec"]["containers"][0]
+    container["volumeMounts"] = [{"name": "code", "mountPath": "/opt/code", "readOnly": True}]
+    container["command"] = ["python", "-u", "/opt/code/worker.py"]
+    container.pop("workingDir")
+    spec["spec"]["template"]["spec"]["volumes"] = [{"name": "code", "configMap": {"name": "code"}}]
+    registry.create(store, gvrs.JOBS, spec)
+    await settle(lambda: any(e["reason"] == "FailedMount" for e in store.iter(gvrs.EVENTS)))
+    event = next(e for e in store.iter(gvrs.EVENTS) if e["reason"] == "FailedMount")
+    assert event["message"] == 'MountVolume.SetUp failed for volume "code" : configmap "code" not found'
+    assert runtime.started == []
+    store.create(gvrs.CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap",
+                                   "metadata": {"name": "code", "namespace": "default"},
+                                   "data": {"worker.py": "print('hi')\n"}})
+    await settle(lambda: runtime.started, 5.0)
+    uid, argv, _env, _cwd = runtime.started[0]
+    script = tmp_path / "pods" / uid / "volumes" / "code" / "worker.py"
+    assert argv == [sys.executable, "-u", str(script)]  # the mountPath in argv, rewritten
+    assert script.read_text() == "print('hi')\n"
+    assert oct(script.stat().st_mode & 0o777) == oct(0o444)  # a configMap volume is read-only
+    cluster.stop()

@@ -7,7 +7,7 @@
 - the generated selector (``pkg/registry/batch/job/strategy.go`` ``generateSelector``):
   unless ``manualSelector``, the template gets ``batch.kubernetes.io/controller-uid``,
   ``batch.kubernetes.io/job-name`` and the legacy ``controller-uid``, ``job-name`` labels
-  and the selector matches the first;
+  and the selector matches the first; a Job without labels takes its template's;
 - checks (``pkg/apis/batch/validation``): the template's ``restartPolicy`` is ``OnFailure``
   or ``Never``; ``Indexed`` needs ``completions``; counts are not negative.
 """
@@ -58,6 +58,8 @@ def default_job(obj: Obj, old: Obj | None) -> None:
         labels[LEGACY_CONTROLLER_UID] = uid
         labels[LEGACY_JOB_NAME] = name
     spec["selector"] = {"matchLabels": {CONTROLLER_UID: uid}}
+    if isinstance(tmpl, dict) and not meta.get("labels"):
+        meta["labels"] = dict(tmpl["metadata"]["labels"])  # a Job without labels takes its template's
 
 
 def validate_job(kind: Kind, obj: Obj, errs: Invalid) -> None:
