@@ -17,6 +17,7 @@ from k3dtui.sim.controllers import addons
 from k3dtui.sim.controllers import nodes as node_ctl
 from k3dtui.sim.controllers.base import Controller, Ctx, Runtime
 from k3dtui.sim.controllers.disruption import DisruptionController
+from k3dtui.sim.controllers.jobs import JobController, TTLAfterFinishedController
 from k3dtui.sim.controllers.kubelet import Kubelet
 from k3dtui.sim.controllers.metallb import MetalLB
 from k3dtui.sim.controllers.nodelifecycle import NodeLifecycle
@@ -75,7 +76,7 @@ class SimCluster:
     def admission_hooks(self) -> dict[GVR, Any]:
         return {gvrs.IPADDRESSPOOLS: self.metallb.admit_pool, gvrs.L2ADVERTISEMENTS: self.metallb.admit_l2}
 
-    def start(self, lb: Controller | None = None) -> None:
+    def start(self, lb: Controller | None = None, extra: list[Controller] | None = None) -> None:
         """Bootstrap and attach the controllers; call on the running loop."""
         node_ctl.bootstrap(self.store, self.ctx.nodes)
         addons.install(self.store)
@@ -88,6 +89,8 @@ class SimCluster:
             DeploymentController(self.ctx),
             ReplicaSetController(self.ctx),
             DaemonSetController(self.ctx),
+            JobController(self.ctx),
+            TTLAfterFinishedController(self.ctx),
             Scheduler(self.ctx),
             self.kubelet,
             EndpointsController(self.ctx),
@@ -98,6 +101,7 @@ class SimCluster:
         if lb is not None:
             self.lb = lb
             controllers.append(lb)
+        controllers.extend(extra or [])
         for c in controllers:
             self.ctx.add(c)
         self._detach = self.ctx.attach()

@@ -40,7 +40,7 @@ from k3dtui.sim.apiserver import ApiServer
 from k3dtui.sim.cluster import SimCluster
 from k3dtui.sim.controllers.base import spawn
 from k3dtui.sim.kinds import Registry
-from k3dtui.sim.lb import LoadBalancerController
+from k3dtui.sim.lb import ClusterIPController, LoadBalancerController
 from k3dtui.sim.runtime import DataPlaneClient
 from k3dtui.sim.settings import SimSettings
 from k3dtui.sim.statefiles import pid_alive as pid_alive  # re-exported (tests, callers)
@@ -124,6 +124,12 @@ class Daemon:
             self.api.add_token(limited_token, role)
         self.api.bookmark_interval = settings.bookmark_interval
         self.lb = LoadBalancerController(self.cluster.ctx, self.cluster.kubelet.ports.get, self.folder / "lb.json")
+        # process containers (the python image): their pods' folders, and the ClusterIP
+        # listeners and names they reach Services by
+        self.cluster_ips = ClusterIPController(self.cluster.ctx, self.cluster.kubelet.ports.get,
+                                               self.folder / "services.json")
+        self.cluster.kubelet.procs.root = self.folder / "pods"
+        self.cluster.kubelet.procs.services_file = self.folder / "services.json"
         self.port = port
         self.started = time.time()
         self.identity = ""  # the token recorded in the pid file, answered at /sim/status
@@ -147,7 +153,7 @@ class Daemon:
         kept = persist.load(self.folder)
         if kept is not None:
             self._restore(kept)
-        self.cluster.start(lb=self.lb)
+        self.cluster.start(lb=self.lb, extra=[self.cluster_ips])
         if kept is not None:
             self._restart_pods()
         self.keeper = persist.Keeper(self.store, self.folder, lambda: {"images": self.cluster.images})
@@ -205,6 +211,7 @@ class Daemon:
                 if pod["metadata"].get("uid") == uid:
                     kubelet.crash(pod["metadata"]["namespace"], pod["metadata"]["name"])
         self.lb.forget()
+        self.cluster_ips.forget()
 
     def state(self) -> dict[str, Any]:
         return {
@@ -225,9 +232,12 @@ class Daemon:
             await self.api.stop()
         self.cluster.stop()
         await self.runtime.stop()
-        for leftover in ("lb.json", "state.json", "pid", "kubeconfig.yaml", "ca.crt"):
+        for leftover in ("lb.json", "services.json", "state.json", "pid", "kubeconfig.yaml", "ca.crt"):
             with contextlib.suppress(OSError):
                 (self.folder / leftover).unlink()
+        from k3dtui.sim.controllers.containers import remove_tree
+
+        remove_tree(self.folder / "pods")  # process containers' volumes (they are gone with the data plane)
 
     def request_stop(self) -> None:
         self._stop.set()
@@ -250,6 +260,8 @@ class Daemon:
     async def _status(self, request: web.Request) -> web.Response:
         return web.json_response({
             **self.state(), "identity": self.identity, "images": self.cluster.images, "lb": self.lb.mapping,
+            "processes": await self._process_pids(),
+            "cluster_ip_backends": {k: len(v) for k, v in self.cluster_ips.backends.items()},
             "lb_backends": {k: len(v) for k, v in self.lb.backends.items()},
             "nodes": [
                 {"name": n.name, "role": n.role, "ip": n.ip, "ready": self._node_ready(n.name),
@@ -258,6 +270,13 @@ class Daemon:
                 for n in self.cluster.ctx.nodes
             ],
         })
+
+    async def _process_pids(self) -> dict[str, int]:
+        """The running process containers' pids by pod uid (the python image's)."""
+        try:
+            return await asyncio.wait_for(self.runtime.process_pids(), 5.0)
+        except (RuntimeError, TimeoutError):
+            return {}
 
     def _node_ready(self, name: str) -> bool:
         from k3dtui.sim.controllers.nodes import node_is_ready

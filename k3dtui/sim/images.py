@@ -2,7 +2,8 @@
 
 It runs the app's image once imported (``k3dtui`` imports it as ``k3d image import`` does)
 and emulates a few well-known images that need no import: ``nginx`` (serves its default
-page on port 80), ``busybox`` (runs its command as a sleeping process) and the images of
+page on port 80), ``busybox`` (runs its command as a sleeping process), ``python`` (runs its
+command as a real process on this machine: :mod:`k3dtui.sim.controllers.containers`) and the images of
 the workloads it plays itself (k3s's kube-system add-ons, MetalLB). It pulls nothing else:
 any other image is refused with a message that says so, never a made-up registry error.
 """
@@ -14,10 +15,12 @@ from k3dtui.sim.controllers.util import image_repository, normalize_image
 APP_REPOSITORY = "fastapi-random"
 
 # repository → how the simulated container behaves: "nginx" serves a page on port 80,
-# "sleep" runs (its command is a sleeping process), "system" is a workload the simulator plays
+# "sleep" runs (its command is a sleeping process), "python" runs its command for real with
+# this machine's interpreter, "system" is a workload the simulator plays
 EMULATED: dict[str, str] = {
     "docker.io/library/nginx": "nginx",
     "docker.io/library/busybox": "sleep",
+    "docker.io/library/python": "python",
     "quay.io/metallb/controller": "system",
     "quay.io/metallb/speaker": "system",
     "docker.io/rancher/mirrored-coredns-coredns": "system",

@@ -26,6 +26,14 @@ for a LoadBalancer Service; kubernetes/kubernetes ``pkg/proxy/iptables/proxier.g
 The rewrite is a table shared with the pods' servers in the data-plane process (``SNAT``,
 what conntrack's NAT entries are on a node): the relay's source port toward the pod → the
 address the pod sees; ``as_delivered`` gives the pod's app that address as its peer.
+
+ClusterIP (``ClusterIPController``): for the process containers of the emulated ``python``
+image (:mod:`k3dtui.sim.podboot.sitecustomize`), one listener per Service port with every
+ready endpoint of every node (``internalTrafficPolicy: Cluster``, the ``KUBE-SVC-`` chain);
+``services.json`` maps ``<svc>.<ns>`` to its ClusterIP and each port to its listener, and each
+ClusterIP to its Service. Pod-to-Service traffic is not masqueraded: a client that connects
+from ``127.42.N.H`` (the bootstrap binds there) is seen by the serving pod as ``10.42.N.H``,
+its own pod IP. A Service with no ready endpoint resets the connection (kube-proxy rejects it).
 """
 
 from __future__ import annotations
@@ -152,7 +160,7 @@ class Listener:
         self._conns.setdefault(port, set()).add(pair)
         local = bwriter.get_extra_info("sockname")
         relay_port = int(local[1]) if local else 0
-        masq = self.snat.get(port)
+        masq = self.snat.get(port) or pod_address(writer.get_extra_info("peername"))
         if masq and relay_port:
             SNAT[relay_port] = masq
         try:
@@ -166,6 +174,14 @@ class Listener:
             for w in (writer, bwriter):
                 if not w.transport.is_closing():
                     w.close()
+
+
+def pod_address(peer: Any) -> str | None:
+    """A process container's pod IP from the loopback alias it connected from
+    (``127.42.N.H`` → ``10.42.N.H``), or None."""
+    if isinstance(peer, tuple) and peer and isinstance(peer[0], str) and peer[0].startswith("127.42."):
+        return "10.42." + peer[0][len("127.42."):]
+    return None
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -317,3 +333,108 @@ class LoadBalancerController(Controller):
         tmp = self.lb_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.mapping, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         os.replace(tmp, self.lb_file)
+
+
+class ClusterIPController(Controller):
+    """One data-plane listener per (Service with a ClusterIP, TCP port): every ready endpoint,
+    a random one per connection; the table the process containers resolve names with."""
+
+    watches = frozenset({gvrs.SERVICES, gvrs.ENDPOINTSLICES})
+
+    def __init__(self, ctx: Ctx, ports_of: Callable[[str], int | None], table_file: Path | None) -> None:
+        super().__init__(ctx)
+        self.ports_of = ports_of  # pod uid → loopback port of its server
+        self.table_file = table_file
+        self._lock = asyncio.Lock()
+        self._backends: dict[str, list[int]] = {}
+        self._listeners: dict[str, int] = {}
+        self.table: dict[str, Any] = {"services": {}, "ips": {}}
+
+    @property
+    def backends(self) -> dict[str, list[int]]:
+        return dict(self._backends)
+
+    def keys_for(self, event: Event) -> list[str]:
+        return ["all"]
+
+    def start(self) -> None:
+        self.enqueue("all")
+
+    def reconcile(self, key: str) -> None:
+        spawn(self._sync())
+
+    def routes(self) -> tuple[dict[str, list[int]], dict[str, Any]]:
+        """Each listener's backends (``cip/<ns>/<svc>:<port>``) and the services table
+        without listener ports."""
+        ready: dict[tuple[str, str], list[int]] = {}
+        for es in self.store.iter(gvrs.ENDPOINTSLICES):
+            svc_name = util.labels_of(es).get("kubernetes.io/service-name")
+            if not svc_name:
+                continue
+            ports = ready.setdefault((str(es["metadata"].get("namespace", "")), svc_name), [])
+            for ep in es.get("endpoints") or []:
+                uid = (ep.get("targetRef") or {}).get("uid")
+                if (ep.get("conditions") or {}).get("ready") and uid:
+                    port = self.ports_of(str(uid))
+                    if port is not None and port not in ports:
+                        ports.append(port)
+        want: dict[str, list[int]] = {}
+        services: dict[str, Any] = {}
+        for svc in self.store.iter(gvrs.SERVICES):
+            spec = svc.get("spec") or {}
+            ip = str(spec.get("clusterIP") or "")
+            if not ip or ip == "None" or spec.get("type") == "ExternalName":
+                continue
+            ns, name = str(svc["metadata"]["namespace"]), str(svc["metadata"]["name"])
+            entry: dict[str, Any] = {"ip": ip, "ports": {}}
+            for sp in spec.get("ports") or []:
+                if sp.get("protocol", "TCP") != "TCP" or sp.get("port") is None:
+                    continue
+                key = f"cip/{ns}/{name}:{sp['port']}"
+                want[key] = sorted(ready.get((ns, name), []))
+                entry["ports"][str(sp["port"])] = key
+            services[f"{name}.{ns}"] = entry
+        return want, services
+
+    async def _sync(self) -> None:
+        runtime = self.ctx.runtime
+        if runtime is None:
+            return
+        async with self._lock:
+            want, services = self.routes()
+            for key in list(self._listeners):
+                if key not in want:
+                    with contextlib.suppress(Exception):
+                        await runtime.remove_lb(key)
+                    del self._listeners[key]
+                    self._backends.pop(key, None)
+            for key, ports in want.items():
+                if self._backends.get(key) == ports and key in self._listeners:
+                    continue
+                try:
+                    self._listeners[key] = await runtime.set_lb(key, ports, None)
+                except Exception:
+                    log.exception("set_lb %s", key)
+                    continue
+                self._backends[key] = ports
+            table: dict[str, Any] = {"services": {}, "ips": {}}
+            for svc_key, entry in sorted(services.items()):
+                listening = {p: self._listeners[k] for p, k in entry["ports"].items() if k in self._listeners}
+                table["services"][svc_key] = {"ip": entry["ip"], "ports": listening}
+                table["ips"][entry["ip"]] = svc_key
+            if table != self.table:
+                self.table = table
+                self.write_file()
+
+    def forget(self) -> None:
+        """The data plane was replaced: every listener must be created again."""
+        self._listeners.clear()
+        self._backends.clear()
+        self.enqueue("all")
+
+    def write_file(self) -> None:
+        if self.table_file is None:
+            return
+        tmp = self.table_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.table, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, self.table_file)

@@ -27,6 +27,7 @@ from typing import Any
 from k3dtui import resources
 from k3dtui.sim.lb import Listener, as_delivered
 from k3dtui.sim.podio import LogBook, Usage, instrument
+from k3dtui.sim.procpods import ProcessHost
 
 log = logging.getLogger("k3dtui.sim.runtime")
 
@@ -89,6 +90,7 @@ class DataPlane:
         self.lbs: dict[str, Listener] = {}
         self.logs = LogBook()  # each pod's log lines, per container incarnation
         self.usage: dict[str, Usage] = {}  # each pod's requests and CPU time (for metrics)
+        self.procs = ProcessHost(self.logs)  # the emulated python image's containers (real processes)
 
     def warm(self) -> None:
         import uvicorn  # noqa: F401
@@ -198,7 +200,7 @@ class DataPlane:
         lines, nxt = inc.read(after=int(req.get("after", 0)), since_ns=int(req.get("since_ns", 0)),
                               tail=int(req.get("tail", -1)))
         return {"found": True, "lines": lines, "next": nxt, "incarnation": inc.number,
-                "running": inc.running and uid in self.pods}
+                "running": inc.running and (uid in self.pods or self.procs.running(uid))}
 
     def read_usage(self) -> dict[str, Any]:
         """Per pod uid: requests, CPU nanoseconds, bytes, log lines kept; the process's
@@ -232,6 +234,19 @@ class DataPlane:
             return {}
         if op == "logs":
             return self.read_logs(req)
+        if op == "start_proc":
+            return await self.procs.start(str(req["uid"]), [str(a) for a in req["argv"]],
+                                          {str(k): str(v) for k, v in (req.get("env") or {}).items()},
+                                          str(req.get("cwd") or ""))
+        if op == "wait_proc":
+            return await self.procs.wait(str(req["uid"]))
+        if op == "stop_proc":
+            return await self.procs.stop(str(req["uid"]), float(req.get("grace", 30)))
+        if op == "forget_proc":
+            await self.procs.forget(str(req["uid"]))
+            return {}
+        if op == "procs":
+            return {"pids": self.procs.pids()}
         if op == "usage":
             return self.read_usage()
         if op == "stats":
@@ -273,6 +288,7 @@ async def _serve_stdio() -> None:
         task = loop.create_task(run(req))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
+    await plane.procs.stop_all()
     for uid in list(plane.pods):
         await plane.stop_pod(uid)
 
@@ -363,6 +379,26 @@ class DataPlaneClient:
                         tail: int = -1) -> dict[str, Any]:
         """A pod's log lines (see :meth:`DataPlane.read_logs`)."""
         return await self.request("logs", uid=uid, previous=previous, after=after, since_ns=since_ns, tail=tail)
+
+    async def start_process(self, uid: str, argv: list[str], env: dict[str, str], cwd: str) -> dict[str, Any]:
+        """Start a process container (:mod:`k3dtui.sim.procpods`): ``{pid, startedAt}``."""
+        return await self.request("start_proc", uid=uid, argv=argv, env=env, cwd=cwd)
+
+    async def wait_process(self, uid: str) -> dict[str, Any]:
+        """Its end: ``{exitCode, reason, startedAt, finishedAt, pid}`` (``{}``: none)."""
+        return await self.request("wait_proc", uid=uid)
+
+    async def stop_process(self, uid: str, grace: float) -> dict[str, Any]:
+        """SIGTERM, SIGKILL after ``grace`` seconds; its end."""
+        return await self.request("stop_proc", uid=uid, grace=grace)
+
+    async def forget_process(self, uid: str) -> None:
+        """The pod is gone: kill what still runs."""
+        await self.request("forget_proc", uid=uid)
+
+    async def process_pids(self) -> dict[str, int]:
+        """The running process containers' pids, by pod uid."""
+        return {str(k): int(v) for k, v in (await self.request("procs"))["pids"].items()}
 
     async def read_usage(self) -> dict[str, Any]:
         """Every running pod's requests and CPU time (see :meth:`DataPlane.read_usage`)."""

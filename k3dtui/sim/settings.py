@@ -34,6 +34,9 @@ class SimSettings:
     remove_delay: float = 0.1
     # kubelet: ErrImagePull → ImagePullBackOff
     backoff_delay: float = 1.0
+    # Job controller: a failed pod's replacement waits this long, doubled per failure up to
+    # 6 minutes (pkg/controller/job: DefaultJobPodFailureBackOff 10 s, MaxJobPodFailureBackOff)
+    job_backoff: float = 10.0
     # MetalLB controller: a Service (or pool) change → the IP allocation
     metallb_delay: float = 0.05
     # MetalLB: pools are refused this long after the controller turns Ready (the webhook
@@ -69,6 +72,7 @@ class SimSettings:
             terminate_delay=0.3,
             remove_delay=0.01,
             backoff_delay=0.05,
+            job_backoff=0.05,
             metallb_delay=0.0,
             webhook_race=0.0,
             bookmark_interval=5.0,

@@ -224,6 +224,40 @@ def _deployment_row(d: Obj, now: dt.datetime) -> list[Any]:
     ]
 
 
+def _job_row(job: Obj, now: dt.datetime) -> list[Any]:
+    """pkg/printers/internalversion/printers.go printJob (1.31: with STATUS)."""
+    spec, status = job.get("spec") or {}, job.get("status") or {}
+    true = {c.get("type") for c in status.get("conditions") or [] if c.get("status") == "True"}
+    if "Complete" in true:
+        state = "Complete"
+    elif "Failed" in true:
+        state = "Failed"
+    elif _meta(job).get("deletionTimestamp"):
+        state = "Terminating"
+    elif "Suspended" in true:
+        state = "Suspended"
+    elif "FailureTarget" in true:
+        state = "FailureTarget"
+    elif "SuccessCriteriaMet" in true:
+        state = "SuccessCriteriaMet"
+    else:
+        state = "Running"
+    succeeded = int(status.get("succeeded", 0))
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{spec['completions']}"
+    elif int(spec.get("parallelism") or 0) > 1:
+        completions = f"{succeeded}/1 of {spec['parallelism']}"
+    else:
+        completions = f"{succeeded}/1"
+    started, finished = parse_time(status.get("startTime")), parse_time(status.get("completionTime"))
+    duration = ""
+    if started is not None:
+        duration = human_duration(((finished or now) - started).total_seconds())
+    names, images = _containers(job)
+    return [_meta(job).get("name", ""), state, completions, duration, _age(job, now), names, images,
+            format_label_selector(spec.get("selector"))]
+
+
 def _replicaset_row(rs: Obj, now: dt.datetime) -> list[Any]:
     spec, status = rs.get("spec") or {}, rs.get("status") or {}
     names, images = _containers(rs)
@@ -428,6 +462,11 @@ _TABLES: dict[tuple[str, str], tuple[list[Column], RowFn]] = {
          ("Available", INT, 0, ""), ("Node Selector", S, 0, ""), ("Age", S, 0, ""),
          ("Containers", S, 1, ""), ("Images", S, 1, ""), ("Selector", S, 1, "")],
         _daemonset_row,
+    ),
+    ("batch", "jobs"): (
+        [_NAME, ("Status", S, 0, ""), ("Completions", S, 0, ""), ("Duration", S, 0, ""), ("Age", S, 0, ""),
+         ("Containers", S, 1, ""), ("Images", S, 1, ""), ("Selector", S, 1, "")],
+        _job_row,
     ),
     ("apps", "statefulsets"): (
         [_NAME, ("Ready", S, 0, ""), ("Age", S, 0, ""), ("Containers", S, 1, ""), ("Images", S, 1, "")],

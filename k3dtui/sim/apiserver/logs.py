@@ -130,6 +130,13 @@ class Logs(Handlers):
                     if limit and sent >= limit:
                         break
                 if not running or not self._pod_is(ns, name, uid):
+                    if running:  # the container just ended: the lines it wrote last
+                        last = await self.log_source(uid, previous=False, after=after, since_ns=since_ns, tail=-1)
+                        if last.get("incarnation") == incarnation and last.get("lines"):
+                            body = render(last["lines"])
+                            if limit:
+                                body = body[: max(0, limit - sent)]
+                            await resp.write(body)
                     break
                 await asyncio.sleep(FOLLOW_POLL)
                 if request.transport is None or request.transport.is_closing():

@@ -6,7 +6,9 @@ period when it ignores SIGTERM), then phase Succeeded/Failed, then it is removed
 only if its images are on the node: imported (``import_image``) or in a registry (a fully
 qualified name); otherwise it waits with ``ErrImageNeverPull`` (pull policy Never) or
 ``ErrImagePull``/``ImagePullBackOff``, and starts once the image is imported. Pods of the
-app image serve real HTTP through the runtime (the data-plane process).
+app image serve real HTTP through the runtime (the data-plane process); containers of the
+emulated ``python`` image run their command as a real process there
+(:mod:`k3dtui.sim.controllers.containers`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from k3dtui.sim import gvrs, images
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, Ctx, spawn
+from k3dtui.sim.controllers.containers import ProcessContainers
 from k3dtui.sim.registry import pods
 from k3dtui.sim.store import ApiError, Event, Obj
 
@@ -59,6 +62,8 @@ class Kubelet(Controller):
         self._used_ips: set[str] = set()
         self._image_waiters: list[asyncio.Future[None]] = []
         ctx.on_images.append(self._images_changed)
+        # process containers (the python image); the daemon sets procs.root to run them
+        self.procs = ProcessContainers(ctx.store, ctx.runtime, ctx.settings, self._update, self._event)
 
     # -- events ------------------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -72,7 +77,7 @@ class Kubelet(Controller):
         pod = event.obj
         uid = str(pod["metadata"].get("uid", ""))
         if event.type == "DELETED":
-            for tasks in (self.running, self.terminating):
+            for tasks in (self.running, self.terminating, self.procs.watchers):
                 task = tasks.pop(uid, None)
                 if task is not None:
                     task.cancel()
@@ -136,6 +141,7 @@ class Kubelet(Controller):
                 task = tasks.pop(uid, None)
                 if task is not None:
                     task.cancel()
+            await self.procs.forget(uid)
             had_server = self.ports.pop(uid, None) is not None or uid in self._starting
             self._starting.discard(uid)
             if had_server and self.ctx.runtime is not None:
@@ -233,6 +239,8 @@ class Kubelet(Controller):
         ip = self.pod_ips.pop(uid, None)
         if ip:
             self._used_ips.discard(ip)
+        await self.procs.forget(uid)
+        self.procs.remove_folder(uid)
         had_server = self.ports.pop(uid, None) is not None or uid in self._starting
         self._starting.discard(uid)
         if had_server and self.ctx.runtime is not None:
@@ -273,7 +281,8 @@ class Kubelet(Controller):
         if node_spec is None:
             return
         containers: list[dict[str, Any]] = list(spec.get("containers") or [])
-        has_probe = any("readinessProbe" in c for c in containers)
+        process = self.procs.container_of(pod)  # runs as a real process (no probes: Ready once started)
+        has_probe = any("readinessProbe" in c and c != process for c in containers)
 
         def waiting(c: dict[str, Any], reason: str, message: str | None = None) -> dict[str, Any]:
             w: dict[str, Any] = {"reason": reason}
@@ -331,7 +340,12 @@ class Kubelet(Controller):
         for c in containers:
             cname = str(c.get("name", ""))
             self._event(ns, name, "Created", f"Created container: {cname}", container=cname)
-            if self._serves(c) and self.ctx.runtime is not None and port is None:
+            if process is not None and c == process:
+                await self.procs.start(ns, name, uid, c)
+                current = self.store.peek(gvrs.PODS, ns, name)
+                if current is None or current["metadata"].get("uid") != uid or util.is_terminating(current):
+                    raise _Gone
+            elif self._serves(c) and self.ctx.runtime is not None and port is None:
                 port = await self._start_server(ns, name, uid, node, c)
                 current = self.store.peek(gvrs.PODS, ns, name)
                 if current is None or current["metadata"].get("uid") != uid or util.is_terminating(current):
@@ -345,7 +359,7 @@ class Kubelet(Controller):
             before = {cs.get("name"): cs for cs in st.get("containerStatuses") or []}
             statuses = []
             for c in containers:
-                ready = "readinessProbe" not in c
+                ready = "readinessProbe" not in c or c == process
                 prev = before.get(c.get("name")) or {}
                 cs: dict[str, Any] = {
                     "name": c.get("name", ""), "image": c.get("image", ""),
@@ -363,6 +377,8 @@ class Kubelet(Controller):
                 util.set_condition(p, "ContainersReady", "True")
 
         self._update(ns, name, uid, run)
+        if process is not None:
+            self._follow(ns, name, uid, process)
         if has_probe:
             await asyncio.sleep(s.ready_delay)
 
@@ -458,10 +474,25 @@ class Kubelet(Controller):
     async def _restart(self, ns: str, name: str, uid: str) -> None:
         await self._guarded("restart", self.running, ns, name, uid, self._restart_inner(ns, name, uid))
 
+    def _follow(self, ns: str, name: str, uid: str, c: dict[str, Any], first: dict[str, Any] | None = None) -> None:
+        """Follow a process container to its end (its pod's phase, or a restart)."""
+        old = self.procs.watchers.pop(uid, None)
+        if old is not None:
+            old.cancel()
+        self.procs.watchers[uid] = asyncio.get_running_loop().create_task(
+            self._guarded("process", self.procs.watchers, ns, name, uid, self.procs.follow(ns, name, uid, c, first)))
+
     async def _restart_inner(self, ns: str, name: str, uid: str) -> None:
         s = self.ctx.settings
         pod = self.store.peek(gvrs.PODS, ns, name)
         if pod is None:
+            return
+        process = self.procs.container_of(pod)
+        if process is not None:
+            # its process is killed (or already gone, after a restart of the simulator): the
+            # container exited, and its restartPolicy decides
+            end = await self.procs.stop(uid, 0)
+            self._follow(ns, name, uid, process, end or {"exitCode": 255, "reason": "Unknown"})
             return
         node = str((pod.get("spec") or {}).get("nodeName") or "")
         containers = list((pod.get("spec") or {}).get("containers") or [])
@@ -597,20 +628,32 @@ class Kubelet(Controller):
         grace = float(pod["metadata"].get("deletionGracePeriodSeconds", 30))
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         was_running = any("running" in (cs.get("state") or {}) for cs in statuses)
+        # a process container waiting to restart (OnFailure, Always) ends the pod Failed too
+        was_running = was_running or (self.procs.container_of(pod) is not None and util.phase(pod) == "Running")
         for c in (pod.get("spec") or {}).get("containers") or []:
             cname = str(c.get("name", ""))
             self._event(ns, name, "Killing", f"Stopping container {cname}", container=cname)
         killed = s.ignore_sigterm and was_running
-        await asyncio.sleep(grace if killed else min(s.terminate_delay, grace))
+        # a process container gets SIGTERM, then SIGKILL at the end of the grace period
+        end = await self.procs.stop(uid, grace)
+        if end is None:
+            await asyncio.sleep(grace if killed else min(s.terminate_delay, grace))
         if self.ports.pop(uid, None) is not None and self.ctx.runtime is not None:
             await self.ctx.runtime.stop_pod(uid)
         finished = util.now()
         exit_code, reason = (137, "Error") if killed else (0, "Completed")
+        if end is not None:
+            exit_code, reason = int(end["exitCode"]), str(end.get("reason") or "Error")
+            finished = str(end.get("finishedAt") or finished)
+        elif self.procs.container_of(pod) is not None and was_running:
+            # it was waiting to restart: it ends with its last exit
+            last = next((((cs.get("lastState") or {}).get("terminated") or {}) for cs in statuses), {})
+            exit_code, reason = int(last.get("exitCode", 137)) or 137, "Error"
 
         def terminated(p: Obj) -> None:
             st = p.setdefault("status", {})
             if was_running:
-                st["phase"] = "Failed" if killed else "Succeeded"
+                st["phase"] = "Failed" if exit_code != 0 else "Succeeded"
             for cs in st.get("containerStatuses") or []:
                 state = cs.get("state") or {}
                 started = (state.get("running") or {}).get("startedAt")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from k3dtui.sim import gvrs
 from k3dtui.sim.kinds import Kind, builtin_kind
-from k3dtui.sim.registry import crds, namespaces, pods, services, workloads
+from k3dtui.sim.registry import crds, jobs, namespaces, pods, services, workloads
 from k3dtui.sim.registry.names import assign_name, validate_name
 from k3dtui.sim.registry.validation import Invalid, validate_metadata
 from k3dtui.sim.store import GVR, ApiError, Obj, Store, now_rfc3339
@@ -87,6 +87,10 @@ def _daemonset_defaults(obj: Obj, old: Obj | None, store: Store, errs: Invalid) 
     workloads.default_daemonset(obj)
 
 
+def _job_defaults(obj: Obj, old: Obj | None, store: Store, errs: Invalid) -> None:
+    jobs.default_job(obj, old)
+
+
 def _service_defaults(obj: Obj, old: Obj | None, store: Store, errs: Invalid) -> None:
     services.default_service(obj, store, old, errs)
 
@@ -129,6 +133,7 @@ RULES: dict[tuple[str, str], KindRules] = {
         create_status=lambda: {"currentNumberScheduled": 0, "numberMisscheduled": 0,
                                "desiredNumberScheduled": 0, "numberReady": 0},
     ),
+    ("batch", "jobs"): KindRules(defaults=_job_defaults, validate=jobs.validate_job),
     ("apiextensions.k8s.io", "customresourcedefinitions"): KindRules(
         prepare=crds.prepare_crd, before_delete=_crd_before_delete,
     ),
@@ -261,6 +266,10 @@ def delete(store: Store, kind: Kind | GVR, namespace: str, name: str, opts: Obj 
     if rules.before_delete is not None:
         rules.before_delete(store, obj)
     policy = opts.get("propagationPolicy")
+    if policy is None and (gvr.group, gvr.version, gvr.resource) == ("batch", "v1", "jobs"):
+        # batch/v1 Jobs orphan their pods unless told otherwise, for compatibility
+        # (pkg/registry/batch/job/strategy.go DefaultGarbageCollectionPolicy)
+        policy = "Orphan"
     finalizers = list(meta.get("finalizers") or [])
     if policy == "Foreground" and "foregroundDeletion" not in finalizers:
         finalizers.append("foregroundDeletion")
