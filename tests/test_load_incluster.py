@@ -390,3 +390,25 @@ def test_pending_workers_are_said_when_the_bound_passes() -> None:
 def test_started_workers_are_returned() -> None:
     api = _FakeApi([_pod("w-1", "Running"), _pod("w-0", "Succeeded")])
     assert _waiter(0.0)._wait_for_pods(api, api) == ["w-0", "w-1"]
+
+
+# --- the command line: bad input -----------------------------------------------------
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["--in-cluster", "--workers", "0"], "--workers must be between 1 and 50, not 0"),
+    (["--in-cluster", "--workers", "51"], "--workers must be between 1 and 50, not 51"),
+    (["--in-cluster", "--workers", "two"], "--workers must be a whole number, not 'two'"),
+    (["--in-cluster", "--worker-image", ""], "--worker-image must be an image reference"),
+    (["--workers", "2"], "--workers is an option of --in-cluster"),
+    (["--worker-image", "python:3.12"], "--worker-image is an option of --in-cluster"),
+    (["--in-cluster", "--workers", "3", "--requests", "2"], "--requests (2) must be at least --workers (3)"),
+    (["--in-cluster", "--identity", "nope"], "unknown identity 'nope'"),
+])
+def test_cli_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str], argv: list[str], needle: str) -> None:
+    from k3dtui.cli import main
+
+    code = main(["load", "--sim", "--name", "no-such-cluster", *argv])
+    captured = capsys.readouterr()
+    assert code == 2, captured.err
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], captured.err

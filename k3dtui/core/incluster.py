@@ -189,16 +189,15 @@ def owner_patch(job_obj: Mapping[str, Any]) -> dict[str, Any]:
 
 def validate_workers(workers: Any) -> int:
     if isinstance(workers, bool) or not isinstance(workers, int):
-        raise UsageError(f"--workers must be a whole number, not {workers!r}", "e.g. --workers 2")
+        raise UsageError(f"--workers must be a whole number, not {workers!r}: e.g. --workers 2")
     if not MIN_WORKERS <= workers <= MAX_WORKERS:
-        raise UsageError(f"--workers must be between {MIN_WORKERS} and {MAX_WORKERS}, not {workers}",
-                         "e.g. --workers 2")
+        raise UsageError(f"--workers must be between {MIN_WORKERS} and {MAX_WORKERS}, not {workers}: e.g. --workers 2")
     return workers
 
 
 def validate_image(image: str) -> str:
     if not image or any(c.isspace() for c in image) or image != image.strip():
-        raise UsageError(f"--worker-image must be an image reference, not {image!r}",
+        raise UsageError(f"--worker-image must be an image reference, not {image!r}: "
                          f"e.g. --worker-image {DEFAULT_WORKER_IMAGE}")
     return image
 
@@ -421,7 +420,7 @@ class InClusterLoad:
         self.settings = self._with_url(settings)
         validate_settings(self.settings)
         if self.settings.requests is not None and self.settings.requests < self.workers:
-            raise UsageError(f"--requests ({self.settings.requests}) must be at least --workers ({self.workers})",
+            raise UsageError(f"--requests ({self.settings.requests}) must be at least --workers ({self.workers}): "
                              "each worker sends at least one request")
         self.kubeconfig = Path(kubeconfig)
         self.context = context
