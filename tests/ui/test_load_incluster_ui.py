@@ -28,7 +28,7 @@ async def test_w_moves_the_load_into_the_cluster_and_back() -> None:
         panel = screen.query_one(LoadPanel)
         assert screen.in_cluster and panel.in_cluster
         assert fixed.calls[-1] == "load place in-cluster 2"
-        assert "in-cluster ×2" in _text(panel, "load-mode")
+        assert "in-cluster, 2 workers" in _text(panel, "load-mode")
         await pilot.press("w")
         await settle(pilot)
         assert not screen.in_cluster

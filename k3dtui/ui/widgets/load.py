@@ -146,7 +146,7 @@ class LoadPanel(Vertical):
         conc = snap.concurrency if running and snap is not None else s.concurrency
         line = Text(no_wrap=True, overflow="ellipsis")
         if self.in_cluster:
-            line.append(f"in-cluster ×{self.load_workers}", style="bold magenta")
+            line.append(f"in-cluster, {self.load_workers} workers", style="bold magenta")
             line.append(" · ", style="")
         line.append(mode, style="bold")
         line.append(f" · conc {conc} · rate {f'{s.rate:g}/s' if s.rate else 'max'}", style="")
