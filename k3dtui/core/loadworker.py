@@ -75,6 +75,9 @@ class Target:
         host, port, path, netloc = parse_url(url)
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         address = str(infos[0][4][0])
+        # the port as resolved: the same as asked on a real network; a resolver that maps a
+        # name and port to another address and port (the simulated cluster's DNS) is honoured
+        port = int(infos[0][4][1]) or port
         head = f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\nUser-Agent: k3dtui-load\r\nAccept: */*\r\n"
         return cls(
             host=address,
