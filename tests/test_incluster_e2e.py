@@ -127,3 +127,31 @@ def test_ctrl_c_mid_run_leaves_nothing(sim_app: Any) -> None:
     assert len(data["per_worker"]) == 2
     assert data["requests"] > 0 and data["duration_s"] < 50
     assert _left(sim_app) == {"jobs": [], "pods": [], "configmaps": []}
+
+
+def test_a_killed_runs_job_is_deleted_by_the_next_start(sim_app: Any) -> None:
+    """k3dtui killed (SIGKILL: no cleanup) mid-run: the next in-cluster start deletes its Job
+    and ConfigMap (its pid is gone), and that run leaves nothing either."""
+    proc = _cli(sim_app, "--workers", "1", "--duration", "60", "--concurrency", "1", "--json")
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "load runs inside the cluster" in line:
+                break
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    left = _left(sim_app)
+    assert len(left["jobs"]) == 1 and len(left["configmaps"]) == 1
+    killed = left["jobs"][0]
+    again = _cli(sim_app, "--workers", "1", "--duration", "1", "--json")
+    out, err = again.communicate(timeout=120)
+    assert again.returncode == 0, err
+    assert f"deleted what an earlier run left: job/{killed}, configmap/{killed}" in err
+    assert len(json.loads(out)["per_worker"]) == 1
+    deadline = time.monotonic() + 20  # the killed run's pods go with its Job (garbage collector)
+    while _left(sim_app)["pods"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _left(sim_app) == {"jobs": [], "pods": [], "configmaps": []}

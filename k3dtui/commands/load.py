@@ -261,9 +261,10 @@ def result_table(snap: LoadSnapshot, url: str) -> str:
         lines += ["", f"  no per-pod split: {snap.identity_missing}"]
     if snap.per_worker:
         width = max(len("worker"), *(len(p) for p in snap.per_worker))
-        lines += ["", f"  {'worker':<{width}}  {'node':<16}  {'responses':>10}  {'errors':>7}  {'req/s':>8}"]
+        nw = max(len("node"), *(len(w.node or "-") for w in snap.per_worker.values()))
+        lines += ["", f"  {'worker':<{width}}  {'node':<{nw}}  {'responses':>10}  {'errors':>7}  {'req/s':>8}"]
         for pod, w in sorted(snap.per_worker.items()):
-            lines.append(f"  {pod:<{width}}  {w.node or '-':<16}  {w.responses:>10,}  {w.errors:>7,}  {w.rps:>8,.1f}")
+            lines.append(f"  {pod:<{width}}  {w.node or '-':<{nw}}  {w.responses:>10,}  {w.errors:>7,}  {w.rps:>8,.1f}")
     if snap.announcing_node:
         share = snap.cross_node_share
         lines += ["", f"  announced from {snap.announcing_node}; served on another node: "
