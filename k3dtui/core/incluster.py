@@ -334,9 +334,9 @@ def cleanup_leftovers(batch: Any, core: Any, namespace: str, *, now: float | Non
     (only objects with both of k3dtui's load labels; ``keep``: a run id never to delete).
     Returns what it deleted (``job/NAME``, ``configmap/NAME``). ``now``: epoch seconds."""
     now = time.time() if now is None else now
-    deleted: list[str] = []
     jobs = batch.list_namespaced_job(namespace, label_selector=LEFTOVER_SELECTOR).items
     alive_runs: set[str] = set()
+    dead_jobs: list[str] = []
     for obj in jobs:
         meta = obj.metadata
         run = dict(meta.labels or {}).get(RUN_LABEL, "")
@@ -344,10 +344,11 @@ def cleanup_leftovers(batch: Any, core: Any, namespace: str, *, now: float | Non
             continue
         if run == keep or run_alive(meta, now=now, host=host, pid_alive=pid_alive):
             alive_runs.add(run)
-            continue
-        with contextlib.suppress(Exception):
-            _delete_job(batch, meta.name, namespace)
-            deleted.append(f"job/{meta.name}")
+        else:
+            dead_jobs.append(str(meta.name))
+    # the ConfigMaps first: a dead run's goes with its Job anyway (owner), so it is named
+    # here before the garbage collector takes it
+    deleted_cms: list[str] = []
     for obj in core.list_namespaced_config_map(namespace, label_selector=LEFTOVER_SELECTOR).items:
         meta = obj.metadata
         run = dict(meta.labels or {}).get(RUN_LABEL, "")
@@ -357,8 +358,13 @@ def cleanup_leftovers(batch: Any, core: Any, namespace: str, *, now: float | Non
             continue
         with contextlib.suppress(Exception):
             core.delete_namespaced_config_map(meta.name, namespace)
-            deleted.append(f"configmap/{meta.name}")
-    return deleted
+            deleted_cms.append(f"configmap/{meta.name}")
+    deleted: list[str] = []
+    for name in dead_jobs:
+        with contextlib.suppress(Exception):
+            _delete_job(batch, name, namespace)
+            deleted.append(f"job/{name}")
+    return deleted + deleted_cms
 
 
 def _delete_job(batch: Any, name: str, namespace: str) -> None:
