@@ -155,3 +155,39 @@ def test_a_killed_runs_job_is_deleted_by_the_next_start(sim_app: Any) -> None:
     while _left(sim_app)["pods"] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _left(sim_app) == {"jobs": [], "pods": [], "configmaps": []}
+
+
+async def test_live_view_runs_the_load_inside_the_cluster(sim_app: Any) -> None:
+    """w then l on the live view (the real backend): the load runs as a Job, the panel shows
+    its workers, and l stops it leaving nothing."""
+    from k3dtui.ui.app import K3dtuiApp
+    from k3dtui.ui.backend import CoreBackend
+    from k3dtui.ui.widgets.load import LoadPanel
+    from k3dtui.ui.widgets.text import TextLine
+    from tests.ui.test_behaviour import _sim_live
+    from tests.ui.test_sim import wait_until
+
+    backend = CoreBackend(sim_app.name, force_sim=True, provider=sim_app.provider)
+    app = K3dtuiApp(backend, detect=False)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            screen = await _sim_live(pilot, app)
+            await pilot.press("w")
+            await wait_until(pilot, lambda: screen.in_cluster, 5, "the in-cluster switch")
+            await pilot.press("l")
+            await wait_until(pilot, lambda: screen.load is not None and screen.load.running
+                             and len(screen.load.per_worker) == 2 and screen.load.responses > 0,
+                             60, "two workers' counts")
+            assert len(_left(sim_app)["jobs"]) == 1
+            panel = screen.query_one(LoadPanel)
+            await wait_until(pilot, lambda: "workers (2)" in str(panel.query_one("#load-nodes", TextLine).render()),
+                             5, "the worker rows")
+            assert set(screen.load.per_pod) <= set(_app_pods(sim_app))
+            await pilot.press("l")
+            await wait_until(pilot, lambda: screen.load is not None and not screen.load.running, 30, "the load to stop")
+            await wait_until(pilot, lambda: _left(sim_app) == {"jobs": [], "pods": [], "configmaps": []}, 30,
+                             "no Job, pod or ConfigMap left")
+            assert not app.failures
+    finally:
+        backend.close()
+    assert _left(sim_app) == {"jobs": [], "pods": [], "configmaps": []}
