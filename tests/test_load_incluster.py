@@ -412,3 +412,57 @@ def test_cli_bad_input_exits_2_with_one_line(capsys: pytest.CaptureFixture[str],
     assert captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], captured.err
+
+
+# --- following a worker's log ---------------------------------------------------------
+class _Stream:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, size: int, decode_content: bool = True) -> Any:
+        for i in range(0, len(self.data), 7):  # lines cut across chunks
+            yield self.data[i:i + 7]
+
+    def release_conn(self) -> None:
+        pass
+
+
+class _LogApi:
+    """A worker's log served in two streams: the first drops after two lines and half of a
+    third; the second (``tailLines=1``) starts again at the last whole line."""
+
+    def __init__(self, lines: list[dict[str, Any]]) -> None:
+        self.encoded = [json.dumps(line).encode() + b"\n" for line in lines]
+        self.calls: list[dict[str, Any]] = []
+
+    def read_namespaced_pod_log(self, pod: str, ns: str, **kw: Any) -> Any:
+        self.calls.append(kw)
+        if len(self.calls) == 1:
+            return _Stream(b"starting\n" + self.encoded[0] + self.encoded[1] + self.encoded[2][:10])
+        return _Stream(self.encoded[1] + self.encoded[2] + self.encoded[3])
+
+    def read_namespaced_pod(self, pod: str, ns: str) -> Any:
+        from types import SimpleNamespace as NS
+
+        return NS(status=NS(phase="Running"))
+
+
+def test_a_dropped_log_stream_is_resumed_without_counting_a_line_twice() -> None:
+    lines = [_line(i, "w-0", "agent-0", {"app-a": i + 1}, [0.001] * (i + 1), final=i == 3) for i in range(4)]
+    api = _LogApi(lines)
+    load = incluster.InClusterLoad(SETTINGS, kubeconfig="/nonexistent", workers=1)
+    load.running = True
+    seen: list[int] = []
+    accept = load._accept
+
+    def recording(pod: str, line: dict[str, Any]) -> None:
+        seen.append(int(line["seq"]))
+        accept(pod, line)
+
+    load._accept = recording  # type: ignore[method-assign]
+    load.follow_log(api, "w-0")
+    assert seen == [0, 1, 2, 3]
+    assert [c.get("tail_lines") for c in api.calls] == [None, 1]
+    assert all(c["follow"] is True and c["_preload_content"] is False for c in api.calls)
+    snap = load.latest()
+    assert snap.responses == 4 and not snap.running and snap.per_worker["w-0"].responses == 4

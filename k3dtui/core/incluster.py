@@ -587,70 +587,75 @@ class InClusterLoad:
                 raise K3dtuiError("in-cluster load: stopped before its workers started")
 
     def _follow(self, pod: str) -> None:
-        """Follow one worker's log; resume a dropped stream with its last line only."""
+        """Follow one worker's log (a thread of its own, with its own client)."""
         from kubernetes import client
 
-        from k3dtui.core.kubeerrors import is_status
-
-        ns = self.app.namespace
         api = self._client()
-        core: Any = client.CoreV1Api(api)
-        last_seq = -1
-        first = True
         try:
-            while not self._halt.is_set():
-                resp: Any = None
-                try:
-                    kwargs: dict[str, Any] = {} if first else {"tail_lines": 1}
-                    resp = core.read_namespaced_pod_log(
-                        pod, ns, container=CONTAINER, follow=True, _preload_content=False,
-                        _request_timeout=(10, 60), **kwargs)
-                    first = False
-                    buf = b""
-                    for chunk in resp.stream(4096, decode_content=True):
-                        if self._halt.is_set():
-                            break
-                        buf += chunk
-                        while b"\n" in buf:
-                            raw, _, buf = buf.partition(b"\n")
-                            line = parse_line(raw.decode("utf-8", "replace"))
-                            if line is not None and int(line["seq"]) > last_seq:
-                                last_seq = int(line["seq"])
-                                self._accept(pod, line)
-                    if buf:
-                        line = parse_line(buf.decode("utf-8", "replace"))
-                        if line is not None and int(line["seq"]) > last_seq:
-                            last_seq = int(line["seq"])
-                            self._accept(pod, line)
-                except Exception as exc:
-                    if is_status(exc, 404):
-                        self._worker_gone(pod, "its pod was deleted")
-                        return
-                finally:
-                    if resp is not None:
-                        with contextlib.suppress(Exception):
-                            resp.release_conn()
-                line_now = self._lines.get(pod)
-                if line_now is not None and line_now.get("final"):
-                    return
-                # the stream ended without the final line: the pod may have ended, or the
-                # stream dropped
-                try:
-                    phase = core.read_namespaced_pod(pod, ns).status.phase
-                except Exception as exc:
-                    if is_status(exc, 404):
-                        self._worker_gone(pod, "its pod was deleted")
-                        return
-                    phase = ""
-                if phase in ("Succeeded", "Failed") and not first:
-                    if self._halt.wait(FOLLOW_RETRY):
-                        return
-                    self._read_rest(core, pod, last_seq, phase)
-                    return
-                self._halt.wait(FOLLOW_RETRY)
+            self.follow_log(client.CoreV1Api(api), pod)
         finally:
             with contextlib.suppress(Exception):
                 api.close()
+
+    def follow_log(self, core: Any, pod: str) -> None:
+        """Read one worker's lines until its final one. The lines are cumulative: a stream
+        that drops is resumed with ``tailLines=1`` (the newest line is all that matters), and a
+        line seen before (its ``seq``) is skipped."""
+        from k3dtui.core.kubeerrors import is_status
+
+        ns = self.app.namespace
+        last_seq = -1
+        first = True
+        while not self._halt.is_set():
+            resp: Any = None
+            try:
+                kwargs: dict[str, Any] = {} if first else {"tail_lines": 1}
+                resp = core.read_namespaced_pod_log(
+                    pod, ns, container=CONTAINER, follow=True, _preload_content=False,
+                    _request_timeout=(10, 60), **kwargs)
+                first = False
+                buf = b""
+                for chunk in resp.stream(4096, decode_content=True):
+                    if self._halt.is_set():
+                        break
+                    buf += chunk
+                    while b"\n" in buf:
+                        raw, _, buf = buf.partition(b"\n")
+                        line = parse_line(raw.decode("utf-8", "replace"))
+                        if line is not None and int(line["seq"]) > last_seq:
+                            last_seq = int(line["seq"])
+                            self._accept(pod, line)
+                if buf:
+                    line = parse_line(buf.decode("utf-8", "replace"))
+                    if line is not None and int(line["seq"]) > last_seq:
+                        last_seq = int(line["seq"])
+                        self._accept(pod, line)
+            except Exception as exc:
+                if is_status(exc, 404):
+                    self._worker_gone(pod, "its pod was deleted")
+                    return
+            finally:
+                if resp is not None:
+                    with contextlib.suppress(Exception):
+                        resp.release_conn()
+            line_now = self._lines.get(pod)
+            if line_now is not None and line_now.get("final"):
+                return
+            # the stream ended without the final line: the pod may have ended, or the
+            # stream dropped
+            try:
+                phase = core.read_namespaced_pod(pod, ns).status.phase
+            except Exception as exc:
+                if is_status(exc, 404):
+                    self._worker_gone(pod, "its pod was deleted")
+                    return
+                phase = ""
+            if phase in ("Succeeded", "Failed") and not first:
+                if self._halt.wait(FOLLOW_RETRY):
+                    return
+                self._read_rest(core, pod, last_seq, phase)
+                return
+            self._halt.wait(FOLLOW_RETRY)
 
     def _read_rest(self, core: Any, pod: str, last_seq: int, phase: str) -> None:
         """An ended worker's last line, read once (it ended while the stream was down)."""
