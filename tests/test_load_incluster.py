@@ -466,3 +466,17 @@ def test_a_dropped_log_stream_is_resumed_without_counting_a_line_twice() -> None
     assert all(c["follow"] is True and c["_preload_content"] is False for c in api.calls)
     snap = load.latest()
     assert snap.responses == 4 and not snap.running and snap.per_worker["w-0"].responses == 4
+
+
+def test_reset_counts_from_each_workers_line_of_that_moment() -> None:
+    load = incluster.InClusterLoad(SETTINGS, kubeconfig="/nonexistent", workers=2)
+    load.running = True
+    load._accept("w-0", _line(1, "w-0", "agent-0", {"app-a": 4}, [0.001] * 4))
+    load._accept("w-1", _line(1, "w-1", "agent-1", {"app-b": 2}, [0.001] * 2))
+    load.reset()
+    assert load.latest().responses == 0 and load.latest().per_pod == {}
+    load._accept("w-0", _line(2, "w-0", "agent-0", {"app-a": 5, "app-c": 1}, [0.001] * 6))
+    snap = load.latest()
+    assert snap.responses == 2 and snap.per_pod == {"app-a": 1, "app-c": 1}
+    assert snap.per_worker["w-0"].responses == 2 and snap.per_worker["w-1"].responses == 0
+    assert sum(snap.per_node.values()) == 2

@@ -215,6 +215,19 @@ def parse_line(text: str) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) and "seq" in obj else None
 
 
+def minus(line: Mapping[str, Any], base: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A worker's cumulative line counted from ``base`` (its line at a reset) on."""
+    out = dict(line)
+    if not base:
+        return out
+    for key in ("requests", "responses", "elapsed"):
+        out[key] = max(0, line.get(key, 0) - base.get(key, 0))
+    for key in ("status", "errors", "per_pod", "client_addrs", "hist"):
+        now, then = dict(line.get(key) or {}), dict(base.get(key) or {})
+        out[key] = {k: int(v) - int(then.get(k, 0)) for k, v in now.items() if int(v) - int(then.get(k, 0)) > 0}
+    return out
+
+
 def _add(into: dict[Any, int], more: Mapping[Any, Any]) -> None:
     for key, value in more.items():
         into[key] = into.get(key, 0) + int(value)
@@ -440,6 +453,7 @@ class InClusterLoad:
         self._halt = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lines: dict[str, dict[str, Any]] = {}
+        self._baseline: dict[str, dict[str, Any]] = {}  # each worker's line at the last reset()
         self._worker_nodes: dict[str, str] = {}
         self._pod_nodes: dict[str, str] = {}
         self._gone: set[str] = set()
@@ -506,6 +520,7 @@ class InClusterLoad:
                 core.patch_namespaced_config_map(
                     run_name(self.run), ns, owner_patch({"metadata": {"name": self.job_name, "uid": self._job_uid}}))
                 pods = self._wait_for_pods(core, batch)
+                self._read_pod_nodes(core)
             except BaseException as exc:
                 self._delete_run(api)
                 if isinstance(exc, K3dtuiError | KeyboardInterrupt):
@@ -529,6 +544,7 @@ class InClusterLoad:
         self._lines = {}
         self._worker_nodes = {}
         self._history = []
+        self._baseline = {}
         self._failure = ""
 
     def _spawn(self, target: Callable[..., None], *args: Any, name: str) -> None:
@@ -687,7 +703,7 @@ class InClusterLoad:
             self._merge()
 
     def _merge(self) -> None:
-        lines = dict(self._lines)
+        lines = {pod: minus(line, self._baseline.get(pod)) for pod, line in self._lines.items()}
         done = len(lines) >= self.workers and all(line.get("final") for line in lines.values())
         reason = ""
         if done:
@@ -722,15 +738,19 @@ class InClusterLoad:
                     with contextlib.suppress(Exception):
                         batch.patch_namespaced_job(self.job_name, ns, {"metadata": {"annotations": {
                             ANN_HEARTBEAT: str(int(time.time()))}}})
-                with contextlib.suppress(Exception):
-                    pods = core.list_namespaced_pod(ns, label_selector=self.app.label_selector).items
-                    nodes = {str(p.metadata.name): str(p.spec.node_name) for p in pods if p.spec.node_name}
-                    with self._lock:
-                        self._pod_nodes.update(nodes)
+                self._read_pod_nodes(core)
                 self._halt.wait(POD_NODES_EVERY)
         finally:
             with contextlib.suppress(Exception):
                 api.close()
+
+    def _read_pod_nodes(self, core: Any) -> None:
+        """The app's pods' nodes (``spec.nodeName``): where each answering pod runs."""
+        with contextlib.suppress(Exception):
+            pods = core.list_namespaced_pod(self.app.namespace, label_selector=self.app.label_selector).items
+            nodes = {str(p.metadata.name): str(p.spec.node_name) for p in pods if p.spec.node_name}
+            with self._lock:
+                self._pod_nodes.update(nodes)
 
     def stop(self) -> None:
         """End the run now (delete its Job and ConfigMap); the last figures stay readable."""
@@ -819,7 +839,12 @@ class InClusterLoad:
             self.settings = new
 
     def reset(self) -> None:
-        """Nothing to zero mid-run in the workers; the next run starts from zero."""
+        """Zero the counts (the workers go on): figures from now on are counted from each
+        worker's line of this moment."""
+        with self._lock:
+            self._baseline = {pod: dict(line) for pod, line in self._lines.items()}
+            self._history = []
+            self._merge()
 
     def set_announcer(self, node: str) -> None:
         """In-cluster traffic enters through the Service's ClusterIP: no announcing node."""
