@@ -458,6 +458,8 @@ def run_in_cluster(args: argparse.Namespace, settings: LoadSettings, max_share: 
                 sys.stderr.flush()
     finally:
         load.stop()  # deletes the Job (and with it its pods) and the ConfigMap
+        if load.cleanup_problem:
+            print(f"k3dtui: warning: {load.cleanup_problem}", file=sys.stderr)
     snap = load.latest()
     trail.add(snap)
     if provider is not None:  # k3dtui's app: list its pods that got nothing too

@@ -449,6 +449,7 @@ class InClusterLoad:
         self.running = False
         self.run = ""
         self.deleted: list[str] = []  # leftovers the last start deleted
+        self.cleanup_problem = ""  # what could not be deleted at the end ("" when all went)
         self._lock = threading.RLock()
         self._halt = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -788,18 +789,24 @@ class InClusterLoad:
         pods to go, and delete any the garbage collector left."""
         from kubernetes import client
 
-        from k3dtui.core.kubeerrors import is_status
+        from k3dtui.core.kubeerrors import describe, is_status
 
         ns = self.app.namespace
         batch: Any = client.BatchV1Api(api)
         core: Any = client.CoreV1Api(api)
-        with contextlib.suppress(Exception):
+        problems: list[str] = []
+        try:
             _delete_job(batch, self.job_name, ns)
+        except Exception as exc:
+            problems.append(f"job/{self.job_name}: {describe(exc)}")
         try:
             core.delete_namespaced_config_map(run_name(self.run), ns)
         except Exception as exc:
             if not is_status(exc, 404):
-                pass
+                problems.append(f"configmap/{run_name(self.run)}: {describe(exc)}")
+        if problems:  # the Job's deadline and TTL still end it; the next start deletes it
+            self.cleanup_problem = (f"could not delete {'; '.join(problems)} (delete them with "
+                                    f"`kubectl delete job,configmap -n {ns} -l {RUN_LABEL}={self.run}`)")
         selector = f"{RUN_LABEL}={self.run},{LEFTOVER_SELECTOR}"
         deadline = time.monotonic() + wait
         while True:
