@@ -17,7 +17,7 @@ from k3dtui.sim.testing import run_api_in_thread
 
 PODS = {"pod-a": "node-1", "pod-b": "node-2", "pod-c": "node-1"}
 JSON_KEYS = {"mode", "duration_s", "requests", "errors", "status", "rps", "latency_ms", "per_pod", "per_node",
-             "announcing_node", "cross_node_share", "paths", "client_addrs"}
+             "announcing_node", "cross_node_share", "paths", "client_addrs", "identity_missing", "per_worker"}
 
 
 @pytest.fixture(scope="module")

@@ -57,7 +57,24 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         "--new-connections", action="store_true",
         help="one connection per request (Connection: close) instead of keep-alive",
     )
-    parser.add_argument("--url", help="any http:// endpoint instead of the cluster's Service")
+    parser.add_argument("--url", help="any http:// endpoint instead of the cluster's Service "
+                        "(with --in-cluster: as the worker pods reach it)")
+    parser.add_argument(
+        "--identity", metavar="SPEC",
+        help="where each response names the pod that served it, for apps other than k3dtui's "
+        "(which says so in X-Pod/X-Node): header:NAME (e.g. header:X-Hostname) or json:FIELD "
+        "(a field of a JSON body, dotted for nested ones: json:hostname, json:pod.name)",
+    )
+    cluster = parser.add_argument_group("in-cluster load (a Kubernetes Job in the app's namespace)")
+    cluster.add_argument(
+        "--in-cluster", action="store_true",
+        help="run the load as a Job of --workers pods inside the cluster (they target the Service's "
+        "cluster DNS name, or --url); the Job, its pods and its ConfigMap are deleted at the end",
+    )
+    cluster.add_argument("--workers", metavar="N", help="worker pods of --in-cluster (1 to 50, default 2); "
+                         "--concurrency, --rate and --requests are totals split between them")
+    cluster.add_argument("--worker-image", metavar="IMG",
+                         help="the workers' image: any with Python 3.11 or later (default python:3.13-slim)")
     parser.add_argument(
         "--max-error-share", metavar="PCT", default=str(DEFAULT_MAX_ERROR_SHARE),
         help=f"exit {EXIT_LOAD_ERRORS} when more than PCT %% of the requests failed "
@@ -93,6 +110,7 @@ def settings_from_args(args: argparse.Namespace, url: str = "") -> LoadSettings:
     rate = _number(args.rate, "--rate")
     timeout = _number(args.timeout, "--timeout")
     mode: ConnectionMode = "new-connection" if args.new_connections else "keep-alive"
+    identity = str(getattr(args, "identity", None) or "")
     settings = LoadSettings(
         url=url,
         mode=mode,
@@ -101,6 +119,7 @@ def settings_from_args(args: argparse.Namespace, url: str = "") -> LoadSettings:
         duration=None if duration is None else float(duration),
         requests=None if requests is None else int(requests),
         timeout=float(timeout or 2.0),
+        identity=identity,
     )
     from k3dtui.core.load import validate_settings
 
@@ -201,6 +220,14 @@ def result_json(snap: LoadSnapshot) -> dict[str, Any]:
         "cross_node_share": None if snap.cross_node_share is None else round(snap.cross_node_share, 4),
         "paths": {a: dict(sorted(row.items())) for a, row in sorted(snap.paths.items())},
         "client_addrs": dict(sorted(snap.client_addrs.items())),
+        # why there is no per-pod split (the responses name no pod: see --identity), else null
+        "identity_missing": snap.identity_missing or None,
+        # in-cluster load: each worker pod with its node and figures ({} for a local run)
+        "per_worker": {
+            pod: {"node": w.node or None, "requests": w.requests, "responses": w.responses,
+                  "errors": w.errors, "rps": w.rps}
+            for pod, w in sorted(snap.per_worker.items())
+        },
     }
 
 
@@ -232,6 +259,14 @@ def result_table(snap: LoadSnapshot, url: str) -> str:
         lines += ["", *_share_rows("pod", snap.per_pod, snap.responses, snap.gone_pods)]
     if snap.per_node:
         lines += ["", *_share_rows("node", snap.per_node, snap.responses, frozenset())]
+    if snap.identity_missing:
+        lines += ["", f"  no per-pod split: {snap.identity_missing}"]
+    if snap.per_worker:
+        width = max(len("worker"), *(len(p) for p in snap.per_worker))
+        nw = max(len("node"), *(len(w.node or "-") for w in snap.per_worker.values()))
+        lines += ["", f"  {'worker':<{width}}  {'node':<{nw}}  {'responses':>10}  {'errors':>7}  {'req/s':>8}"]
+        for pod, w in sorted(snap.per_worker.items()):
+            lines.append(f"  {pod:<{width}}  {w.node or '-':<{nw}}  {w.responses:>10,}  {w.errors:>7,}  {w.rps:>8,.1f}")
     if snap.announcing_node:
         share = snap.cross_node_share
         lines += ["", f"  announced from {snap.announcing_node}; served on another node: "
@@ -262,6 +297,26 @@ def _progress(snap: LoadSnapshot, settings: LoadSettings) -> str:
     return text
 
 
+def in_cluster_options(args: argparse.Namespace) -> tuple[int, str] | None:
+    """(workers, image) of --in-cluster (None without it); UsageError on bad input."""
+    from k3dtui.core.incluster import DEFAULT_WORKER_IMAGE, validate_image, validate_workers
+
+    workers_text = getattr(args, "workers", None)
+    image = getattr(args, "worker_image", None)
+    if not getattr(args, "in_cluster", False):
+        if workers_text is not None or image is not None:
+            flag = "--workers" if workers_text is not None else "--worker-image"
+            raise UsageError(f"{flag} is an option of --in-cluster: add --in-cluster, or drop {flag}")
+        return None
+    workers = 2
+    if workers_text is not None:
+        try:
+            workers = int(workers_text)
+        except ValueError:
+            raise UsageError(f"--workers must be a whole number, not {workers_text!r}: e.g. --workers 2") from None
+    return validate_workers(workers), validate_image(DEFAULT_WORKER_IMAGE if image is None else image)
+
+
 def run(args: argparse.Namespace) -> int:
     from k3dtui.commands.attach import attached_for
     from k3dtui.core.load import LoadGenerator
@@ -276,6 +331,9 @@ def run(args: argparse.Namespace) -> int:
             "Service this machine reaches)", "give --url http://HOST:PORT/, or run it inside the cluster with --in-cluster")
     settings = settings_from_args(args, url=args.url or "")
     max_share = _share(args)
+    in_cluster = in_cluster_options(args)
+    if in_cluster is not None:
+        return run_in_cluster(args, settings, max_share, *in_cluster)
     plan = None
     kube: Any = None
     if args.url:
@@ -345,6 +403,84 @@ def run(args: argparse.Namespace) -> int:
     if plan is not None:  # the cluster's app, not --url: list its pods that got nothing too
         with contextlib.suppress(K3dtuiError):  # else the counts alone
             snap = with_every_pod(snap, asyncio.run(app_pods(provider, args.name)))
+    return report(args, snap, url, trail, interrupted, max_share)
+
+
+async def own_cluster(name: str, sim: bool) -> tuple[Any, Any]:
+    """(k3dtui's cluster's provider, its kubeconfig path); K3dtuiError when it is not there."""
+    from k3dtui.providers import select_provider
+
+    provider, _reason = select_provider(name, sim)
+    info = await provider.find()
+    flag = " --sim" if provider.kind == "sim" else ""
+    if info is None or not info.running:
+        what = "no" if info is None else "not running:"
+        raise K3dtuiError(f"{what} {provider.kind} cluster named {name!r}",
+                          hint=f"create or start it with `k3dtui up{flag} --name {name}`")
+    return provider, await provider.kubeconfig()
+
+
+def run_in_cluster(args: argparse.Namespace, settings: LoadSettings, max_share: float, workers: int,
+                   image: str, *, kubeconfig: Any = None, context: str | None = None, app: Any = None,
+                   allow_changes: bool = True) -> int:
+    """``load --in-cluster``: the load as a Job of ``workers`` pods (k3dtui.core.incluster).
+
+    Without ``kubeconfig``, k3dtui's own cluster (``--name``/``--sim``) and app; an attached
+    target passes its kubeconfig, context, ``AppIdentity`` and whether changes are allowed."""
+    from k3dtui.core.identity import APP
+    from k3dtui.core.incluster import InClusterLoad
+
+    app = app or APP
+    provider = None
+    load = InClusterLoad(settings, kubeconfig=kubeconfig or "-", context=context, app=app, workers=workers,
+                         image=image, url=args.url or None, allow_changes=allow_changes,
+                         on_status=lambda text: print(f"k3dtui: {text}", file=sys.stderr))
+    if kubeconfig is None:
+        provider, kubeconfig = asyncio.run(own_cluster(args.name, args.sim))
+        load.kubeconfig, load.context = kubeconfig, provider.context
+    settings = load.settings
+    url = settings.url
+    live = sys.stderr.isatty() and not args.json
+    interrupted = False
+    trail = Trail()
+    try:
+        load.start()
+    except KeyboardInterrupt:
+        print(f"k3dtui: interrupted; deleted the load Job {load.job_name}", file=sys.stderr)
+        return 130
+    if load.deleted:
+        print(f"k3dtui: deleted what an earlier run left: {', '.join(load.deleted)}", file=sys.stderr)
+    print(f"k3dtui: load runs inside the cluster: Job {load.job_name}, {workers} worker pods -> {url}",
+          file=sys.stderr)
+    try:
+        try:
+            while load.running:
+                snap = load.wait(0.25)
+                trail.add(snap)
+                if live and load.running:
+                    sys.stderr.write("\r\033[K" + _progress(snap, settings) + f"  {len(snap.per_worker)} workers")
+                    sys.stderr.flush()
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            if live:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+    finally:
+        load.stop()  # deletes the Job (and with it its pods) and the ConfigMap
+        if load.cleanup_problem:
+            print(f"k3dtui: warning: {load.cleanup_problem}", file=sys.stderr)
+    snap = load.latest()
+    trail.add(snap)
+    if provider is not None:  # k3dtui's app: list its pods that got nothing too
+        with contextlib.suppress(K3dtuiError):
+            snap = with_every_pod(snap, asyncio.run(app_pods(provider, args.name)))
+    return report(args, snap, url, trail, interrupted, max_share)
+
+
+def report(args: argparse.Namespace, snap: LoadSnapshot, url: str, trail: Trail, interrupted: bool,
+           max_share: float) -> int:
+    """Print the result (JSON or the table) and choose the exit code (README, "Exit codes")."""
     if args.json:
         print(json.dumps(result_json(snap)))
     else:

@@ -34,7 +34,13 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from k3dtui.core.errors import UsageError
-from k3dtui.core.loadworker import ERROR_KINDS, parse_url, worker_main
+from k3dtui.core.loadworker import (
+    ERROR_KINDS,
+    identity_missing,
+    parse_identity,
+    parse_url,
+    worker_main,
+)
 from k3dtui.core.models import LoadSettings, LoadSnapshot
 
 __all__ = ["ERROR_KINDS", "LoadGenerator", "validate_settings"]
@@ -69,6 +75,10 @@ def validate_settings(settings: LoadSettings, *, need_url: bool = True) -> None:
         raise UsageError(f"requests must be a whole number of at least 1, not {settings.requests!r}")
     if not settings.timeout > 0:
         raise UsageError(f"timeout must be a positive number of seconds, not {settings.timeout}")
+    try:
+        parse_identity(settings.identity)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if need_url or settings.url:
         if not settings.url:
             raise UsageError("no URL to send load to: give http://host:port/")
@@ -374,6 +384,7 @@ class LoadGenerator:
             paths={str(a): {str(k): int(v) for k, v in row.items()} for a, row in (msg.get("paths") or {}).items()},
             cross_node=int(msg.get("cross_node", 0)),
             client_addrs={str(k): int(v) for k, v in (msg.get("client_addrs") or {}).items()},
+            identity_missing=identity_missing(self.settings.identity, dict(msg["per_pod"]), int(msg["responses"])),
         )
         if final:
             self.running = False

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import json
 import math
 import os
+import re
 import signal
 import socket
 import time
@@ -73,6 +75,9 @@ class Target:
         host, port, path, netloc = parse_url(url)
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         address = str(infos[0][4][0])
+        # the port as resolved: the same as asked on a real network; a resolver that maps a
+        # name and port to another address and port (the simulated cluster's DNS) is honoured
+        port = int(infos[0][4][1]) or port
         head = f"GET {path} HTTP/1.1\r\nHost: {netloc}\r\nUser-Agent: k3dtui-load\r\nAccept: */*\r\n"
         return cls(
             host=address,
@@ -164,6 +169,77 @@ _XPOD = b"\r\nx-pod:"
 _XNODE = b"\r\nx-node:"
 _XCLIENT = b"\r\nx-client:"
 _UNKNOWN = b"unknown"
+MAX_BODY = 1 << 20  # bytes of a body read for a json: identity (beyond: the pod is unknown)
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+DEFAULT_IDENTITY_HELP = "header:NAME or json:FIELD (dotted for nested fields, e.g. json:pod.name)"
+
+
+class Identity:
+    """Where each response says which pod served it, when not in k3dtui's own ``X-Pod``:
+    a header (``header:NAME``) or a field of a JSON body (``json:FIELD``, dotted path)."""
+
+    __slots__ = ("header", "heads", "json_path", "spec")
+
+    def __init__(self, spec: str, header: bytes, json_path: tuple[str, ...] | None) -> None:
+        self.spec = spec
+        self.header = header  # b"\r\nname:" (lower case) for a header identity
+        self.json_path = json_path  # the field's path for a json identity
+        # a header identity keeps its own head cache (the same head means another pod here)
+        self.heads: dict[bytes, tuple[Result, int, bool]] | None = {} if json_path is None else None
+
+
+def parse_identity(spec: str | None) -> Identity | None:
+    """``""``/None → None (k3dtui's app headers); ``header:NAME`` or ``json:FIELD`` → an
+    ``Identity``. Raises ValueError with one line naming the fix."""
+    if not spec:
+        return None
+    kind, sep, name = spec.partition(":")
+    kind = kind.strip().lower()
+    name = name.strip()
+    if not sep or kind not in ("header", "json"):
+        raise ValueError(f"unknown identity {spec!r}: use {DEFAULT_IDENTITY_HELP}")
+    if kind == "header":
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"identity {spec!r} needs a header name, e.g. header:X-Hostname")
+        return Identity(f"header:{name}", b"\r\n" + name.lower().encode("ascii") + b":", None)
+    path = tuple(name.split("."))
+    if not name or any(not part for part in path):
+        raise ValueError(f"identity {spec!r} needs a JSON field, e.g. json:hostname or json:pod.name")
+    return Identity(f"json:{name}", b"", path)
+
+
+def json_field(body: bytes, path: tuple[str, ...]) -> bytes:
+    """The value at ``path`` in a JSON body (b"unknown" when absent or not a scalar)."""
+    try:
+        value: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return _UNKNOWN
+    for part in path:
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return _UNKNOWN
+    if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+        return _UNKNOWN
+    return str(value).encode("utf-8")
+
+
+def identity_missing(spec: str, per_pod: dict[str, int], responses: int) -> str:
+    """Why the figures have no per-pod split ("" when they have one, or before any response)."""
+    if responses <= 0 or any(n and pod != "unknown" for pod, n in per_pod.items()):
+        return ""
+    if not spec:
+        return ("the responses carry no X-Pod header (not k3dtui's app), so there is no per-pod split: "
+                "give --identity header:NAME or --identity json:FIELD where the app names the pod that answered")
+    kind, _, name = spec.partition(":")
+    if kind == "header":
+        return (f"the responses carry no {name} header, so there is no per-pod split: "
+                "check the name (--identity header:NAME) or try --identity json:FIELD")
+    return (f"the responses' JSON bodies have no field {name!r}, so there is no per-pod split: "
+            "check it (--identity json:FIELD, dotted for nested fields) or try --identity header:NAME")
 
 
 def _header(head: bytes, lower: bytes, name: bytes) -> bytes | None:
@@ -189,12 +265,16 @@ class HttpConnection(asyncio.Protocol):
     """One HTTP/1.1 client connection: one request at a time, responses parsed minimally."""
 
     __slots__ = (
+        "_body",
         "_body_left",
         "_buf",
         "_chunked",
         "_eof",
+        "_heads",
+        "_json_path",
         "_linger",
         "_loop",
+        "_pod_header",
         "_result",
         "_until_close",
         "closed",
@@ -205,8 +285,13 @@ class HttpConnection(asyncio.Protocol):
         "waiter",
     )
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, ident: Identity | None = None) -> None:
         self._loop = loop
+        # k3dtui's app headers by default; else the identity's header, or a JSON body's field
+        self._heads = _HEADS if ident is None else ident.heads
+        self._pod_header = _XPOD if ident is None or ident.json_path is not None else ident.header
+        self._json_path = None if ident is None else ident.json_path
+        self._body: bytearray | None = None
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[Result] | None = None
         self._buf = b""
@@ -230,11 +315,12 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:
             return  # nothing asked for: ignore (the connection is then not reused)
-        if self._result is None and not self._buf:
+        heads = self._heads
+        if heads is not None and self._result is None and not self._buf:
             # fast path: a head seen before (same server, same headers) in one read
             end = data.find(b"\r\n\r\n")
             if end > 0:
-                hit = _HEADS.get(data[:end])
+                hit = heads.get(data[:end])
                 if hit is not None:
                     result, length, keep = hit
                     rest = len(data) - end - 4
@@ -314,6 +400,10 @@ class HttpConnection(asyncio.Protocol):
     def _complete(self) -> None:
         waiter = self.waiter
         result, self._result = self._result, None
+        if self._json_path is not None and result is not None:
+            body, self._body = self._body, None
+            pod = json_field(bytes(body), self._json_path) if body else _UNKNOWN
+            result = (result[0], pod, result[2], result[3])
         if waiter is None or waiter.done() or result is None:
             self.waiter = None
             return
@@ -350,7 +440,7 @@ class HttpConnection(asyncio.Protocol):
             except ValueError:
                 raise BadResponse("bad status line") from None
             lower = head.lower()
-            pod = _header(head, lower, _XPOD) or _UNKNOWN
+            pod = _header(head, lower, self._pod_header) or _UNKNOWN
             node = _header(head, lower, _XNODE) or _UNKNOWN
             client = _header(head, lower, _XCLIENT) or b""
             conn = _header(head, lower, _CONN)
@@ -364,6 +454,8 @@ class HttpConnection(asyncio.Protocol):
                     self._parse()
                 return
             self._result = (status, pod, node, client)
+            if self._json_path is not None:
+                self._body = bytearray()
             buf = buf[end + 4 :]
             te = _header(head, lower, _TE)
             cl = _header(head, lower, _CL)
@@ -375,9 +467,11 @@ class HttpConnection(asyncio.Protocol):
                     self._body_left = int(cl)
                 except ValueError:
                     raise BadResponse("bad Content-Length") from None
-                if len(_HEADS) >= MAX_HEADS:
-                    _HEADS.clear()
-                _HEADS[head] = (self._result, self._body_left, head_keep)
+                heads = self._heads
+                if heads is not None:
+                    if len(heads) >= MAX_HEADS:
+                        heads.clear()
+                    heads[head] = (self._result, self._body_left, head_keep)
             elif status in (204, 304):
                 self._chunked = False
                 self._body_left = 0
@@ -385,11 +479,13 @@ class HttpConnection(asyncio.Protocol):
                 self._chunked = False
                 self._until_close = True
                 self.keep = False
+                self._keep_body(buf)
                 self._buf = b""
                 if self._eof:
                     self._complete()
                 return
         if self._until_close:
+            self._keep_body(buf)
             self._buf = b""
             return
         if self._chunked:
@@ -397,13 +493,23 @@ class HttpConnection(asyncio.Protocol):
             self._parse_chunks()
             return
         if len(buf) >= self._body_left:
+            if self._body is not None:
+                self._keep_body(buf[: self._body_left])
             self._buf = b""
             if len(buf) > self._body_left:
                 self.keep = False  # unexpected extra bytes: do not reuse
             self._complete()
         else:
+            if self._body is not None:
+                self._keep_body(buf)
             self._body_left -= len(buf)
             self._buf = b""
+
+    def _keep_body(self, data: bytes) -> None:
+        """A json: identity reads the body (up to ``MAX_BODY``); otherwise bodies are skipped."""
+        body = self._body
+        if body is not None and len(body) + len(data) <= MAX_BODY:
+            body += data
 
     def _parse_chunks(self) -> None:
         buf = self._buf
@@ -428,6 +534,8 @@ class HttpConnection(asyncio.Protocol):
             chunk_end = line_end + 2 + size + 2
             if len(buf) < chunk_end:
                 break
+            if self._body is not None:
+                self._keep_body(buf[line_end + 2 : line_end + 2 + size])
             pos = chunk_end
         self._buf = buf[pos:]
 
@@ -481,6 +589,15 @@ class Stats:
     def error(self, kind: str) -> None:
         self.tick_errors += 1
         self.errors[kind] = self.errors.get(kind, 0) + 1
+
+    def histograms(self) -> tuple[dict[int, int], dict[int, int]]:
+        """(the whole run's latency histogram, the window's), sparse: bucket → count."""
+        total = {i: c for i, c in enumerate(self.hist_total) if c}
+        window: dict[int, int] = {}
+        for _, _, h in self.windows:
+            for index, count in h.items():
+                window[index] = window.get(index, 0) + count
+        return total, window
 
     def tick(self, now: float) -> dict[str, Any]:
         """Close the current tick; the figures of the snapshot."""
@@ -554,6 +671,7 @@ class RunSettings:
     duration: float | None
     requests: int | None
     timeout: float
+    identity: str = ""  # "" (k3dtui's X-Pod/X-Node), "header:NAME" or "json:FIELD"
 
 
 class Worker:
@@ -574,6 +692,7 @@ class Worker:
         self.publish = publish
         self.stats = Stats()
         self.target = Target.from_url(settings.url)
+        self.ident = parse_identity(settings.identity)
         self.target_gen = 0
         self.issued = 0
         self.unacked = 0
@@ -627,6 +746,13 @@ class Worker:
                 self.problem = f"cannot use {self.s.url}: {exc}"
             else:
                 self.target_gen += 1
+        if "identity" in changes:
+            try:
+                self.ident = parse_identity(self.s.identity)
+            except ValueError as exc:
+                self.problem = str(exc)
+            else:
+                self.target_gen += 1  # new connections read the new identity
         if "concurrency" in changes:
             self._spawn_slots()
 
@@ -801,7 +927,7 @@ class Worker:
                 try:
                     if conn is None:
                         _, conn = await loop.create_connection(
-                            lambda: HttpConnection(loop), target.host, target.port
+                            lambda: HttpConnection(loop, self.ident), target.host, target.port
                         )
                         gen = self.target_gen
                     if keep_alive and not s.rate:
@@ -863,6 +989,7 @@ def settings_from(obj: Any) -> RunSettings:
         duration=None if obj.duration is None else float(obj.duration),
         requests=None if obj.requests is None else int(obj.requests),
         timeout=float(obj.timeout),
+        identity=str(getattr(obj, "identity", "") or ""),
     )
 
 

@@ -100,6 +100,23 @@ class LoadSettings:
     duration: float | None = 30.0  # seconds; at least one of duration/requests is set
     requests: int | None = None
     timeout: float = 2.0
+    # where each response names the pod that served it: "" = k3dtui's app headers
+    # (X-Pod/X-Node), "header:NAME" or "json:FIELD" (dotted path) for any other app
+    identity: str = ""
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """One in-cluster load worker (a pod of the load Job): its own cumulative figures."""
+
+    pod: str
+    node: str  # the node the worker pod runs on ("" while unscheduled)
+    requests: int = 0
+    responses: int = 0
+    errors: int = 0
+    rps: float = 0.0
+    running: bool = True
+    finished_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +147,10 @@ class LoadSnapshot:
     paths: dict[str, dict[str, int]] = field(default_factory=dict)
     cross_node: int = 0
     client_addrs: dict[str, int] = field(default_factory=dict)
+    # why there is no per-pod split ("" when there is one): the responses carry no identity
+    identity_missing: str = ""
+    # in-cluster load: each worker pod → its figures (empty for a local run)
+    per_worker: dict[str, WorkerView] = field(default_factory=dict)
 
     @property
     def cross_node_share(self) -> float | None:

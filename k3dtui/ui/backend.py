@@ -102,6 +102,11 @@ class Backend(Protocol):
         """Start (or restart) a load run; what it will do, in one line (None: nothing to say)."""
         ...
     def load_stop(self) -> None: ...
+    def load_place(self, in_cluster: bool, workers: int = 2) -> None:
+        """Where the next ``load_start`` runs: this machine, or (``in_cluster``) a Job of
+        ``workers`` pods in the app's namespace (a change: refused read-only); blocking (ends
+        a run under way, deleting its Job)."""
+        ...
     def load_update(self, **changes: Any) -> None: ...
     def load_reset(self) -> None: ...
     def load_mark_gone(self, pods: Iterable[str]) -> None: ...
@@ -200,6 +205,8 @@ class CoreBackend(CoreValidation):
         self._session: SetupSession | None = None
         self._steps_lock = threading.Lock()
         self._load_where = ""
+        self._in_cluster = False
+        self._workers = 2
         if provider is not None:
             self._provider, self._reason = provider, f"{provider.kind}: given"
         else:
@@ -410,9 +417,43 @@ class CoreBackend(CoreValidation):
         return result
 
     # -- load ------------------------------------------------------------------------
+    def load_place(self, in_cluster: bool, workers: int = 2) -> None:
+        if in_cluster and self.read_only:
+            raise UsageError("in-cluster load creates a Job in the cluster: refused in read-only mode",
+                             "start k3dtui without --read-only to run the load inside the cluster")
+        if (in_cluster, workers) == (self._in_cluster, self._workers):
+            return
+        self._in_cluster, self._workers = in_cluster, workers
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop()
+        load, self._load = self._load, None
+        self._load_where = ""
+        if load is not None:
+            load.close()
+
+    def _start_in_cluster(self, settings: LoadSettings, on_load: OnLoad) -> str:
+        from k3dtui.core.incluster import InClusterLoad
+
+        if self._reader is not None:
+            self._reader.stop()
+            self._reader = None
+        if self._load is not None:
+            self._load.close()  # each in-cluster run is a Job of its own
+            self._load = None
+        kubeconfig = self.session.call_soon(self._provider.kubeconfig())
+        load = InClusterLoad(replace(settings, url=""), kubeconfig=kubeconfig, context=self._provider.context,
+                             workers=self._workers, allow_changes=not self.read_only)
+        self._load, self._load_where = load, "in-cluster"
+        load.start()
+        self._reader = LoadReader(load, on_load)
+        return f"load runs inside the cluster: Job {load.job_name}, {self._workers} worker pods → {load.settings.url}"
+
     def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
         from k3dtui.core.loadplan import make_generator, plan_load
 
+        if self._in_cluster:
+            return self._start_in_cluster(settings, on_load)
         if not service.external_ip:
             raise UsageError(
                 "the service has no external IP yet", "wait until MetalLB assigns one"

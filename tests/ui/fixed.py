@@ -447,6 +447,9 @@ class FixedBackend(CoreValidation):
         self.load_running = False
         self.push_load()
 
+    def load_place(self, in_cluster: bool, workers: int = 2) -> None:
+        self.calls.append(f"load place {'in-cluster' if in_cluster else 'local'} {workers}")
+
     def load_update(self, **changes: Any) -> None:
         self._load_settings = replace(self._load_settings, **changes)
         self.push_load()

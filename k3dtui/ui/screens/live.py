@@ -57,6 +57,7 @@ class LiveScreen(K3dScreen):
     LOG_LINES = 500
     CSS_PATH = "live.tcss"
     CHANGING = frozenset({"kill", "force_kill", "kill_random", "scale_up", "scale_down", "scale_to", "delete_cluster", "traffic_policy",
+                          "toggle_in_cluster",
                           *NODE_ACTIONS})
     BINDINGS = [
         # first, so a narrow footer drops other keys before it drops how to quit
@@ -75,6 +76,7 @@ class LiveScreen(K3dScreen):
         Binding("s", "scale_to", "scale", id="live.scale_to", tooltip="Scale the deployment to a number"),
         Binding("l", "toggle_load", "load", id="live.load", tooltip="Start or stop the load generator"),
         Binding("m", "switch_mode", "mode", show=False, id="live.mode", tooltip="Switch the load between keep-alive and a new connection per request"),
+        Binding("w", "toggle_in_cluster", "in-cluster", show=False, id="live.in_cluster", tooltip="Switch the load between this machine and a Job of worker pods inside the cluster (creates a Job: not in read-only)"),
         Binding("left_square_bracket", "concurrency(-1)", "conc-", show=False, key_display="[", group=CONC, id="live.conc_down", tooltip="Halve the load's concurrency"),
         Binding("right_square_bracket", "concurrency(1)", "conc+", show=False, key_display="]", group=CONC, id="live.conc_up", tooltip="Double the load's concurrency"),
         Binding("r", "reset", "reset", show=False, id="live.reset", tooltip="Reset the response counts"),
@@ -108,6 +110,7 @@ class LiveScreen(K3dScreen):
         "scale_to": "Scale to a number…",
         "toggle_load": "Start / stop load",
         "switch_mode": "Switch the load's connection mode",
+        "toggle_in_cluster": "Switch the load: this machine / in-cluster Job",
         "concurrency(-1)": "Load concurrency down",
         "concurrency(1)": "Load concurrency up",
         "reset": "Reset the response counts",
@@ -187,6 +190,7 @@ class LiveScreen(K3dScreen):
         self.seen_events: set[ClusterEvent] = set()
         self.settings = LoadSettings(duration=LOAD_DURATION)
         self.load_on = False
+        self.in_cluster = False  # the load runs as a Job of worker pods inside the cluster
         self.load: LoadSnapshot | None = None
         self.pending_gone: set[str] = set()
         self.outcomes: list[tuple[str, ActionResult]] = []
@@ -771,7 +775,8 @@ class LiveScreen(K3dScreen):
             self.run_io(backend.load_stop, name="stop load")
             return
         service = self.snapshot.service
-        if service is None or not service.external_ip:
+        if service is None or not (service.external_ip or self.in_cluster):
+            # (in-cluster load reaches the Service by its cluster DNS name: no external IP needed)
             self.notify("the service has no external IP yet; load needs one", severity="warning")
             return
         self.load_on = True
@@ -783,6 +788,32 @@ class LiveScreen(K3dScreen):
                 self.app.call_from_thread(self.log_action, says, "dim")
 
         self.run_io(start, name="start load")
+
+    def action_toggle_in_cluster(self) -> None:
+        """Load from this machine ⇄ from a Job of worker pods in the app's namespace. A run
+        under way stops (its Job is deleted) and starts again in the new place."""
+        if not self.allowed("toggle_in_cluster"):
+            return
+        self.in_cluster = not self.in_cluster
+        panel = self.query_one(LoadPanel)
+        panel.in_cluster = self.in_cluster
+        workers = panel.load_workers
+        self._draw_load(self.shown_load)
+        where = f"inside the cluster ({workers} worker pods)" if self.in_cluster else "from this machine"
+        self.log_action(f"load runs {where} from the next start" if not self.load_on else f"load moves {where}")
+        restart = self.load_on
+        backend, in_cluster = self.backend, self.in_cluster
+
+        def place() -> None:
+            backend.load_place(in_cluster, workers)
+            if restart:
+                self.app.call_from_thread(self._restart_load)
+
+        self.run_io(place, name="move load", exclusive=True)
+
+    def _restart_load(self) -> None:
+        self.load_on = False
+        self.action_toggle_load()
 
     def _set_settings(self, **changes: object) -> None:
         self.settings = replace(self.settings, **changes)  # type: ignore[arg-type]

@@ -93,6 +93,8 @@ class LoadPanel(Vertical):
         self.settings = LoadSettings()
         self.snapshot: LoadSnapshot | None = None
         self.pods: dict[str, str] = {}  # live pod name → node (the cards' cluster picture)
+        self.in_cluster = False  # the load runs as a Job of worker pods inside the cluster
+        self.load_workers = 2  # worker pods of an in-cluster run
 
     def compose(self) -> ComposeResult:
         yield TextLine(id="load-state")
@@ -143,6 +145,9 @@ class LoadPanel(Vertical):
         mode = snap.mode if running and snap is not None else s.mode
         conc = snap.concurrency if running and snap is not None else s.concurrency
         line = Text(no_wrap=True, overflow="ellipsis")
+        if self.in_cluster:
+            line.append(f"in-cluster, {self.load_workers} workers", style="bold magenta")
+            line.append(" · ", style="")
         line.append(mode, style="bold")
         line.append(f" · conc {conc} · rate {f'{s.rate:g}/s' if s.rate else 'max'}", style="")
         line.append(" │ " + MODE_EXPLANATION.get(mode, mode), style="dim")
@@ -177,6 +182,14 @@ class LoadPanel(Vertical):
             pod_box.update(hints)
             node_box.update("")
             return
+        if snap.identity_missing:
+            # totals, latency and errors above; no per-pod split, and how to get one
+            why = Text(no_wrap=False, style="yellow")
+            why.append("no per-pod split: ", style="bold yellow")
+            why.append(snap.identity_missing)
+            pod_box.update(why)
+            node_box.update(self._worker_lines(snap, node_box.size.width or 30))
+            return
         live = self.pods
         per_pod = dict(snap.per_pod)
         counts = {short_pod_name(name): per_pod.get(name, 0) for name in live}
@@ -196,8 +209,29 @@ class LoadPanel(Vertical):
             folded = f"+ {len(dead)} gone pod{'s' if len(dead) != 1 else ''} {sum(dead.values()):,}"
         everything = sum(per_pod.values())
         pod_box.update(bar_lines(counts, gone, width=pod_box.size.width or 40, height=room, total=everything))
-        node_height = node_box.size.height - (1 if folded else 0)
+        workers = self._worker_lines(snap, node_box.size.width or 30)
+        worker_rows = len(workers.plain.splitlines()) if workers.plain else 0
+        node_height = node_box.size.height - (1 if folded else 0) - worker_rows
         node_text = bar_lines(nodes, frozenset(), width=node_box.size.width or 30, height=max(1, node_height))
         if folded:
             node_text.append("\n" + folded, style="grey50")
+        if worker_rows:
+            node_text.append("\n")
+            node_text.append_text(workers)
         node_box.update(node_text)
+
+    def _worker_lines(self, snap: LoadSnapshot, width: int) -> Text:
+        """In-cluster load: one line per worker pod (its node, responses, req/s)."""
+        text = Text(no_wrap=True, overflow="ellipsis")
+        if not snap.per_worker:
+            return text
+        text.append(f"workers ({len(snap.per_worker)})", style="bold magenta")
+        for pod, w in sorted(snap.per_worker.items()):
+            text.append("\n")
+            text.append(f"{pod.rsplit('-', 2)[-2] if pod.count('-') >= 2 else pod:>3} ", style="magenta")
+            text.append(f"{short_node_name(w.node) if w.node else '-':<10} ", style="dim")
+            text.append(f"{w.responses:>8,}", style="bold" if w.running else "")
+            text.append(f" {w.rps:>6,.0f}/s", style="")
+            if w.errors:
+                text.append(f" {w.errors:,} err", style="red")
+        return text
