@@ -106,6 +106,11 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
             "in -system are refused. The kubeconfig is only read, never written."
         ),
     )
+    parser.add_argument(
+        "--identity", metavar="SPEC", default="",
+        help="where each response names the pod that served it, for the load panel's per-pod split: "
+        "header:NAME (e.g. header:X-Hostname) or json:FIELD (json:hostname); k3dtui's own app needs none",
+    )
     parser.set_defaults(func=attach_command)
 
 
@@ -113,11 +118,17 @@ def attach_command(args: argparse.Namespace) -> int:
     from k3dtui.core.target import check_target_options
 
     check_target_options(target_of(args))  # --deployment or --selector, before the cluster is read
+    identity = str(getattr(args, "identity", "") or "")
+    if identity:
+        from k3dtui.core.load import validate_settings
+        from k3dtui.core.models import LoadSettings
+
+        validate_settings(LoadSettings(identity=identity), need_url=False)
     attached = attached_for(args)
     assert attached is not None
     from k3dtui.ui.app import run_attached
 
-    return int(run_attached(attached, read_only=bool(getattr(args, "read_only", False))))
+    return int(run_attached(attached, read_only=bool(getattr(args, "read_only", False)), identity=identity))
 
 
 __all__ = ["attached_for", "live_for", "refuse_unless_allowed", "register", "target_given", "target_of",

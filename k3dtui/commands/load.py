@@ -323,9 +323,9 @@ def run(args: argparse.Namespace) -> int:
     from k3dtui.core.loadplan import DIRECT, make_generator, plan_load
 
     # attached: in-cluster load (a Job in the app's namespace) changes the cluster
-    in_cluster = bool(getattr(args, "in_cluster", False))
-    args.attached = attached_for(args, changing="in-cluster load" if in_cluster else "")
-    if args.attached is not None and not args.url and not in_cluster:
+    inside = bool(getattr(args, "in_cluster", False))
+    args.attached = attached_for(args, changing="in-cluster load" if inside else "")
+    if args.attached is not None and not args.url and not inside:
         raise UsageError(
             f"attached to {args.attached.app_text}: load from this machine needs --url (an address of the "
             "Service this machine reaches)", "give --url http://HOST:PORT/, or run it inside the cluster with --in-cluster")
@@ -333,6 +333,10 @@ def run(args: argparse.Namespace) -> int:
     max_share = _share(args)
     in_cluster = in_cluster_options(args)
     if in_cluster is not None:
+        if args.attached is not None:  # the attached app's namespace, Service and credentials
+            target = args.attached
+            return run_in_cluster(args, settings, max_share, *in_cluster, kubeconfig=target.kubeconfig,
+                                  context=target.context, app=target.identity, allow_changes=target.allow_changes)
         return run_in_cluster(args, settings, max_share, *in_cluster)
     plan = None
     kube: Any = None

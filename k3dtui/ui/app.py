@@ -205,11 +205,11 @@ def run_tui(args: argparse.Namespace) -> int:
     return int(app.return_code or 0)
 
 
-def run_attached(attached: Any, *, read_only: bool = False) -> int:
+def run_attached(attached: Any, *, read_only: bool = False, identity: str = "") -> int:
     """``k3dtui attach``: the live view on another cluster's app, no setup screens."""
     from k3dtui.ui.backend import AttachedBackend
 
-    backend = AttachedBackend(attached, read_only=read_only)
+    backend = AttachedBackend(attached, read_only=read_only, identity=identity)
     app = K3dtuiApp(backend)
     try:
         app.run()

@@ -432,6 +432,12 @@ class CoreBackend(CoreValidation):
         if load is not None:
             load.close()
 
+    def _job_target(self) -> tuple[Any, str | None, Any]:
+        """(kubeconfig, context, app) of the in-cluster load's Job: k3dtui's own cluster and app."""
+        from k3dtui.core.identity import APP
+
+        return self.session.call_soon(self._provider.kubeconfig()), self._provider.context, APP
+
     def _start_in_cluster(self, settings: LoadSettings, on_load: OnLoad) -> str:
         from k3dtui.core.incluster import InClusterLoad
 
@@ -441,8 +447,8 @@ class CoreBackend(CoreValidation):
         if self._load is not None:
             self._load.close()  # each in-cluster run is a Job of its own
             self._load = None
-        kubeconfig = self.session.call_soon(self._provider.kubeconfig())
-        load = InClusterLoad(replace(settings, url=""), kubeconfig=kubeconfig, context=self._provider.context,
+        kubeconfig, context, app = self._job_target()
+        load = InClusterLoad(replace(settings, url=""), kubeconfig=kubeconfig, context=context, app=app,
                              workers=self._workers, allow_changes=not self.read_only)
         self._load, self._load_where = load, "in-cluster"
         load.start()
@@ -512,8 +518,11 @@ class AttachedBackend(CoreBackend):
     No provider, no setup: the cluster is not k3dtui's. Read-only unless the target allows
     changes (and never with ``--read-only``); node stop/start and cluster delete never."""
 
-    def __init__(self, attached: Any, *, read_only: bool = False) -> None:
+    def __init__(self, attached: Any, *, read_only: bool = False, identity: str = "") -> None:
         self.attached = attached
+        self.identity = identity  # --identity: where the app's responses name their pod ("" = X-Pod)
+        self._in_cluster = False
+        self._workers = 2
         self.read_only = read_only or not attached.allow_changes
         self._force_sim = False
         self._live = None
@@ -601,9 +610,17 @@ class AttachedBackend(CoreBackend):
             return actions.drain(node)
         return actions.cordon(node, action == "cordon")
 
+    def _job_target(self) -> tuple[Any, str | None, Any]:
+        a = self.attached  # the attached app's namespace and Service, with the attached credentials
+        return a.kubeconfig, a.context, a.identity
+
     def load_start(self, settings: LoadSettings, service: ServiceView, on_load: OnLoad) -> str | None:
         from k3dtui.core.load import LoadGenerator
 
+        if self.identity:
+            settings = replace(settings, identity=self.identity)
+        if self._in_cluster:
+            return self._start_in_cluster(settings, on_load)
         if not service.external_ip:
             raise UsageError("the app's Service has no external address", "use `k3dtui load --url` from a shell")
         settings = replace(settings, url=f"http://{service.external_ip}:{service.port}/")
