@@ -48,6 +48,7 @@ from k3dtui.core.identity import APP, AppIdentity
 from k3dtui.core.load import validate_settings
 from k3dtui.core.loadworker import ERROR_KINDS, identity_missing, percentiles
 from k3dtui.core.models import LoadSettings, LoadSnapshot, WorkerView
+from k3dtui.core.process import pid_alive
 
 DEFAULT_WORKER_IMAGE = "python:3.13-slim"
 MIN_WORKERS = 1
@@ -307,18 +308,8 @@ def merge_lines(
 
 
 # --- leftovers -------------------------------------------------------------------------
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def run_alive(meta: Any, *, now: float, host: str | None = None,
-              pid_alive: Callable[[int], bool] = _pid_alive) -> bool:
+              pid_alive: Callable[[int], bool] = pid_alive) -> bool:
     """Whether the k3dtui that made an object (its metadata) still runs: same host and a
     live pid, else a heartbeat younger than ``STALE_AFTER``. ``now``: epoch seconds."""
     annotations = dict(getattr(meta, "annotations", None) or {})
@@ -341,7 +332,7 @@ def _has_our_labels(meta: Any) -> bool:
 
 
 def cleanup_leftovers(batch: Any, core: Any, namespace: str, *, now: float | None = None,
-                      host: str | None = None, pid_alive: Callable[[int], bool] = _pid_alive,
+                      host: str | None = None, pid_alive: Callable[[int], bool] = pid_alive,
                       keep: str = "") -> list[str]:
     """Delete the load Jobs and ConfigMaps of runs whose k3dtui is gone, in ``namespace``
     (only objects with both of k3dtui's load labels; ``keep``: a run id never to delete).

@@ -40,6 +40,7 @@ from k3dtui.core import docker as dockerx
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.load import LoadGenerator, validate_settings
 from k3dtui.core.models import LoadSettings
+from k3dtui.core.process import pid_alive
 
 LABEL = "k3dtui.role"
 LABEL_VALUE = "load-generator"
@@ -265,22 +266,12 @@ def cleanup_stale(cli: Any) -> list[str]:
     for c in found:
         who = str((c.labels or {}).get(OWNER_LABEL, ""))
         h, _, pid = who.rpartition(":")
-        if h == host and pid.isdigit() and _pid_alive(int(pid)):
+        if h == host and pid.isdigit() and pid_alive(int(pid)):
             continue
         with contextlib.suppress(docker.errors.DockerException):
             c.remove(force=True)
             removed.append(str(c.name))
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class InNetworkLoadGenerator(LoadGenerator):

@@ -12,24 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from k3dtui.core import paths
+from k3dtui.core.process import pid_alive as pid_alive  # re-exported (the daemon, the provider)
 
 
 def state_dir(name: str, *, create: bool = False) -> Path:
     return paths.cluster_dir("sim", name, create=create)
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie is not running
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 PID_FILE = "pid"

@@ -197,6 +197,10 @@ def run_tui(args: argparse.Namespace) -> int:
         force_sim=bool(getattr(args, "sim", False)),
         read_only=bool(getattr(args, "read_only", False)),
     )
+    return _run(backend)
+
+
+def _run(backend: Any) -> int:
     app = K3dtuiApp(backend)
     try:
         app.run()
@@ -209,10 +213,4 @@ def run_attached(attached: Any, *, read_only: bool = False, identity: str = "") 
     """``k3dtui attach``: the live view on another cluster's app, no setup screens."""
     from k3dtui.ui.backend import AttachedBackend
 
-    backend = AttachedBackend(attached, read_only=read_only, identity=identity)
-    app = K3dtuiApp(backend)
-    try:
-        app.run()
-    finally:
-        backend.close()
-    return int(app.return_code or 0)
+    return _run(AttachedBackend(attached, read_only=read_only, identity=identity))

@@ -632,12 +632,3 @@ class AttachedBackend(CoreBackend):
             self._reader.stop()
         self._reader = LoadReader(self._load, on_load)
         return f"load from this machine to {service.external_ip}:{service.port}"
-
-    def close(self) -> None:
-        self.live_stop()
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            reader.stop()
-        load, self._load = self._load, None
-        if load is not None:
-            load.close()
