@@ -3,6 +3,8 @@ embedded simulated cluster, with the reason either way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from k3dtui.core.errors import K3dtuiError
 from k3dtui.core.provider import ClusterInfo, Provider
 
@@ -99,6 +101,20 @@ def _sim_clusters() -> list[ClusterInfo]:
             servers, agents = 1, 0
         found.append(ClusterInfo(folder.name, servers, agents, servers, agents))
     return found
+
+
+def sim_dial_for(server: str) -> Callable[[str, int], tuple[str, int]] | None:
+    """The load-balancer map of k3dtui's running simulated cluster whose API server is
+    ``server``, or None (any other cluster: its addresses are dialled as they are). A simulated
+    cluster's external IPs exist only inside k3dtui, so ``attach`` and ``load`` attached to
+    one reach them through its map, as ``k3dtui --sim`` does."""
+    from k3dtui.sim.provider import SimProvider
+
+    for info in _sim_clusters():
+        provider = SimProvider(info.name)
+        if provider.server() == server:
+            return provider.dial
+    return None
 
 
 def serve_sim(name: str, servers: int, agents: int) -> int:

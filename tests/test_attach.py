@@ -450,4 +450,4 @@ def test_attach_and_load_check_their_options_before_anything(user_kubeconfig: Pa
     code, _out, err = run(capsys, "attach", "--kubeconfig", str(user_kubeconfig), "--selector", "app in (", )
     assert code == 2 and "--selector 'app in ('" in err
     code, _out, err = run(capsys, "load", "--duration", "1", *target(user_kubeconfig))
-    assert code == 2 and "load from this machine needs --url" in err
+    assert code == 2 and "service web (LoadBalancer) has no external address this machine can dial" in err

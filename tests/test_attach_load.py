@@ -145,6 +145,13 @@ def test_load_splits_per_pod_through_the_identity_header(shop: tuple[SimHandle, 
     assert all(n > 0 for n in data["per_pod"].values())  # new connections reach both pods
     assert sum(data["per_pod"].values()) == sum(data["status"].values()) == data["status"]["200"] > 0
 
+    # without --url: the Service's external address, dialled through the simulated cluster's map
+    code, out, err = _run(capsys, "load", *_target(user), "--requests", "60", "--concurrency", "4",
+                          "--new-connections", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["status"] == {"200": 60} and set(data["per_pod"]) == pods
+
     # a header the app does not send: totals, no split, and why
     code, out, err = _run(capsys, "load", *_target(user), "--url", url, "--identity", "header:X-Served-By",
                           "--requests", "40", "--concurrency", "2", "--json")

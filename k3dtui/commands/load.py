@@ -326,9 +326,16 @@ def run(args: argparse.Namespace) -> int:
     inside = bool(getattr(args, "in_cluster", False))
     args.attached = attached_for(args, changing="in-cluster load" if inside else "")
     if args.attached is not None and not args.url and not inside:
-        raise UsageError(
-            f"attached to {args.attached.app_text}: load from this machine needs --url (an address of the "
-            "Service this machine reaches)", "give --url http://HOST:PORT/, or run it inside the cluster with --in-cluster")
+        # the attached app's Service at its external address (through the map of a simulated cluster of k3dtui's)
+        from k3dtui.core.target import service_url
+        from k3dtui.providers import sim_dial_for
+
+        args.url = service_url(args.attached, sim_dial_for(args.attached.server))
+        try:
+            preflight(args.url, 3.0)
+        except K3dtuiError as exc:
+            raise K3dtuiError(exc.message, "this machine may not reach the cluster's load balancer: run the load "
+                              "inside the cluster (--in-cluster --allow-changes), or give --url") from None
     settings = settings_from_args(args, url=args.url or "")
     max_share = _share(args)
     in_cluster = in_cluster_options(args)

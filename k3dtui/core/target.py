@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,3 +279,38 @@ def _find_service(core: client.CoreV1Api, target: Target, namespace: str, pod_la
 
 
 __all__ = ["Attached", "Target", "check_target_options", "default_kubeconfig", "refused_namespace", "resolve_target"]
+
+
+Dial = Callable[[str, int], tuple[str, int]]
+
+
+def service_url(attached: Attached, dial: Dial | None = None) -> str:
+    """``http://ADDRESS:PORT/`` of the attached app's Service as this machine reaches it: its
+    LoadBalancer ingress (``ip``, else ``hostname``: cloud load balancers give a name) and its
+    first port. ``dial`` maps a cluster address to the one this machine dials (a simulated
+    cluster of k3dtui's: ``providers.sim_dial_for``). A ``UsageError`` naming what to do
+    instead when the Service has no external address."""
+    ident = attached.identity
+    if not ident.service:
+        raise UsageError(f"no Service selects the pods of {attached.app_text}",
+                         "give --url http://HOST:PORT/, or run the load inside the cluster with --in-cluster")
+    api = make_api_client(attached.kubeconfig, attached.context, hint=TARGET_HINT)
+    try:
+        svc = _body(client.CoreV1Api(api).read_namespaced_service(
+            ident.service, attached.namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT))
+    except Exception as exc:
+        raise translate(exc, f"read service {ident.service}", host=attached.server) from None
+    finally:
+        api.close()
+    ingress = ((svc.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
+    first = ingress[0] if ingress and isinstance(ingress[0], dict) else {}
+    host = str(first.get("ip") or first.get("hostname") or "")
+    if not host:
+        kind = str((svc.get("spec") or {}).get("type") or "ClusterIP")
+        raise UsageError(f"service {ident.service} ({kind}) has no external address this machine can dial",
+                         "give --url http://HOST:PORT/ (e.g. through `kubectl port-forward`), or run the load "
+                         "inside the cluster with --in-cluster")
+    port = ident.service_port
+    if dial is not None:
+        host, port = dial(host, port)
+    return f"http://{host}:{port}/"

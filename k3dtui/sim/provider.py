@@ -96,6 +96,13 @@ class SimProvider:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca.exists() else True
         return httpx.AsyncClient(timeout=timeout, verify=verify)
 
+    def server(self) -> str:
+        """Its API server's URL ("" when it is not running)."""
+        try:
+            return self._server_and_token()[0]
+        except K3dtuiError:
+            return ""
+
     def _server_and_token(self) -> tuple[str, str]:
         try:
             cfg = yaml.safe_load(self.kubeconfig_path.read_text(encoding="utf-8"))

@@ -621,9 +621,19 @@ class AttachedBackend(CoreBackend):
             settings = replace(settings, identity=self.identity)
         if self._in_cluster:
             return self._start_in_cluster(settings, on_load)
-        if not service.external_ip:
-            raise UsageError("the app's Service has no external address", "use `k3dtui load --url` from a shell")
-        settings = replace(settings, url=f"http://{service.external_ip}:{service.port}/")
+        import socket
+
+        from k3dtui.core.target import service_url
+        from k3dtui.providers import sim_dial_for
+
+        url = service_url(self.attached, sim_dial_for(self.attached.server))  # its LoadBalancer address
+        host, _, port = url[len("http://"):].rstrip("/").rpartition(":")
+        try:
+            socket.create_connection((host.strip("[]"), int(port)), timeout=2.0).close()
+        except OSError as exc:
+            raise UsageError(f"this machine cannot reach {url}: {exc.strerror or type(exc).__name__}",
+                             "press w to run the load inside the cluster (with --allow-changes)") from None
+        settings = replace(settings, url=url)
         if self._load is not None:
             self._load.close()
         self._load = LoadGenerator(settings)
@@ -631,4 +641,4 @@ class AttachedBackend(CoreBackend):
         if self._reader is not None:
             self._reader.stop()
         self._reader = LoadReader(self._load, on_load)
-        return f"load from this machine to {service.external_ip}:{service.port}"
+        return f"load from this machine to {url}"
