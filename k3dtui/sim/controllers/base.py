@@ -3,6 +3,10 @@
 Controllers run on the simulator's event loop. The store calls subscribers synchronously
 from inside a write, so a controller never writes from its event handler: it enqueues a
 key, and the loop drains the queue on its next turn (like a workqueue fed by a watch).
+A turn works through at most ``SimSettings.tick_bound`` keys, and keys queued during a turn
+wait for the next one: a burst of events about one object is one reconcile, and a large
+change (a scale to hundreds of replicas) proceeds in bounded turns with the API served in
+between.
 """
 
 from __future__ import annotations
@@ -242,16 +246,33 @@ class Controller:
             loop.call_soon(self._drain)
 
     def _drain(self) -> None:
+        """One turn of the loop's work: at most ``tick_bound`` keys, taken in the order they
+        were queued. Keys queued meanwhile (this turn's own writes come back as events) wait
+        for the next turn, where events about one key coalesce into one reconcile; the next
+        turn is a fresh callback, so the loop answers the API (/healthz, lists, watches)
+        between two turns."""
         self._scheduled = False
-        while self._pending:
+        bound = max(1, self.ctx.settings.tick_bound)
+        batch: list[Any] = []
+        while self._pending and len(batch) < bound:
             key = next(iter(self._pending))
             del self._pending[key]
+            batch.append(key)
+        self.tick()
+        for key in batch:
             try:
                 self.reconcile(key)
             except ApiError as exc:
                 log.debug("%s.reconcile(%s): %s", type(self).__name__, key, exc.message)
             except Exception:
                 log.exception("%s.reconcile(%s)", type(self).__name__, key)
+        if self._pending and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def tick(self) -> None:
+        """Called at the start of each turn, before its reconciles: a controller that caches
+        what every reconcile of a turn would compute again forgets it here."""
 
     def reconcile(self, key: Any) -> None:
         raise NotImplementedError
