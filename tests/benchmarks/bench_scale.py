@@ -163,6 +163,13 @@ def bench(replicas: int, agents: int, timeout: float) -> None:
             edges = [t_scale, *during, t_done if watcher.ended is None else min(t_done, watcher.ended)]
             gaps = [b - a for a, b in itertools.pairwise(edges)]
             still_open = watcher.ended is None
+            phases: dict[str, int] = {}
+            if up is None:
+                for pod in http.get("/api/v1/namespaces/default/pods").json()["items"]:
+                    st = pod.get("status") or {}
+                    cond = next((c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
+                    what = st.get("phase", "?") + (f" ({cond.get('message')})" if cond.get("status") == "False" else "")
+                    phases[what] = phases.get(what, 0) + 1
             down: float | None = None
             if up is not None:
                 scale(http, 3)
@@ -172,6 +179,8 @@ def bench(replicas: int, agents: int, timeout: float) -> None:
         settled = f"all Ready in {up:.1f} s" if up is not None else f"NOT settled in {timeout:.0f} s ({ready} ready)"
         print(f"scale 3 -> {replicas} on {nodes} nodes: {settled}"
               + (f"; back to 3 in {down:.1f} s" if down is not None else ""))
+        for what, count in sorted(phases.items()):
+            print(f"  {count} pods {what}")
         print(f"  /healthz every 100 ms during the change ({len(up_lat)} samples, {up_failures} failed): "
               f"p50 {pct(up_lat, 50) * 1000:.1f} ms, p99 {pct(up_lat, 99) * 1000:.1f} ms, "
               f"max {max(up_lat, default=0) * 1000:.0f} ms")
