@@ -192,6 +192,22 @@ class Ctx:
 
 _background: set[asyncio.Task[Any]] = set()
 
+# A reconcile that walks every pod of a large ReplicaSet or Service is not run for every
+# event about one of its pods: pod events wait to join one reconcile for a period that grows with
+# what it walks (1 ms per object, at most 1 s; none up to 50 objects), so its share of the
+# loop stays bounded however large the change. kube-controller-manager batches the same way:
+# --endpointslice-updates-batch-period ("processing of pod changes will be delayed by this
+# duration to join them with potential upcoming updates"), and the ReplicaSet controller's
+# expectations hold a sync until the creations it made are observed.
+BATCH_FREE = 50
+BATCH_PER_OBJECT = 0.001
+BATCH_MAX = 1.0
+
+
+def batch_period(size: int) -> float:
+    """How long events wait to join one reconcile that walks ``size`` objects."""
+    return 0.0 if size <= BATCH_FREE else min(BATCH_MAX, size * BATCH_PER_OBJECT)
+
 
 def spawn(coro: Any) -> asyncio.Task[Any]:
     """Start a task and keep a reference until it ends (the loop holds only weak ones)."""
@@ -212,11 +228,22 @@ class Controller:
         self.store = ctx.store
         self._pending: dict[Any, None] = {}
         self._scheduled = False
+        self._batching: set[Any] = set()  # keys whose events wait to join one reconcile
+        self.sizes: dict[Any, int] = {}  # per key, how many objects its last reconcile walked
 
     def on_event(self, event: Event) -> None:
         delay = self.event_delay()
         for key in self.keys_for(event):
-            self.enqueue(key, delay)
+            period = batch_period(self.sizes.get(key, 0)) if event.gvr == gvrs.PODS else 0.0
+            if period <= 0:
+                self.enqueue(key, delay)
+            elif key not in self._batching:
+                self._batching.add(key)
+                asyncio.get_running_loop().call_later(delay + period, self._batched, key)
+
+    def _batched(self, key: Any) -> None:
+        self._batching.discard(key)
+        self._enqueue_now(key)
 
     def event_delay(self) -> float:
         """How long after a watch event the reconcile runs."""

@@ -32,6 +32,7 @@ class DisruptionController(Controller):
         if pdb is None:
             return
         status = disruption.status_of(self.store, pdb)
+        self.sizes[key] = int(status.get("expectedPods") or 0)
         old = pdb.get("status") or {}
         for c in status["conditions"]:
             prev = next((p for p in old.get("conditions") or [] if p.get("type") == c["type"]), None)

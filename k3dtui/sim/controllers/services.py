@@ -104,6 +104,7 @@ class EndpointsController(Controller):
             and util.phase(p) not in ("Succeeded", "Failed")
         ]
         pods.sort(key=lambda p: p["metadata"]["name"])
+        self.sizes[key] = len(pods)
         svc_ports = (svc.get("spec") or {}).get("ports") or []
         first = pods[0] if pods else None
         ports = []

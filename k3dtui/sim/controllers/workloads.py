@@ -457,6 +457,7 @@ class ReplicaSetController(Controller):
                 if adopted is not None:
                     kept.append(adopted)
         pods = kept
+        self.sizes[key] = len(pods)
         active = [p for p in pods if util.is_active(p)]
         desired = int((rs.get("spec") or {}).get("replicas", 1) or 0)
         diff = desired - len(active)
