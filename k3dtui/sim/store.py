@@ -254,7 +254,9 @@ class Store:
             return self.delete(gvr, ns, name)
         stored = self._bump(obj)
         self._put(key, stored)
-        self._emit(Event("MODIFIED", gvr, copy.deepcopy(stored), self._rv, old=copy.deepcopy(old)))
+        # ``old`` is no longer stored: the event may hold it as it is (nothing mutates a stored
+        # object in place; every writer edits a copy and puts it back)
+        self._emit(Event("MODIFIED", gvr, copy.deepcopy(stored), self._rv, old=old))
         return copy.deepcopy(stored)
 
     def mutate(self, gvr: GVR, namespace: str, name: str, fn: Callable[[Obj], None]) -> Obj | None:
@@ -262,12 +264,12 @@ class Store:
 
         Returns the stored object, or ``None`` when it no longer exists.
         """
-        current = self.get(gvr, namespace, name)
-        if current is None:
+        stored = self._objects.get((gvr, namespace, name))
+        if stored is None:
             return None
-        before = copy.deepcopy(current)
+        current = copy.deepcopy(stored)
         fn(current)
-        if current == before:
+        if current == stored:
             return current
         return self.update(gvr, current)
 

@@ -70,6 +70,26 @@ class Ctx:
     ca_pem: str = ""  # the API server's CA (published as kube-root-ca.crt in every namespace)
     stopped: set[str] = field(default_factory=set)  # nodes whose container is stopped (k3d node stop)
     _events: list[Key] = field(default_factory=list)
+    _turn_steps: int = 0  # paced steps taken in this turn of the loop (``pace``)
+    _turn_reset: bool = False
+
+    async def pace(self) -> None:
+        """Take one of this turn's ``tick_bound`` steps, or wait for a later turn that has one.
+
+        The kubelets' pod workers call this before each status write: a thousand pods whose
+        timers expire together then write in turns of at most ``tick_bound``, with the API
+        answered in between, rather than all in one turn (the kubelet's API client paces its
+        writes the same way: --kube-api-qps 50, --kube-api-burst 100)."""
+        while self._turn_steps >= max(1, self.settings.tick_bound):
+            await asyncio.sleep(0)
+        if not self._turn_reset:
+            self._turn_reset = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        self._turn_steps += 1
+
+    def _next_turn(self) -> None:
+        self._turn_steps = 0
+        self._turn_reset = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
