@@ -12,6 +12,8 @@ then `scale` to N through the Deployment's scale subresource (as `k3dtui scale` 
 - /healthz latency p50/p99/max, one request every 100 ms from the scale until settled;
 - the watch: events received, the longest gap between two of them, how many gaps > 1 s, and
   whether it was still open at the end;
+- the CPU time the daemon and the data plane used during the change (less sensitive than
+  wall times to other work on the machine);
 - the peak resident memory of the daemon (API server and controllers) and of its data plane
   (the pods' HTTP servers), sampled every second.
 
@@ -112,6 +114,14 @@ class Watcher:
         self.ended = time.perf_counter()
 
 
+def cpu_seconds(daemon_pid: int) -> tuple[float, float]:
+    """CPU seconds (user + system) used so far by the daemon and by its data plane."""
+    daemon = psutil.Process(daemon_pid)
+    t = daemon.cpu_times()
+    plane = sum(sum(c.cpu_times()[:2]) for c in daemon.children(recursive=True))
+    return t.user + t.system, plane
+
+
 def wait_ready(http: httpx.Client, replicas: int, timeout: float) -> tuple[float | None, int]:
     """Seconds until the app's Deployment has ``replicas`` ready (and no more), or None and
     the last count seen at ``timeout``."""
@@ -151,10 +161,12 @@ def bench(replicas: int, agents: int, timeout: float) -> None:
             for t in threads:
                 t.start()
             time.sleep(0.5)
+            cpu0 = cpu_seconds(pid)
             t_scale = time.perf_counter()
             scale(http, replicas)
             up, ready = wait_ready(http, replicas, timeout)
             t_done = time.perf_counter()
+            cpu_daemon, cpu_plane = (a - b for a, b in zip(cpu_seconds(pid), cpu0, strict=True))
             probe.stop.set()
             threads[1].join(130)
             up_lat, up_failures = list(probe.latencies), probe.failures
@@ -187,6 +199,8 @@ def bench(replicas: int, agents: int, timeout: float) -> None:
         print(f"  watch opened before the change: {len(during)} events, longest gap {max(gaps) :.2f} s, "
               f"{sum(1 for g in gaps if g > 1.0)} gaps > 1 s, "
               + ("still open" if still_open else f"CLOSED ({watcher.error or 'by the server'})"))
+        print(f"  CPU time during the change: daemon {cpu_daemon:.1f} s, data plane {cpu_plane:.1f} s "
+              f"(load average {os.getloadavg()[0]:.1f}: other work on the machine slows the wall times)")
         print(f"  peak RSS: daemon {rss_daemon / 2**20:.0f} MiB, data plane {rss_plane / 2**20:.0f} MiB")
         sys.stdout.flush()
     finally:
