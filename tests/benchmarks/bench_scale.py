@@ -177,7 +177,12 @@ def bench(replicas: int, agents: int, timeout: float) -> None:
             still_open = watcher.ended is None
             phases: dict[str, int] = {}
             if up is None:
-                for pod in http.get("/api/v1/namespaces/default/pods").json()["items"]:
+                try:
+                    items = http.get("/api/v1/namespaces/default/pods").json()["items"]
+                except httpx.HTTPError as exc:
+                    items = []
+                    phases[f"unknown: the API did not answer a list within 120 s ({type(exc).__name__})"] = replicas
+                for pod in items:
                     st = pod.get("status") or {}
                     cond = next((c for c in st.get("conditions") or [] if c.get("type") == "PodScheduled"), {})
                     what = st.get("phase", "?") + (f" ({cond.get('message')})" if cond.get("status") == "False" else "")

@@ -30,6 +30,7 @@ class DisruptionController(Controller):
         ns, name = key
         pdb = self.store.peek(disruption.PDBS, ns, name)
         if pdb is None:
+            self.sizes.pop(key, None)
             return
         status = disruption.status_of(self.store, pdb)
         self.sizes[key] = int(status.get("expectedPods") or 0)

@@ -433,6 +433,8 @@ class ReplicaSetController(Controller):
         ns, name = key
         rs = self.store.peek(gvrs.REPLICASETS, ns, name)
         if rs is None or util.is_terminating(rs):
+            self.sizes.pop(key, None)
+            self._batch.pop(key, None)
             return
         uid = rs["metadata"]["uid"]
         pods = [p for p in self.ctx.dependents(uid, gvrs.PODS) if util.controller_uid(p) == uid]
