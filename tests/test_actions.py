@@ -85,7 +85,7 @@ def test_bad_kubeconfig_gives_a_clear_result(tmp_path: Path) -> None:
         (["scale", "1.5"], "not a replica count"),
         (["scale", "51"], "above the limit of 50"),
         (["scale", "7", "--max-replicas", "5"], "above the limit of 5"),
-        (["scale", "99999", "--max-replicas", "100000"], "--max-replicas 100000 is above k3dtui's ceiling of 300"),
+        (["scale", "99999", "--max-replicas", "100000"], "--max-replicas 100000 is above k3dtui's ceiling of 2000"),
         (["kill"], "name the pod to kill"),
         (["kill", "fastapi-x", "--random"], "either a POD name or --random"),
         (["kill", "Not_A_Pod"], "not a valid pod name"),

@@ -20,6 +20,8 @@ import httpx
 import pytest
 import yaml
 
+from k3dtui.core.errors import EXIT_FAILED, EXIT_STOPPED
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = "keep"
 KINDS = {
@@ -73,6 +75,17 @@ def picture(env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def wait_gone(pid: int, timeout: float = 10) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} did not exit")
+
+
 def settled(env: dict[str, str], timeout: float = 20) -> None:
     """Every app pod Running and ready again."""
     end = time.monotonic() + timeout
@@ -92,6 +105,18 @@ def test_crash_then_sim_start_brings_back_the_same_cluster(env: dict[str, str]) 
     before = picture(env)
     pid = int((folder(env) / "pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
+    wait_gone(pid)
+    # status: the cluster exists, stopped with its state kept (not "absent"), and the fix
+    status = cli(env, "status")
+    assert status.returncode == EXIT_STOPPED, status.stdout + status.stderr
+    assert f"cluster {NAME} (sim, " in status.stdout and "): stopped" in status.stdout
+    assert "the cluster exists but is stopped" in status.stdout
+    assert f"`k3dtui --sim sim start --name {NAME}`" in status.stdout
+    assert f"`k3dtui --sim up --name {NAME}`" in status.stdout
+    as_json = cli(env, "status", "--json")
+    assert as_json.returncode == EXIT_STOPPED
+    data = json.loads(as_json.stdout)
+    assert data["stage"] == "stopped" and str(folder(env) / "cluster.json") in data["fix"]
     start = cli(env, "sim", "start")
     assert start.returncode == 0, start.stderr
     assert "again from its kept state" in start.stderr
@@ -120,6 +145,8 @@ def test_sim_stop_then_start_is_a_restart_and_down_forgets(env: dict[str, str]) 
     before = picture(env)
     stop = cli(env, "sim", "stop")
     assert stop.returncode == 0 and "its state is kept" in stop.stdout
+    status = cli(env, "status")
+    assert status.returncode == EXIT_STOPPED and "): stopped" in status.stdout
     assert cli(env, "sim", "start").returncode == 0
     settled(env)
     after = picture(env)
@@ -127,6 +154,8 @@ def test_sim_stop_then_start_is_a_restart_and_down_forgets(env: dict[str, str]) 
         before["deployment"], before["service"], before["pool"], before["counts"])
     assert cli(env, "down", "--yes").returncode == 0
     assert not (folder(env) / "cluster.json").exists()
+    gone = cli(env, "status")
+    assert gone.returncode == EXIT_FAILED and "): absent" in gone.stdout  # nothing kept: absent
     assert cli(env, "sim", "start").returncode == 0
     with api(env) as http:
         assert http.get("/apis/apps/v1/namespaces/default/deployments/fastapi-app").status_code == 404

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from k3dtui.commands.attach import attached_for, live_for, target_parser
 from k3dtui.core.errors import EXIT_NO_RECONNECT, UsageError
 from k3dtui.core.identity import APP
-from k3dtui.core.spec import REPLICA_CEILING
+from k3dtui.core.spec import PODS_PER_NODE, REPLICA_CEILING
 
 RECONNECT_WITHIN = 60.0  # s: `watch` gives up (exit 5) when the API is away longer
 
@@ -44,8 +44,8 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
         type=int,
         default=APP.max_replicas,
         help=f"refuse to go above this many replicas (default: {APP.max_replicas}; at most "
-        f"{REPLICA_CEILING}, the most the simulated cluster was measured to serve: Ready in 3 s, its API "
-        "answering meanwhile)",
+        f"{REPLICA_CEILING}, the most the simulated cluster was measured to serve: Ready in about 10 s on 20 "
+        f"nodes, its API answering meanwhile; a node holds {PODS_PER_NODE} pods, the rest stay Pending)",
     )
     scale.set_defaults(func=scale_command)
 

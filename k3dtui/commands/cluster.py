@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from k3dtui.core.errors import K3dtuiError, UsageError
+from k3dtui.core.errors import EXIT_FAILED, EXIT_OK, EXIT_STOPPED, K3dtuiError, UsageError
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -313,14 +313,15 @@ def cmd_status(args: argparse.Namespace) -> int:
             kubeconfig = ""
     if args.json:
         print(json.dumps(data, indent=2, default=str))
-        return 0 if data["stage"] not in ("absent",) else 1
+        return {"absent": EXIT_FAILED, "stopped": EXIT_STOPPED}.get(data["stage"], EXIT_OK)
     print(f"cluster {data['cluster']} ({data['provider']}, context {data['context']}): {data['stage']}")
     if data["stage"] == "absent":
         print(f"  no cluster named {data['cluster']}; create it with `k3dtui up`")
         return 1
     if data["stage"] == "stopped":
-        print("  the cluster exists but is not running")
-        return 0
+        print("  the cluster exists but is stopped")
+        print(f"  {data['fix']}")
+        return EXIT_STOPPED
     for node in data["nodes"]:
         roles = ",".join(node["roles"])
         ready = "Ready" if node["ready"] else "NotReady"

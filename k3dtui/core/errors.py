@@ -9,6 +9,7 @@ EXIT_USAGE = 2  # bad input, refused before anything changed
 EXIT_LOAD_ERRORS = 3  # `load`: more than --max-error-share of its requests failed
 EXIT_TARGET_GONE = 4  # `load`: the target stopped answering (no response in the run's last second)
 EXIT_NO_RECONNECT = 5  # `watch`: the connection did not come back within --reconnect-within
+EXIT_STOPPED = 6  # `status`: the cluster exists but is stopped (a simulated one's state kept)
 EXIT_INTERRUPTED = 130  # Ctrl+C
 
 

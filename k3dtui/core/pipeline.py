@@ -86,6 +86,14 @@ class Pipeline(SetupSession):
         return (await self.run(ProbeStep(ip))).dial_url
 
     # -- status --------------------------------------------------------------------------------
+    def stopped_fix(self) -> str:
+        """How to bring back this provider's stopped cluster."""
+        hint = getattr(self.provider, "start_hint", None)
+        if callable(hint):
+            return str(hint())
+        name = self.spec.name
+        return f"start it with `k3d cluster start {name}`, or delete it with `k3dtui down --name {name}`"
+
     async def status(self) -> dict[str, Any]:
         """The cluster as `k3dtui status --json` prints it (built by ``core.status`` from the
         same views the live state uses)."""
@@ -102,6 +110,12 @@ class Pipeline(SetupSession):
             "deployment": None,
             "service": None,
         }
+        if stage == "absent":
+            kept = getattr(self.provider, "kept", None)
+            if callable(kept) and kept():  # a simulated cluster whose daemon is gone, its state kept
+                out["stage"] = stage = "stopped"
+        if stage == "stopped":
+            out["fix"] = self.stopped_fix()
         if not stage_at_least(stage, "cluster"):
             return out
         kube = await self._get_kube()

@@ -2,7 +2,10 @@
 live state uses (``core.state``: ``pod_view``, ``node_view``, ``deployment_view``,
 ``service_view``), so the CLI and the TUI never disagree about a pod's status or readiness.
 
-The shape (stable, documented in the README):
+The shape (stable, documented in the README), after ``cluster``, ``provider``, ``context``
+and ``stage`` (``absent``, ``stopped``, ``cluster``, ``metallb``, ``deployed``; a stopped
+cluster adds ``fix``, how to start it again; a simulated cluster whose daemon crashed with its
+state kept is ``stopped``, not ``absent``):
 
 ``nodes``: ``[{name, roles: [..], ready, ip, pods: [{name, status, ip, ready}]}]`` sorted by
 name; ``unscheduled``: pods on no node (only when there are some); ``deployment``:

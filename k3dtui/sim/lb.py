@@ -214,6 +214,7 @@ class LoadBalancerController(Controller):
         self._snat: dict[str, dict[int, str]] = {}
         self._listeners: dict[str, int] = {}
         self.changed: asyncio.Event = asyncio.Event()
+        self._sync_queued = False
 
     @property
     def backends(self) -> dict[str, list[int]]:
@@ -226,7 +227,9 @@ class LoadBalancerController(Controller):
         self.enqueue("all")
 
     def reconcile(self, key: str) -> None:
-        spawn(self._sync())
+        if not self._sync_queued:  # one sync waiting for the lock sees every change before it
+            self._sync_queued = True
+            spawn(self._sync())
 
     def desired(self) -> dict[str, list[int]]:
         return {k: ports for k, (ports, _) in self.routes().items()}
@@ -290,8 +293,10 @@ class LoadBalancerController(Controller):
     async def _sync(self) -> None:
         runtime = self.ctx.runtime
         if runtime is None:
+            self._sync_queued = False
             return
         async with self._lock:
+            self._sync_queued = False
             want = self.routes()
             changed = False
             for key in list(self._listeners):

@@ -206,6 +206,11 @@ class SimProvider:
         """Whether a stopped (or crashed) cluster's state is kept for the next start."""
         return (self.folder / "cluster.json").is_file()
 
+    def start_hint(self) -> str:
+        """How to bring back a stopped (or crashed) cluster whose state is kept."""
+        return (f"start it with `k3dtui --sim sim start --name {self.name}` or `k3dtui --sim up --name {self.name}` "
+                f"(its state is kept in {self.folder / 'cluster.json'})")
+
     async def stop(self, log: LineSink) -> None:
         """Stop the cluster's processes; its state stays for the next start (``sim stop``)."""
         st = self.state()

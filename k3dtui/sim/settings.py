@@ -54,6 +54,11 @@ class SimSettings:
     node_monitor_grace_period: float = 40.0
     # at most this many Event objects are kept (oldest removed first)
     event_limit: int = 1000
+    # controllers: the most keys one controller reconciles in one turn of the event loop, and
+    # the most pods a ReplicaSet creates or deletes (or the scheduler binds) per turn; between
+    # turns the loop answers the API (/healthz, lists, watches). A large scale proceeds in
+    # batches of at most this many (base.Controller, workloads.ReplicaSetController)
+    tick_bound: int = 100
     # fault injection
     ignore_sigterm: bool = False  # containers ignore SIGTERM: killed (137) at the end of grace
     crash_images: list[str] = field(default_factory=list)  # images whose containers crash on start

@@ -21,9 +21,23 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+import orjson
 
 Obj = dict[str, Any]
+_T = TypeVar("_T")
+
+
+def clone(obj: _T) -> _T:
+    """A deep copy of JSON data by orjson's round trip (about 8 times faster than
+    ``copy.deepcopy`` for a pod: the store copies on every read and write); anything orjson
+    cannot encode (non-string keys, huge integers) by ``copy.deepcopy``."""
+    try:
+        out: _T = orjson.loads(orjson.dumps(obj))
+        return out
+    except TypeError:
+        return copy.deepcopy(obj)
 
 
 @dataclass(frozen=True, order=True)
@@ -161,7 +175,7 @@ class Store:
 
     def get(self, gvr: GVR, namespace: str, name: str) -> Obj | None:
         obj = self._objects.get((gvr, namespace, name))
-        return copy.deepcopy(obj) if obj is not None else None
+        return clone(obj) if obj is not None else None
 
     def peek(self, gvr: GVR, namespace: str, name: str) -> Obj | None:
         """Like ``get`` without the copy: the caller must not mutate the result."""
@@ -180,7 +194,7 @@ class Store:
                 yield obj
 
     def list_objects(self, gvr: GVR, namespace: str | None = None) -> tuple[list[Obj], int]:
-        items = [copy.deepcopy(o) for o in self.list_stored(gvr, namespace)]
+        items = [clone(o) for o in self.list_stored(gvr, namespace)]
         return items, self._rv
 
     def list_stored(self, gvr: GVR, namespace: str | None = None) -> list[Obj]:
@@ -210,8 +224,8 @@ class Store:
         meta.setdefault("generation", 1)
         stored = self._bump(obj)
         self._put(key, stored)
-        self._emit(Event("ADDED", gvr, copy.deepcopy(stored), self._rv))
-        return copy.deepcopy(stored)
+        self._emit(Event("ADDED", gvr, clone(stored), self._rv))
+        return clone(stored)
 
     def update(
         self, gvr: GVR, obj: Obj, *, expect_rv: str | None = None, bump_generation: bool = False
@@ -240,7 +254,7 @@ class Store:
             gen += 1
         meta["generation"] = gen
         if obj == old:
-            return copy.deepcopy(old)
+            return clone(old)
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and (
             (old["metadata"].get("finalizers")
              and (gvr.resource != "pods" or meta.get("deletionGracePeriodSeconds") == 0))
@@ -254,20 +268,22 @@ class Store:
             return self.delete(gvr, ns, name)
         stored = self._bump(obj)
         self._put(key, stored)
-        self._emit(Event("MODIFIED", gvr, copy.deepcopy(stored), self._rv, old=copy.deepcopy(old)))
-        return copy.deepcopy(stored)
+        # ``old`` is no longer stored: the event may hold it as it is (nothing mutates a stored
+        # object in place; every writer edits a copy and puts it back)
+        self._emit(Event("MODIFIED", gvr, clone(stored), self._rv, old=old))
+        return clone(stored)
 
     def mutate(self, gvr: GVR, namespace: str, name: str, fn: Callable[[Obj], None]) -> Obj | None:
         """Read-modify-write for controllers: ``fn`` edits a copy; no-op when unchanged.
 
         Returns the stored object, or ``None`` when it no longer exists.
         """
-        current = self.get(gvr, namespace, name)
-        if current is None:
+        stored = self._objects.get((gvr, namespace, name))
+        if stored is None:
             return None
-        before = copy.deepcopy(current)
+        current = clone(stored)
         fn(current)
-        if current == before:
+        if current == stored:
             return current
         return self.update(gvr, current)
 
@@ -277,8 +293,8 @@ class Store:
         if old is None:
             raise not_found(gvr, name)
         self._by_gvr.get(gvr, {}).pop((namespace, name), None)
-        gone = self._bump(copy.deepcopy(old))
-        self._emit(Event("DELETED", gvr, copy.deepcopy(gone), self._rv, old=old))
+        gone = self._bump(clone(old))
+        self._emit(Event("DELETED", gvr, clone(gone), self._rv, old=old))
         return gone
 
     # -- events --------------------------------------------------------------
@@ -340,7 +356,7 @@ class Store:
                 state.pop(key, None)
             elif ev.old is not None:
                 state[key] = ev.old
-        items = [copy.deepcopy(o) for o in state.values()]
+        items = [clone(o) for o in state.values()]
         items.sort(key=lambda o: (o["metadata"].get("namespace", ""), o["metadata"]["name"]))
         return items
 

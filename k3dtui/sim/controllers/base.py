@@ -3,6 +3,10 @@
 Controllers run on the simulator's event loop. The store calls subscribers synchronously
 from inside a write, so a controller never writes from its event handler: it enqueues a
 key, and the loop drains the queue on its next turn (like a workqueue fed by a watch).
+A turn works through at most ``SimSettings.tick_bound`` keys, and keys queued during a turn
+wait for the next one: a burst of events about one object is one reconcile, and a large
+change (a scale to hundreds of replicas) proceeds in bounded turns with the API served in
+between.
 """
 
 from __future__ import annotations
@@ -66,6 +70,26 @@ class Ctx:
     ca_pem: str = ""  # the API server's CA (published as kube-root-ca.crt in every namespace)
     stopped: set[str] = field(default_factory=set)  # nodes whose container is stopped (k3d node stop)
     _events: list[Key] = field(default_factory=list)
+    _turn_steps: int = 0  # paced steps taken in this turn of the loop (``pace``)
+    _turn_reset: bool = False
+
+    async def pace(self) -> None:
+        """Take one of this turn's ``tick_bound`` steps, or wait for a later turn that has one.
+
+        The kubelets' pod workers call this before each status write: a thousand pods whose
+        timers expire together then write in turns of at most ``tick_bound``, with the API
+        answered in between, rather than all in one turn (the kubelet's API client paces its
+        writes the same way: --kube-api-qps 50, --kube-api-burst 100)."""
+        while self._turn_steps >= max(1, self.settings.tick_bound):
+            await asyncio.sleep(0)
+        if not self._turn_reset:
+            self._turn_reset = True
+            asyncio.get_running_loop().call_soon(self._next_turn)
+        self._turn_steps += 1
+
+    def _next_turn(self) -> None:
+        self._turn_steps = 0
+        self._turn_reset = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -188,6 +212,22 @@ class Ctx:
 
 _background: set[asyncio.Task[Any]] = set()
 
+# A reconcile that walks every pod of a large ReplicaSet or Service is not run for every
+# event about one of its pods: pod events wait to join one reconcile for a period that grows with
+# what it walks (1 ms per object, at most 1 s; none up to 50 objects), so its share of the
+# loop stays bounded however large the change. kube-controller-manager batches the same way:
+# --endpointslice-updates-batch-period ("processing of pod changes will be delayed by this
+# duration to join them with potential upcoming updates"), and the ReplicaSet controller's
+# expectations hold a sync until the creations it made are observed.
+BATCH_FREE = 50
+BATCH_PER_OBJECT = 0.001
+BATCH_MAX = 1.0
+
+
+def batch_period(size: int) -> float:
+    """How long events wait to join one reconcile that walks ``size`` objects."""
+    return 0.0 if size <= BATCH_FREE else min(BATCH_MAX, size * BATCH_PER_OBJECT)
+
 
 def spawn(coro: Any) -> asyncio.Task[Any]:
     """Start a task and keep a reference until it ends (the loop holds only weak ones)."""
@@ -208,11 +248,22 @@ class Controller:
         self.store = ctx.store
         self._pending: dict[Any, None] = {}
         self._scheduled = False
+        self._batching: set[Any] = set()  # keys whose events wait to join one reconcile
+        self.sizes: dict[Any, int] = {}  # per key, how many objects its last reconcile walked
 
     def on_event(self, event: Event) -> None:
         delay = self.event_delay()
         for key in self.keys_for(event):
-            self.enqueue(key, delay)
+            period = batch_period(self.sizes.get(key, 0)) if event.gvr == gvrs.PODS else 0.0
+            if period <= 0:
+                self.enqueue(key, delay)
+            elif key not in self._batching:
+                self._batching.add(key)
+                asyncio.get_running_loop().call_later(delay + period, self._batched, key)
+
+    def _batched(self, key: Any) -> None:
+        self._batching.discard(key)
+        self._enqueue_now(key)
 
     def event_delay(self) -> float:
         """How long after a watch event the reconcile runs."""
@@ -242,16 +293,33 @@ class Controller:
             loop.call_soon(self._drain)
 
     def _drain(self) -> None:
+        """One turn of the loop's work: at most ``tick_bound`` keys, taken in the order they
+        were queued. Keys queued meanwhile (this turn's own writes come back as events) wait
+        for the next turn, where events about one key coalesce into one reconcile; the next
+        turn is a fresh callback, so the loop answers the API (/healthz, lists, watches)
+        between two turns."""
         self._scheduled = False
-        while self._pending:
+        bound = max(1, self.ctx.settings.tick_bound)
+        batch: list[Any] = []
+        while self._pending and len(batch) < bound:
             key = next(iter(self._pending))
             del self._pending[key]
+            batch.append(key)
+        self.tick()
+        for key in batch:
             try:
                 self.reconcile(key)
             except ApiError as exc:
                 log.debug("%s.reconcile(%s): %s", type(self).__name__, key, exc.message)
             except Exception:
                 log.exception("%s.reconcile(%s)", type(self).__name__, key)
+        if self._pending and not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._drain)
+
+    def tick(self) -> None:
+        """Called at the start of each turn, before its reconciles: a controller that caches
+        what every reconcile of a turn would compute again forgets it here."""
 
     def reconcile(self, key: Any) -> None:
         raise NotImplementedError

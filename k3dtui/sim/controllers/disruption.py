@@ -30,8 +30,10 @@ class DisruptionController(Controller):
         ns, name = key
         pdb = self.store.peek(disruption.PDBS, ns, name)
         if pdb is None:
+            self.sizes.pop(key, None)
             return
         status = disruption.status_of(self.store, pdb)
+        self.sizes[key] = int(status.get("expectedPods") or 0)
         old = pdb.get("status") or {}
         for c in status["conditions"]:
             prev = next((p for p in old.get("conditions") or [] if p.get("type") == c["type"]), None)

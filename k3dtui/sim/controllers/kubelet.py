@@ -272,6 +272,7 @@ class Kubelet(Controller):
     async def _run_inner(self, ns: str, name: str, uid: str) -> None:
         s = self.ctx.settings
         await asyncio.sleep(s.accept_delay + s.api_delay)
+        await self.ctx.pace()
         pod = self.store.peek(gvrs.PODS, ns, name)
         if pod is None or pod["metadata"].get("uid") != uid:
             return
@@ -316,6 +317,7 @@ class Kubelet(Controller):
 
         self._update(ns, name, uid, accept)
         await asyncio.sleep(s.sandbox_delay)
+        await self.ctx.pace()
         ip = self._allocate_ip(uid, node, bool(spec.get("hostNetwork")))
 
         def sandbox(p: Obj) -> None:
@@ -331,6 +333,7 @@ class Kubelet(Controller):
             await self._ensure_image(ns, name, uid, i, c, waiting)
 
         await asyncio.sleep(s.start_delay)
+        await self.ctx.pace()
         for c in containers:
             image = str(c.get("image", ""))
             if image in s.crash_images or util.image_repository(image) in s.crash_images:
@@ -381,6 +384,7 @@ class Kubelet(Controller):
             self._follow(ns, name, uid, process)
         if has_probe:
             await asyncio.sleep(s.ready_delay)
+            await self.ctx.pace()
 
             def ready(p: Obj) -> None:
                 for cs in p["status"]["containerStatuses"]:
@@ -543,6 +547,7 @@ class Kubelet(Controller):
         self._update(ns, name, uid, running)
         if has_probe:
             await asyncio.sleep(s.ready_delay)
+            await self.ctx.pace()
 
             def ready(p: Obj) -> None:
                 for cs in p["status"].get("containerStatuses") or []:
@@ -638,6 +643,7 @@ class Kubelet(Controller):
         end = await self.procs.stop(uid, grace)
         if end is None:
             await asyncio.sleep(grace if killed else min(s.terminate_delay, grace))
+        await self.ctx.pace()
         if self.ports.pop(uid, None) is not None and self.ctx.runtime is not None:
             await self.ctx.runtime.stop_pod(uid)
         finished = util.now()
@@ -672,6 +678,7 @@ class Kubelet(Controller):
 
         self._update(ns, name, uid, terminated, allow_terminating=True)
         await asyncio.sleep(s.remove_delay)
+        await self.ctx.pace()
         current = self.store.peek(gvrs.PODS, ns, name)
         if current is not None and current["metadata"].get("uid") == uid:
             # the kubelet's final delete has grace 0: finalizers still hold the pod

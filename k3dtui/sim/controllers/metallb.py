@@ -92,12 +92,13 @@ class MetalLB(Controller):
         self.ready_since: float | None = None
 
     # -- state -------------------------------------------------------------------
+    @staticmethod
+    def _is_controller(pod: Obj | None) -> bool:
+        return pod is not None and any(util.image_repository(str(c.get("image", ""))) == CONTROLLER_IMAGE
+                                       for c in (pod.get("spec") or {}).get("containers") or [])
+
     def _controller_pods(self) -> list[Obj]:
-        return [
-            p for p in self.store.iter(gvrs.PODS)
-            if any(util.image_repository(str(c.get("image", ""))) == CONTROLLER_IMAGE
-                   for c in (p.get("spec") or {}).get("containers") or [])
-        ]
+        return [p for p in self.store.iter(gvrs.PODS) if self._is_controller(p)]
 
     def controller_ready(self) -> bool:
         return any(util.is_ready(p) and not util.is_terminating(p) for p in self._controller_pods())
@@ -111,12 +112,15 @@ class MetalLB(Controller):
 
     def on_event(self, event: Event) -> None:
         if event.gvr == gvrs.PODS:
-            ready = self.controller_ready()
-            if ready and self.ready_since is None:
-                self.ready_since = time.monotonic()
-                self.enqueue("all", self.ctx.settings.metallb_delay)
-            elif not ready:
-                self.ready_since = None
+            # only a controller pod's change can change the controller's readiness (walking
+            # every pod for every pod event made a large scale quadratic)
+            if self._is_controller(event.obj) or self._is_controller(event.old):
+                ready = self.controller_ready()
+                if ready and self.ready_since is None:
+                    self.ready_since = time.monotonic()
+                    self.enqueue("all", self.ctx.settings.metallb_delay)
+                elif not ready:
+                    self.ready_since = None
             # pod events matter only to the announcing node (ready endpoints move)
             if event.obj.get("metadata", {}).get("namespace") != NAMESPACE:
                 return

@@ -92,6 +92,7 @@ class EndpointsController(Controller):
         ]
         selector = (svc.get("spec") or {}).get("selector") if svc else None
         if svc is None or not selector:
+            self.sizes.pop(key, None)
             for s in slices:
                 delete_object(self.store, gvrs.ENDPOINTSLICES, ns, s["metadata"]["name"])
             if svc is None and self.store.peek(gvrs.ENDPOINTS, ns, name) is not None:
@@ -104,6 +105,7 @@ class EndpointsController(Controller):
             and util.phase(p) not in ("Succeeded", "Failed")
         ]
         pods.sort(key=lambda p: p["metadata"]["name"])
+        self.sizes[key] = len(pods)
         svc_ports = (svc.get("spec") or {}).get("ports") or []
         first = pods[0] if pods else None
         ports = []

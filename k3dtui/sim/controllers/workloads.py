@@ -9,7 +9,7 @@ from typing import Any
 
 from k3dtui.sim import gvrs, registry
 from k3dtui.sim.controllers import util
-from k3dtui.sim.controllers.base import Controller, delete_pod
+from k3dtui.sim.controllers.base import Controller, Ctx, delete_pod
 from k3dtui.sim.kinds import builtin_kind
 from k3dtui.sim.store import ApiError, Event, Obj, Store
 
@@ -402,8 +402,15 @@ def _log2_bucket(seconds: float) -> int:
     return int(math.log2(seconds)) if seconds >= 1 else 0
 
 
+BURST_REPLICAS = 500  # pkg/controller/replicaset/replica_set.go BurstReplicas
+
+
 class ReplicaSetController(Controller):
     watches = frozenset({gvrs.REPLICASETS, gvrs.PODS})
+
+    def __init__(self, ctx: Ctx) -> None:
+        super().__init__(ctx)
+        self._batch: dict[tuple[str, str], int] = {}  # a ReplicaSet's next slow-start batch
 
     def keys_for(self, event: Event) -> list[tuple[str, str]]:
         if event.gvr == gvrs.REPLICASETS:
@@ -426,6 +433,8 @@ class ReplicaSetController(Controller):
         ns, name = key
         rs = self.store.peek(gvrs.REPLICASETS, ns, name)
         if rs is None or util.is_terminating(rs):
+            self.sizes.pop(key, None)
+            self._batch.pop(key, None)
             return
         uid = rs["metadata"]["uid"]
         pods = [p for p in self.ctx.dependents(uid, gvrs.PODS) if util.controller_uid(p) == uid]
@@ -450,17 +459,36 @@ class ReplicaSetController(Controller):
                 if adopted is not None:
                     kept.append(adopted)
         pods = kept
+        self.sizes[key] = len(pods)
         active = [p for p in pods if util.is_active(p)]
         desired = int((rs.get("spec") or {}).get("replicas", 1) or 0)
         diff = desired - len(active)
+        bound = max(1, self.ctx.settings.tick_bound)
         if diff > 0:
-            self._create(rs, min(diff, 500))
-        elif diff < 0:
-            for pod in self.rank_for_deletion(active, rs)[: -diff]:
+            # pkg/controller/replicaset/replica_set.go manageReplicas: at most burstReplicas
+            # (500) per sync, created by slowStartBatch in batches of 1, 2, 4, ... Here each
+            # batch is one turn of the loop, at most tick_bound pods, and the next batch is
+            # queued for the next turn: the API answers in between.
+            size = min(diff, self._batch.get(key, 1), bound, BURST_REPLICAS)
+            self._create(rs, size)
+            if diff > size:
+                self._batch[key] = min(size * 2, bound, BURST_REPLICAS)
+                self.enqueue(key)
+            else:
+                self._batch.pop(key, None)
+        else:
+            self._batch.pop(key, None)
+        if diff < 0:
+            # deletions too: at most tick_bound per turn (manageReplicas deletes at most
+            # burstReplicas per sync), the most expendable first
+            size = min(-diff, bound, BURST_REPLICAS)
+            for pod in self.rank_for_deletion(active, rs)[:size]:
                 pm = pod["metadata"]
                 delete_pod(self.store, ns, pm["name"])
                 self.ctx.record(rs, "SuccessfulDelete", f"Deleted pod: {pm['name']}",
                                 component="replicaset-controller")
+            if -diff > size:
+                self.enqueue(key)
         self._status(ns, name)
 
     def _release(self, pod: Obj, uid: str) -> None:
@@ -486,14 +514,10 @@ class ReplicaSetController(Controller):
         template = (rs.get("spec") or {}).get("template") or {}
         ns = rs["metadata"]["namespace"]
         base = f"{rs['metadata']['name']}-"
-        batch, made = 1, 0
-        while made < count:  # slow start: 1, 2, 4, ...
-            for _ in range(min(batch, count - made)):
-                pod = self.store.create(gvrs.PODS, pod_from_template(self.store, rs, template, base, ns))
-                self.ctx.record(rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                                component="replicaset-controller")
-                made += 1
-            batch *= 2
+        for _ in range(count):
+            pod = self.store.create(gvrs.PODS, pod_from_template(self.store, rs, template, base, ns))
+            self.ctx.record(rs, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
+                            component="replicaset-controller")
 
     def rank_for_deletion(self, active: list[Obj], rs: Obj) -> list[Obj]:
         """Pods to delete first come first (ActivePodsWithRanks)."""
