@@ -20,8 +20,11 @@ pod's log text was kept. Since then the data plane keeps the logs of 32 stopped 
 (sim/podio.py MAX_STOPPED). Re-run for 3.5 minutes with that bound: 506,216 requests, 0.041 %
 errors, sum exact; the data plane flat at 92-93 MiB from 80 s on; the daemon still warming up
 (59 -> 100 MiB at 200 s; the 10-minute run had it flat at 115 MiB from 4 min on), so the
-script's own verdict says GROWING for runs this short: a 10-minute run with the bound is
-still to be done.
+script's own verdict says GROWING for runs this short. The 10-minute run with the bound (and
+the controllers' bounded turns): 1,161,396 requests, 325 errors (0.028 %: 314 timeouts, 11
+resets), 290 kills, 20 scales, per-pod sum = requests - errors exactly; the daemon flat at
+140 MiB from 4 min on, the data plane flat at 97 MiB from 90 s on, fds flat (86-116 in all);
+the script's verdict: flat (312.5 MiB at 150 s, 347.7 MiB at 570 s, all processes).
 """
 
 from __future__ import annotations
