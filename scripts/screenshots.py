@@ -5,7 +5,9 @@ state folder, removed afterwards): setup, pool, deploy in progress, and the live
 with load running and a pod terminating (and the same at 80x24). ``--fixed`` uses the fixed-data backend
 instead (no cluster at all). Then, on the same cluster, ``k3dtui serve`` in a headless
 Chromium (the system's, through Playwright): ``web.png``, the live view in a browser with
-load running (skipped with ``--fixed`` or ``--no-web``).
+load running (skipped with ``--fixed`` or ``--no-web``). Last, ``attach.svg``: ``k3dtui attach`` on an
+app k3dtui did not create (``hello`` in namespace ``shop``, applied like kubectl would), read-write,
+with the load running inside the cluster as a Job of two workers.
 
     python scripts/screenshots.py [--out screenshots] [--size 120x40] [--fixed] [--no-web]
 """
@@ -166,6 +168,63 @@ def web_shot(out: Path) -> Path:
     return path
 
 
+HELLO = [
+    {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}},
+    {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "hello", "namespace": "shop"},
+     "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "hello"}},
+              "template": {"metadata": {"labels": {"app": "hello"}},
+                           "spec": {"containers": [{"name": "hello", "image": "fastapi-random:latest",
+                                                    "imagePullPolicy": "Never",
+                                                    "ports": [{"containerPort": 3000}]}]}}}},
+    {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "hello", "namespace": "shop"},
+     "spec": {"type": "LoadBalancer", "selector": {"app": "hello"}, "ports": [{"port": 80, "targetPort": 3000}]}},
+]
+
+
+async def attach_shot(kubeconfig: Path, out: Path, size: tuple[int, int]) -> Path:
+    """``k3dtui attach --namespace shop --deployment hello --allow-changes`` with the load run
+    inside the cluster (w, then l): ``attach.svg``."""
+    import ssl
+
+    import httpx
+    import yaml
+
+    from k3dtui.core.target import Target, resolve_target
+    from k3dtui.ui.app import K3dtuiApp
+    from k3dtui.ui.backend import AttachedBackend
+    from tests.simfixtures import collection_path
+
+    cfg = yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))
+    server, token = cfg["clusters"][0]["cluster"]["server"], cfg["users"][0]["user"]["token"]
+    verify = ssl.create_default_context(cafile=str(kubeconfig.parent / "ca.crt"))
+    with httpx.Client(base_url=server, verify=verify, headers={"Authorization": f"Bearer {token}"}) as api:
+        for obj in HELLO:
+            api.post(collection_path(obj), json=obj).raise_for_status()
+    attached = resolve_target(Target(kubeconfig=kubeconfig, namespace="shop", deployment="hello", allow_changes=True))
+    backend = AttachedBackend(attached)
+    app = K3dtuiApp(backend)
+    path = out / "attach.svg"
+    try:
+        async with app.run_test(size=size) as pilot:
+            await wait_until(pilot, lambda: screen_is(app, "LiveScreen"), 30, "the live view")
+            live = app.screen
+            await wait_until(pilot, lambda: sum(1 for p in live.snapshot.pods if p.status == "Running") >= 3
+                             and live.snapshot.service is not None and bool(live.snapshot.service.external_ip),
+                             60, "hello's three pods behind its external IP")
+            await pilot.press("w")
+            await pilot.press("l")
+            await wait_until(pilot, lambda: live.load is not None and len(live.load.per_worker) == 2
+                             and live.load.responses > 2000, 60, "the in-cluster load's two workers")
+            await pilot.pause(1.0)
+            app.save_screenshot(filename=path.name, path=str(out))
+            print(f"wrote {path}")
+            await pilot.press("l")
+            await wait_until(pilot, lambda: live.load is not None and not live.load.running, 30, "the load to stop")
+    finally:
+        backend.close()
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "screenshots"), help="folder for the SVGs")
@@ -204,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
             backend.close()
             if not args.no_web:
                 web_shot(out)
+            asyncio.run(attach_shot(provider.kubeconfig_path, out, (cols, rows)))
         finally:
             backend.close()
             if asyncio.run(provider.find()) is not None:
