@@ -233,6 +233,10 @@ def test_two_workers_merge_into_one_snapshot() -> None:
     assert sum(w.responses for w in snap.per_worker.values()) == snap.responses
     assert sum(snap.per_pod.values()) == sum(snap.per_node.values()) == snap.responses
     assert snap.identity_missing == ""
+    # the paths start at each worker's node: w-0 (agent-0) asked app-a (agent-0) 3 and app-b
+    # (agent-1) 1; w-1 (agent-1) asked app-b (agent-1) 2 and app-c (agent-9) 2: 3 of 8 crossed
+    assert snap.paths == {"agent-0": {"agent-0": 3, "agent-1": 1}, "agent-1": {"agent-1": 2, "agent-9": 2}}
+    assert snap.cross_node == 3 and snap.cross_node_share == 3 / 8
 
 
 def test_merge_says_when_the_responses_carry_no_identity() -> None:

@@ -284,6 +284,20 @@ def merge_lines(
     for pod, count in per_pod.items():
         node = (pod_nodes or {}).get(pod) or header_nodes.get(pod) or "unknown"
         per_node[node] = per_node.get(node, 0) + count
+    # the paths: each worker's node (where its connections enter kube-proxy) → serving node,
+    # and how many were served on another node than the asking worker's (kube-proxy's ClusterIP
+    # rules pick any ready endpoint: with pods on k nodes about (k-1)/k cross); counted where
+    # both nodes are known
+    crossed = 0
+    paths: dict[str, dict[str, int]] = {}
+    for pod, line in lines.items():
+        worker_node = per_worker[pod].node
+        for served_by, count in (line.get("per_pod") or {}).items():
+            node = (pod_nodes or {}).get(served_by) or header_nodes.get(served_by) or ""
+            if worker_node and node:
+                row = paths.setdefault(worker_node, {})
+                row[node] = row.get(node, 0) + int(count)
+                crossed += int(count) if node != worker_node else 0
     return LoadSnapshot(
         running=running,
         mode=settings.mode,
@@ -302,6 +316,8 @@ def merge_lines(
         gone_pods=frozenset(gone),
         finished_reason=finished_reason,
         client_addrs=client_addrs,
+        paths=paths,
+        cross_node=crossed,
         identity_missing=identity_missing(settings.identity, per_pod, responses),
         per_worker=per_worker,
     )

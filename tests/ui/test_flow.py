@@ -7,7 +7,7 @@ from typing import Any
 
 from textual.pilot import Pilot
 
-from k3dtui.core.models import LoadSnapshot, ServiceView
+from k3dtui.core.models import LoadSnapshot, ServiceView, WorkerView
 from k3dtui.ui.screens.live import LiveScreen
 from k3dtui.ui.widgets.flow import FlowPanel, flow_text
 from tests.ui.helpers import make_app, settle, until
@@ -76,6 +76,20 @@ def test_flow_text_says_when_no_node_announces() -> None:
                         responses=0, rps=0.0)
     line = str(flow_text(svc, load, 160))
     assert "no node announces: no ready pod on any node, Local" in line and "counting" in line
+
+
+def test_flow_text_of_a_load_inside_the_cluster_starts_at_the_workers() -> None:
+    svc = ServiceView("hello", "172.20.255.202", 80, "agent-1", "Cluster")
+    workers = {f"k3dtui-load-1-{i}": WorkerView(pod=f"k3dtui-load-1-{i}", node="server-0", requests=5, responses=5,
+                                                errors=0, rps=1.0) for i in range(2)}
+    load = LoadSnapshot(running=True, mode="new-connection", concurrency=4, elapsed=1.0, requests=10,
+                        responses=10, rps=10.0, per_node={"server-0": 4, "agent-0": 6}, paths={"server-0": {
+                            "server-0": 4, "agent-0": 6}}, cross_node=6, client_addrs={"10.42.0.9": 10},
+                        per_worker=workers)
+    line = str(flow_text(svc, load, 160))
+    assert line.startswith("2 worker pods → hello ClusterIP → kube-proxy any ready pod → agent-0 60% · server-0 40%")
+    assert "ARP" not in line and "172.20.255.202" not in line
+    assert "cross-node 60%" in line and "pods saw 10.42.0.9 (the workers' pod IPs)" in line
 
 
 def _flow_app(width: int) -> Any:

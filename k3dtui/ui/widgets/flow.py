@@ -37,17 +37,28 @@ TERMS: tuple[tuple[str, str], ...] = (
 
 def flow_parts(service: ServiceView | None, load: LoadSnapshot | None, *, compact: bool = False) -> tuple[Text, Text]:
     """(the path with each serving node's share, the cross-node share and what the pods saw);
-    ``compact``: the path without its decoration, for narrow terminals."""
+    ``compact``: the path without its decoration, for narrow terminals. A load run inside the
+    cluster (``per_worker``) enters at the Service's ClusterIP from the worker pods, so its path
+    has no ARP and no external traffic policy, and its cross-node share is counted from each
+    worker's own node."""
     path = Text(no_wrap=True, overflow="ellipsis")
     figures = Text(no_wrap=True, overflow="ellipsis")
     if service is None or not service.external_ip:
         path.append("flow: the service has no external address yet", style="dim")
         return path, figures
     policy = service.traffic_policy
-    if not compact:
-        path.append("client → ", style="dim")
-    path.append(service.external_ip, style="bold magenta")
-    if service.announcing_node:
+    workers = load.per_worker if load is not None else {}
+    inside = bool(workers)
+    if inside:  # the in-cluster load's workers dial the Service's ClusterIP: no ARP, no external policy
+        path.append("" if compact else f"{len(workers)} worker pods → ", style="dim")
+        path.append(f"{service.name} ClusterIP", style="bold magenta")
+    else:
+        if not compact:
+            path.append("client → ", style="dim")
+        path.append(service.external_ip, style="bold magenta")
+    if inside:
+        pass  # no announcement on this path
+    elif service.announcing_node:
         path.append(" ARP " if compact else " (ARP: ", style="dim")
         path.append(short_node_name(service.announcing_node), style="bold")
         path.append("" if compact else ")", style="dim")
@@ -55,7 +66,10 @@ def flow_parts(service: ServiceView | None, load: LoadSnapshot | None, *, compac
         why = "no ready pod on any node, Local" if policy == "Local" else "no speaker"
         path.append(f" (no node announces: {why})", style="bold yellow")
     path.append(" → kube-proxy ", style="dim")
-    path.append(policy, style="bold cyan" if policy == "Local" else "bold")
+    if inside:
+        path.append("any ready pod", style="bold")
+    else:
+        path.append(policy, style="bold cyan" if policy == "Local" else "bold")
     path.append(" → ", style="dim")
     if load is None or not load.responses:
         running = load is not None and load.running
@@ -75,7 +89,8 @@ def flow_parts(service: ServiceView | None, load: LoadSnapshot | None, *, compac
         figures.append("  │  pods saw ", style="dim")
         addrs = sorted(load.client_addrs.items(), key=lambda kv: (-kv[1], kv[0]))
         figures.append(", ".join(a for a, _ in addrs), style="bold")
-        figures.append(" (masqueraded)" if policy == "Cluster" else " (the client's own)", style="dim")
+        figures.append(" (the workers' pod IPs)" if inside else " (masqueraded)" if policy == "Cluster"
+                       else " (the client's own)", style="dim")
     return path, figures
 
 
