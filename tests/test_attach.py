@@ -186,6 +186,27 @@ def test_the_kubeconfig_is_found_as_kubectl_finds_it(shop: SimHandle, user_kubec
     assert code == 0, err
     data = json.loads(out)
     assert data["deployment"]["name"] == "web" and data["app"].startswith("deployment/web (app=web)")
+    # several files, merged as kubectl merges them: the first sets current-context to a context
+    # of the second, whose cluster and user are there too (kubectl config view --merge)
+    first = tmp_path / "first.yaml"
+    other = yaml.safe_load(user_kubeconfig.read_text(encoding="utf-8"))
+    first.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": shop.context,
+        "clusters": [{"name": "elsewhere", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "someone", "user": {"token": "nope"}}],
+        "contexts": [{"name": "elsewhere", "context": {"cluster": "elsewhere", "user": "someone"}}],
+    }), encoding="utf-8")
+    assert shop.context not in {c["name"] for c in yaml.safe_load(first.read_text())["contexts"]}
+    assert other["current-context"] == shop.context
+    monkeypatch.setenv("KUBECONFIG", f"{first}{os.pathsep}{missing}{os.pathsep}{user_kubeconfig}")
+    code, out, err = run(capsys, "status", "--json", "--namespace", "shop", "--deployment", "web")
+    assert code == 0, err
+    assert json.loads(out)["context"] == shop.context
+    code, out, err = run(capsys, "watch", "--json", "--duration", "1.5", "--namespace", "shop", "--deployment", "web")
+    assert code == 0, err
+    assert any(json.loads(line).get("event") == "connected" for line in out.splitlines())
+    code, _out, err = run(capsys, "status", "--context", "elsewhere", "--namespace", "shop", "--deployment", "web")
+    assert code == 1 and "Traceback" not in err  # the first file's own context: its (dead) server
     monkeypatch.setenv("KUBECONFIG", str(missing))
     code, _out, err = run(capsys, "status", "--namespace", "shop", "--deployment", "web")
     assert code == 1 and f"no kubeconfig at {missing}" in err and "Traceback" not in err

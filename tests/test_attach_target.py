@@ -49,8 +49,12 @@ def test_the_default_kubeconfig_is_kubectls(tmp_path: Path) -> None:
     first, second = tmp_path / "a", tmp_path / "b"
     second.write_text("{}")
     sep = ":"
-    assert default_kubeconfig({"KUBECONFIG": f"{first}{sep}{second}"}) == second  # the first that exists
+    assert default_kubeconfig({"KUBECONFIG": f"{first}{sep}{second}"}) == second  # the missing one skipped
     assert default_kubeconfig({"KUBECONFIG": f"{first}"}) == first
+    third = tmp_path / "c"
+    third.write_text("{}")
+    # several that exist: all of them, in order, for the client to merge as kubectl does
+    assert default_kubeconfig({"KUBECONFIG": f"{third}{sep}{first}{sep}{second}"}) == Path(f"{third}{sep}{second}")
     assert default_kubeconfig({}) == Path("~/.kube/config").expanduser()
 
 

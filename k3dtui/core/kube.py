@@ -10,7 +10,9 @@ user's ``~/.kube/config`` is never rewritten by k3dtui.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -33,6 +35,26 @@ class _Captured(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append(record.getMessage())
+
+
+def kubeconfig_files(kubeconfig: Path) -> list[Path]:
+    """The files of a kubeconfig: one, or several joined by ``os.pathsep`` as in ``$KUBECONFIG``,
+    which the client merges as kubectl does (``KubeConfigMerger`` in
+    ``kubernetes/config/kube_config.py``: the first file to name a context, cluster or user wins)."""
+    return [Path(part) for part in str(kubeconfig).split(os.pathsep) if part]
+
+
+def kubeconfig_digest(kubeconfig: Path) -> str:
+    """A digest of the kubeconfig's files as they are now ("" when none can be read)."""
+    digest = hashlib.sha256()
+    read = False
+    for path in kubeconfig_files(kubeconfig):
+        try:
+            digest.update(path.read_bytes())
+            read = True
+        except OSError:
+            digest.update(b"\0missing\0")
+    return digest.hexdigest() if read else ""
 
 
 def make_api_client(kubeconfig: Path, context: str | None = None, *, hint: str = KUBECONFIG_HINT) -> client.ApiClient:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +29,7 @@ from kubernetes import client
 from k3dtui.core import state as st
 from k3dtui.core.actions import ActionResult, Actions
 from k3dtui.core.identity import APP, AppIdentity
-from k3dtui.core.kube import make_api_client
+from k3dtui.core.kube import kubeconfig_digest, make_api_client
 from k3dtui.core.models import ClusterSnapshot
 from k3dtui.core.watch import ListCall, Watcher, WatchSettings
 
@@ -173,10 +172,7 @@ class LiveCluster:
     # -- reconnection ----------------------------------------------------------------------
     def kubeconfig_signature(self) -> str:
         """A digest of the kubeconfig as it is now ("" when it cannot be read)."""
-        try:
-            return hashlib.sha256(self.kubeconfig.read_bytes()).hexdigest()
-        except OSError:
-            return ""
+        return kubeconfig_digest(self.kubeconfig)
 
     @property
     def server(self) -> str:

@@ -31,7 +31,7 @@ from k3dtui.core.identity import (
     selector_from_label_selector,
     selector_matches,
 )
-from k3dtui.core.kube import make_api_client
+from k3dtui.core.kube import kubeconfig_files, make_api_client
 from k3dtui.core.kubeerrors import KubeconfigError, is_status, translate
 
 Obj = dict[str, Any]
@@ -76,16 +76,17 @@ class Attached:
 
 
 def default_kubeconfig(environ: dict[str, str] | None = None) -> Path:
-    """The kubeconfig kubectl reads: ``$KUBECONFIG`` (its first existing file; kubectl
-    merges the list, k3dtui reads the first) else ``~/.kube/config``."""
+    """The kubeconfig kubectl reads: ``$KUBECONFIG``'s files that exist (kubectl skips the
+    missing ones and merges the rest, the first to name something winning; k3dtui hands the
+    list, joined by ``os.pathsep``, to the client, which merges the same way), else
+    ``~/.kube/config``."""
     env = os.environ if environ is None else environ
-    listed = [p for p in (env.get("KUBECONFIG") or "").split(os.pathsep) if p.strip()]
-    for entry in listed:
-        path = Path(entry).expanduser()
-        if path.is_file():
-            return path
+    listed = [Path(p).expanduser() for p in (env.get("KUBECONFIG") or "").split(os.pathsep) if p.strip()]
+    existing = [p for p in listed if p.is_file()]
+    if existing:
+        return Path(os.pathsep.join(str(p) for p in existing))
     if listed:
-        return Path(listed[0]).expanduser()
+        return listed[0]
     return Path("~/.kube/config").expanduser()
 
 
@@ -137,7 +138,7 @@ def resolve_target(target: Target) -> Attached:
     """Read the kubeconfig and the cluster; the app the target names, or a ``K3dtuiError``."""
     check_target_options(target)
     path = Path(target.kubeconfig).expanduser() if target.kubeconfig is not None else default_kubeconfig()
-    if not path.is_file():
+    if not all(f.is_file() for f in kubeconfig_files(path)):
         raise KubeconfigError(f"no kubeconfig at {path}", TARGET_HINT)
     names, current, namespaces = _contexts(path)
     context = target.context or current
