@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from k3dtui.core.identity import split_selector  # the one split of a selector string into its terms
 from k3dtui.sim.store import ApiError
 
 Obj = dict[str, Any]
@@ -55,25 +56,6 @@ class LabelSelector:
         return not self.requirements
 
 
-def _split_top(text: str) -> list[str]:
-    """Split on commas outside parentheses."""
-    parts: list[str] = []
-    depth = 0
-    cur = ""
-    for ch in text:
-        if ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return [p.strip() for p in parts if p.strip()]
-
-
 def _check_key(key: str, text: str) -> str:
     if not re.fullmatch(_KEY, key) or len(key) > 316:
         raise ApiError(400, "BadRequest", f"unable to parse requirement: invalid label key {key!r} in {text!r}")
@@ -91,7 +73,7 @@ def parse_label_selector(text: str | None) -> LabelSelector:
     reqs: list[Requirement] = []
     if not text:
         return LabelSelector(reqs)
-    for part in _split_top(text):
+    for part in split_selector(text):
         m = re.fullmatch(r"(\S+)\s+(in|notin)\s*\((.*)\)", part)
         if m:
             key = _check_key(m.group(1), text)

@@ -50,21 +50,6 @@ def match_labels(selector: dict[str, str] | None, labels: dict[str, str]) -> boo
     return all(labels.get(k) == v for k, v in selector.items())
 
 
-def selector_string(selector: dict[str, Any] | None) -> str:
-    parts = [f"{k}={v}" for k, v in sorted(((selector or {}).get("matchLabels") or {}).items())]
-    for expr in (selector or {}).get("matchExpressions") or []:
-        key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-        if op == "In":
-            parts.append(f"{key} in ({','.join(values)})")
-        elif op == "NotIn":
-            parts.append(f"{key} notin ({','.join(values)})")
-        elif op == "Exists":
-            parts.append(key)
-        elif op == "DoesNotExist":
-            parts.append(f"!{key}")
-    return ",".join(parts)
-
-
 def owner_ref(owner: Obj, *, controller: bool = True) -> dict[str, Any]:
     m = owner["metadata"]
     return {
