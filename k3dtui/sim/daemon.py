@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import os
 import secrets
@@ -49,6 +48,7 @@ from k3dtui.sim.statefiles import (
     read_pid_file,
     running_pid,
     state_dir,
+    write_json,
     write_pid_file,
 )
 from k3dtui.sim.store import Store
@@ -95,12 +95,6 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
@@ -160,7 +154,7 @@ class Daemon:
         self.keeper.start()
         self.port = await self.api.start("127.0.0.1", self.port)
         write_json(self.folder / "network.json", self.cluster.network().to_json())
-        self.lb.write_file()
+        self.lb.published(changed=True)  # lb.json exists (empty) before anyone reads it
         write_json(self.folder / "state.json", self.state())
         if self.api.ca_pem:
             (self.folder / "ca.crt").write_text(self.api.ca_pem, encoding="utf-8")

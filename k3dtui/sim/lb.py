@@ -40,9 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import random
 import socket
 import struct
@@ -54,6 +52,7 @@ from k3dtui.sim import gvrs
 from k3dtui.sim.controllers import util
 from k3dtui.sim.controllers.base import Controller, Ctx, spawn
 from k3dtui.sim.statefiles import read_lb_file as read_lb_file  # re-exported
+from k3dtui.sim.statefiles import write_json
 from k3dtui.sim.store import Event
 
 log = logging.getLogger("k3dtui.sim.lb")
@@ -199,21 +198,26 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.transport.abort()
 
 
-class LoadBalancerController(Controller):
-    """Keeps one data-plane listener per (LoadBalancer Service with an IP, port)."""
+Wanted = dict[str, tuple[list[int], dict[int, str]]]  # listener key → (backend ports, port → address the pod sees)
 
-    watches = frozenset({gvrs.SERVICES, gvrs.ENDPOINTSLICES, gvrs.SERVICEL2STATUSES})
 
-    def __init__(self, ctx: Ctx, ports_of: Callable[[str], int | None], lb_file: Path | None) -> None:
+class _Listeners(Controller):
+    """Keeps the data plane's listeners of one kind of Service address as ``wanted()`` names
+    them: each listener's backends and, where kube-proxy rewrites the source, the address each
+    backend's pod sees. One sync at a time: a sync waiting for the lock sees every change made
+    before it, so a burst of events costs one sync, not one each. ``published(changed)`` then
+    tells the world (a file of the addresses)."""
+
+    watches = frozenset({gvrs.SERVICES, gvrs.ENDPOINTSLICES})
+
+    def __init__(self, ctx: Ctx, ports_of: Callable[[str], int | None], file: Path | None) -> None:
         super().__init__(ctx)
         self.ports_of = ports_of  # pod uid → loopback port of its server
-        self.lb_file = lb_file
-        self.mapping: dict[str, str] = {}
+        self.file = file
         self._lock = asyncio.Lock()
         self._backends: dict[str, list[int]] = {}
         self._snat: dict[str, dict[int, str]] = {}
         self._listeners: dict[str, int] = {}
-        self.changed: asyncio.Event = asyncio.Event()
         self._sync_queued = False
 
     @property
@@ -231,10 +235,66 @@ class LoadBalancerController(Controller):
             self._sync_queued = True
             spawn(self._sync())
 
-    def desired(self) -> dict[str, list[int]]:
-        return {k: ports for k, (ports, _) in self.routes().items()}
+    def wanted(self) -> Wanted:
+        raise NotImplementedError
 
-    def routes(self) -> dict[str, tuple[list[int], dict[int, str]]]:
+    def published(self, changed: bool) -> None:
+        """After a sync: ``changed`` when a listener came, went or moved to another port."""
+
+    async def _sync(self) -> None:
+        runtime = self.ctx.runtime
+        if runtime is None:
+            self._sync_queued = False
+            return
+        async with self._lock:
+            self._sync_queued = False
+            want = self.wanted()
+            changed = False
+            for key in list(self._listeners):
+                if key not in want:
+                    with contextlib.suppress(Exception):
+                        await runtime.remove_lb(key)
+                    del self._listeners[key]
+                    self._backends.pop(key, None)
+                    self._snat.pop(key, None)
+                    changed = True
+            for key, (ports, snat) in want.items():
+                if self._backends.get(key) == ports and self._snat.get(key) == snat and key in self._listeners:
+                    continue
+                try:
+                    port = await runtime.set_lb(key, ports, snat)
+                except Exception:
+                    log.exception("set_lb %s", key)
+                    continue
+                self._backends[key] = ports
+                self._snat[key] = snat
+                if self._listeners.get(key) != port:
+                    changed = True
+                self._listeners[key] = port
+            self.published(changed)
+
+    def forget(self) -> None:
+        """The data plane was replaced: every listener must be created again."""
+        self._listeners.clear()
+        self._backends.clear()
+        self._snat.clear()
+        self.enqueue("all")
+
+    def _write_json(self, data: Any) -> None:
+        if self.file is not None:
+            write_json(self.file, data, sort_keys=True)
+
+
+class LoadBalancerController(_Listeners):
+    """Keeps one data-plane listener per (LoadBalancer Service with an IP, port)."""
+
+    watches = frozenset({gvrs.SERVICES, gvrs.ENDPOINTSLICES, gvrs.SERVICEL2STATUSES})
+
+    def __init__(self, ctx: Ctx, ports_of: Callable[[str], int | None], lb_file: Path | None) -> None:
+        super().__init__(ctx, ports_of, lb_file)
+        self.mapping: dict[str, str] = {}
+
+    def wanted(self) -> Wanted:
         """Each listener's backends and, under ``Cluster``, the address each backend's pod sees."""
         cidrs = {
             str(n["metadata"]["name"]): str((n.get("spec") or {}).get("podCIDR") or "")
@@ -290,87 +350,25 @@ class LoadBalancerController(Controller):
                         out[f"{ip}:{sp.get('port')}"] = (ports, {p: a for p, a in snat.items() if a})
         return out
 
-    async def _sync(self) -> None:
-        runtime = self.ctx.runtime
-        if runtime is None:
-            self._sync_queued = False
-            return
-        async with self._lock:
-            self._sync_queued = False
-            want = self.routes()
-            changed = False
-            for key in list(self._listeners):
-                if key not in want:
-                    with contextlib.suppress(Exception):
-                        await runtime.remove_lb(key)
-                    del self._listeners[key]
-                    self._backends.pop(key, None)
-                    self._snat.pop(key, None)
-                    changed = True
-            for key, (ports, snat) in want.items():
-                if self._backends.get(key) == ports and self._snat.get(key) == snat and key in self._listeners:
-                    continue
-                try:
-                    port = await runtime.set_lb(key, ports, snat)
-                except Exception:
-                    log.exception("set_lb %s", key)
-                    continue
-                self._backends[key] = ports
-                self._snat[key] = snat
-                if self._listeners.get(key) != port:
-                    changed = True
-                self._listeners[key] = port
-            self.mapping = {k: f"127.0.0.1:{p}" for k, p in sorted(self._listeners.items())}
-            if changed:
-                self.write_file()
-            self.changed.set()
-
-    def forget(self) -> None:
-        """The data plane was replaced: every listener must be created again."""
-        self._listeners.clear()
-        self._backends.clear()
-        self._snat.clear()
-        self.enqueue("all")
-
-    def write_file(self) -> None:
-        if self.lb_file is None:
-            return
-        tmp = self.lb_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.mapping, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.lb_file)
+    def published(self, changed: bool) -> None:
+        self.mapping = {k: f"127.0.0.1:{p}" for k, p in sorted(self._listeners.items())}
+        if changed:
+            self._write_json(self.mapping)
 
 
-class ClusterIPController(Controller):
+class ClusterIPController(_Listeners):
     """One data-plane listener per (Service with a ClusterIP, TCP port): every ready endpoint,
     a random one per connection; the table the process containers resolve names with."""
 
-    watches = frozenset({gvrs.SERVICES, gvrs.ENDPOINTSLICES})
-
     def __init__(self, ctx: Ctx, ports_of: Callable[[str], int | None], table_file: Path | None) -> None:
-        super().__init__(ctx)
-        self.ports_of = ports_of  # pod uid → loopback port of its server
-        self.table_file = table_file
-        self._lock = asyncio.Lock()
-        self._backends: dict[str, list[int]] = {}
-        self._listeners: dict[str, int] = {}
+        super().__init__(ctx, ports_of, table_file)
         self.table: dict[str, Any] = {"services": {}, "ips": {}}
+        self._services: dict[str, Any] = {}  # the services table of the last wanted(), without listener ports
 
-    @property
-    def backends(self) -> dict[str, list[int]]:
-        return dict(self._backends)
-
-    def keys_for(self, event: Event) -> list[str]:
-        return ["all"]
-
-    def start(self) -> None:
-        self.enqueue("all")
-
-    def reconcile(self, key: str) -> None:
-        spawn(self._sync())
-
-    def routes(self) -> tuple[dict[str, list[int]], dict[str, Any]]:
-        """Each listener's backends (``cip/<ns>/<svc>:<port>``) and the services table
-        without listener ports."""
+    def wanted(self) -> Wanted:
+        """Each listener's backends (``cip/<ns>/<svc>:<port>``; no source rewrite: the pod sees
+        the client pod's address); the services table without listener ports is kept for
+        ``published``."""
         ready: dict[tuple[str, str], list[int]] = {}
         for es in self.store.iter(gvrs.ENDPOINTSLICES):
             svc_name = util.labels_of(es).get("kubernetes.io/service-name")
@@ -383,7 +381,7 @@ class ClusterIPController(Controller):
                     port = self.ports_of(str(uid))
                     if port is not None and port not in ports:
                         ports.append(port)
-        want: dict[str, list[int]] = {}
+        want: Wanted = {}
         services: dict[str, Any] = {}
         for svc in self.store.iter(gvrs.SERVICES):
             spec = svc.get("spec") or {}
@@ -396,50 +394,18 @@ class ClusterIPController(Controller):
                 if sp.get("protocol", "TCP") != "TCP" or sp.get("port") is None:
                     continue
                 key = f"cip/{ns}/{name}:{sp['port']}"
-                want[key] = sorted(ready.get((ns, name), []))
+                want[key] = (sorted(ready.get((ns, name), [])), {})
                 entry["ports"][str(sp["port"])] = key
             services[f"{name}.{ns}"] = entry
-        return want, services
+        self._services = services
+        return want
 
-    async def _sync(self) -> None:
-        runtime = self.ctx.runtime
-        if runtime is None:
-            return
-        async with self._lock:
-            want, services = self.routes()
-            for key in list(self._listeners):
-                if key not in want:
-                    with contextlib.suppress(Exception):
-                        await runtime.remove_lb(key)
-                    del self._listeners[key]
-                    self._backends.pop(key, None)
-            for key, ports in want.items():
-                if self._backends.get(key) == ports and key in self._listeners:
-                    continue
-                try:
-                    self._listeners[key] = await runtime.set_lb(key, ports, None)
-                except Exception:
-                    log.exception("set_lb %s", key)
-                    continue
-                self._backends[key] = ports
-            table: dict[str, Any] = {"services": {}, "ips": {}}
-            for svc_key, entry in sorted(services.items()):
-                listening = {p: self._listeners[k] for p, k in entry["ports"].items() if k in self._listeners}
-                table["services"][svc_key] = {"ip": entry["ip"], "ports": listening}
-                table["ips"][entry["ip"]] = svc_key
-            if table != self.table:
-                self.table = table
-                self.write_file()
-
-    def forget(self) -> None:
-        """The data plane was replaced: every listener must be created again."""
-        self._listeners.clear()
-        self._backends.clear()
-        self.enqueue("all")
-
-    def write_file(self) -> None:
-        if self.table_file is None:
-            return
-        tmp = self.table_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.table, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, self.table_file)
+    def published(self, changed: bool) -> None:
+        table: dict[str, Any] = {"services": {}, "ips": {}}
+        for svc_key, entry in sorted(self._services.items()):
+            listening = {p: self._listeners[k] for p, k in entry["ports"].items() if k in self._listeners}
+            table["services"][svc_key] = {"ip": entry["ip"], "ports": listening}
+            table["ips"][entry["ip"]] = svc_key
+        if table != self.table:
+            self.table = table
+            self._write_json(table)

@@ -21,6 +21,13 @@ def state_dir(name: str, *, create: bool = False) -> Path:
 
 
 
+def write_json(path: Path, data: Any, *, sort_keys: bool = False) -> None:
+    """``data`` as JSON into ``path``, atomically: a reader sees the old file or the new one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=sort_keys) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
 PID_FILE = "pid"
 
 
