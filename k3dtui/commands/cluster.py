@@ -259,11 +259,21 @@ def cmd_attached_status(args: argparse.Namespace, attached: Any) -> int:
     if args.json:
         print(json.dumps(data, indent=2, default=str))
         return 0
-    mode = "allow-changes" if attached.allow_changes else "read-only"
-    print(f"attached · {data['context']} · ns {data['namespace']} · {data['app']} ({mode})")
+    print(f"attached · {data['context']} · ns {data['namespace']} · {data['app']} ({attached.mode_text})")
     print(f"  server {data['server']}")
     if data.get("nodes_from_pods"):
         print("  (no permission to list nodes: nodes are those the pods name)")
+    _print_nodes_and_deployment(data)
+    svc = data.get("service")
+    if svc:
+        print(f"  service {svc['name']}: EXTERNAL-IP {svc['external_ip'] or '<none>'} port {svc['port']}")
+    else:
+        print("  service: none selects the app's pods (load then needs --url or --in-cluster)")
+    return 0
+
+
+def _print_nodes_and_deployment(data: dict[str, Any]) -> None:
+    """``status``'s lines of each node with its pods, the unscheduled pods and the Deployment."""
     for node in data["nodes"]:
         ready = "Ready" if node["ready"] else "NotReady"
         print(f"  node {node['name']:<28} {','.join(node['roles']):<22} {ready:<9} {node['ip']}")
@@ -275,12 +285,6 @@ def cmd_attached_status(args: argparse.Namespace, attached: Any) -> int:
     dep = data.get("deployment")
     if dep:
         print(f"  deployment {dep['name']}: {dep['ready']}/{dep['replicas']} ready")
-    svc = data.get("service")
-    if svc:
-        print(f"  service {svc['name']}: EXTERNAL-IP {svc['external_ip'] or '<none>'} port {svc['port']}")
-    else:
-        print("  service: none selects the app's pods (load then needs --url)")
-    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -322,19 +326,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         print("  the cluster exists but is stopped")
         print(f"  {data['fix']}")
         return EXIT_STOPPED
-    for node in data["nodes"]:
-        roles = ",".join(node["roles"])
-        ready = "Ready" if node["ready"] else "NotReady"
-        print(f"  node {node['name']:<28} {roles:<22} {ready:<9} {node['ip']}")
-        for pod in node["pods"]:
-            flag = "ready" if pod["ready"] else "not ready"
-            print(f"      pod {pod['name']:<34} {pod['status']:<18} {flag:<10} {pod['ip']}")
-    for pod in data.get("unscheduled") or []:
-        print(f"  unscheduled pod {pod['name']} {pod['status']}")
-    dep = data.get("deployment")
-    if dep:
-        print(f"  deployment {dep['name']}: {dep['ready']}/{dep['replicas']} ready")
-    else:
+    _print_nodes_and_deployment(data)
+    if not data.get("deployment"):
         print("  deployment: not deployed")
     svc = data.get("service")
     if svc:
