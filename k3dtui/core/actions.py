@@ -66,6 +66,16 @@ def _controller_ref(meta: Obj) -> Obj | None:
     return None
 
 
+def failure(api: Callable[[], client.ApiClient], exc: BaseException, what: str) -> ActionResult:
+    """One line: what could not be done and why (``core.kubeerrors`` says why, naming the API
+    server of ``api()`` when one can be made)."""
+    try:
+        host = str(api().configuration.host)
+    except Exception:
+        host = ""
+    return ActionResult(False, f"could not {what}: {translate(exc, host=host)}")
+
+
 class Actions:
     """The app's actions against the API server (one ``ApiClient`` from ``api``), confined to
     the app named by ``identity`` (its namespace, ``app`` label, Deployment, replica bounds)."""
@@ -289,10 +299,4 @@ class Actions:
         return f"{self.min_replicas}..{self.max_replicas}"
 
     def _failure(self, exc: BaseException, what: str) -> ActionResult:
-        """One line: what could not be done and why (``core.kubeerrors`` says why)."""
-        host = ""
-        try:
-            host = str(self._api().configuration.host)
-        except Exception:
-            host = ""
-        return ActionResult(False, f"could not {what}: {translate(exc, host=host)}")
+        return failure(self._api, exc, what)

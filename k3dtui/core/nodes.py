@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
-from k3dtui.core.actions import REQUEST_TIMEOUT, ActionResult
+from k3dtui.core.actions import REQUEST_TIMEOUT, ActionResult, failure
 from k3dtui.core.clock import MONOTONIC, Clock
 from k3dtui.core.identity import APP, AppIdentity
 from k3dtui.core.kubeerrors import is_status, translate
@@ -336,9 +336,4 @@ class NodeActions:
         return ActionResult(True, "; ".join(parts))
 
     def _failure(self, exc: BaseException, what: str) -> ActionResult:
-        host = ""
-        try:
-            host = str(self._api().configuration.host)
-        except Exception:
-            host = ""
-        return ActionResult(False, f"could not {what}: {translate(exc, host=host)}")
+        return failure(self._api, exc, what)
