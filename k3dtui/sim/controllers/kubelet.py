@@ -141,14 +141,7 @@ class Kubelet(Controller):
                 task = tasks.pop(uid, None)
                 if task is not None:
                     task.cancel()
-            await self.procs.forget(uid)
-            had_server = self.ports.pop(uid, None) is not None or uid in self._starting
-            self._starting.discard(uid)
-            if had_server and self.ctx.runtime is not None:
-                try:
-                    await self.ctx.runtime.stop_pod(uid)
-                except Exception:
-                    log.exception("stop_pod %s", uid)
+            await self._stop_containers(uid)
 
     def start_node(self, node: str) -> None:
         """The node's container starts again: pods deleted meanwhile finish terminating, the
@@ -239,8 +232,12 @@ class Kubelet(Controller):
         ip = self.pod_ips.pop(uid, None)
         if ip:
             self._used_ips.discard(ip)
-        await self.procs.forget(uid)
+        await self._stop_containers(uid)
         self.procs.remove_folder(uid)
+
+    async def _stop_containers(self, uid: str) -> None:
+        """The pod's process container, and its HTTP server in the data plane, gone."""
+        await self.procs.forget(uid)
         had_server = self.ports.pop(uid, None) is not None or uid in self._starting
         self._starting.discard(uid)
         if had_server and self.ctx.runtime is not None:
