@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import math
-import socket
 import sys
 from dataclasses import replace
 from typing import Any
@@ -182,24 +181,6 @@ def with_every_pod(snap: LoadSnapshot, pods: dict[str, str]) -> LoadSnapshot:
     return replace(snap, per_pod=per_pod, per_node=per_node)
 
 
-def preflight(url: str, timeout: float) -> None:
-    """Fail fast, with one line, when nothing answers at the target."""
-    from k3dtui.core.loadworker import parse_url
-
-    host, port, _path, _netloc = parse_url(url)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return
-    except OSError as exc:
-        why = exc.strerror or exc.__class__.__name__
-        if isinstance(exc, TimeoutError):
-            why = f"no answer within {timeout:g} s"
-        raise K3dtuiError(
-            f"cannot connect to {url}: {why}",
-            hint="check the address, or that the app is running (`k3dtui status`)",
-        ) from None
-
-
 # --- output ---
 def result_json(snap: LoadSnapshot) -> dict[str, Any]:
     lat = snap.latency_ms_total
@@ -319,7 +300,7 @@ def in_cluster_options(args: argparse.Namespace) -> tuple[int, str] | None:
 
 def run(args: argparse.Namespace) -> int:
     from k3dtui.commands.attach import attached_for
-    from k3dtui.core.load import LoadGenerator
+    from k3dtui.core.load import LoadGenerator, preflight
     from k3dtui.core.loadplan import DIRECT, make_generator, plan_load
 
     # attached: in-cluster load (a Job in the app's namespace) changes the cluster

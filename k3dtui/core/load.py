@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import socket
 import sys
 import threading
 import time
@@ -33,7 +34,7 @@ from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-from k3dtui.core.errors import UsageError
+from k3dtui.core.errors import K3dtuiError, UsageError
 from k3dtui.core.loadworker import (
     ERROR_KINDS,
     identity_missing,
@@ -86,6 +87,22 @@ def validate_settings(settings: LoadSettings, *, need_url: bool = True) -> None:
             parse_url(settings.url)
         except ValueError as exc:
             raise UsageError(f"{exc}; give http://host:port/path") from None
+
+
+def preflight(url: str, timeout: float) -> None:
+    """Fail fast, with one line, when nothing answers at the target."""
+    host, port, _path, _netloc = parse_url(url)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return
+    except OSError as exc:
+        why = exc.strerror or exc.__class__.__name__
+        if isinstance(exc, TimeoutError):
+            why = f"no answer within {timeout:g} s"
+        raise K3dtuiError(
+            f"cannot connect to {url}: {why}",
+            hint="check the address, or that the app is running (`k3dtui status`)",
+        ) from None
 
 
 def _has_fd(stream: Any) -> bool:

@@ -621,18 +621,15 @@ class AttachedBackend(CoreBackend):
             settings = replace(settings, identity=self.identity)
         if self._in_cluster:
             return self._start_in_cluster(settings, on_load)
-        import socket
-
+        from k3dtui.core.load import preflight
         from k3dtui.core.target import service_url
         from k3dtui.providers import sim_dial_for
 
         url = service_url(self.attached, sim_dial_for(self.attached.server))  # its LoadBalancer address
-        host, _, port = url[len("http://"):].rstrip("/").rpartition(":")
         try:
-            socket.create_connection((host.strip("[]"), int(port)), timeout=2.0).close()
-        except OSError as exc:
-            raise UsageError(f"this machine cannot reach {url}: {exc.strerror or type(exc).__name__}",
-                             "press w to run the load inside the cluster (with --allow-changes)") from None
+            preflight(url, 2.0)
+        except K3dtuiError as exc:
+            raise UsageError(exc.message, "press w to run the load inside the cluster (with --allow-changes)") from None
         settings = replace(settings, url=url)
         if self._load is not None:
             self._load.close()
