@@ -196,6 +196,14 @@ class CoreBackend(CoreValidation):
     def __init__(
         self, name: str, *, force_sim: bool, read_only: bool = False, provider: Any = None
     ) -> None:
+        self._init_state(read_only=read_only, force_sim=force_sim)
+        if provider is not None:
+            self._provider, self._reason = provider, f"{provider.kind}: given"
+        else:
+            self._select(name)
+
+    def _init_state(self, *, read_only: bool, force_sim: bool) -> None:
+        """What every backend starts with: no live cluster, no load, no session yet."""
         self.read_only = read_only
         self._force_sim = force_sim
         self._live: Any = None
@@ -207,10 +215,6 @@ class CoreBackend(CoreValidation):
         self._load_where = ""
         self._in_cluster = False
         self._workers = 2
-        if provider is not None:
-            self._provider, self._reason = provider, f"{provider.kind}: given"
-        else:
-            self._select(name)
 
     def _select(self, name: str) -> None:
         from k3dtui.providers import select_provider
@@ -521,19 +525,8 @@ class AttachedBackend(CoreBackend):
     def __init__(self, attached: Any, *, read_only: bool = False, identity: str = "") -> None:
         self.attached = attached
         self.identity = identity  # --identity: where the app's responses name their pod ("" = X-Pod)
-        self._in_cluster = False
-        self._workers = 2
-        self.read_only = read_only or not attached.allow_changes
-        self._force_sim = False
-        self._live = None
-        self._load = None
-        self._reader = None
-        self._relay = _Relay()
-        self._session = None
-        self._steps_lock = threading.Lock()
-        self._load_where = ""
-        self._provider = None
-        self._reason = "attached"
+        self._init_state(read_only=read_only or not attached.allow_changes, force_sim=False)
+        self._provider, self._reason = None, "attached"
 
     def header(self) -> HeaderInfo:
         a = self.attached
