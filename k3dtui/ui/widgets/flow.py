@@ -52,23 +52,20 @@ def flow_parts(service: ServiceView | None, load: LoadSnapshot | None, *, compac
     if inside:  # the in-cluster load's workers dial the Service's ClusterIP: no ARP, no external policy
         path.append("" if compact else f"{len(workers)} worker pods → ", style="dim")
         path.append(f"{service.name} ClusterIP", style="bold magenta")
+        path.append(" → kube-proxy ", style="dim")
+        path.append("any ready pod", style="bold")
     else:
         if not compact:
             path.append("client → ", style="dim")
         path.append(service.external_ip, style="bold magenta")
-    if inside:
-        pass  # no announcement on this path
-    elif service.announcing_node:
-        path.append(" ARP " if compact else " (ARP: ", style="dim")
-        path.append(short_node_name(service.announcing_node), style="bold")
-        path.append("" if compact else ")", style="dim")
-    else:
-        why = "no ready pod on any node, Local" if policy == "Local" else "no speaker"
-        path.append(f" (no node announces: {why})", style="bold yellow")
-    path.append(" → kube-proxy ", style="dim")
-    if inside:
-        path.append("any ready pod", style="bold")
-    else:
+        if service.announcing_node:
+            path.append(" ARP " if compact else " (ARP: ", style="dim")
+            path.append(short_node_name(service.announcing_node), style="bold")
+            path.append("" if compact else ")", style="dim")
+        else:
+            why = "no ready pod on any node, Local" if policy == "Local" else "no speaker"
+            path.append(f" (no node announces: {why})", style="bold yellow")
+        path.append(" → kube-proxy ", style="dim")
         path.append(policy, style="bold cyan" if policy == "Local" else "bold")
     path.append(" → ", style="dim")
     if load is None or not load.responses:
