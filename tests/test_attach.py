@@ -472,3 +472,16 @@ def test_attach_and_load_check_their_options_before_anything(user_kubeconfig: Pa
     assert code == 2 and "--selector 'app in ('" in err
     code, _out, err = run(capsys, "load", "--duration", "1", *target(user_kubeconfig))
     assert code == 2 and "service web (LoadBalancer) has no external address this machine can dial" in err
+
+
+def test_load_to_an_address_this_machine_cannot_reach_suggests_the_in_cluster_load(
+        shop: SimHandle, user_kubeconfig: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    code, _out, err = run(capsys, "load", "--url", f"http://127.0.0.1:{closed}/", "--duration", "1",
+                          *target(user_kubeconfig))
+    assert code == 1 and f"cannot connect to http://127.0.0.1:{closed}/" in err
+    assert "run the load inside the cluster (--in-cluster --allow-changes)" in err and "Traceback" not in err

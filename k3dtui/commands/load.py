@@ -312,11 +312,6 @@ def run(args: argparse.Namespace) -> int:
         from k3dtui.providers import sim_dial_for
 
         args.url = service_url(args.attached, sim_dial_for(args.attached.server))
-        try:
-            preflight(args.url, 3.0)
-        except K3dtuiError as exc:
-            raise K3dtuiError(exc.message, "this machine may not reach the cluster's load balancer: run the load "
-                              "inside the cluster (--in-cluster --allow-changes), or give --url") from None
     settings = settings_from_args(args, url=args.url or "")
     max_share = _share(args)
     in_cluster = in_cluster_options(args)
@@ -339,7 +334,13 @@ def run(args: argparse.Namespace) -> int:
         kube = Kube(asyncio.run(provider.kubeconfig()))
     settings = settings_from_args(args, url=url)
     if plan is None or plan.where == DIRECT:
-        preflight(url, settings.timeout)
+        try:
+            preflight(url, settings.timeout)
+        except K3dtuiError as exc:
+            if args.attached is None:
+                raise
+            raise K3dtuiError(exc.message, "this machine may not reach the cluster's load balancer: run the load "
+                              "inside the cluster (--in-cluster --allow-changes), or give --url") from None
     live = sys.stderr.isatty() and not args.json
     interrupted = False
     trail = Trail()
